@@ -1,0 +1,1 @@
+//! Authorization policies (placeholder while the module is written).

@@ -1,0 +1,1 @@
+//! axum extractors (placeholder)

@@ -1,0 +1,274 @@
+//! The two error families: [`ConfigError`] (building, loading configuration and certificates)
+//! and the inbound runtime error [`AuthError`]. The outbound runtime error is
+//! [`TokenError`](crate::credentials::TokenError).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+
+use http::{HeaderValue, StatusCode};
+
+/// An error found while building a validator, a client or a layer, or while loading
+/// configuration or a certificate. These surface at startup, never per request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required setting is missing.
+    #[error("missing setting `{key}`: {hint}")]
+    Missing {
+        /// The configuration key, in the `Section:Key` form.
+        key: &'static str,
+        /// What to put there.
+        hint: &'static str,
+    },
+    /// A setting has a value that cannot be used.
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid {
+        /// The configuration key, in the `Section:Key` form.
+        key: String,
+        /// Why the value cannot be used.
+        reason: String,
+    },
+    /// A URL that must be `https` uses another scheme (plain `http` is only allowed for
+    /// loopback addresses, for local testing).
+    #[error("`{url}` must use https (plain http is allowed only for 127.0.0.1, ::1 and localhost)")]
+    InsecureUrl {
+        /// The refused URL.
+        url: String,
+    },
+    /// A file could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A configuration file is not valid JSON of the expected shape.
+    #[error("cannot parse configuration `{}`", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A certificate or private key could not be loaded.
+    #[error(transparent)]
+    Certificate(#[from] crate::credentials::CertificateError),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// A named authorization policy was not registered.
+    #[error("no authorization policy named `{name}` is registered (known: {known})")]
+    UnknownPolicy {
+        /// The requested policy name.
+        name: String,
+        /// The names that are registered, comma separated.
+        known: String,
+    },
+}
+
+/// What kind of check rejected a request; stable, for metrics and custom responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No `Authorization: Bearer` header.
+    MissingToken,
+    /// The `Authorization` header is not a single well-formed bearer credential.
+    MalformedHeader,
+    /// The token is not a well-formed JWS compact serialization with JSON header and claims.
+    MalformedToken,
+    /// The token is larger than the configured limit.
+    TokenTooLarge,
+    /// The header's `alg` is not in the allow-list.
+    DisallowedAlgorithm,
+    /// No signing key with the token's `kid` is published by the authority.
+    UnknownSigningKey,
+    /// The signature does not verify with the authority's key.
+    InvalidSignature,
+    /// The `iss` claim is not an accepted issuer.
+    InvalidIssuer,
+    /// The `tid` claim names a tenant that is not allowed, or is missing.
+    InvalidTenant,
+    /// The `aud` claim does not name this API.
+    InvalidAudience,
+    /// The token has expired.
+    Expired,
+    /// The token is not valid yet (`nbf` in the future).
+    NotYetValid,
+    /// A required claim is missing or has the wrong type.
+    InvalidClaim,
+    /// The signing keys could not be obtained from the authority yet; the token could not be
+    /// checked. Answered with 503 and `Retry-After`, not 401: the caller did nothing wrong.
+    KeysUnavailable,
+}
+
+impl AuthErrorKind {
+    /// A short stable name, e.g. `invalid_audience`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::MalformedHeader => "malformed_header",
+            Self::MalformedToken => "malformed_token",
+            Self::TokenTooLarge => "token_too_large",
+            Self::DisallowedAlgorithm => "disallowed_algorithm",
+            Self::UnknownSigningKey => "unknown_signing_key",
+            Self::InvalidSignature => "invalid_signature",
+            Self::InvalidIssuer => "invalid_issuer",
+            Self::InvalidTenant => "invalid_tenant",
+            Self::InvalidAudience => "invalid_audience",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::InvalidClaim => "invalid_claim",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+impl fmt::Display for AuthErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why an inbound request was not authenticated.
+///
+/// The reason names the check, the expected and the actual value; it never contains token
+/// bytes, so it is safe to log and to send back in `WWW-Authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    reason: Cow<'static, str>,
+}
+
+impl AuthError {
+    /// A new error of the given kind.
+    pub fn new(kind: AuthErrorKind, reason: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            reason: reason.into(),
+        }
+    }
+
+    /// No bearer token was presented.
+    pub fn missing_token() -> Self {
+        Self::new(AuthErrorKind::MissingToken, "no bearer token")
+    }
+
+    /// The kind of check that failed.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The human reason.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The HTTP status to answer with: 401, or 503 when the keys are not available yet.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            AuthErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The RFC 6750 `WWW-Authenticate` value: a bare `Bearer` challenge when no token was
+    /// presented, `Bearer error="invalid_request"` for a malformed header, otherwise
+    /// `Bearer error="invalid_token", error_description="…"`. `None` for 503.
+    pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        let value = match self.kind {
+            AuthErrorKind::KeysUnavailable => return None,
+            AuthErrorKind::MissingToken => return Some(HeaderValue::from_static("Bearer")),
+            AuthErrorKind::MalformedHeader => format!(
+                "Bearer error=\"invalid_request\", error_description=\"{}\"",
+                quoted_string(&self.reason)
+            ),
+            _ => format!(
+                "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                quoted_string(&self.reason)
+            ),
+        };
+        // quoted_string keeps only visible ASCII, so this cannot fail; fall back regardless.
+        Some(HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer")))
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.reason)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Makes `s` safe inside an RFC 7230 quoted-string and within RFC 6750's
+/// `error_description` character set (%x20-21 / %x23-5B / %x5D-7E): drops `"` and `\`
+/// and replaces anything outside visible ASCII with `?`.
+pub(crate) fn quoted_string(s: &str) -> String {
+    s.chars()
+        .take(512)
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn www_authenticate_per_kind() {
+        struct Case {
+            name: &'static str,
+            error: AuthError,
+            status: u16,
+            header: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                name: "missing token gets a bare challenge",
+                error: AuthError::missing_token(),
+                status: 401,
+                header: Some("Bearer"),
+            },
+            Case {
+                name: "invalid token carries the reason",
+                error: AuthError::new(AuthErrorKind::Expired, "the token expired at 10"),
+                status: 401,
+                header: Some(
+                    "Bearer error=\"invalid_token\", error_description=\"the token expired at 10\"",
+                ),
+            },
+            Case {
+                name: "quotes and control characters are neutralised",
+                error: AuthError::new(AuthErrorKind::InvalidIssuer, "a\"b\\c\nd"),
+                status: 401,
+                header: Some(
+                    "Bearer error=\"invalid_token\", error_description=\"a'b'c?d\"",
+                ),
+            },
+            Case {
+                name: "keys unavailable is 503 without a challenge",
+                error: AuthError::new(AuthErrorKind::KeysUnavailable, "down"),
+                status: 503,
+                header: None,
+            },
+        ];
+        for case in cases {
+            assert_eq!(case.error.status().as_u16(), case.status, "{}", case.name);
+            let header = case.error.www_authenticate();
+            assert_eq!(
+                header.as_ref().map(|h| h.to_str().unwrap()),
+                case.header,
+                "{}",
+                case.name
+            );
+        }
+    }
+}

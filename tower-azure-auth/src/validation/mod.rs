@@ -1,0 +1,5 @@
+//! Token validation (placeholder).
+
+/// Placeholder.
+#[derive(Debug, Clone)]
+pub struct TokenValidator;
