@@ -1,1 +1,75 @@
-//! axum extractors (placeholder)
+//! axum extractors: [`Claims`] (401 when the request was not authenticated) and
+//! `Option<Claims>`.
+//!
+//! The claims are put into the request by
+//! [`ValidateAccessTokenLayer`](crate::layers::ValidateAccessTokenLayer).
+//!
+//! ```
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{body::Body, routing::get, Router};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//! use tower_azure_auth::Claims;
+//!
+//! async fn whoami(claims: Claims) -> String {
+//!     claims.client_id().unwrap_or("unknown").to_owned()
+//! }
+//! async fn maybe(claims: Option<Claims>) -> &'static str {
+//!     if claims.is_some() { "authenticated" } else { "anonymous" }
+//! }
+//! let app = Router::new().route("/whoami", get(whoami)).route("/maybe", get(maybe));
+//!
+//! let response = app.clone().oneshot(Request::get("/whoami").body(Body::empty())?).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//!
+//! let mut request = Request::get("/whoami").body(Body::empty())?;
+//! request.extensions_mut().insert(Claims::from_json(serde_json::json!({"azp": "caller"}))?);
+//! let response = app.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! let response = app.oneshot(Request::get("/maybe").body(Body::empty())?).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
+//! ```
+
+use ::axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use ::axum::response::{IntoResponse, Response};
+use http::request::Parts;
+
+use crate::claims::Claims;
+use crate::error::AuthError;
+use crate::rejection::Rejection;
+
+/// The rejection of the [`Claims`] extractor: 401 with `WWW-Authenticate: Bearer`.
+#[derive(Debug)]
+pub struct MissingClaims;
+
+impl IntoResponse for MissingClaims {
+    fn into_response(self) -> Response {
+        Rejection::unauthenticated(&AuthError::missing_token()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Claims {
+    type Rejection = MissingClaims;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Claims>()
+            .cloned()
+            .ok_or(MissingClaims)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Claims {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Claims>().cloned())
+    }
+}

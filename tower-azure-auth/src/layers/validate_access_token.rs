@@ -1,8 +1,284 @@
-//! Inbound layer (placeholder).
+//! [`ValidateAccessTokenLayer`]: authenticates requests with an `Authorization: Bearer` access
+//! token and puts the verified [`Claims`] into the request extensions.
+//!
+//! Refusals follow RFC 6750 (see [`Rejection`]): `401` with `WWW-Authenticate: Bearer` when
+//! there is no token, `401` with `Bearer error="invalid_token", error_description="…"` when the
+//! token is refused, `503` with `Retry-After` while the authority's keys could not be fetched
+//! yet. The inner service's error type is unchanged; [`ValidateAccessTokenLayer::with_rejection`]
+//! swaps the response builder.
+//!
+//! Layer order: this layer must run before the authorization layers
+//! ([`RequireRole`](crate::layers::RequireRole), [`RequirePolicy`](crate::layers::RequirePolicy)),
+//! which read the claims it inserts. In axum, `.layer()` calls wrap what is above them, so add
+//! the authorization layer first (per route) and this one after (router-wide).
+//!
+//! ```
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{body::Body, routing::get, Router};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//! use tower_azure_auth::layers::ValidateAccessTokenLayer;
+//! use tower_azure_auth::{Authority, TokenValidator};
+//!
+//! let validator = TokenValidator::builder(Authority::entra("https://login.microsoftonline.com/", "contoso.onmicrosoft.com")?)
+//!     .client_id("b178f3a5-7588-492a-924f-72d7887b7e48")
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/weatherforecast", get(|| async { "sunny" }))
+//!     .layer(ValidateAccessTokenLayer::new(validator));
+//!
+//! let response = app
+//!     .oneshot(Request::get("/weatherforecast").body(Body::empty())?)
+//!     .await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer");
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
+//! ```
 
-/// Placeholder.
-#[derive(Debug, Clone)]
-pub struct ValidateAccessTokenLayer;
-/// Placeholder.
-#[derive(Debug, Clone)]
-pub struct ValidateAccessToken;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::claims::Claims;
+use crate::error::AuthError;
+use crate::rejection::Rejection;
+use crate::validation::{bearer_token, may_resolve_after_refresh, TokenValidator};
+
+/// Builds the response sent when authentication fails.
+pub trait OnRejection<B>: Clone {
+    /// The response for this error.
+    fn on_rejection(&self, error: &AuthError) -> Response<B>;
+}
+
+/// The RFC 6750 responses of [`Rejection::unauthenticated`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejection;
+
+impl<B: From<Bytes>> OnRejection<B> for DefaultRejection {
+    fn on_rejection(&self, error: &AuthError) -> Response<B> {
+        Rejection::unauthenticated(error).into_response()
+    }
+}
+
+impl<B, F> OnRejection<B> for F
+where
+    F: Fn(&AuthError) -> Response<B> + Clone,
+{
+    fn on_rejection(&self, error: &AuthError) -> Response<B> {
+        self(error)
+    }
+}
+
+/// Validates bearer tokens; see the [module docs](self).
+#[derive(Clone)]
+pub struct ValidateAccessTokenLayer<R = DefaultRejection> {
+    validator: TokenValidator,
+    rejection: R,
+}
+
+impl<R> fmt::Debug for ValidateAccessTokenLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidateAccessTokenLayer")
+            .field("validator", &self.validator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ValidateAccessTokenLayer {
+    /// A layer that validates with `validator` and answers refusals per RFC 6750.
+    pub fn new(validator: TokenValidator) -> Self {
+        Self {
+            validator,
+            rejection: DefaultRejection,
+        }
+    }
+}
+
+impl<R> ValidateAccessTokenLayer<R> {
+    /// Swaps the refusal response builder (a closure `Fn(&AuthError) -> Response<B>` or an
+    /// [`OnRejection`] implementation).
+    pub fn with_rejection<R2>(self, rejection: R2) -> ValidateAccessTokenLayer<R2> {
+        ValidateAccessTokenLayer {
+            validator: self.validator,
+            rejection,
+        }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for ValidateAccessTokenLayer<R> {
+    type Service = ValidateAccessToken<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ValidateAccessToken {
+            inner,
+            validator: self.validator.clone(),
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+/// The service of [`ValidateAccessTokenLayer`].
+#[derive(Clone)]
+pub struct ValidateAccessToken<S, R = DefaultRejection> {
+    inner: S,
+    validator: TokenValidator,
+    rejection: R,
+}
+
+impl<S: fmt::Debug, R> fmt::Debug for ValidateAccessToken<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidateAccessToken")
+            .field("inner", &self.inner)
+            .field("validator", &self.validator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R> ValidateAccessToken<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for ValidateAccessToken<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    R: OnRejection<ResBody> + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let token = bearer_token(
+            request
+                .headers()
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(|v| v.as_bytes()),
+        );
+        let token = match token {
+            Ok(token) => token,
+            Err(error) => {
+                tracing::debug!(target: "tower_azure_auth::validation", kind = %error.kind(), reason = error.reason(), "request refused");
+                return ResponseFuture::rejected(self.rejection.on_rejection(&error));
+            }
+        };
+        match self.validator.validate_with_current_keys(token) {
+            Ok(claims) => {
+                request.extensions_mut().insert(claims);
+                ResponseFuture::inner(self.inner.call(request))
+            }
+            Err(error) if may_resolve_after_refresh(&error) => {
+                // Slow path (unknown kid or no keys yet): may wait for a key refresh.
+                let token = token.to_owned();
+                let validator = self.validator.clone();
+                let rejection = self.rejection.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::boxed(Box::pin(async move {
+                    match validator.validate(&token).await {
+                        Ok(claims) => {
+                            request.extensions_mut().insert::<Claims>(claims);
+                            inner.call(request).await
+                        }
+                        Err(error) => Ok(rejection.on_rejection(&error)),
+                    }
+                }))
+            }
+            Err(error) => ResponseFuture::rejected(self.rejection.on_rejection(&error)),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ValidateAccessToken`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<B>> },
+        Boxed { future: BoxFuture<Result<Response<B>, E>> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    fn inner(future: F) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    fn rejected(response: Response<B>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn boxed(future: BoxFuture<Result<Response<B>, E>>) -> Self {
+        Self {
+            state: State::Boxed { future },
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Rejected { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            StateProj::Boxed { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
+        }
+    }
+}

@@ -1,5 +1,1100 @@
-//! Token validation (placeholder).
+//! [`TokenValidator`]: the one place that decides whether an access token is valid.
+//!
+//! It checks, in order: the token's size and shape; the header's `alg` against an allow-list
+//! (RS256 by default; never `none` or HMAC); the signature with the authority's published key
+//! named by `kid` (keys come from OpenID Connect discovery, never from the token: `jwk`, `jku`,
+//! `x5u` and `x5c` headers play no part); `exp` (required) and `nbf` with 5 minutes of leeway;
+//! the issuer by Entra's rules (v1 and v2 issuers, the `{tenantid}` template of multi-tenant
+//! metadata, an allowed-tenants list, the signing key's own `issuer`) or, for any other OpenID
+//! Connect authority, exactly the metadata's `issuer`; the audience (configured, or per token
+//! version as Microsoft.Identity.Web does: `ClientId` for v2, `api://ClientId` for v1); and that
+//! the token carries `scp` or `roles`.
+//!
+//! Keys live in an [`ArcSwap`](arc_swap::ArcSwap): validation never waits on a lock. They are
+//! refreshed in the background every 12 hours; a token signed with an unknown `kid` triggers one
+//! refresh at most every 5 minutes, single flight, whatever the number of requests; a failed
+//! refresh keeps the last known good keys. While no keys could be fetched yet (the authority is
+//! down at start), tokens are refused with [`AuthErrorKind::KeysUnavailable`] — 503 with
+//! `Retry-After` — and the validator recovers by itself.
+//!
+//! ```
+//! # async fn example() -> Result<(), tower_azure_auth::ConfigError> {
+//! use tower_azure_auth::{AzureAdOptions, TokenValidator};
+//!
+//! let options: AzureAdOptions = tower_azure_auth::config::ConfigSource::from_json_str(r#"{
+//!   "AzureAd": {
+//!     "Instance": "https://login.microsoftonline.com/",
+//!     "TenantId": "7ff95b15-dc21-4ba6-bc92-824856578fc1",
+//!     "ClientId": "b178f3a5-7588-492a-924f-72d7887b7e48"
+//!   }
+//! }"#)?.section("AzureAd")?;
+//! let validator = TokenValidator::new(&options)?;
+//! let error = validator.validate("not-a-token").await.unwrap_err();
+//! assert_eq!(error.status(), 401);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
+//! ```
 
-/// Placeholder.
-#[derive(Debug, Clone)]
-pub struct TokenValidator;
+mod keys;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use url::Url;
+
+use self::keys::KeySet;
+use crate::authority::{Authority, FetchError, HttpClient, OidcMetadata};
+use crate::claims::{numeric_date, Claims, TokenVersion};
+use crate::clock::{self, SharedClock};
+use crate::config::AzureAdOptions;
+use crate::error::{AuthError, AuthErrorKind, ConfigError};
+
+const TARGET: &str = "tower_azure_auth::validation";
+
+/// Validates access tokens. Cheap to clone; share one per API.
+#[derive(Clone)]
+pub struct TokenValidator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    authority: Authority,
+    http: HttpClient,
+    clock: SharedClock,
+    audiences: Vec<String>,
+    default_audience_client_id: Option<String>,
+    allowed_tenants: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: u64,
+    max_token_size: usize,
+    require_scope_or_role: bool,
+    refresh_interval: Duration,
+    min_forced_refresh_interval: Duration,
+    unavailable_retry_interval: Duration,
+    snapshot: ArcSwapOption<Snapshot>,
+    refresh_lock: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    last_forced: Mutex<Option<SystemTime>>,
+    fetches: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    keys: KeySet,
+    /// The v2 (or only) metadata's `issuer`.
+    issuer: String,
+    /// The v1 metadata's `issuer` (Entra only).
+    v1_issuer: Option<String>,
+}
+
+impl fmt::Debug for TokenValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let snapshot = self.inner.snapshot.load();
+        f.debug_struct("TokenValidator")
+            .field("authority", &self.inner.authority)
+            .field("audiences", &self.inner.audiences)
+            .field("algorithms", &self.inner.algorithms)
+            .field("keys", &snapshot.as_ref().map(|s| s.keys.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`TokenValidator`].
+#[derive(Debug)]
+#[must_use]
+pub struct TokenValidatorBuilder {
+    authority: Authority,
+    client_id: Option<String>,
+    audiences: Vec<String>,
+    allowed_tenants: Vec<String>,
+    algorithms: Vec<String>,
+    leeway: Duration,
+    max_token_size: usize,
+    require_scope_or_role: bool,
+    clock: SharedClock,
+    http: Option<HttpClient>,
+    refresh_interval: Duration,
+    min_forced_refresh_interval: Duration,
+    unavailable_retry_interval: Duration,
+}
+
+impl TokenValidatorBuilder {
+    /// This API's client id: the default audience (`ClientId` for v2 tokens,
+    /// `api://ClientId` or `ClientId` for v1 tokens) when no audience is configured.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Accepts this audience (replacing the per-version default).
+    pub fn add_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts only tokens whose `tid` is one of these (empty: any tenant the issuer rules
+    /// accept).
+    pub fn allowed_tenants<I, T>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.allowed_tenants = tenants.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The accepted signature algorithms by name (default `["RS256"]`); RSA algorithms only.
+    pub fn algorithms<I, T>(mut self, algorithms: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.algorithms = algorithms.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Leeway for `exp` and `nbf` (default 5 minutes).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Tokens longer than this are refused before any parsing (default 16 KiB).
+    pub fn max_token_size(mut self, bytes: usize) -> Self {
+        self.max_token_size = bytes;
+        self
+    }
+
+    /// Whether a token must carry `scp` or `roles` (default true, as Microsoft.Identity.Web;
+    /// `AllowWebApiToBeAuthorizedByACL` turns it off).
+    pub fn require_scope_or_role(mut self, require: bool) -> Self {
+        self.require_scope_or_role = require;
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The HTTP client for metadata and keys (default: [`HttpClient::new`]).
+    pub fn http_client(mut self, http: HttpClient) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// How often keys are refreshed in the background (default 12 hours).
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    /// The least time between two refreshes forced by unknown `kid`s (default 5 minutes).
+    pub fn min_forced_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_forced_refresh_interval = interval;
+        self
+    }
+
+    /// While no keys are available at all, the least time between two fetches triggered by
+    /// requests (default 10 seconds; the background task retries on its own meanwhile).
+    pub fn unavailable_retry_interval(mut self, interval: Duration) -> Self {
+        self.unavailable_retry_interval = interval;
+        self
+    }
+
+    /// Builds the validator and, inside a Tokio runtime, starts the background key refresh
+    /// (outside one, keys are fetched on first use).
+    ///
+    /// # Errors
+    ///
+    /// When no audience can be derived (no `ClientId` and no `Audience`), an algorithm is not
+    /// an RSA signature algorithm, or the HTTP client cannot be built.
+    pub fn build(self) -> Result<TokenValidator, ConfigError> {
+        if self.client_id.is_none() && self.audiences.is_empty() {
+            return Err(ConfigError::Missing {
+                key: "AzureAd:ClientId",
+                hint: "set ClientId (the default audience) or Audience",
+            });
+        }
+        let mut algorithms = Vec::new();
+        for name in &self.algorithms {
+            let algorithm = match name.trim().to_ascii_uppercase().as_str() {
+                "RS256" => Algorithm::RS256,
+                "RS384" => Algorithm::RS384,
+                "RS512" => Algorithm::RS512,
+                "PS256" => Algorithm::PS256,
+                "PS384" => Algorithm::PS384,
+                "PS512" => Algorithm::PS512,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        key: "AzureAd:ValidAlgorithms".into(),
+                        reason: format!(
+                            "`{other}` is not accepted: only RSA signature algorithms (RS256, RS384, RS512, PS256, PS384, PS512) can be verified with the authority's keys"
+                        ),
+                    })
+                }
+            };
+            algorithms.push(algorithm);
+        }
+        if algorithms.is_empty() {
+            algorithms.push(Algorithm::RS256);
+        }
+        let http = match self.http {
+            Some(http) => http,
+            None => HttpClient::new()?,
+        };
+        let inner = Arc::new(Inner {
+            authority: self.authority,
+            http,
+            clock: self.clock,
+            audiences: self.audiences,
+            default_audience_client_id: self.client_id,
+            allowed_tenants: self.allowed_tenants,
+            algorithms,
+            leeway: self.leeway.as_secs(),
+            max_token_size: self.max_token_size,
+            require_scope_or_role: self.require_scope_or_role,
+            refresh_interval: self.refresh_interval,
+            min_forced_refresh_interval: self.min_forced_refresh_interval,
+            unavailable_retry_interval: self.unavailable_retry_interval,
+            snapshot: ArcSwapOption::empty(),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            last_forced: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(refresh_loop(Arc::downgrade(&inner)));
+        }
+        Ok(TokenValidator { inner })
+    }
+}
+
+async fn refresh_loop(inner: Weak<Inner>) {
+    const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let wait = {
+            let Some(inner) = inner.upgrade() else { return };
+            match inner.refresh().await {
+                Ok(()) => {
+                    backoff = FIRST_BACKOFF;
+                    inner.refresh_interval
+                }
+                Err(_) => {
+                    let wait = backoff;
+                    let cap = if inner.snapshot.load().is_some() {
+                        Duration::from_secs(300)
+                    } else {
+                        Duration::from_secs(30)
+                    };
+                    backoff = (backoff * 2).min(cap);
+                    wait
+                }
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+impl Inner {
+    /// One refresh at a time; callers that queued behind a refresh that completed meanwhile
+    /// return without fetching again.
+    async fn refresh(&self) -> Result<(), FetchError> {
+        let seen = self.generation.load(Ordering::SeqCst);
+        let _guard = self.refresh_lock.lock().await;
+        if self.generation.load(Ordering::SeqCst) != seen {
+            return Ok(());
+        }
+        let result = self.fetch().await;
+        match &result {
+            Ok(snapshot) => {
+                tracing::debug!(target: TARGET, keys = snapshot.keys.len(), issuer = %snapshot.issuer, "signing keys refreshed");
+            }
+            Err(error) => {
+                let have = self.snapshot.load().is_some();
+                tracing::warn!(target: TARGET, %error, keeping_last_known_good = have, "signing key refresh failed");
+            }
+        }
+        let result = result.map(|snapshot| self.snapshot.store(Some(Arc::new(snapshot))));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    async fn fetch(&self) -> Result<Snapshot, FetchError> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let metadata_url = self.authority.metadata_url();
+        let metadata = OidcMetadata::fetch(&self.http, &metadata_url).await?;
+        let v1_issuer = match self.authority.v1_metadata_url() {
+            Some(url) => match OidcMetadata::fetch(&self.http, &url).await {
+                Ok(v1) => Some(v1.issuer),
+                Err(error) => {
+                    tracing::debug!(target: TARGET, %error, "v1 metadata unavailable; v1 tokens will be refused");
+                    self.snapshot
+                        .load()
+                        .as_ref()
+                        .and_then(|s| s.v1_issuer.clone())
+                }
+            },
+            None => None,
+        };
+        let jwks_url = Url::parse(&metadata.jwks_uri).map_err(|e| FetchError::Invalid {
+            url: metadata_url.to_string(),
+            reason: format!("jwks_uri is not a URL: {e}"),
+        })?;
+        let response = self
+            .http
+            .send(self.http.reqwest().get(jwks_url.clone()), jwks_url.as_str())
+            .await?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status {
+                url: jwks_url.to_string(),
+                status: response.status().as_u16(),
+            });
+        }
+        let body = self.http.read_body(response).await?;
+        let keys = KeySet::from_jwks(&body).map_err(|reason| FetchError::Invalid {
+            url: jwks_url.to_string(),
+            reason,
+        })?;
+        Ok(Snapshot {
+            keys,
+            issuer: metadata.issuer,
+            v1_issuer,
+        })
+    }
+
+    /// Whether a request that met an unknown key (or no keys) may force a refresh now; takes
+    /// the slot if so.
+    fn take_forced_refresh_slot(&self, kind: AuthErrorKind) -> bool {
+        let interval = match kind {
+            AuthErrorKind::KeysUnavailable => self.unavailable_retry_interval,
+            _ => self.min_forced_refresh_interval,
+        };
+        let now = self.clock.now();
+        let Ok(mut last) = self.last_forced.lock() else {
+            return false;
+        };
+        let allowed = match *last {
+            None => true,
+            Some(at) => now
+                .duration_since(at)
+                .map_or(true, |elapsed| elapsed >= interval),
+        };
+        if allowed {
+            *last = Some(now);
+        }
+        allowed
+    }
+}
+
+/// The parts of a JWS header the validator reads; anything else (`jwk`, `jku`, `x5u`, `x5c`)
+/// is ignored on purpose.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+    x5t: Option<String>,
+    crit: Option<serde_json::Value>,
+}
+
+fn short(value: &str) -> String {
+    let mut s: String = value.chars().take(64).collect();
+    if value.len() > s.len() {
+        s.push('…');
+    }
+    s
+}
+
+fn matches_issuer(template: &str, tid: Option<&str>, iss: &str) -> bool {
+    match (template.split_once("{tenantid}"), tid) {
+        (Some((prefix, suffix)), Some(tid)) => {
+            iss.len() == prefix.len() + tid.len() + suffix.len()
+                && iss.starts_with(prefix)
+                && iss.ends_with(suffix)
+                && &iss[prefix.len()..iss.len() - suffix.len()] == tid
+        }
+        (Some(_), None) => false,
+        (None, _) => template == iss,
+    }
+}
+
+fn substitute(template: &str, tid: Option<&str>) -> String {
+    match tid {
+        Some(tid) => template.replace("{tenantid}", tid),
+        None => template.to_owned(),
+    }
+}
+
+impl TokenValidator {
+    /// A builder for the given authority.
+    pub fn builder(authority: Authority) -> TokenValidatorBuilder {
+        TokenValidatorBuilder {
+            authority,
+            client_id: None,
+            audiences: Vec::new(),
+            allowed_tenants: Vec::new(),
+            algorithms: Vec::new(),
+            leeway: Duration::from_secs(300),
+            max_token_size: 16 * 1024,
+            require_scope_or_role: true,
+            clock: clock::system(),
+            http: None,
+            refresh_interval: Duration::from_secs(12 * 3600),
+            min_forced_refresh_interval: Duration::from_secs(300),
+            unavailable_retry_interval: Duration::from_secs(10),
+        }
+    }
+
+    /// A builder from the `AzureAd` section.
+    ///
+    /// # Errors
+    ///
+    /// When the authority settings are missing or unusable.
+    pub fn from_options(options: &AzureAdOptions) -> Result<TokenValidatorBuilder, ConfigError> {
+        let mut builder = Self::builder(Authority::from_options(options)?)
+            .allowed_tenants(options.allowed_tenants.iter().cloned())
+            .algorithms(options.valid_algorithms.iter().cloned())
+            .require_scope_or_role(
+                !options
+                    .allow_web_api_to_be_authorized_by_acl
+                    .unwrap_or(false),
+            );
+        if let Some(client_id) = options
+            .client_id
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
+            builder = builder.client_id(client_id.trim());
+        }
+        for audience in options.audience.iter().chain(&options.audiences) {
+            if !audience.trim().is_empty() {
+                builder = builder.add_audience(audience.trim());
+            }
+        }
+        if let Some(seconds) = options.clock_skew_seconds {
+            builder = builder.leeway(Duration::from_secs(seconds));
+        }
+        if let Some(bytes) = options.max_token_size {
+            builder = builder.max_token_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        Ok(builder)
+    }
+
+    /// A validator from the `AzureAd` section, with the defaults.
+    ///
+    /// # Errors
+    ///
+    /// See [`TokenValidator::from_options`] and [`TokenValidatorBuilder::build`].
+    pub fn new(options: &AzureAdOptions) -> Result<Self, ConfigError> {
+        Self::from_options(options)?.build()
+    }
+
+    /// The authority whose tokens this validator accepts.
+    pub fn authority(&self) -> &Authority {
+        &self.inner.authority
+    }
+
+    /// Whether signing keys have been fetched.
+    pub fn has_keys(&self) -> bool {
+        self.inner.snapshot.load().is_some()
+    }
+
+    /// How many times metadata and keys were fetched (successfully or not) since start.
+    pub fn key_fetches(&self) -> u64 {
+        self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Fetches metadata and keys now (single flight with any refresh under way).
+    ///
+    /// # Errors
+    ///
+    /// When the metadata or the key set cannot be fetched; the last known good keys stay.
+    pub async fn refresh(&self) -> Result<(), FetchError> {
+        self.inner.refresh().await
+    }
+
+    /// Validates a token, refreshing the keys first if the token names an unknown key and the
+    /// refresh rules allow it (at most once per 5 minutes, single flight).
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`] naming the check that failed.
+    pub async fn validate(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.validate_with_current_keys(token) {
+            Err(error) if needs_keys(&error) => {
+                let in_progress = self.inner.refresh_lock.try_lock().is_err();
+                if in_progress || self.inner.take_forced_refresh_slot(error.kind()) {
+                    // The outcome is logged by refresh; the retry below reports what matters.
+                    let _ = self.inner.refresh().await;
+                    self.validate_with_current_keys(token)
+                } else {
+                    Err(error)
+                }
+            }
+            result => result,
+        }
+    }
+
+    /// Validates a token with the keys held now, never waiting: what the layers call first.
+    /// An [`AuthErrorKind::UnknownSigningKey`] or [`AuthErrorKind::KeysUnavailable`] answer may
+    /// change after a refresh ([`TokenValidator::validate`] does that).
+    ///
+    /// # Errors
+    ///
+    /// An [`AuthError`] naming the check that failed.
+    pub fn validate_with_current_keys(&self, token: &str) -> Result<Claims, AuthError> {
+        let result = self.check(token);
+        if let Err(error) = &result {
+            tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), "token rejected");
+        }
+        result
+    }
+
+    fn check(&self, token: &str) -> Result<Claims, AuthError> {
+        use AuthErrorKind as K;
+        let inner = &*self.inner;
+        if token.len() > inner.max_token_size {
+            return Err(AuthError::new(
+                K::TokenTooLarge,
+                format!(
+                    "the token is {} bytes, more than the {} allowed",
+                    token.len(),
+                    inner.max_token_size
+                ),
+            ));
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            let count = token.split('.').count();
+            let reason = if count == 5 {
+                "encrypted tokens (JWE) are not supported".to_owned()
+            } else {
+                format!("a JWT has 3 dot-separated parts; this token has {count}")
+            };
+            return Err(AuthError::new(K::MalformedToken, reason));
+        };
+        let header_json = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .map_err(|_| AuthError::new(K::MalformedToken, "the token header is not base64url"))?;
+        let header: Header = serde_json::from_slice(&header_json).map_err(|_| {
+            AuthError::new(
+                K::MalformedToken,
+                "the token header is not a JSON object with an `alg`",
+            )
+        })?;
+        if header.crit.is_some() {
+            return Err(AuthError::new(
+                K::MalformedToken,
+                "the token header has a `crit` parameter, which is not supported",
+            ));
+        }
+        let algorithm = inner
+            .algorithms
+            .iter()
+            .copied()
+            .find(|a| algorithm_name(*a) == header.alg)
+            .ok_or_else(|| {
+                AuthError::new(
+                    K::DisallowedAlgorithm,
+                    format!(
+                        "the algorithm '{}' is not accepted; expected one of {}",
+                        short(&header.alg),
+                        inner
+                            .algorithms
+                            .iter()
+                            .map(|a| algorithm_name(*a))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+
+        let snapshot = inner.snapshot.load();
+        let Some(snapshot) = snapshot.as_ref() else {
+            return Err(AuthError::new(
+                K::KeysUnavailable,
+                format!(
+                    "the signing keys of {} could not be fetched yet",
+                    inner.authority
+                ),
+            ));
+        };
+        let key = snapshot
+            .keys
+            .find(header.kid.as_deref(), header.x5t.as_deref())
+            .ok_or_else(|| {
+                let reason = match (&header.kid, &header.x5t) {
+                    (Some(kid), _) | (None, Some(kid)) => format!(
+                        "the signature key was not found: {} publishes no key with kid '{}'",
+                        inner.authority,
+                        short(kid)
+                    ),
+                    (None, None) => "the token header names no key (no kid)".to_owned(),
+                };
+                AuthError::new(K::UnknownSigningKey, reason)
+            })?;
+        let message_len = header_b64.len() + 1 + payload_b64.len();
+        let message = &token.as_bytes()[..message_len];
+        match jsonwebtoken::crypto::verify(signature_b64, message, &key.key, algorithm) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(AuthError::new(
+                    K::InvalidSignature,
+                    "the signature is invalid",
+                ))
+            }
+            Err(_) => {
+                return Err(AuthError::new(
+                    K::MalformedToken,
+                    "the token signature is not base64url",
+                ))
+            }
+        }
+
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| AuthError::new(K::MalformedToken, "the token payload is not base64url"))?;
+        let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&payload)
+            .map_err(|_| {
+            AuthError::new(K::MalformedToken, "the token payload is not a JSON object")
+        })?;
+        let claims =
+            Claims::from_map(claims).map_err(|e| AuthError::new(K::InvalidClaim, e.to_string()))?;
+
+        self.check_lifetime(&claims)?;
+        self.check_issuer(snapshot, key.issuer.as_deref(), &claims)?;
+        self.check_audience(&claims)?;
+        if inner.require_scope_or_role && claims.get("scp").is_none() && claims.roles().is_empty() {
+            return Err(AuthError::new(
+                K::InvalidClaim,
+                "the token has neither a scp nor a roles claim (IDW10201); the caller was granted no permission on this API",
+            ));
+        }
+        Ok(claims)
+    }
+
+    fn check_lifetime(&self, claims: &Claims) -> Result<(), AuthError> {
+        use AuthErrorKind as K;
+        let now = self.inner.clock.unix_seconds();
+        let leeway = self.inner.leeway;
+        let exp = match claims.get("exp") {
+            None => {
+                return Err(AuthError::new(
+                    K::InvalidClaim,
+                    "the token has no expiration (exp)",
+                ))
+            }
+            Some(value) => numeric_date(value).ok_or_else(|| {
+                AuthError::new(K::InvalidClaim, "the exp claim is not a NumericDate")
+            })?,
+        };
+        let nbf = match claims.get("nbf") {
+            None => None,
+            Some(value) => Some(numeric_date(value).ok_or_else(|| {
+                AuthError::new(K::InvalidClaim, "the nbf claim is not a NumericDate")
+            })?),
+        };
+        if let Some(nbf) = nbf {
+            if nbf > exp {
+                return Err(AuthError::new(
+                    K::InvalidClaim,
+                    format!("the token lifetime is invalid: nbf {nbf} is after exp {exp}"),
+                ));
+            }
+            if nbf > now.saturating_add(leeway) {
+                return Err(AuthError::new(
+                    K::NotYetValid,
+                    format!(
+                        "the token is not valid before {nbf} (unix time), {} s from now; {leeway} s of clock skew allowed",
+                        nbf - now
+                    ),
+                ));
+            }
+        }
+        if now > exp.saturating_add(leeway) {
+            return Err(AuthError::new(
+                K::Expired,
+                format!(
+                    "the token expired at {exp} (unix time), {} s ago; {leeway} s of clock skew allowed",
+                    now - exp
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_issuer(
+        &self,
+        snapshot: &Snapshot,
+        key_issuer: Option<&str>,
+        claims: &Claims,
+    ) -> Result<(), AuthError> {
+        use AuthErrorKind as K;
+        let inner = &*self.inner;
+        let iss = claims
+            .issuer()
+            .ok_or_else(|| AuthError::new(K::InvalidIssuer, "the token has no issuer (iss)"))?;
+        if !inner.authority.is_entra() {
+            if iss != snapshot.issuer {
+                return Err(AuthError::new(
+                    K::InvalidIssuer,
+                    format!(
+                        "the issuer '{}' is not accepted; expected '{}'",
+                        short(iss),
+                        snapshot.issuer
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        let Some(tenant) = claims.tenant_id() else {
+            return Err(AuthError::new(
+                K::InvalidTenant,
+                "the token has no tenant (tid); Entra ID tokens always carry one",
+            ));
+        };
+        if !iss.contains(tenant) {
+            return Err(AuthError::new(
+                K::InvalidTenant,
+                format!(
+                    "the token's tenant '{}' does not appear in its issuer '{}'",
+                    short(tenant),
+                    short(iss)
+                ),
+            ));
+        }
+        let tid = Some(tenant);
+        let templates =
+            std::iter::once(snapshot.issuer.as_str()).chain(snapshot.v1_issuer.as_deref());
+        if !templates.clone().any(|t| matches_issuer(t, tid, iss)) {
+            let expected: Vec<String> = templates
+                .map(|t| format!("'{}'", substitute(t, tid)))
+                .collect();
+            return Err(AuthError::new(
+                K::InvalidIssuer,
+                format!(
+                    "the issuer '{}' is not accepted; expected {}",
+                    short(iss),
+                    expected.join(" or ")
+                ),
+            ));
+        }
+        if !inner.allowed_tenants.is_empty() && !inner.allowed_tenants.iter().any(|t| t == tenant) {
+            return Err(AuthError::new(
+                K::InvalidTenant,
+                format!(
+                    "the tenant '{}' is not in the allowed tenants",
+                    short(tenant)
+                ),
+            ));
+        }
+        if let Some(key_issuer) = key_issuer {
+            let ok = matches_issuer(key_issuer, tid, iss)
+                || substitute(key_issuer, tid) == substitute(&snapshot.issuer, tid);
+            if !ok {
+                return Err(AuthError::new(
+                    K::InvalidIssuer,
+                    format!(
+                        "the signing key is reserved for issuer '{}', not '{}'",
+                        substitute(key_issuer, tid),
+                        short(iss)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_audience(&self, claims: &Claims) -> Result<(), AuthError> {
+        let inner = &*self.inner;
+        let accepted = |aud: &str| -> bool {
+            if !inner.audiences.is_empty() {
+                return inner.audiences.iter().any(|a| a == aud);
+            }
+            let Some(client_id) = inner.default_audience_client_id.as_deref() else {
+                return false;
+            };
+            let api_uri = || aud.strip_prefix("api://") == Some(client_id);
+            match claims.version() {
+                Some(TokenVersion::V2) => aud == client_id,
+                Some(TokenVersion::V1) | None => aud == client_id || api_uri(),
+            }
+        };
+        if claims.audiences().any(accepted) {
+            return Ok(());
+        }
+        let expected = if inner.audiences.is_empty() {
+            let client_id = inner
+                .default_audience_client_id
+                .as_deref()
+                .unwrap_or_default();
+            match claims.version() {
+                Some(TokenVersion::V2) => format!("'{client_id}'"),
+                _ => format!("'{client_id}' or 'api://{client_id}'"),
+            }
+        } else {
+            inner
+                .audiences
+                .iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let actual: Vec<String> = claims
+            .audiences()
+            .take(4)
+            .map(|a| format!("'{}'", short(a)))
+            .collect();
+        let actual = if actual.is_empty() {
+            "none".to_owned()
+        } else {
+            actual.join(", ")
+        };
+        Err(AuthError::new(
+            AuthErrorKind::InvalidAudience,
+            format!("the audience {actual} is not accepted; expected {expected}"),
+        ))
+    }
+}
+
+fn needs_keys(error: &AuthError) -> bool {
+    matches!(
+        error.kind(),
+        AuthErrorKind::UnknownSigningKey | AuthErrorKind::KeysUnavailable
+    )
+}
+
+/// Whether an error may go away after a key refresh (an unknown `kid`, or no keys yet): the
+/// layers take the asynchronous path only then.
+pub fn may_resolve_after_refresh(error: &AuthError) -> bool {
+    needs_keys(error)
+}
+
+fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        _ => "unsupported",
+    }
+}
+
+/// Extracts the bearer token from the values of the `Authorization` header(s).
+///
+/// The scheme is case-insensitive; one header only; the token must be an RFC 6750
+/// `b64token`. Another scheme (e.g. `Basic`) counts as no bearer token.
+///
+/// # Errors
+///
+/// [`AuthErrorKind::MissingToken`] or [`AuthErrorKind::MalformedHeader`].
+///
+/// ```
+/// use tower_azure_auth::validation::bearer_token;
+/// use tower_azure_auth::AuthErrorKind;
+///
+/// assert_eq!(bearer_token([b"bearer abc.def.ghi".as_slice()]).unwrap(), "abc.def.ghi");
+/// assert_eq!(bearer_token([]).unwrap_err().kind(), AuthErrorKind::MissingToken);
+/// assert_eq!(
+///     bearer_token([b"Bearer a".as_slice(), b"Bearer b".as_slice()]).unwrap_err().kind(),
+///     AuthErrorKind::MalformedHeader
+/// );
+/// ```
+pub fn bearer_token<'a, I>(values: I) -> Result<&'a str, AuthError>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    use AuthErrorKind as K;
+    let mut values = values.into_iter();
+    let Some(value) = values.next() else {
+        return Err(AuthError::missing_token());
+    };
+    if values.next().is_some() {
+        return Err(AuthError::new(
+            K::MalformedHeader,
+            "more than one Authorization header",
+        ));
+    }
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+        .ok_or_else(|| {
+            AuthError::new(
+                K::MalformedHeader,
+                "the Authorization header is not visible ASCII",
+            )
+        })?;
+    let value = value.trim();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::new(
+            K::MissingToken,
+            "the Authorization header does not use the Bearer scheme",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::new(
+            K::MalformedHeader,
+            "the Bearer credential is empty",
+        ));
+    }
+    let body = token.trim_end_matches('=');
+    let b64token = !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if !b64token {
+        return Err(AuthError::new(
+            K::MalformedHeader,
+            "the Bearer credential has characters a token cannot have",
+        ));
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_templates() {
+        struct Case {
+            name: &'static str,
+            template: &'static str,
+            tid: Option<&'static str>,
+            iss: &'static str,
+            ok: bool,
+        }
+        let cases = [
+            Case {
+                name: "exact",
+                template: "https://a/t/v2.0",
+                tid: None,
+                iss: "https://a/t/v2.0",
+                ok: true,
+            },
+            Case {
+                name: "template",
+                template: "https://a/{tenantid}/v2.0",
+                tid: Some("t"),
+                iss: "https://a/t/v2.0",
+                ok: true,
+            },
+            Case {
+                name: "template, other tenant in iss",
+                template: "https://a/{tenantid}/v2.0",
+                tid: Some("t"),
+                iss: "https://a/u/v2.0",
+                ok: false,
+            },
+            Case {
+                name: "template without tid",
+                template: "https://a/{tenantid}/v2.0",
+                tid: None,
+                iss: "https://a/t/v2.0",
+                ok: false,
+            },
+            Case {
+                name: "suffix differs",
+                template: "https://a/{tenantid}/v2.0",
+                tid: Some("t"),
+                iss: "https://a/t/",
+                ok: false,
+            },
+            Case {
+                name: "exact mismatch",
+                template: "https://a/t/",
+                tid: Some("t"),
+                iss: "https://a/t/v2.0",
+                ok: false,
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                matches_issuer(case.template, case.tid, case.iss),
+                case.ok,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        struct Case {
+            name: &'static str,
+            values: &'static [&'static [u8]],
+            result: Result<&'static str, AuthErrorKind>,
+        }
+        let cases = [
+            Case {
+                name: "plain",
+                values: &[b"Bearer a.b.c"],
+                result: Ok("a.b.c"),
+            },
+            Case {
+                name: "scheme case",
+                values: &[b"BEARER a.b.c"],
+                result: Ok("a.b.c"),
+            },
+            Case {
+                name: "extra spaces",
+                values: &[b"  Bearer   a.b.c  "],
+                result: Ok("a.b.c"),
+            },
+            Case {
+                name: "none",
+                values: &[],
+                result: Err(AuthErrorKind::MissingToken),
+            },
+            Case {
+                name: "basic",
+                values: &[b"Basic dXNlcjpwYXNz"],
+                result: Err(AuthErrorKind::MissingToken),
+            },
+            Case {
+                name: "repeated",
+                values: &[b"Bearer a", b"Bearer b"],
+                result: Err(AuthErrorKind::MalformedHeader),
+            },
+            Case {
+                name: "empty credential",
+                values: &[b"Bearer "],
+                result: Err(AuthErrorKind::MalformedHeader),
+            },
+            Case {
+                name: "two credentials",
+                values: &[b"Bearer a b"],
+                result: Err(AuthErrorKind::MalformedHeader),
+            },
+            Case {
+                name: "non ascii",
+                values: &[b"Bearer \xff\xfe"],
+                result: Err(AuthErrorKind::MalformedHeader),
+            },
+            Case {
+                name: "quote",
+                values: &[b"Bearer a\"b"],
+                result: Err(AuthErrorKind::MalformedHeader),
+            },
+        ];
+        for case in cases {
+            let result = bearer_token(case.values.iter().copied()).map_err(|e| e.kind());
+            assert_eq!(result, case.result, "{}", case.name);
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! Token validation over real HTTP: a metadata + JWKS server on 127.0.0.1 with keys generated
+//! here, an axum app behind `ValidateAccessTokenLayer`, and tokens signed in the test.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+use support::{b64, serve, CountingServer, TestIdp, TestKey};
+use tower_azure_auth::clock::ManualClock;
+use tower_azure_auth::layers::ValidateAccessTokenLayer;
+use tower_azure_auth::{AuthErrorKind, Authority, Claims, TokenValidator};
+
+const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
+const API: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
+const CALLER: &str = "11111111-2222-3333-4444-555555555555";
+const NOW: u64 = 1_800_000_000;
+
+struct Fixture {
+    idp: TestIdp,
+    key: TestKey,
+    validator: TokenValidator,
+    clock: ManualClock,
+    url: String,
+}
+
+fn claims_v2(idp: &TestIdp) -> Value {
+    json!({
+        "aud": API,
+        "iss": idp.issuer_v2(),
+        "iat": NOW - 60,
+        "nbf": NOW - 60,
+        "exp": NOW + 3600,
+        "aio": "aio",
+        "azp": CALLER,
+        "azpacr": "2",
+        "oid": "o1",
+        "rh": "rh",
+        "roles": ["service-api"],
+        "sub": "o1",
+        "tid": TENANT,
+        "uti": "uti",
+        "ver": "2.0",
+    })
+}
+
+async fn fixture() -> Fixture {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let clock = ManualClock::at_unix(NOW);
+    let validator = TokenValidator::builder(Authority::entra(&idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    validator.refresh().await.unwrap();
+    let url = serve(app(validator.clone())).await;
+    Fixture {
+        idp,
+        key,
+        validator,
+        clock,
+        url,
+    }
+}
+
+fn app(validator: TokenValidator) -> Router {
+    Router::new()
+        .route(
+            "/whoami",
+            get(|claims: Claims| async move { claims.client_id().unwrap_or_default().to_owned() }),
+        )
+        .layer(ValidateAccessTokenLayer::new(validator))
+}
+
+async fn call(url: &str, token: Option<&str>) -> (u16, Option<String>, String) {
+    let client = reqwest::Client::new();
+    let mut request = client.get(format!("{url}/whoami"));
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, challenge, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn accepted_token_reaches_the_handler_with_claims() {
+    let f = fixture().await;
+    let token = f.key.token(&claims_v2(&f.idp));
+    let (status, challenge, body) = call(&f.url, Some(&token)).await;
+    assert_eq!(status, 200, "{challenge:?}");
+    assert_eq!(body, CALLER);
+}
+
+#[tokio::test]
+async fn v1_token_with_api_uri_audience_is_accepted() {
+    let f = fixture().await;
+    let mut claims = claims_v2(&f.idp);
+    claims["ver"] = json!("1.0");
+    claims["iss"] = json!(f.idp.issuer_v1());
+    claims["aud"] = json!(format!("api://{API}"));
+    let claims = claims.as_object_mut().unwrap();
+    claims.remove("azp");
+    claims.insert("appid".into(), json!(CALLER));
+    let token = f.key.token(&Value::Object(claims.clone()));
+    let (status, challenge, body) = call(&f.url, Some(&token)).await;
+    assert_eq!(status, 200, "{challenge:?}");
+    assert_eq!(body, CALLER);
+}
+
+#[tokio::test]
+async fn hostile_tokens_get_401_never_5xx() {
+    let f = fixture().await;
+    let jku = CountingServer::start().await;
+    let attacker = TestKey::generate("key-1");
+    let good = claims_v2(&f.idp);
+    let with = |patch: Value| {
+        let mut claims = good.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    };
+    let header_b64 = |header: Value| b64(header.to_string().as_bytes());
+    let hs256 = {
+        let header = header_b64(json!({"alg": "HS256", "typ": "JWT", "kid": "key-1"}));
+        let payload = b64(good.to_string().as_bytes());
+        let message = format!("{header}.{payload}");
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &f.key.public_der());
+        let tag = aws_lc_rs::hmac::sign(&key, message.as_bytes());
+        format!("{message}.{}", b64(tag.as_ref()))
+    };
+    let none = format!(
+        "{}.{}.",
+        header_b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(good.to_string().as_bytes())
+    );
+
+    struct Case {
+        name: &'static str,
+        token: String,
+        kind: AuthErrorKind,
+    }
+    let cases = [
+        Case { name: "alg none", token: none, kind: AuthErrorKind::DisallowedAlgorithm },
+        Case { name: "HS256 with the RSA public key as secret", token: hs256, kind: AuthErrorKind::DisallowedAlgorithm },
+        Case {
+            name: "unknown kid",
+            token: f.key.sign(&json!({"alg": "RS256", "kid": "nobody"}), &good),
+            kind: AuthErrorKind::UnknownSigningKey,
+        },
+        Case { name: "expired", token: f.key.token(&with(json!({"exp": NOW - 301, "nbf": NOW - 4000}))), kind: AuthErrorKind::Expired },
+        Case { name: "nbf in the future", token: f.key.token(&with(json!({"nbf": NOW + 301}))), kind: AuthErrorKind::NotYetValid },
+        Case { name: "no exp", token: f.key.token(&with(json!({"exp": null}))), kind: AuthErrorKind::InvalidClaim },
+        Case { name: "exp not a number", token: f.key.token(&with(json!({"exp": "soon"}))), kind: AuthErrorKind::InvalidClaim },
+        Case {
+            name: "wrong iss",
+            token: f.key.token(&with(json!({"iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0")}))),
+            kind: AuthErrorKind::InvalidIssuer,
+        },
+        Case {
+            name: "wrong tid",
+            token: f.key.token(&with(json!({"tid": "99999999-9999-9999-9999-999999999999"}))),
+            kind: AuthErrorKind::InvalidTenant,
+        },
+        Case { name: "no tid", token: f.key.token(&with(json!({"tid": null}))), kind: AuthErrorKind::InvalidTenant },
+        Case { name: "wrong aud", token: f.key.token(&with(json!({"aud": "api://someone-else"}))), kind: AuthErrorKind::InvalidAudience },
+        Case {
+            name: "v1 audience on a v2 token",
+            token: f.key.token(&with(json!({"aud": format!("api://{API}")}))),
+            kind: AuthErrorKind::InvalidAudience,
+        },
+        Case { name: "neither roles nor scp", token: f.key.token(&with(json!({"roles": null}))), kind: AuthErrorKind::InvalidClaim },
+        Case { name: "roles of the wrong type", token: f.key.token(&with(json!({"roles": [1, 2]}))), kind: AuthErrorKind::InvalidClaim },
+        Case {
+            name: "a 100 KiB token",
+            token: f.key.token(&with(json!({"padding": "x".repeat(100 * 1024)}))),
+            kind: AuthErrorKind::TokenTooLarge,
+        },
+        Case { name: "bad base64", token: "ab+c.de/f.gh+i".into(), kind: AuthErrorKind::MalformedToken },
+        Case {
+            name: "header not JSON",
+            token: format!("{}.{}.{}", b64(b"not json"), b64(b"{}"), b64(b"sig")),
+            kind: AuthErrorKind::MalformedToken,
+        },
+        Case {
+            name: "payload not JSON",
+            token: {
+                let header = header_b64(json!({"alg": "RS256", "kid": "key-1"}));
+                let t = f.key.sign(&json!({"alg": "RS256", "kid": "key-1"}), &json!({}));
+                let sig = t.rsplit('.').next().unwrap().to_owned();
+                format!("{header}.{}.{sig}", b64(b"[1,2"))
+            },
+            kind: AuthErrorKind::InvalidSignature,
+        },
+        Case { name: "two parts", token: "abc.def".into(), kind: AuthErrorKind::MalformedToken },
+        Case {
+            name: "signature from another key under the same kid",
+            token: attacker.token(&good),
+            kind: AuthErrorKind::InvalidSignature,
+        },
+        Case {
+            name: "embedded jwk header with the attacker's own key",
+            token: attacker.sign(&json!({"alg": "RS256", "kid": "attacker", "jwk": attacker.jwk()}), &good),
+            kind: AuthErrorKind::UnknownSigningKey,
+        },
+        Case {
+            name: "jku header pointing at a server the attacker runs",
+            token: attacker.sign(
+                &json!({"alg": "RS256", "kid": "attacker", "jku": format!("http://{}/keys", jku.addr)}),
+                &good,
+            ),
+            kind: AuthErrorKind::UnknownSigningKey,
+        },
+        Case {
+            name: "x5c header with the attacker's certificate",
+            token: attacker.sign(&json!({"alg": "RS256", "x5c": ["MIIB"], "kid": "key-1"}), &good),
+            kind: AuthErrorKind::InvalidSignature,
+        },
+        Case {
+            name: "crit header",
+            token: f.key.sign(&json!({"alg": "RS256", "kid": "key-1", "crit": ["exp"]}), &good),
+            kind: AuthErrorKind::MalformedToken,
+        },
+    ];
+    for case in cases {
+        let error = f.validator.validate(&case.token).await.unwrap_err();
+        assert_eq!(error.kind(), case.kind, "{}: {error}", case.name);
+        let (status, challenge, _) = call(&f.url, Some(&case.token)).await;
+        let expected_status = if case.kind == AuthErrorKind::TokenTooLarge {
+            [401, 431]
+        } else {
+            [401, 401]
+        };
+        assert!(
+            expected_status.contains(&status),
+            "{}: status {status}",
+            case.name
+        );
+        if status == 401 {
+            let challenge = challenge.unwrap_or_default();
+            assert!(
+                challenge.starts_with("Bearer error=\"invalid_token\", error_description=\""),
+                "{}: {challenge}",
+                case.name
+            );
+            assert!(
+                !challenge.contains(&case.token[..case.token.len().min(40)]),
+                "{}: token echoed",
+                case.name
+            );
+        }
+    }
+    assert_eq!(jku.hits(), 0, "the jku server must never be contacted");
+}
+
+#[tokio::test]
+async fn missing_and_malformed_headers() {
+    let f = fixture().await;
+    let client = reqwest::Client::new();
+    struct Case {
+        name: &'static str,
+        headers: &'static [&'static str],
+        status: u16,
+        challenge: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "no header",
+            headers: &[],
+            status: 401,
+            challenge: "Bearer",
+        },
+        Case {
+            name: "basic scheme",
+            headers: &["Basic dXNlcjpwYXNz"],
+            status: 401,
+            challenge: "Bearer",
+        },
+        Case {
+            name: "empty bearer",
+            headers: &["Bearer"],
+            status: 401,
+            challenge: "Bearer error=\"invalid_request\"",
+        },
+        Case {
+            name: "repeated header",
+            headers: &["Bearer a.b.c", "Bearer d.e.f"],
+            status: 401,
+            challenge: "Bearer error=\"invalid_request\"",
+        },
+        Case {
+            name: "garbage token",
+            headers: &["Bearer x.y.z"],
+            status: 401,
+            challenge: "Bearer error=\"invalid_token\"",
+        },
+    ];
+    for case in cases {
+        let mut request = client.get(format!("{}/whoami", f.url));
+        for value in case.headers {
+            request = request.header("authorization", *value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), case.status, "{}", case.name);
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.starts_with(case.challenge),
+            "{}: {challenge}",
+            case.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn key_rotation_is_picked_up_on_an_unknown_kid() {
+    let f = fixture().await;
+    let new_key = TestKey::generate("key-2");
+    f.idp.set_keys(&[&new_key]);
+    let token = new_key.token(&claims_v2(&f.idp));
+    let (status, challenge, _) = call(&f.url, Some(&token)).await;
+    assert_eq!(status, 200, "{challenge:?}");
+    // The old key was dropped by the authority: its tokens are refused now.
+    let old = f.key.token(&claims_v2(&f.idp));
+    let error = f.validator.validate(&old).await.unwrap_err();
+    assert_eq!(error.kind(), AuthErrorKind::UnknownSigningKey);
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_causes_at_most_one_more_fetch() {
+    let f = fixture().await;
+    let before = f.idp.jwks_hits();
+    assert_eq!(before, 1);
+    let claims = claims_v2(&f.idp);
+    let tokens: Vec<String> = (0..1000)
+        .map(|i| {
+            f.key.sign(
+                &json!({"alg": "RS256", "kid": format!("forged-{i}")}),
+                &claims,
+            )
+        })
+        .collect();
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for chunk in tokens.chunks(50) {
+        let requests = chunk.iter().map(|token| {
+            client
+                .get(format!("{}/whoami", f.url))
+                .bearer_auth(token)
+                .send()
+        });
+        for response in futures_util::future::join_all(requests).await {
+            statuses.push(response.unwrap().status().as_u16());
+        }
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 401),
+        "all forged kids are refused"
+    );
+    let fetches = f.idp.jwks_hits();
+    assert!(
+        fetches <= 2,
+        "1000 unknown kids caused {fetches} JWKS fetches"
+    );
+    // Five minutes later, one more refresh is allowed.
+    f.clock.advance(Duration::from_secs(301));
+    let _ = f.validator.validate(&tokens[0]).await;
+    assert_eq!(f.idp.jwks_hits(), fetches + 1);
+}
+
+#[tokio::test]
+async fn authority_down_at_start_gives_503_then_recovers() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    idp.set_down(true);
+    let clock = ManualClock::at_unix(NOW);
+    let validator = TokenValidator::builder(Authority::entra(&idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(clock.clone()))
+        .unavailable_retry_interval(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let url = serve(app(validator.clone())).await;
+    let token = key.token(&claims_v2(&idp));
+
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("{url}/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert!(response.headers().get("www-authenticate").is_none());
+
+    idp.set_down(false);
+    // The next request-triggered fetch is allowed 10 s (on the injected clock) after the last.
+    clock.advance(Duration::from_secs(11));
+    let response = client
+        .get(format!("{url}/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_lying_jwks_endpoint_keeps_the_last_known_good_keys() {
+    let f = fixture().await;
+    let token = f.key.token(&claims_v2(&f.idp));
+    struct Case {
+        name: &'static str,
+        status: axum::http::StatusCode,
+        body: String,
+    }
+    let cases = [
+        Case {
+            name: "500",
+            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            body: "oops".into(),
+        },
+        Case {
+            name: "garbage",
+            status: axum::http::StatusCode::OK,
+            body: "<html>".into(),
+        },
+        Case {
+            name: "empty key set",
+            status: axum::http::StatusCode::OK,
+            body: r#"{"keys":[]}"#.into(),
+        },
+        Case {
+            name: "2 MiB body",
+            status: axum::http::StatusCode::OK,
+            body: format!(r#"{{"keys":[],"x":"{}"}}"#, "a".repeat(2 << 20)),
+        },
+    ];
+    for case in cases {
+        f.idp.lie(Some((case.status, case.body)));
+        assert!(f.validator.refresh().await.is_err(), "{}", case.name);
+        let (status, challenge, _) = call(&f.url, Some(&token)).await;
+        assert_eq!(status, 200, "{}: {challenge:?}", case.name);
+    }
+}
+
+#[tokio::test]
+async fn multi_tenant_authority_uses_the_tenant_template() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let other = "0f0f0f0f-0000-0000-0000-000000000000";
+    for (allowed, expect_ok) in [(vec![], true), (vec![TENANT.to_owned()], false)] {
+        let validator =
+            TokenValidator::builder(Authority::entra(&idp.instance(), "organizations").unwrap())
+                .client_id(API)
+                .allowed_tenants(allowed.clone())
+                .clock(Arc::new(ManualClock::at_unix(NOW)))
+                .build()
+                .unwrap();
+        validator.refresh().await.unwrap();
+        let mut claims = claims_v2(&idp);
+        claims["tid"] = json!(other);
+        claims["iss"] = json!(format!("http://{}/{other}/v2.0", idp.addr));
+        let result = validator.validate(&key.token(&claims)).await;
+        assert_eq!(result.is_ok(), expect_ok, "allowed {allowed:?}: {result:?}");
+        if let Err(error) = result {
+            assert_eq!(error.kind(), AuthErrorKind::InvalidTenant);
+        }
+    }
+}
