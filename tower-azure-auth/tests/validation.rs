@@ -484,3 +484,52 @@ async fn multi_tenant_authority_uses_the_tenant_template() {
         }
     }
 }
+
+#[tokio::test]
+async fn verified_token_cache_never_outlives_the_token_or_its_key() {
+    let f = fixture().await;
+    let token = f.key.token(&claims_v2(&f.idp));
+    assert!(f.validator.validate(&token).await.is_ok());
+    assert_eq!(f.validator.cached_tokens(), 1);
+    assert!(
+        f.validator.validate(&token).await.is_ok(),
+        "a cache hit is accepted"
+    );
+    assert_eq!(f.validator.cached_tokens(), 1);
+
+    // Past exp + leeway the cached token is refused, as an uncached one would be.
+    f.clock.advance(Duration::from_secs(3600 + 301));
+    let error = f.validator.validate(&token).await.unwrap_err();
+    assert_eq!(error.kind(), AuthErrorKind::Expired);
+    assert_eq!(f.validator.cached_tokens(), 0);
+
+    // A refresh that keeps the same key keeps cached tokens; one that drops it drops them.
+    f.clock.set_unix(NOW);
+    assert!(f.validator.validate(&token).await.is_ok());
+    f.validator.refresh().await.unwrap();
+    assert!(
+        f.validator.validate(&token).await.is_ok(),
+        "same key after refresh"
+    );
+    let other = TestKey::generate("key-2");
+    f.idp.set_keys(&[&other]);
+    f.validator.refresh().await.unwrap();
+    let error = f.validator.validate(&token).await.unwrap_err();
+    assert_eq!(error.kind(), AuthErrorKind::UnknownSigningKey);
+}
+
+#[tokio::test]
+async fn the_cache_can_be_turned_off() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let validator = TokenValidator::builder(Authority::entra(&idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(ManualClock::at_unix(NOW)))
+        .verified_token_cache(0)
+        .build()
+        .unwrap();
+    validator.refresh().await.unwrap();
+    let token = key.token(&claims_v2(&idp));
+    assert!(validator.validate(&token).await.is_ok());
+    assert_eq!(validator.cached_tokens(), 0);
+}

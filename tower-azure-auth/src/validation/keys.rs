@@ -21,6 +21,8 @@ pub(crate) struct SigningKey {
     pub(crate) key: DecodingKey,
     /// Entra's per-key `issuer` (may hold `{tenantid}`).
     pub(crate) issuer: Option<String>,
+    /// The public key material, to recognise an unchanged key across refreshes.
+    material: (String, String),
 }
 
 impl fmt::Debug for SigningKey {
@@ -89,6 +91,7 @@ impl KeySet {
                 kid: raw.kid.clone(),
                 key,
                 issuer: raw.issuer,
+                material: (n.to_owned(), e.to_owned()),
             });
             for id in [raw.kid, raw.x5t].into_iter().flatten() {
                 set.by_id.entry(id).or_insert_with(|| key.clone());
@@ -109,6 +112,33 @@ impl KeySet {
             (None, Some(x5t)) => self.by_id.get(x5t),
             (None, None) if self.all.len() == 1 => self.all.first(),
             (None, None) => None,
+        }
+    }
+
+    /// Keeps the previous `Arc` of every key that did not change, so that what was verified
+    /// with it (the verified-token cache) stays valid across refreshes.
+    pub(crate) fn reuse_unchanged(&mut self, previous: &KeySet) {
+        for key in &mut self.all {
+            if let Some(old) = previous.all.iter().find(|old| {
+                old.kid == key.kid && old.material == key.material && old.issuer == key.issuer
+            }) {
+                *key = old.clone();
+            }
+        }
+        for key in self.by_id.values_mut() {
+            if let Some(old) = previous.all.iter().find(|old| {
+                old.kid == key.kid && old.material == key.material && old.issuer == key.issuer
+            }) {
+                *key = old.clone();
+            }
+        }
+    }
+
+    /// Whether `key` (the same `Arc`) is still in this set under its kid.
+    pub(crate) fn holds(&self, key: &Arc<SigningKey>) -> bool {
+        match key.kid.as_deref() {
+            Some(kid) => self.by_id.get(kid).is_some_and(|k| Arc::ptr_eq(k, key)),
+            None => self.all.iter().any(|k| Arc::ptr_eq(k, key)),
         }
     }
 

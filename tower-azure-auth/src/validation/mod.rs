@@ -83,6 +83,27 @@ struct Inner {
     generation: AtomicU64,
     last_forced: Mutex<Option<SystemTime>>,
     fetches: AtomicU64,
+    cache: Option<TokenCache>,
+}
+
+/// Verified tokens by their full text: a hit skips the signature check and the JSON parse,
+/// never the lifetime check, and only while the key that verified it is still published.
+type TokenCache = quick_cache::sync::Cache<Box<str>, CachedToken, TokenWeight>;
+
+#[derive(Clone)]
+struct CachedToken {
+    claims: Claims,
+    key: Arc<keys::SigningKey>,
+    weight: u64,
+}
+
+#[derive(Clone)]
+struct TokenWeight;
+
+impl quick_cache::Weighter<Box<str>, CachedToken> for TokenWeight {
+    fn weight(&self, _token: &Box<str>, value: &CachedToken) -> u64 {
+        value.weight
+    }
 }
 
 #[derive(Debug)]
@@ -123,9 +144,18 @@ pub struct TokenValidatorBuilder {
     refresh_interval: Duration,
     min_forced_refresh_interval: Duration,
     unavailable_retry_interval: Duration,
+    cache_bytes: usize,
 }
 
 impl TokenValidatorBuilder {
+    /// Memory for the verified-token cache, in bytes (default 16 MiB; 0 turns it off). A
+    /// token presented again is accepted without a new signature check while it is within
+    /// its lifetime and the key that verified it is still published.
+    pub fn verified_token_cache(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
     /// This API's client id: the default audience (`ClientId` for v2 tokens,
     /// `api://ClientId` or `ClientId` for v1 tokens) when no audience is configured.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
@@ -270,6 +300,14 @@ impl TokenValidatorBuilder {
             generation: AtomicU64::new(0),
             last_forced: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            cache: (self.cache_bytes > 0).then(|| {
+                // About 3 KiB per Entra token with its claims.
+                TokenCache::with_weighter(
+                    (self.cache_bytes / 3072).max(16),
+                    self.cache_bytes as u64,
+                    TokenWeight,
+                )
+            }),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(refresh_loop(Arc::downgrade(&inner)));
@@ -324,7 +362,12 @@ impl Inner {
                 tracing::warn!(target: TARGET, %error, keeping_last_known_good = have, "signing key refresh failed");
             }
         }
-        let result = result.map(|snapshot| self.snapshot.store(Some(Arc::new(snapshot))));
+        let result = result.map(|mut snapshot| {
+            if let Some(previous) = self.snapshot.load().as_ref() {
+                snapshot.keys.reuse_unchanged(&previous.keys);
+            }
+            self.snapshot.store(Some(Arc::new(snapshot)));
+        });
         self.generation.fetch_add(1, Ordering::SeqCst);
         result
     }
@@ -451,6 +494,7 @@ impl TokenValidator {
             refresh_interval: Duration::from_secs(12 * 3600),
             min_forced_refresh_interval: Duration::from_secs(300),
             unavailable_retry_interval: Duration::from_secs(10),
+            cache_bytes: 16 * 1024 * 1024,
         }
     }
 
@@ -506,6 +550,11 @@ impl TokenValidator {
     /// Whether signing keys have been fetched.
     pub fn has_keys(&self) -> bool {
         self.inner.snapshot.load().is_some()
+    }
+
+    /// How many verified tokens are cached now.
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, TokenCache::len)
     }
 
     /// How many times metadata and keys were fetched (successfully or not) since start.
@@ -572,6 +621,37 @@ impl TokenValidator {
                 ),
             ));
         }
+        if let Some(cache) = &inner.cache {
+            if let Some(hit) = cache.get(token) {
+                let current = inner.snapshot.load();
+                if current.as_ref().is_some_and(|s| s.keys.holds(&hit.key)) {
+                    if let Err(error) = self.check_lifetime(&hit.claims) {
+                        cache.remove(token);
+                        return Err(error);
+                    }
+                    return Ok(hit.claims);
+                }
+                cache.remove(token);
+            }
+        }
+        let (claims, key) = self.check_uncached(token)?;
+        if let Some(cache) = &inner.cache {
+            let weight = (token.len() * 2 + 256) as u64;
+            cache.insert(
+                token.into(),
+                CachedToken {
+                    claims: claims.clone(),
+                    key,
+                    weight,
+                },
+            );
+        }
+        Ok(claims)
+    }
+
+    fn check_uncached(&self, token: &str) -> Result<(Claims, Arc<keys::SigningKey>), AuthError> {
+        use AuthErrorKind as K;
+        let inner = &*self.inner;
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -681,7 +761,7 @@ impl TokenValidator {
                 "the token has neither a scp nor a roles claim (IDW10201); the caller was granted no permission on this API",
             ));
         }
-        Ok(claims)
+        Ok((claims, key.clone()))
     }
 
     fn check_lifetime(&self, claims: &Claims) -> Result<(), AuthError> {

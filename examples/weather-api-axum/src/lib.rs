@@ -1,0 +1,179 @@
+//! The seed's Service API on axum: `GET /weatherforecast` behind `ValidateAccessTokenPolicy`
+//! (role `service-api`, `azp` = the configured client id, `azpacr` = `2`), `GET /healthz` open.
+//!
+//! [`configure_policies`] is the Rust reading of the seed's `Startup.ConfigureServices`; it
+//! does not depend on axum, and the actix example uses it too.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_azure_auth::authorization::{
+    AuthorizationContext, AuthorizationHandler, ClientIdRequirement, HandlerOutcome, Policies,
+    Policy, Requirement,
+};
+use tower_azure_auth::claims::ClientAuthentication;
+use tower_azure_auth::layers::{RequirePolicy, ValidateAccessTokenLayer};
+use tower_azure_auth::{AzureAdOptions, ConfigError, TokenValidator};
+
+/// The policy name the seed's controller uses: `[Authorize(Policy = "ValidateAccessTokenPolicy")]`.
+pub const POLICY: &str = "ValidateAccessTokenPolicy";
+
+/// The seed's `HasServiceApiRoleRequirement`.
+#[derive(Debug)]
+pub struct HasServiceApiRoleRequirement;
+
+impl Requirement for HasServiceApiRoleRequirement {
+    fn description(&self) -> std::borrow::Cow<'_, str> {
+        "the caller must have the `service-api` application role".into()
+    }
+}
+
+/// The seed's `HasServiceApiRoleHandler`: succeeds when a `roles` claim is `service-api`.
+#[derive(Debug)]
+pub struct HasServiceApiRoleHandler;
+
+impl AuthorizationHandler for HasServiceApiRoleHandler {
+    type Requirement = HasServiceApiRoleRequirement;
+
+    async fn handle(
+        &self,
+        ctx: &AuthorizationContext<'_>,
+        _requirement: &HasServiceApiRoleRequirement,
+    ) -> HandlerOutcome {
+        HandlerOutcome::from(ctx.claims().has_role("service-api"))
+    }
+
+    fn handle_sync(
+        &self,
+        ctx: &AuthorizationContext<'_>,
+        _requirement: &HasServiceApiRoleRequirement,
+    ) -> Option<HandlerOutcome> {
+        Some(HandlerOutcome::from(ctx.claims().has_role("service-api")))
+    }
+}
+
+/// The seed's `services.AddAuthorization(...)`, line for line.
+///
+/// The expected caller is `AzureAd:ClientId` as in the seed, or `AzureAd:AllowedClientIds`
+/// when set. Client id and authentication are read from `azp`/`azpacr` (v2 tokens) or
+/// `appid`/`appidacr` (v1 tokens).
+///
+/// # Errors
+///
+/// When neither `ClientId` nor `AllowedClientIds` is configured.
+pub fn configure_policies(options: &AzureAdOptions) -> Result<Policies, ConfigError> {
+    let allowed_callers = if options.allowed_client_ids.is_empty() {
+        vec![options.client_id.clone().ok_or(ConfigError::Missing {
+            key: "AzureAd:ClientId",
+            hint: "the policy accepts tokens whose azp is this client id",
+        })?]
+    } else {
+        options.allowed_client_ids.clone()
+    };
+    Ok(Policies::builder()
+        .add_handler(HasServiceApiRoleHandler)
+        .add_policy(
+            POLICY,
+            Policy::builder()
+                .requirement(HasServiceApiRoleRequirement)
+                // Validate ClientId from token
+                .requirement(ClientIdRequirement::new(allowed_callers))
+                // only allow tokens which used "Private key JWT Client authentication"
+                // (azpacr 2: a client certificate; 1 would be a client secret)
+                .require_client_authentication(ClientAuthentication::Certificate)
+                .build(),
+        )
+        .build())
+}
+
+/// One forecast, with the ASP.NET template's JSON names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeatherForecast {
+    /// The day, `YYYY-MM-DD`.
+    pub date: String,
+    /// Celsius.
+    pub temperature_c: i32,
+    /// Fahrenheit, as the template computes it.
+    pub temperature_f: i32,
+    /// A word.
+    pub summary: String,
+}
+
+const SUMMARIES: [&str; 10] = [
+    "Freezing",
+    "Bracing",
+    "Chilly",
+    "Cool",
+    "Mild",
+    "Warm",
+    "Balmy",
+    "Hot",
+    "Sweltering",
+    "Scorching",
+];
+
+/// Five forecasts from tomorrow on, like the ASP.NET template's controller.
+pub fn forecasts() -> Vec<WeatherForecast> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mut seed = (nanos as u64) | 1;
+    let mut next = move |bound: u64| {
+        // xorshift64*: enough for sample data.
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % bound
+    };
+    let today = time::OffsetDateTime::now_utc().date();
+    (1..=5)
+        .map(|day| {
+            let temperature_c = next(75) as i32 - 20;
+            WeatherForecast {
+                date: (today + time::Duration::days(day)).to_string(),
+                temperature_c,
+                temperature_f: 32 + (f64::from(temperature_c) / 0.5556) as i32,
+                summary: SUMMARIES[next(SUMMARIES.len() as u64) as usize].to_owned(),
+            }
+        })
+        .collect()
+}
+
+async fn weather_forecast() -> Json<Vec<WeatherForecast>> {
+    Json(forecasts())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The router: `/weatherforecast` behind the policy and token validation, `/healthz` open.
+///
+/// # Errors
+///
+/// When the policy is not registered.
+pub fn router(validator: TokenValidator, policies: &Policies) -> Result<Router, ConfigError> {
+    let protected = Router::new()
+        .route("/weatherforecast", get(weather_forecast))
+        .layer(RequirePolicy::named(policies, POLICY)?)
+        .layer(ValidateAccessTokenLayer::new(validator));
+    Ok(Router::new()
+        .route("/healthz", get(healthz))
+        .merge(protected))
+}
+
+/// The whole app from the `AzureAd` section (`AddMicrosoftIdentityWebApiAuthentication` +
+/// `AddAuthorization` + the routes).
+///
+/// # Errors
+///
+/// When the configuration is incomplete or invalid.
+pub fn app(options: &AzureAdOptions) -> Result<Router, ConfigError> {
+    let validator = TokenValidator::new(options)?;
+    let policies = configure_policies(options)?;
+    router(validator, &policies)
+}
