@@ -495,6 +495,7 @@ mod tests {
             .build();
         type ResponseFutureOf =
             Pin<Box<dyn Future<Output = Result<Response<Bytes>, &'static str>> + Send>>;
+        type Run = Box<dyn FnOnce(MustBeReady, Request<Bytes>) -> ResponseFutureOf>;
 
         struct Check {
             name: &'static str,
@@ -519,10 +520,7 @@ mod tests {
             },
         ];
         for check in checks {
-            let services: [(
-                &str,
-                Box<dyn FnOnce(MustBeReady, Request<Bytes>) -> ResponseFutureOf>,
-            ); 4] = [
+            let services: [(&str, Run); 4] = [
                 (
                     "RequireRole",
                     Box::new(|s, r| Box::pin(RequireRole("service-api").layer(s).oneshot(r))),
