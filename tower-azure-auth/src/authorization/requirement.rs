@@ -37,7 +37,7 @@ use crate::claims::ClientAuthentication;
 /// ```
 pub trait Requirement: Any + Send + Sync + fmt::Debug {
     /// What the requirement asks for, in words, for failure messages and logs
-    /// (e.g. "claim `azpacr` must be one of [2]"). Must not depend on the caller's claims.
+    /// (e.g. ``claim `azpacr` must be one of [2]``). Must not depend on the caller's claims.
     fn description(&self) -> Cow<'_, str>;
 
     /// Decides the requirement from the context alone, synchronously. The default defers to

@@ -292,27 +292,27 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (claims, decided) = match request.extensions().get::<Claims>() {
+        let decided = match request.extensions().get::<Claims>() {
             None => return ResponseFuture::rejected(missing_claims()),
             Some(claims) => {
                 let ctx =
                     AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
-                (
-                    claims.clone(),
-                    self.policies.authorize_sync(&self.policy, &ctx),
-                )
+                self.policies.authorize_sync(&self.policy, &ctx)
             }
         };
         match decided {
             Some(Ok(())) => ResponseFuture::inner(self.inner.call(request)),
             Some(Err(failure)) => ResponseFuture::rejected(Rejection::forbidden(&failure)),
             None => {
+                let (parts, body) = request.into_parts();
+                let Some(claims) = parts.extensions.get::<Claims>().cloned() else {
+                    return ResponseFuture::rejected(missing_claims());
+                };
                 // `inner` is ready; keep it for this request and leave a fresh clone behind.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let policies = self.policies.clone();
                 let policy = self.policy.clone();
-                let (parts, body) = request.into_parts();
                 ResponseFuture::authorizing(Box::pin(async move {
                     let result = {
                         let ctx = AuthorizationContext::for_request(
