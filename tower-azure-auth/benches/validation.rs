@@ -1,0 +1,161 @@
+//! Inbound costs: raw RSA verification (the floor), full validation without and with the
+//! verified-token cache, 1 and 2 threads on the cached path, and policy evaluation.
+//!
+//! Run: `cargo bench -p tower-azure-auth --bench validation`
+
+#![allow(missing_docs)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde_json::json;
+use support::{TestIdp, TestKey};
+use tower_azure_auth::authorization::{AuthorizationContext, Policies, Policy};
+use tower_azure_auth::claims::ClientAuthentication;
+use tower_azure_auth::clock::ManualClock;
+use tower_azure_auth::{Authority, TokenValidator};
+
+const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
+const API: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
+const CALLER: &str = "11111111-2222-3333-4444-555555555555";
+const NOW: u64 = 1_800_000_000;
+
+struct Setup {
+    _runtime: tokio::runtime::Runtime,
+    key: TestKey,
+    idp: TestIdp,
+}
+
+fn setup() -> Setup {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let key = TestKey::generate("key-1");
+    let idp = runtime.block_on(TestIdp::start(TENANT, &[&key]));
+    Setup {
+        _runtime: runtime,
+        key,
+        idp,
+    }
+}
+
+/// A realistic Entra v2 app-only token: 15 claims.
+fn claims(idp: &TestIdp, unique: u64) -> serde_json::Value {
+    json!({
+        "aud": API,
+        "iss": idp.issuer_v2(),
+        "iat": NOW - 60,
+        "nbf": NOW - 60,
+        "exp": NOW + 3600,
+        "aio": "E2ZgYJj+9y2fWnE7pd1GV3tbR8mKAQA=",
+        "azp": CALLER,
+        "azpacr": "2",
+        "oid": "6e1b4f5c-31a8-4c7e-9a7e-2d1f9b8c0a11",
+        "rh": "0.AXEAFVv5fyHcpku8koJIVlePwaXzeLGIdSpJkk9y14d-fkhxAAA.",
+        "roles": ["service-api"],
+        "sub": "6e1b4f5c-31a8-4c7e-9a7e-2d1f9b8c0a11",
+        "tid": TENANT,
+        "uti": format!("uti-{unique:016}"),
+        "ver": "2.0",
+    })
+}
+
+fn validator(setup: &Setup, cache: bool) -> TokenValidator {
+    let _guard = setup._runtime.enter();
+    let validator = TokenValidator::builder(Authority::entra(&setup.idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(ManualClock::at_unix(NOW)))
+        .verified_token_cache(if cache { 16 << 20 } else { 0 })
+        .build()
+        .unwrap();
+    setup._runtime.block_on(validator.refresh()).unwrap();
+    validator
+}
+
+fn inbound(c: &mut Criterion) {
+    let setup = setup();
+    let token = setup.key.token(&claims(&setup.idp, 0));
+    let mut group = c.benchmark_group("inbound");
+    group.throughput(Throughput::Elements(1));
+
+    // The floor: one RS256 verification with the same backend (aws-lc-rs).
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    let signature = support::b64_decode(signature);
+    let public = setup.key.public_der();
+    group.bench_function("rsa_verify_raw", |b| {
+        b.iter(|| {
+            let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                &public,
+            );
+            key.verify(black_box(message.as_bytes()), black_box(&signature)).unwrap();
+        })
+    });
+
+    let uncached = validator(&setup, false);
+    group.bench_function("validate_uncached", |b| {
+        b.iter(|| uncached.validate_with_current_keys(black_box(&token)).unwrap())
+    });
+
+    let cached = validator(&setup, true);
+    cached.validate_with_current_keys(&token).unwrap();
+    group.bench_function("validate_cached", |b| {
+        b.iter(|| cached.validate_with_current_keys(black_box(&token)).unwrap())
+    });
+
+    for threads in [1usize, 2] {
+        group.throughput(Throughput::Elements(threads as u64));
+        group.bench_function(format!("validate_cached_{threads}_threads"), |b| {
+            b.iter_custom(|iterations| {
+                let start = Instant::now();
+                std::thread::scope(|scope| {
+                    for _ in 0..threads {
+                        scope.spawn(|| {
+                            for _ in 0..iterations {
+                                black_box(cached.validate_with_current_keys(&token).unwrap());
+                            }
+                        });
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn policy(c: &mut Criterion) {
+    let setup = setup();
+    let validator = validator(&setup, true);
+    let claims = validator
+        .validate_with_current_keys(&setup.key.token(&claims(&setup.idp, 1)))
+        .unwrap();
+    let policies = Policies::builder()
+        .add_policy(
+            "ValidateAccessTokenPolicy",
+            Policy::builder()
+                .require_role("service-api")
+                .require_client_id(CALLER)
+                .require_client_authentication(ClientAuthentication::Certificate)
+                .build(),
+        )
+        .build();
+    let policy = policies.policy("ValidateAccessTokenPolicy").unwrap();
+    c.bench_function("policy/seed_policy_sync", |b| {
+        b.iter(|| {
+            let ctx = AuthorizationContext::new(black_box(&claims));
+            let result = policies.authorize_sync(&policy, &ctx);
+            assert!(matches!(result, Some(Ok(()))));
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = inbound, policy
+}
+criterion_main!(benches);
