@@ -28,8 +28,8 @@ struct TokenInner {
 }
 
 impl AccessToken {
-    /// A token from another source (a custom [`TokenSource`](super::TokenSource), a test
-    /// double): refreshed by the cache when 5 minutes are left.
+    /// A token obtained elsewhere (a custom [`TokenSource`](super::TokenSource), a test
+    /// double); acquired now, [`refresh_on`](Self::refresh_on) 10 minutes before expiry.
     pub fn new(token: impl Into<String>, expires_on: SystemTime, scopes: Vec<String>) -> Self {
         let refresh_on = expires_on
             .checked_sub(Duration::from_secs(600))
