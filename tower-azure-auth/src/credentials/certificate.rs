@@ -517,7 +517,7 @@ impl CertificateLoader {
     pub fn from_pem(&self, pem: &[u8]) -> Result<ClientCertificate, CertificateError> {
         if !looks_like_pem(pem) {
             return Err(CertificateError::NotACertificate {
-                reason: "no PEM `-----BEGIN` line found".into(),
+                reason: "the data is not PEM text".into(),
             });
         }
         let mut certificate = None;
