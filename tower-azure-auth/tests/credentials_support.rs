@@ -1,7 +1,12 @@
 //! Shared by `tests/credentials.rs` and `tests/outbound.rs`: generated keys and certificates,
 //! PKCS#12 building, and a small token endpoint (axum on 127.0.0.1:0) that verifies client
 //! assertions with `jsonwebtoken` and counts requests.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    missing_debug_implementations
+)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -53,7 +58,9 @@ pub fn rsa_cert_valid(cn: &str, not_before: (i32, u8, u8), not_after: (i32, u8, 
     .unwrap();
     let mut params = rcgen::CertificateParams::new(vec![cn.to_owned()]).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
     params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
     params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
     let cert = params.self_signed(&rc_key).unwrap();
@@ -80,7 +87,9 @@ pub fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> Vec<u8> {
             (tag, 2, first)
         } else {
             let n = first & 0x7f;
-            let len = data[2..2 + n].iter().fold(0usize, |acc, b| (acc << 8) | *b as usize);
+            let len = data[2..2 + n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
             (tag, 2 + n, len)
         }
     }
@@ -121,7 +130,10 @@ pub fn pkcs12(
         Some(key) => {
             let key = p12_keystore::PrivateKey::from_der(key).unwrap();
             let chain = p12_keystore::PrivateKeyChain::new(b"key-1".to_vec(), key, [cert]);
-            store.add_entry("client", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+            store.add_entry(
+                "client",
+                p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+            );
         }
         None => store.add_entry("client", p12_keystore::KeyStoreEntry::Certificate(cert)),
     }
@@ -137,9 +149,16 @@ pub fn pkcs12(
 #[derive(Clone, Debug)]
 pub enum Reply {
     /// A token (the default when the script is empty).
-    Token { expires_in: Value, refresh_in: Option<u64> },
+    Token {
+        expires_in: Value,
+        refresh_in: Option<u64>,
+    },
     /// A status with a JSON body and optional `Retry-After`.
-    Status { status: u16, body: Value, retry_after: Option<&'static str> },
+    Status {
+        status: u16,
+        body: Value,
+        retry_after: Option<&'static str>,
+    },
 }
 
 /// The test token endpoint.
@@ -240,7 +259,11 @@ fn problem(state: &ServerState, text: String) -> Response {
 }
 
 /// Verifies the client authentication and answers from the script.
-async fn token(State(state): State<Arc<ServerState>>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
     *state.last_form.lock().unwrap() = form.clone();
     *state.last_capability.lock().unwrap() = headers
@@ -282,12 +305,20 @@ async fn token(State(state): State<Arc<ServerState>>, headers: HeaderMap, Form(f
                 .into_response();
         }
     }
-    let reply = state.script.lock().unwrap().pop_front().unwrap_or(Reply::Token {
-        expires_in: json!(3600),
-        refresh_in: None,
-    });
+    let reply = state
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or(Reply::Token {
+            expires_in: json!(3600),
+            refresh_in: None,
+        });
     match reply {
-        Reply::Token { expires_in, refresh_in } => {
+        Reply::Token {
+            expires_in,
+            refresh_in,
+        } => {
             let n = state.issued.fetch_add(1, Ordering::SeqCst) + 1;
             let mut body = json!({
                 "token_type": "Bearer",
@@ -300,7 +331,11 @@ async fn token(State(state): State<Arc<ServerState>>, headers: HeaderMap, Form(f
             }
             Json(body).into_response()
         }
-        Reply::Status { status, body, retry_after } => {
+        Reply::Status {
+            status,
+            body,
+            retry_after,
+        } => {
             let mut response = (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
             if let Some(value) = retry_after {
                 response
@@ -355,6 +390,9 @@ fn verify_assertion(state: &ServerState, assertion: &str) -> Result<(), String> 
 }
 
 fn uuid_like(jti: &str) -> Result<(), String> {
-    let ok = jti.len() == 36 && jti.chars().filter(|c| *c == '-').count() == 4 && jti.as_bytes()[14] == b'4';
-    ok.then_some(()).ok_or_else(|| format!("jti `{jti}` is not a UUID v4"))
+    let ok = jti.len() == 36
+        && jti.chars().filter(|c| *c == '-').count() == 4
+        && jti.as_bytes()[14] == b'4';
+    ok.then_some(())
+        .ok_or_else(|| format!("jti `{jti}` is not a UUID v4"))
 }

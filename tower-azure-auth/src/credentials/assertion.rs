@@ -79,7 +79,10 @@ impl ClientCertificate {
     /// # Errors
     ///
     /// [`CertificateError::Signing`] if the key cannot sign.
-    pub fn client_assertion(&self, request: &AssertionRequest<'_>) -> Result<String, CertificateError> {
+    pub fn client_assertion(
+        &self,
+        request: &AssertionRequest<'_>,
+    ) -> Result<String, CertificateError> {
         let x5c = self.x5c_entry();
         let pss = request.algorithm == AssertionAlgorithm::Ps256;
         let header = Header {

@@ -32,7 +32,10 @@ pub(crate) struct CacheKey {
 
 impl CacheKey {
     pub(crate) fn new(authority: &str, client_id: &str, scopes: &[String]) -> Self {
-        let mut scopes: Vec<String> = scopes.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
+        let mut scopes: Vec<String> = scopes
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
         scopes.sort();
         scopes.dedup();
         Self {
@@ -128,7 +131,10 @@ impl TokenCache {
         if let Some(slot) = self.slots.load().get(key) {
             return Arc::clone(slot);
         }
-        let _guard = self.insert.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .insert
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.slots.load_full();
         if let Some(slot) = current.get(key) {
             return Arc::clone(slot);
@@ -184,10 +190,30 @@ mod tests {
             equal: bool,
         }
         let cases = [
-            Case { name: "order", a: &["x/.default", "y/.default"], b: &["y/.default", "x/.default"], equal: true },
-            Case { name: "case", a: &["API://X/.default"], b: &["api://x/.default"], equal: true },
-            Case { name: "duplicates", a: &["x", "x"], b: &["x"], equal: true },
-            Case { name: "different", a: &["x"], b: &["y"], equal: false },
+            Case {
+                name: "order",
+                a: &["x/.default", "y/.default"],
+                b: &["y/.default", "x/.default"],
+                equal: true,
+            },
+            Case {
+                name: "case",
+                a: &["API://X/.default"],
+                b: &["api://x/.default"],
+                equal: true,
+            },
+            Case {
+                name: "duplicates",
+                a: &["x", "x"],
+                b: &["x"],
+                equal: true,
+            },
+            Case {
+                name: "different",
+                a: &["x"],
+                b: &["y"],
+                equal: false,
+            },
         ];
         for case in cases {
             let a: Vec<String> = case.a.iter().map(|s| s.to_string()).collect();
@@ -208,7 +234,10 @@ mod tests {
         for i in 0..10 {
             let key = CacheKey::new("a", "c", &[format!("s{i}")]);
             let slot = cache.slot(&key, now);
-            assert!(Arc::ptr_eq(&slot, &cache.slot(&key, now)), "slot {i} is reused");
+            assert!(
+                Arc::ptr_eq(&slot, &cache.slot(&key, now)),
+                "slot {i} is reused"
+            );
             assert!(cache.len() <= 3, "after {i}: {}", cache.len());
         }
     }

@@ -84,7 +84,10 @@ pub struct CredentialContext {
 /// (AADSTS700027-class errors), which is how a rotated certificate is picked up.
 pub trait CredentialSource: Send + Sync + fmt::Debug + 'static {
     /// Loads the current credential.
-    fn load<'a>(&'a self, context: &'a CredentialContext) -> BoxFuture<'a, Result<ClientCredential, ConfigError>>;
+    fn load<'a>(
+        &'a self,
+        context: &'a CredentialContext,
+    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>>;
 }
 
 /// Builds a [`ConfidentialClient`], like MSAL's `ConfidentialClientApplicationBuilder`.
@@ -304,7 +307,14 @@ impl fmt::Debug for ConfidentialClient {
         f.debug_struct("ConfidentialClient")
             .field("client_id", &inner.pii_value(&inner.client_id))
             .field("authority", &inner.authority)
-            .field("credential", &inner.credential.load().as_deref().map(ClientCredential::kind))
+            .field(
+                "credential",
+                &inner
+                    .credential
+                    .load()
+                    .as_deref()
+                    .map(ClientCredential::kind),
+            )
             .field("algorithm", &inner.algorithm)
             .field("send_x5c", &inner.send_x5c)
             .finish_non_exhaustive()
@@ -337,7 +347,9 @@ impl ConfidentialClient {
     /// # Errors
     ///
     /// When `ClientId` or the authority is missing or unusable.
-    pub fn builder_from_options(options: &CallApiOptions) -> Result<ConfidentialClientBuilder, ConfigError> {
+    pub fn builder_from_options(
+        options: &CallApiOptions,
+    ) -> Result<ConfidentialClientBuilder, ConfigError> {
         let client_id = options
             .client_id
             .clone()
@@ -390,7 +402,10 @@ impl ConfidentialClient {
     /// # Errors
     ///
     /// See [`TokenError`].
-    pub async fn acquire_token_for_client<S: AsRef<str>>(&self, scopes: &[S]) -> Result<AccessToken, TokenError> {
+    pub async fn acquire_token_for_client<S: AsRef<str>>(
+        &self,
+        scopes: &[S],
+    ) -> Result<AccessToken, TokenError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
         self.inner.acquire(&scopes, false).await
     }
@@ -402,7 +417,10 @@ impl ConfidentialClient {
     /// # Errors
     ///
     /// See [`TokenError`].
-    pub async fn force_refresh<S: AsRef<str>>(&self, scopes: &[S]) -> Result<AccessToken, TokenError> {
+    pub async fn force_refresh<S: AsRef<str>>(
+        &self,
+        scopes: &[S],
+    ) -> Result<AccessToken, TokenError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
         self.inner.acquire(&scopes, true).await
     }
@@ -455,7 +473,11 @@ impl ClientInner {
         Ok(())
     }
 
-    async fn acquire(self: &Arc<Self>, scopes: &[String], force: bool) -> Result<AccessToken, TokenError> {
+    async fn acquire(
+        self: &Arc<Self>,
+        scopes: &[String],
+        force: bool,
+    ) -> Result<AccessToken, TokenError> {
         self.check_scopes(scopes)?;
         let key = CacheKey::new(&self.authority_key, &self.client_id, scopes);
         let now = self.now();
@@ -548,8 +570,9 @@ impl ClientInner {
                 let endpoint = metadata
                     .token_endpoint
                     .ok_or_else(|| invalid("it has no token_endpoint".into()))?;
-                let endpoint = Url::parse(&endpoint)
-                    .map_err(|e| invalid(format!("token_endpoint `{endpoint}` is not a URL: {e}")))?;
+                let endpoint = Url::parse(&endpoint).map_err(|e| {
+                    invalid(format!("token_endpoint `{endpoint}` is not a URL: {e}"))
+                })?;
                 require_secure(&endpoint, "token_endpoint").map_err(|e| invalid(e.to_string()))?;
                 Ok::<_, TokenError>(endpoint)
             })
@@ -561,7 +584,9 @@ impl ClientInner {
         if let Some(credential) = self.credential.load_full() {
             return Ok(credential);
         }
-        self.reload_credential().await.map_err(TokenError::Configuration)
+        self.reload_credential()
+            .await
+            .map_err(TokenError::Configuration)
     }
 
     async fn reload_credential(&self) -> Result<Arc<ClientCredential>, ConfigError> {
@@ -586,15 +611,21 @@ impl ClientInner {
     async fn fetch(&self, scopes: &[String], slot: &Slot) -> Result<AccessToken, TokenError> {
         let endpoint = self.token_endpoint().await?;
         let credential = self.current_credential().await?;
-        match self.request_with_retry(&endpoint, &credential, scopes, slot).await {
-            Err(TokenError::Rejected(error)) if error.is_credential_rejected() && self.source.is_some() => {
+        match self
+            .request_with_retry(&endpoint, &credential, scopes, slot)
+            .await
+        {
+            Err(TokenError::Rejected(error))
+                if error.is_credential_rejected() && self.source.is_some() =>
+            {
                 warn!(target: TARGET, code = ?error.code,
                     "the authority refused the client credential; reloading it once (rotation)");
                 let credential = self
                     .reload_credential()
                     .await
                     .map_err(TokenError::Configuration)?;
-                self.request_with_retry(&endpoint, &credential, scopes, slot).await
+                self.request_with_retry(&endpoint, &credential, scopes, slot)
+                    .await
             }
             other => other,
         }
@@ -628,7 +659,12 @@ impl ClientInner {
         }
     }
 
-    async fn request(&self, endpoint: &Url, credential: &ClientCredential, scopes: &[String]) -> Attempt {
+    async fn request(
+        &self,
+        endpoint: &Url,
+        credential: &ClientCredential,
+        scopes: &[String],
+    ) -> Attempt {
         let scope = scopes.join(" ");
         let mut form: Vec<(&str, String)> = vec![("client_id", self.client_id.clone())];
         match credential {
@@ -650,7 +686,9 @@ impl ClientInner {
                 ));
                 form.push(("client_assertion", assertion));
             }
-            ClientCredential::Secret(secret) => form.push(("client_secret", secret.expose().to_owned())),
+            ClientCredential::Secret(secret) => {
+                form.push(("client_secret", secret.expose().to_owned()))
+            }
         }
         form.push(("scope", scope));
         form.push(("grant_type", "client_credentials".into()));
@@ -725,12 +763,17 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
         return None;
     };
     let day: u64 = day.parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| m == month)? as u64
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as u64
         + 1;
     let year: u64 = year.parse().ok()?;
-    let hms: Vec<u64> = time.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let [h, m, s] = hms.as_slice() else {
         return None;
     };
@@ -738,7 +781,11 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm), for years >= 1970.
-    let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
     let era = y / 400;
     let yoe = y - era * 400;
     let doy = (153 * mo + 2) / 5 + day - 1;
@@ -752,7 +799,11 @@ fn number(value: Option<&serde_json::Value>) -> Result<Option<u64>, ()> {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::Number(n)) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.is_finite()).map(|f| f as u64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
             .map(Some)
             .ok_or(()),
         Some(serde_json::Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
@@ -770,7 +821,8 @@ pub(crate) fn parse_token_response(
     let bad = |reason: &str| TokenError::BadResponse {
         reason: reason.to_owned(),
     };
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
     let token_type = value
         .get("token_type")
         .and_then(|v| v.as_str())
@@ -786,14 +838,17 @@ pub(crate) fn parse_token_response(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("`access_token` is missing"))?;
     if http::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
-        return Err(bad("`access_token` has characters that cannot go in a header"));
+        return Err(bad(
+            "`access_token` has characters that cannot go in a header",
+        ));
     }
     let expires_in = number(value.get("expires_in"))
         .map_err(|()| bad("`expires_in` is not a number"))?
         .unwrap_or(600);
-    let refresh_in = number(value.get("refresh_in")).map_err(|()| bad("`refresh_in` is not a number"))?;
-    let ext_expires_in =
-        number(value.get("ext_expires_in")).map_err(|()| bad("`ext_expires_in` is not a number"))?;
+    let refresh_in =
+        number(value.get("refresh_in")).map_err(|()| bad("`refresh_in` is not a number"))?;
+    let ext_expires_in = number(value.get("ext_expires_in"))
+        .map_err(|()| bad("`ext_expires_in` is not a number"))?;
     let expires_in = expires_in.min(10 * 365 * 86_400);
     let expires_on = now + Duration::from_secs(expires_in);
     // Refresh when 80 % of the usable lifetime (before the 5-minute margin) has passed, or
@@ -825,24 +880,94 @@ mod tests {
             refresh_after: u64,
         }
         let cases = [
-            Case { name: "numbers", body: r#"{"token_type":"Bearer","access_token":"a.b.c","expires_in":3599,"ext_expires_in":3599}"#, ok: true, expires_in: 3599, refresh_after: 2639 },
-            Case { name: "numeric strings", body: r#"{"token_type":"bearer","access_token":"a.b.c","expires_in":"3600"}"#, ok: true, expires_in: 3600, refresh_after: 2640 },
-            Case { name: "refresh_in earlier", body: r#"{"token_type":"Bearer","access_token":"a","expires_in":3600,"refresh_in":1800}"#, ok: true, expires_in: 3600, refresh_after: 1800 },
-            Case { name: "refresh_in later is capped", body: r#"{"token_type":"Bearer","access_token":"a","expires_in":3600,"refresh_in":3500}"#, ok: true, expires_in: 3600, refresh_after: 2640 },
-            Case { name: "not bearer", body: r#"{"token_type":"pop","access_token":"a","expires_in":3600}"#, ok: false, expires_in: 0, refresh_after: 0 },
-            Case { name: "no token_type", body: r#"{"access_token":"a","expires_in":3600}"#, ok: false, expires_in: 0, refresh_after: 0 },
-            Case { name: "no token", body: r#"{"token_type":"Bearer","expires_in":3600}"#, ok: false, expires_in: 0, refresh_after: 0 },
-            Case { name: "bad expires_in", body: r#"{"token_type":"Bearer","access_token":"a","expires_in":"soon"}"#, ok: false, expires_in: 0, refresh_after: 0 },
-            Case { name: "token with a newline", body: r#"{"token_type":"Bearer","access_token":"a\nb","expires_in":3600}"#, ok: false, expires_in: 0, refresh_after: 0 },
-            Case { name: "not json", body: "<html>", ok: false, expires_in: 0, refresh_after: 0 },
+            Case {
+                name: "numbers",
+                body: r#"{"token_type":"Bearer","access_token":"a.b.c","expires_in":3599,"ext_expires_in":3599}"#,
+                ok: true,
+                expires_in: 3599,
+                refresh_after: 2639,
+            },
+            Case {
+                name: "numeric strings",
+                body: r#"{"token_type":"bearer","access_token":"a.b.c","expires_in":"3600"}"#,
+                ok: true,
+                expires_in: 3600,
+                refresh_after: 2640,
+            },
+            Case {
+                name: "refresh_in earlier",
+                body: r#"{"token_type":"Bearer","access_token":"a","expires_in":3600,"refresh_in":1800}"#,
+                ok: true,
+                expires_in: 3600,
+                refresh_after: 1800,
+            },
+            Case {
+                name: "refresh_in later is capped",
+                body: r#"{"token_type":"Bearer","access_token":"a","expires_in":3600,"refresh_in":3500}"#,
+                ok: true,
+                expires_in: 3600,
+                refresh_after: 2640,
+            },
+            Case {
+                name: "not bearer",
+                body: r#"{"token_type":"pop","access_token":"a","expires_in":3600}"#,
+                ok: false,
+                expires_in: 0,
+                refresh_after: 0,
+            },
+            Case {
+                name: "no token_type",
+                body: r#"{"access_token":"a","expires_in":3600}"#,
+                ok: false,
+                expires_in: 0,
+                refresh_after: 0,
+            },
+            Case {
+                name: "no token",
+                body: r#"{"token_type":"Bearer","expires_in":3600}"#,
+                ok: false,
+                expires_in: 0,
+                refresh_after: 0,
+            },
+            Case {
+                name: "bad expires_in",
+                body: r#"{"token_type":"Bearer","access_token":"a","expires_in":"soon"}"#,
+                ok: false,
+                expires_in: 0,
+                refresh_after: 0,
+            },
+            Case {
+                name: "token with a newline",
+                body: r#"{"token_type":"Bearer","access_token":"a\nb","expires_in":3600}"#,
+                ok: false,
+                expires_in: 0,
+                refresh_after: 0,
+            },
+            Case {
+                name: "not json",
+                body: "<html>",
+                ok: false,
+                expires_in: 0,
+                refresh_after: 0,
+            },
         ];
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         for case in cases {
             let result = parse_token_response(case.body.as_bytes(), now, &["s/.default".into()]);
             assert_eq!(result.is_ok(), case.ok, "{}: {result:?}", case.name);
             if let Ok(token) = result {
-                assert_eq!(token.expires_on(), now + Duration::from_secs(case.expires_in), "{}", case.name);
-                assert_eq!(token.refresh_on(), now + Duration::from_secs(case.refresh_after), "{}", case.name);
+                assert_eq!(
+                    token.expires_on(),
+                    now + Duration::from_secs(case.expires_in),
+                    "{}",
+                    case.name
+                );
+                assert_eq!(
+                    token.refresh_on(),
+                    now + Duration::from_secs(case.refresh_after),
+                    "{}",
+                    case.name
+                );
             }
         }
     }
@@ -856,11 +981,31 @@ mod tests {
         }
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
         let cases = [
-            Case { name: "seconds", value: "120", expected: Some(120) },
-            Case { name: "date in the future", value: "Sun, 06 Nov 1994 08:50:37 GMT", expected: Some(60) },
-            Case { name: "date in the past", value: "Sun, 06 Nov 1994 08:00:00 GMT", expected: Some(0) },
-            Case { name: "garbage", value: "soon", expected: None },
-            Case { name: "negative", value: "-5", expected: None },
+            Case {
+                name: "seconds",
+                value: "120",
+                expected: Some(120),
+            },
+            Case {
+                name: "date in the future",
+                value: "Sun, 06 Nov 1994 08:50:37 GMT",
+                expected: Some(60),
+            },
+            Case {
+                name: "date in the past",
+                value: "Sun, 06 Nov 1994 08:00:00 GMT",
+                expected: Some(0),
+            },
+            Case {
+                name: "garbage",
+                value: "soon",
+                expected: None,
+            },
+            Case {
+                name: "negative",
+                value: "-5",
+                expected: None,
+            },
         ];
         for case in cases {
             assert_eq!(

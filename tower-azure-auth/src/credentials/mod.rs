@@ -48,10 +48,12 @@ mod token;
 mod token_source;
 
 pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
-pub use certificate::{thumbprints, CertificateError, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS};
+pub use certificate::{
+    thumbprints, CertificateError, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
+};
 pub use client::{
-    BoxFuture, ClientCredential, ClientSecret, ConfidentialClient, ConfidentialClientBuilder, CredentialContext,
-    CredentialSource,
+    BoxFuture, ClientCredential, ClientSecret, ConfidentialClient, ConfidentialClientBuilder,
+    CredentialContext, CredentialSource,
 };
 pub use sources::CredentialDescriptions;
 pub use token::{AccessToken, AuthorityError, TokenError};

@@ -8,7 +8,9 @@ use crate::config::{CallApiOptions, CredentialDescription, SourceType};
 use crate::error::ConfigError;
 
 use super::certificate::CertificateLoader;
-use super::client::{BoxFuture, ClientCredential, ClientSecret, CredentialContext, CredentialSource};
+use super::client::{
+    BoxFuture, ClientCredential, ClientSecret, CredentialContext, CredentialSource,
+};
 
 /// The source types this build can load.
 const SUPPORTED: &str = "Path, Base64Encoded, ClientSecret";
@@ -153,7 +155,9 @@ impl CredentialDescriptions {
                 loader
                     .from_file(&resolved, password)
                     .map(ClientCredential::Certificate)
-                    .map_err(|e| format!("certificate file `{}`: {}", resolved.display(), chain(&e)))
+                    .map_err(|e| {
+                        format!("certificate file `{}`: {}", resolved.display(), chain(&e))
+                    })
             }
             SourceType::Base64Encoded => {
                 let value = description
@@ -200,7 +204,10 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 impl CredentialSource for CredentialDescriptions {
-    fn load<'a>(&'a self, context: &'a CredentialContext) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
+    fn load<'a>(
+        &'a self,
+        context: &'a CredentialContext,
+    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
         Box::pin(async move {
             let loader = CertificateLoader::new().clock(context.clock.clone());
             self.load_with(&loader)

@@ -34,7 +34,14 @@ impl AccessToken {
         let refresh_on = expires_on
             .checked_sub(Duration::from_secs(600))
             .unwrap_or(expires_on);
-        Self::with_times(token.into(), SystemTime::now(), expires_on, refresh_on, None, scopes)
+        Self::with_times(
+            token.into(),
+            SystemTime::now(),
+            expires_on,
+            refresh_on,
+            None,
+            scopes,
+        )
     }
 
     pub(crate) fn with_times(
@@ -98,7 +105,6 @@ impl AccessToken {
         now.checked_add(margin)
             .is_some_and(|limit| self.inner.expires_on > limit)
     }
-
 }
 
 impl fmt::Debug for AccessToken {
@@ -321,7 +327,12 @@ mod tests {
                 body: r#"{"error":"invalid_client","error_description":"AADSTS700027: Client assertion failed signature validation.\r\nTrace ID: t\r\nCorrelation ID: c","error_codes":[700027],"trace_id":"t","correlation_id":"c"}"#,
                 code: Some(700027),
                 error: "invalid_client",
-                display_contains: &["AADSTS700027", "Client assertion failed signature validation.", "certificate", "registered"],
+                display_contains: &[
+                    "AADSTS700027",
+                    "Client assertion failed signature validation.",
+                    "certificate",
+                    "registered",
+                ],
                 rejected_credential: true,
             },
             Case {
@@ -378,12 +389,21 @@ mod tests {
                 .unwrap_or_else(|| panic!("{}: not parsed", case.name));
             assert_eq!(parsed.code, case.code, "{}", case.name);
             assert_eq!(parsed.error, case.error, "{}", case.name);
-            assert_eq!(parsed.is_credential_rejected(), case.rejected_credential, "{}", case.name);
+            assert_eq!(
+                parsed.is_credential_rejected(),
+                case.rejected_credential,
+                "{}",
+                case.name
+            );
             let error = TokenError::Rejected(Box::new(parsed));
             assert_eq!(error.aadsts_code(), case.code, "{}", case.name);
             let text = error.to_string();
             for needle in case.display_contains {
-                assert!(text.contains(needle), "{}: {text:?} lacks {needle:?}", case.name);
+                assert!(
+                    text.contains(needle),
+                    "{}: {text:?} lacks {needle:?}",
+                    case.name
+                );
             }
             assert!(!text.contains("Trace ID"), "{}: {text}", case.name);
         }

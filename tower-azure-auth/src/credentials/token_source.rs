@@ -15,11 +15,19 @@ use super::token::{AccessToken, TokenError};
 pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
     /// A token for `scopes`; `force_refresh` skips any cached token (used once after the
     /// called API answers 401 `invalid_token`).
-    fn token<'a>(&'a self, scopes: &'a [String], force_refresh: bool) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [String],
+        force_refresh: bool,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
 }
 
 impl TokenSource for ConfidentialClient {
-    fn token<'a>(&'a self, scopes: &'a [String], force_refresh: bool) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [String],
+        force_refresh: bool,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
         Box::pin(async move {
             if force_refresh {
                 self.force_refresh(scopes).await
@@ -31,7 +39,11 @@ impl TokenSource for ConfidentialClient {
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
-    fn token<'a>(&'a self, scopes: &'a [String], force_refresh: bool) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [String],
+        force_refresh: bool,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
         (**self).token(scopes, force_refresh)
     }
 }
@@ -83,7 +95,8 @@ pub(crate) fn is_invalid_token(status: StatusCode, headers: &HeaderMap) -> bool 
             };
             let lower = value.to_ascii_lowercase();
             lower.trim_start().starts_with("bearer")
-                && (lower.contains("error=\"invalid_token\"") || lower.contains("error=invalid_token"))
+                && (lower.contains("error=\"invalid_token\"")
+                    || lower.contains("error=invalid_token"))
         })
 }
 
@@ -100,13 +113,48 @@ mod tests {
             expected: bool,
         }
         let cases = [
-            Case { name: "rfc 6750 invalid_token", status: 401, header: Some(r#"Bearer error="invalid_token", error_description="expired""#), expected: true },
-            Case { name: "unquoted", status: 401, header: Some("Bearer error=invalid_token"), expected: true },
-            Case { name: "bare challenge (no token sent)", status: 401, header: Some("Bearer"), expected: false },
-            Case { name: "insufficient scope", status: 401, header: Some(r#"Bearer error="insufficient_scope""#), expected: false },
-            Case { name: "no header", status: 401, header: None, expected: false },
-            Case { name: "403", status: 403, header: Some(r#"Bearer error="invalid_token""#), expected: false },
-            Case { name: "other scheme", status: 401, header: Some(r#"Basic realm="x", error="invalid_token""#), expected: false },
+            Case {
+                name: "rfc 6750 invalid_token",
+                status: 401,
+                header: Some(r#"Bearer error="invalid_token", error_description="expired""#),
+                expected: true,
+            },
+            Case {
+                name: "unquoted",
+                status: 401,
+                header: Some("Bearer error=invalid_token"),
+                expected: true,
+            },
+            Case {
+                name: "bare challenge (no token sent)",
+                status: 401,
+                header: Some("Bearer"),
+                expected: false,
+            },
+            Case {
+                name: "insufficient scope",
+                status: 401,
+                header: Some(r#"Bearer error="insufficient_scope""#),
+                expected: false,
+            },
+            Case {
+                name: "no header",
+                status: 401,
+                header: None,
+                expected: false,
+            },
+            Case {
+                name: "403",
+                status: 403,
+                header: Some(r#"Bearer error="invalid_token""#),
+                expected: false,
+            },
+            Case {
+                name: "other scheme",
+                status: 401,
+                header: Some(r#"Basic realm="x", error="invalid_token""#),
+                expected: false,
+            },
         ];
         for case in cases {
             let mut headers = HeaderMap::new();
@@ -114,7 +162,12 @@ mod tests {
                 headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(h));
             }
             let status = StatusCode::from_u16(case.status).unwrap();
-            assert_eq!(is_invalid_token(status, &headers), case.expected, "{}", case.name);
+            assert_eq!(
+                is_invalid_token(status, &headers),
+                case.expected,
+                "{}",
+                case.name
+            );
         }
     }
 }
