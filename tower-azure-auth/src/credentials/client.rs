@@ -692,7 +692,7 @@ impl ClientInner {
         }
         form.push(("scope", scope));
         form.push(("grant_type", "client_credentials".into()));
-        debug!(target: TARGET, endpoint = %endpoint, client_id = %self.pii_value(&self.client_id),
+        debug!(target: TARGET, endpoint = %self.pii_value(endpoint.as_str()), client_id = %self.pii_value(&self.client_id),
             credential = credential.kind(), "requesting a token");
 
         let http = &self.context.http;
