@@ -1,10 +1,62 @@
-//! Outbound credentials (placeholder while the credentials module is written).
+//! Outbound credentials: client certificates, client assertions, [`ConfidentialClient`] with
+//! its token cache, and [`TokenSource`] for the layers that attach tokens.
+//!
+//! The client-credentials flow with a certificate, as MSAL does it: the certificate's private
+//! key signs a short-lived client assertion (RFC 7523) for the token endpoint; the authority
+//! answers with an access token for `api://…/.default`, which is cached and refreshed ahead of
+//! its expiry.
+//!
+//! ```
+//! use tower_azure_auth::{Authority, credentials::*};
+//! # use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+//! # let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+//! # let pkcs8: Pkcs8V1Der = key.as_der().unwrap();
+//! # let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+//! #     &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()), &rcgen::PKCS_RSA_SHA256).unwrap();
+//! # let cert = rcgen::CertificateParams::new(vec!["weather-client".into()]).unwrap().self_signed(&rc_key).unwrap();
+//! # let pem = format!("{}{}", cert.pem(), rc_key.serialize_pem());
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let certificate = ClientCertificate::from_pem(pem.as_bytes())?;
+//!
+//! // The assertion MSAL would send to Entra ID: PS256 with x5t#S256.
+//! let assertion = certificate.client_assertion(&AssertionRequest {
+//!     client_id: "b178f3a5-7588-492a-924f-72d7887b7e48",
+//!     audience: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+//!     algorithm: AssertionAlgorithm::Ps256,
+//!     send_x5c: false,
+//!     now: 1_700_000_000,
+//! })?;
+//! assert_eq!(assertion.split('.').count(), 3);
+//!
+//! let client = ConfidentialClient::builder("b178f3a5-7588-492a-924f-72d7887b7e48")
+//!     .authority(Authority::entra("https://login.microsoftonline.com/", "contoso.onmicrosoft.com")?)
+//!     .certificate(certificate)
+//!     .build()?;
+//! // Refused before any request: client-credential scopes must end with /.default.
+//! let error = client.acquire_token_for_client(&["api://weather/read"]).await.unwrap_err();
+//! assert!(matches!(error, TokenError::InvalidScope { .. }), "{error}");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
-/// A certificate or key could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CertificateError {
-    /// Placeholder.
-    #[error("placeholder")]
-    Placeholder,
-}
+mod assertion;
+mod cache;
+mod certificate;
+mod client;
+mod sources;
+mod token;
+mod token_source;
+
+pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
+pub use certificate::{
+    thumbprints, CertificateError, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
+};
+pub use client::{
+    BoxFuture, ClientCredential, ClientSecret, ConfidentialClient, ConfidentialClientBuilder,
+    CredentialContext, CredentialSource,
+};
+pub use sources::CredentialDescriptions;
+pub use token::{AccessToken, AuthorityError, TokenError};
+pub use token_source::TokenSource;
+
+pub(crate) use token_source::{is_invalid_token, BearerAuth};

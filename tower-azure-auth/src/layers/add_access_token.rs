@@ -1,8 +1,247 @@
-//! Outbound layer (placeholder).
+//! Outbound: [`AddAccessTokenLayer`] puts `Authorization: Bearer <token>` (marked sensitive)
+//! on every request sent through any tower `Service<http::Request<B>>` — a hyper-util client,
+//! a tonic channel, a tower client stack.
+//!
+//! Tokens come from a [`TokenSource`] (usually a
+//! [`ConfidentialClient`](crate::credentials::ConfidentialClient), whose cache makes this
+//! cheap). When the called API answers 401 with `WWW-Authenticate: Bearer
+//! error="invalid_token"`, the layer forces one token refresh and, **if the request body is
+//! empty** (`http_body::Body::is_end_stream()` was true when the request came in, e.g. a GET),
+//! sends the request once more with the new token and an empty body made with
+//! `B::default()`. Requests with a body are not replayed (the body has been consumed): their
+//! 401 goes back to the caller, and the next request carries the refreshed token.
+//!
+//! Errors: the service's error type is [`BoxError`]; a token failure is a
+//! [`TokenError`](crate::credentials::TokenError) inside (downcast it), the inner service's
+//! error is passed through boxed.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_azure_auth::credentials::{AccessToken, BoxFuture, TokenError, TokenSource};
+//! use tower_azure_auth::layers::AddAccessTokenLayer;
+//!
+//! // A token source that hands out a fixed token for one scope, and refuses others.
+//! #[derive(Debug)]
+//! struct Fixed;
+//! impl TokenSource for Fixed {
+//!     fn token<'a>(&'a self, scopes: &'a [String], _force: bool) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+//!         Box::pin(async move {
+//!             if scopes.iter().any(|s| !s.ends_with("/.default")) {
+//!                 return Err(TokenError::InvalidScope { scope: scopes.join(" "), reason: "must end with /.default" });
+//!             }
+//!             Ok(AccessToken::new("eyJ.abc.def", SystemTime::now() + Duration::from_secs(3600), scopes.to_vec()))
+//!         })
+//!     }
+//! }
+//!
+//! // The "API": 200 with the right bearer token, else 401.
+//! let api = tower::service_fn(|request: Request<String>| async move {
+//!     let ok = request.headers().get("authorization").is_some_and(|v| v == "Bearer eyJ.abc.def");
+//!     let status = if ok { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+//!     Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(String::new()).unwrap())
+//! });
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let mut client = ServiceBuilder::new()
+//!     .layer(AddAccessTokenLayer::new(Fixed, ["api://weather/.default"]))
+//!     .service(api.clone());
+//! let response = client.ready().await.unwrap().call(Request::new(String::new())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! // No token can be obtained for this scope: the call fails with the TokenError inside.
+//! let mut refused = ServiceBuilder::new()
+//!     .layer(AddAccessTokenLayer::new(Fixed, ["api://weather/read"]))
+//!     .service(api);
+//! let error = refused.ready().await.unwrap().call(Request::new(String::new())).await.unwrap_err();
+//! assert!(error.downcast_ref::<TokenError>().is_some(), "{error}");
+//! # });
+//! ```
 
-/// Placeholder.
-#[derive(Debug, Clone)]
-pub struct AddAccessTokenLayer;
-/// Placeholder.
-#[derive(Debug, Clone)]
-pub struct AddAccessToken;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::credentials::{is_invalid_token, BearerAuth, TokenSource};
+
+/// The error type of [`AddAccessToken`]: a boxed [`TokenError`](crate::credentials::TokenError)
+/// or the inner service's error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Adds `Authorization: Bearer <token>` to requests; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct AddAccessTokenLayer {
+    auth: BearerAuth,
+}
+
+impl AddAccessTokenLayer {
+    /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`.
+    pub fn new<T, I, S>(source: T, scopes: I) -> Self
+    where
+        T: TokenSource,
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::from_shared(Arc::new(source), scopes)
+    }
+
+    /// Like [`new`](Self::new), for a source already shared with others (e.g. the reqwest
+    /// middleware).
+    pub fn from_shared<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            auth: BearerAuth::new(source, scopes),
+        }
+    }
+}
+
+impl<S> Layer<S> for AddAccessTokenLayer {
+    type Service = AddAccessToken<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AddAccessToken {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// The service made by [`AddAccessTokenLayer`].
+#[derive(Clone, Debug)]
+pub struct AddAccessToken<S> {
+    inner: S,
+    auth: BearerAuth,
+}
+
+impl<S> AddAccessToken<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for AddAccessToken<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Default + Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<Response<ResBody>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The ready service goes into the future; a fresh clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let auth = self.auth.clone();
+        ResponseFuture {
+            future: Box::pin(async move {
+                let replay = request.body().is_end_stream().then(|| Replay::of(&request));
+                let header = auth.header(false).await?;
+                request.headers_mut().insert(AUTHORIZATION, header);
+                let response = inner.call(request).await.map_err(Into::into)?;
+                if !is_invalid_token(response.status(), response.headers()) {
+                    return Ok(response);
+                }
+                let header = match auth.header(true).await {
+                    Ok(header) => header,
+                    Err(error) => {
+                        tracing::warn!(target: "tower_azure_auth::credentials", %error,
+                            "the API refused the token and a new one could not be obtained");
+                        return Ok(response);
+                    }
+                };
+                let Some(replay) = replay else {
+                    tracing::debug!(target: "tower_azure_auth::credentials",
+                        "the API refused the token; refreshed it, but the request has a body and is not replayed");
+                    return Ok(response);
+                };
+                tracing::debug!(target: "tower_azure_auth::credentials",
+                    "the API refused the token; retrying once with a refreshed token");
+                let mut retry = replay.into_request(B::default());
+                retry.headers_mut().insert(AUTHORIZATION, header);
+                futures_util::future::poll_fn(|cx| inner.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                inner.call(retry).await.map_err(Into::into)
+            }),
+        }
+    }
+}
+
+/// What is needed to send a body-less request again.
+struct Replay {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    extensions: http::Extensions,
+}
+
+impl Replay {
+    fn of<B>(request: &Request<B>) -> Self {
+        Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+            extensions: request.extensions().clone(),
+        }
+    }
+
+    fn into_request<B>(self, body: B) -> Request<B> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        *request.extensions_mut() = self.extensions;
+        request
+    }
+}
+
+/// The response future of [`AddAccessToken`] (boxed: it awaits the token source).
+pub struct ResponseFuture<T> {
+    future: Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>,
+}
+
+impl<T> fmt::Debug for ResponseFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<T> Future for ResponseFuture<T> {
+    type Output = Result<T, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}

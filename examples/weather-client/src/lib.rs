@@ -1,0 +1,212 @@
+//! The seed's client: loads a client certificate, gets an app token from Entra ID (client
+//! credentials), calls `GET {ApiBaseAddress}/weatherforecast` with it and returns the JSON.
+//!
+//! [`run`] is the whole program minus the command line, so tests call it in-process.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), weather_client::ClientError> {
+//! let options = tower_azure_auth::CallApiOptions::load(None)?; // CallApi__… variables
+//! let forecast = weather_client::run(options).await?;
+//! println!("{forecast:#}");
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use tower_azure_auth::authority::require_secure;
+use tower_azure_auth::credentials::{ClientCredential, ConfidentialClient, TokenError};
+use tower_azure_auth::middleware::AccessTokenMiddleware;
+use tower_azure_auth::{CallApiOptions, ConfigError};
+use url::Url;
+
+/// Why the client failed; [`ClientError::explain`] gives the one-paragraph explanation the
+/// binary prints.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The configuration (or the certificate it points to) is not usable.
+    #[error("the configuration is not usable")]
+    Config(#[from] ConfigError),
+    /// No token could be obtained.
+    #[error("no access token could be obtained")]
+    Token {
+        /// The cause.
+        #[source]
+        source: TokenError,
+        /// The certificate in use (subject and thumbprint), if any.
+        certificate: Option<String>,
+    },
+    /// The API could not be reached.
+    #[error("the API could not be reached")]
+    Request(#[source] reqwest_middleware::Error),
+    /// The API answered with an error status.
+    #[error("the API answered {status}")]
+    Api {
+        /// The status.
+        status: u16,
+        /// `WWW-Authenticate`, when present.
+        www_authenticate: Option<String>,
+        /// The start of the body.
+        body: String,
+    },
+    /// The API's answer is not JSON.
+    #[error("the API's answer is not JSON")]
+    Json(#[source] reqwest::Error),
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl ClientError {
+    /// One paragraph: what went wrong, the AADSTS code where there is one, and what to check.
+    pub fn explain(&self) -> String {
+        match self {
+            Self::Config(e) => format!(
+                "weather-client could not start: {}. Check the CallApi section of the configuration file and the CallApi__… environment variables.",
+                chain(e)
+            ),
+            Self::Token { source, certificate } => {
+                let with = certificate
+                    .as_deref()
+                    .map(|c| format!(" (client certificate {c})"))
+                    .unwrap_or_default();
+                match source.authority_error() {
+                    Some(authority) => format!(
+                        "the authority refused the client{with}: {authority}."
+                    ),
+                    None => format!("no access token could be obtained{with}: {}.", chain(source)),
+                }
+            }
+            Self::Request(e) => format!(
+                "the access token was obtained but the API could not be reached: {}. Check ApiBaseAddress and that the API is running.",
+                chain(e)
+            ),
+            Self::Api { status, www_authenticate, body } => {
+                let mut text = format!("the API answered HTTP {status}");
+                if let Some(challenge) = www_authenticate {
+                    text.push_str(&format!(" with `WWW-Authenticate: {challenge}`"));
+                }
+                if !body.is_empty() {
+                    text.push_str(&format!(" and `{body}`"));
+                }
+                text.push_str(match status {
+                    401 => "; the API did not accept the token: check that ScopeForAccessToken names this API (api://{its client id}/.default) and that both use the same tenant.",
+                    403 => "; the token was valid but not authorized: check that the app role (e.g. service-api) is granted to this client and that the API expects this client id.",
+                    _ => ".",
+                });
+                text
+            }
+            Self::Json(e) => format!("the API answered but not with JSON: {}.", chain(e)),
+        }
+    }
+}
+
+fn required(
+    value: &Option<String>,
+    key: &'static str,
+    hint: &'static str,
+) -> Result<String, ConfigError> {
+    value
+        .clone()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing { key, hint })
+}
+
+/// Gets a token with the configured credentials and calls `GET {ApiBaseAddress}/weatherforecast`.
+///
+/// # Errors
+///
+/// See [`ClientError`].
+pub async fn run(options: CallApiOptions) -> Result<serde_json::Value, ClientError> {
+    let scope = required(
+        &options.scope_for_access_token,
+        "CallApi:ScopeForAccessToken",
+        "set the API's scope, e.g. api://{api client id}/.default",
+    )?;
+    let base = required(
+        &options.api_base_address,
+        "CallApi:ApiBaseAddress",
+        "set the API's base URL",
+    )?;
+    let mut base = Url::parse(&base).map_err(|e| ConfigError::Invalid {
+        key: "CallApi:ApiBaseAddress".into(),
+        reason: format!("`{base}` is not a URL: {e}"),
+    })?;
+    require_secure(&base, "CallApi:ApiBaseAddress")?;
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    let url = base
+        .join("weatherforecast")
+        .map_err(|e| ConfigError::Invalid {
+            key: "CallApi:ApiBaseAddress".into(),
+            reason: e.to_string(),
+        })?;
+
+    let client = ConfidentialClient::builder_from_options(&options)?.build()?;
+    client.load_credential().await?;
+    let certificate = match client.credential() {
+        Some(ClientCredential::Certificate(c)) => Some(format!(
+            "`{}`, thumbprint {}",
+            c.subject(),
+            c.thumbprints().sha1_hex()
+        )),
+        _ => None,
+    };
+    // Get the token first so that token problems are reported as such.
+    client
+        .acquire_token_for_client(&[&scope])
+        .await
+        .map_err(|source| ClientError::Token {
+            source,
+            certificate: certificate.clone(),
+        })?;
+
+    let reqwest = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| ClientError::Request(e.into()))?;
+    let http = reqwest_middleware::ClientBuilder::new(reqwest)
+        .with(AccessTokenMiddleware::new(client, [scope]))
+        .build();
+    let response = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| match e {
+            reqwest_middleware::Error::Middleware(inner) => match inner.downcast::<TokenError>() {
+                Ok(source) => ClientError::Token {
+                    source,
+                    certificate,
+                },
+                Err(other) => ClientError::Request(reqwest_middleware::Error::Middleware(other)),
+            },
+            other => ClientError::Request(other),
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let www_authenticate = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.unwrap_or_default();
+        let body: String = body.chars().take(300).collect();
+        return Err(ClientError::Api {
+            status: status.as_u16(),
+            www_authenticate,
+            body: body.trim().to_owned(),
+        });
+    }
+    response.json().await.map_err(ClientError::Json)
+}

@@ -1,0 +1,761 @@
+//! Client certificates: loading (PEM, PKCS#12, base64 PKCS#12), checks, thumbprints.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use rustls_pki_types::pem::{PemObject, SectionKind};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
+
+use crate::clock::{self, SharedClock};
+
+/// The smallest RSA key accepted, in bits (Entra ID's minimum).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// OID of `rsaEncryption` (PKCS#1), the only key algorithm accepted.
+const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
+
+/// A certificate or private key could not be loaded or cannot be used as a client
+/// credential. Messages never contain key material or passwords.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// A file could not be read.
+    #[error("cannot read `{path}`")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The PKCS#12 password is wrong (or the file is damaged).
+    #[error("the PKCS#12 password is wrong (or the file is damaged)")]
+    WrongPassword,
+    /// The PKCS#12 file is protected by a password and none was given.
+    #[error(
+        "the PKCS#12 file is protected by a password and none was given (set CertificatePassword)"
+    )]
+    PasswordRequired,
+    /// The data is not a PKCS#12 file.
+    #[error("not a PKCS#12 (.pfx/.p12) file: {reason}")]
+    NotPkcs12 {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The data holds no usable X.509 certificate.
+    #[error("not a certificate: {reason}")]
+    NotACertificate {
+        /// What was wrong.
+        reason: String,
+    },
+    /// The PEM text is malformed.
+    #[error("malformed PEM: {reason}")]
+    Pem {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A base64 value (e.g. `Base64EncodedValue`) is not valid base64.
+    #[error("the value is not valid base64")]
+    Base64,
+    /// A certificate was found but no private key next to it.
+    #[error("no private key found for the certificate `{subject}` (a client certificate needs its private key)")]
+    NoPrivateKey {
+        /// The certificate's subject.
+        subject: String,
+    },
+    /// The PEM private key is encrypted, which is not supported.
+    #[error("the PEM private key is encrypted; decrypt it first (`openssl pkcs8 -in key.pem -out plain.pem`) or use a PKCS#12 file with a password")]
+    EncryptedPemKey,
+    /// The private key does not belong to the certificate.
+    #[error(
+        "the private key does not match the certificate `{subject}` (their public keys differ)"
+    )]
+    KeyMismatch {
+        /// The certificate's subject.
+        subject: String,
+    },
+    /// The certificate's validity period has ended.
+    #[error("the certificate `{subject}` expired at {not_after}")]
+    Expired {
+        /// The certificate's subject.
+        subject: String,
+        /// The end of validity.
+        not_after: String,
+    },
+    /// The certificate's validity period has not started.
+    #[error("the certificate `{subject}` is not valid before {not_before}")]
+    NotYetValid {
+        /// The certificate's subject.
+        subject: String,
+        /// The start of validity.
+        not_before: String,
+    },
+    /// The RSA key is smaller than 2048 bits.
+    #[error("the RSA key has {bits} bits; at least 2048 are required")]
+    KeyTooSmall {
+        /// The key size found.
+        bits: usize,
+    },
+    /// The key is not an RSA key.
+    #[error("unsupported key type {found}: only RSA keys (2048 bits or more) can sign client assertions")]
+    UnsupportedKeyType {
+        /// The key type found.
+        found: String,
+    },
+    /// The private key cannot be parsed.
+    #[error("the private key cannot be used: {reason}")]
+    InvalidKey {
+        /// What was wrong (never key material).
+        reason: String,
+    },
+    /// Signing failed.
+    #[error("signing with the certificate's private key failed")]
+    Signing,
+}
+
+/// The thumbprints of a certificate: base64url (no padding) of the SHA-1 and SHA-256 hashes of
+/// its DER encoding, as used in the `x5t` and `x5t#S256` JOSE header parameters.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Thumbprints {
+    sha1: [u8; 20],
+    sha256: [u8; 32],
+}
+
+impl Thumbprints {
+    /// The thumbprints of a DER certificate (the bytes are hashed as given; nothing is parsed).
+    pub fn of_der(der: &[u8]) -> Self {
+        let mut sha1 = [0u8; 20];
+        sha1.copy_from_slice(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref());
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
+        Self { sha1, sha256 }
+    }
+
+    /// `x5t`: base64url of the SHA-1 hash.
+    pub fn x5t(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.sha1)
+    }
+
+    /// `x5t#S256`: base64url of the SHA-256 hash.
+    pub fn x5t_s256(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.sha256)
+    }
+
+    /// The SHA-1 thumbprint in upper-case hex, as the Azure portal shows it.
+    pub fn sha1_hex(&self) -> String {
+        hex_upper(&self.sha1)
+    }
+
+    /// The SHA-256 thumbprint in upper-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex_upper(&self.sha256)
+    }
+
+    /// The raw SHA-1 hash.
+    pub fn sha1(&self) -> &[u8; 20] {
+        &self.sha1
+    }
+
+    /// The raw SHA-256 hash.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+}
+
+impl fmt::Debug for Thumbprints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Thumbprints")
+            .field("sha1", &self.sha1_hex())
+            .field("x5t#S256", &self.x5t_s256())
+            .finish()
+    }
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The thumbprints of a certificate given as DER or PEM (the first `CERTIFICATE` section).
+///
+/// # Errors
+///
+/// [`CertificateError::NotACertificate`] when the data is not an X.509 certificate.
+///
+/// ```
+/// # let key = rcgen::KeyPair::generate().unwrap();
+/// # let cert = rcgen::CertificateParams::new(vec!["client".into()]).unwrap().self_signed(&key).unwrap();
+/// # let pem = cert.pem();
+/// let thumbprints = tower_azure_auth::credentials::thumbprints(pem.as_bytes()).unwrap();
+/// assert_eq!(thumbprints.x5t_s256().len(), 43); // 32 bytes, base64url without padding
+/// assert_eq!(thumbprints.x5t().len(), 27);      // 20 bytes
+/// ```
+pub fn thumbprints(certificate: &[u8]) -> Result<Thumbprints, CertificateError> {
+    let der = certificate_der(certificate)?;
+    X509Certificate::from_der(&der).map_err(|e| CertificateError::NotACertificate {
+        reason: format!("not an X.509 certificate ({e})"),
+    })?;
+    Ok(Thumbprints::of_der(&der))
+}
+
+/// DER from DER or PEM input.
+fn certificate_der(data: &[u8]) -> Result<Vec<u8>, CertificateError> {
+    if looks_like_pem(data) {
+        let sections = pem_sections(data)?;
+        sections
+            .into_iter()
+            .find(|(kind, _)| *kind == SectionKind::Certificate)
+            .map(|(_, der)| der)
+            .ok_or_else(|| CertificateError::NotACertificate {
+                reason: "the PEM text has no CERTIFICATE section".into(),
+            })
+    } else {
+        Ok(data.to_vec())
+    }
+}
+
+fn looks_like_pem(data: &[u8]) -> bool {
+    data.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+fn pem_sections(data: &[u8]) -> Result<Vec<(SectionKind, Vec<u8>)>, CertificateError> {
+    <(SectionKind, Vec<u8>)>::pem_slice_iter(data)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CertificateError::Pem {
+            reason: match e {
+                rustls_pki_types::pem::Error::MissingSectionEnd { .. } => {
+                    "a section has no END line".into()
+                }
+                rustls_pki_types::pem::Error::IllegalSectionStart { .. } => {
+                    "a BEGIN line is malformed".into()
+                }
+                rustls_pki_types::pem::Error::Base64Decode(_) => {
+                    "a section is not valid base64".into()
+                }
+                rustls_pki_types::pem::Error::SectionTooLarge => "a section is too large".into(),
+                _ => "cannot be parsed".into(),
+            },
+        })
+}
+
+/// What is read from a certificate.
+struct ParsedCertificate {
+    subject: String,
+    not_before: i64,
+    not_after: i64,
+    not_before_text: String,
+    not_after_text: String,
+    /// `RSAPublicKey` DER from the SPKI.
+    rsa_public_key: Vec<u8>,
+}
+
+fn parse_certificate(der: &[u8]) -> Result<ParsedCertificate, CertificateError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| CertificateError::NotACertificate {
+            reason: format!("not an X.509 certificate ({e})"),
+        })?;
+    let spki = cert.public_key();
+    let algorithm = spki.algorithm.algorithm.to_id_string();
+    let parsed = spki.parsed();
+    let rsa_public_key = match parsed {
+        Ok(PublicKey::RSA(rsa)) if algorithm == RSA_ENCRYPTION_OID => {
+            let bits = rsa.key_size();
+            if bits < MIN_RSA_BITS {
+                return Err(CertificateError::KeyTooSmall { bits });
+            }
+            spki.subject_public_key.data.to_vec()
+        }
+        Ok(PublicKey::EC(_)) => {
+            return Err(CertificateError::UnsupportedKeyType { found: "EC".into() })
+        }
+        _ => {
+            return Err(CertificateError::UnsupportedKeyType {
+                found: format!("with OID {algorithm}"),
+            })
+        }
+    };
+    let validity = cert.validity();
+    Ok(ParsedCertificate {
+        subject: cert.subject().to_string(),
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
+        not_before_text: validity.not_before.to_string(),
+        not_after_text: validity.not_after.to_string(),
+        rsa_public_key,
+    })
+}
+
+/// A private key as found in a file.
+enum RawKey {
+    Pkcs1(Vec<u8>),
+    Pkcs8(Vec<u8>),
+}
+
+fn rsa_key_pair(key: &RawKey) -> Result<RsaKeyPair, CertificateError> {
+    let result = match key {
+        RawKey::Pkcs1(der) => RsaKeyPair::from_der(der),
+        RawKey::Pkcs8(der) => RsaKeyPair::from_pkcs8(der),
+    };
+    result.map_err(|e| match e.description_() {
+        "TooSmall" => CertificateError::InvalidKey {
+            reason: "the key is smaller than 2048 bits".into(),
+        },
+        "WrongAlgorithm" => CertificateError::UnsupportedKeyType {
+            found: "(not RSA)".into(),
+        },
+        other => CertificateError::InvalidKey {
+            reason: other.to_owned(),
+        },
+    })
+}
+
+/// A client certificate with its RSA private key, ready to sign client assertions.
+///
+/// Cheap to clone. `Debug` shows the subject, thumbprint and validity only.
+///
+/// ```
+/// use tower_azure_auth::credentials::ClientCertificate;
+/// # let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+/// # let pkcs8 = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key).unwrap();
+/// # let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+/// #     &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()), &rcgen::PKCS_RSA_SHA256).unwrap();
+/// # let cert = rcgen::CertificateParams::new(vec!["client".into()]).unwrap().self_signed(&rc_key).unwrap();
+/// # let pem = format!("{}{}", cert.pem(), rc_key.serialize_pem());
+/// let certificate = ClientCertificate::from_pem(pem.as_bytes()).unwrap();
+/// assert_eq!(certificate.thumbprints().x5t_s256().len(), 43);
+/// assert!(format!("{certificate:?}").contains("subject"));
+///
+/// // Not a certificate: a clear error.
+/// let error = ClientCertificate::from_pem(b"hello").unwrap_err();
+/// assert!(error.to_string().starts_with("not a certificate"), "{error}");
+/// ```
+#[derive(Clone)]
+pub struct ClientCertificate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    der: Vec<u8>,
+    key: RsaKeyPair,
+    thumbprints: Thumbprints,
+    subject: String,
+    not_before: i64,
+    not_after: i64,
+    not_before_text: String,
+    not_after_text: String,
+}
+
+impl fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("subject", &self.inner.subject)
+            .field("thumbprint", &self.inner.thumbprints.sha1_hex())
+            .field("not_before", &self.inner.not_before_text)
+            .field("not_after", &self.inner.not_after_text)
+            .finish()
+    }
+}
+
+impl ClientCertificate {
+    /// A loader with the given clock (the validity period is checked against it).
+    pub fn loader() -> CertificateLoader {
+        CertificateLoader::new()
+    }
+
+    /// Loads PEM text holding the certificate (`CERTIFICATE`) and its RSA private key
+    /// (`RSA PRIVATE KEY` (PKCS#1) or `PRIVATE KEY` (PKCS#8)); the first certificate is the
+    /// client certificate.
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_pem(pem: &[u8]) -> Result<Self, CertificateError> {
+        CertificateLoader::new().from_pem(pem)
+    }
+
+    /// Loads a PKCS#12 (`.pfx`/`.p12`) file's bytes. `None` and `Some("")` both mean "no
+    /// password".
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_pkcs12(der: &[u8], password: Option<&str>) -> Result<Self, CertificateError> {
+        CertificateLoader::new().from_pkcs12(der, password)
+    }
+
+    /// Loads a base64 PKCS#12 (`SourceType: Base64Encoded`; Key Vault secrets).
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_base64_pkcs12(
+        value: &str,
+        password: Option<&str>,
+    ) -> Result<Self, CertificateError> {
+        CertificateLoader::new().from_base64_pkcs12(value, password)
+    }
+
+    /// Loads a file: `.pem`/`.crt`/`.cer` as PEM, anything else (`.pfx`, `.p12`) as PKCS#12
+    /// (a file that turns out to be PEM text is read as PEM whatever its name).
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_file(
+        path: impl AsRef<Path>,
+        password: Option<&str>,
+    ) -> Result<Self, CertificateError> {
+        CertificateLoader::new().from_file(path, password)
+    }
+
+    /// The certificate's DER encoding.
+    pub fn der(&self) -> &[u8] {
+        &self.inner.der
+    }
+
+    /// The thumbprints (`x5t`, `x5t#S256`).
+    pub fn thumbprints(&self) -> &Thumbprints {
+        &self.inner.thumbprints
+    }
+
+    /// The subject distinguished name.
+    pub fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+
+    /// Start of validity.
+    pub fn not_before(&self) -> std::time::SystemTime {
+        unix_to_system(self.inner.not_before)
+    }
+
+    /// End of validity.
+    pub fn not_after(&self) -> std::time::SystemTime {
+        unix_to_system(self.inner.not_after)
+    }
+
+    /// The RSA key size in bits.
+    pub fn key_bits(&self) -> usize {
+        self.inner.key.public_modulus_len() * 8
+    }
+
+    /// Checks the validity period against a Unix time.
+    ///
+    /// # Errors
+    ///
+    /// [`CertificateError::Expired`] or [`CertificateError::NotYetValid`].
+    pub fn check_validity(&self, unix_seconds: u64) -> Result<(), CertificateError> {
+        let now = i64::try_from(unix_seconds).unwrap_or(i64::MAX);
+        if now < self.inner.not_before {
+            return Err(CertificateError::NotYetValid {
+                subject: self.inner.subject.clone(),
+                not_before: self.inner.not_before_text.clone(),
+            });
+        }
+        if now > self.inner.not_after {
+            return Err(CertificateError::Expired {
+                subject: self.inner.subject.clone(),
+                not_after: self.inner.not_after_text.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Signs `message` with the private key: RSASSA-PSS SHA-256 (`PS256`) or PKCS#1 v1.5
+    /// SHA-256 (`RS256`).
+    pub(crate) fn sign(&self, pss: bool, message: &[u8]) -> Result<Vec<u8>, CertificateError> {
+        let encoding: &'static dyn aws_lc_rs::signature::RsaEncoding = if pss {
+            &aws_lc_rs::signature::RSA_PSS_SHA256
+        } else {
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256
+        };
+        let mut signature = vec![0u8; self.inner.key.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.inner
+            .key
+            .sign(encoding, &rng, message, &mut signature)
+            .map_err(|_| CertificateError::Signing)?;
+        Ok(signature)
+    }
+
+    /// The certificate as standard base64 DER (an `x5c` entry).
+    pub(crate) fn x5c_entry(&self) -> String {
+        STANDARD.encode(&self.inner.der)
+    }
+}
+
+fn unix_to_system(seconds: i64) -> std::time::SystemTime {
+    if seconds >= 0 {
+        UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+    }
+}
+
+/// Loads [`ClientCertificate`]s, checking the validity period against its clock.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CertificateLoader {
+    clock: SharedClock,
+}
+
+impl Default for CertificateLoader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CertificateLoader {
+    /// A loader using the system clock.
+    pub fn new() -> Self {
+        Self {
+            clock: clock::system(),
+        }
+    }
+
+    /// Uses another clock (tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// See [`ClientCertificate::from_pem`].
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_pem(&self, pem: &[u8]) -> Result<ClientCertificate, CertificateError> {
+        if !looks_like_pem(pem) {
+            return Err(CertificateError::NotACertificate {
+                reason: "the data is not PEM text".into(),
+            });
+        }
+        let mut certificate = None;
+        let mut key = None;
+        let mut unsupported = None;
+        for (kind, der) in pem_sections(pem)? {
+            match kind {
+                SectionKind::Certificate if certificate.is_none() => certificate = Some(der),
+                SectionKind::RsaPrivateKey if key.is_none() => key = Some(RawKey::Pkcs1(der)),
+                SectionKind::PrivateKey if key.is_none() => key = Some(RawKey::Pkcs8(der)),
+                SectionKind::EcPrivateKey => unsupported = Some("EC"),
+                _ => {}
+            }
+        }
+        let certificate = certificate.ok_or_else(|| CertificateError::NotACertificate {
+            reason: "the PEM text has no CERTIFICATE section".into(),
+        })?;
+        let parsed = parse_certificate(&certificate)?;
+        let key = match key {
+            Some(key) => key,
+            None => {
+                if let Some(found) = unsupported {
+                    return Err(CertificateError::UnsupportedKeyType {
+                        found: found.into(),
+                    });
+                }
+                if pem.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
+                    return Err(CertificateError::EncryptedPemKey);
+                }
+                return Err(CertificateError::NoPrivateKey {
+                    subject: parsed.subject,
+                });
+            }
+        };
+        self.assemble(certificate, parsed, &key)
+    }
+
+    /// Loads a certificate file and a separate key file (both PEM; the key PKCS#1 or PKCS#8).
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_pem_files(
+        &self,
+        certificate: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<ClientCertificate, CertificateError> {
+        let mut pem = read(certificate.as_ref())?;
+        pem.push(b'\n');
+        pem.extend_from_slice(&read(key.as_ref())?);
+        self.from_pem(&pem)
+    }
+
+    /// See [`ClientCertificate::from_file`].
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_file(
+        &self,
+        path: impl AsRef<Path>,
+        password: Option<&str>,
+    ) -> Result<ClientCertificate, CertificateError> {
+        let path = path.as_ref();
+        let data = read(path)?;
+        let pem_extension = path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+            ["pem", "crt", "cer", "key"]
+                .iter()
+                .any(|p| e.eq_ignore_ascii_case(p))
+        });
+        if pem_extension || looks_like_pem(&data) {
+            self.from_pem(&data)
+        } else {
+            self.from_pkcs12(&data, password)
+        }
+    }
+
+    /// See [`ClientCertificate::from_base64_pkcs12`].
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_base64_pkcs12(
+        &self,
+        value: &str,
+        password: Option<&str>,
+    ) -> Result<ClientCertificate, CertificateError> {
+        let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        let der = STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|_| CertificateError::Base64)?;
+        self.from_pkcs12(&der, password)
+    }
+
+    /// See [`ClientCertificate::from_pkcs12`].
+    ///
+    /// # Errors
+    ///
+    /// See [`CertificateError`].
+    pub fn from_pkcs12(
+        &self,
+        der: &[u8],
+        password: Option<&str>,
+    ) -> Result<ClientCertificate, CertificateError> {
+        let given = password.is_some_and(|p| !p.is_empty());
+        let archive = p12_keystore::Pkcs12Archive::from_pkcs12(der, password.unwrap_or(""))
+            .map_err(|e| pkcs12_error(&e, given))?;
+        if archive.certs.is_empty() {
+            return Err(CertificateError::NotACertificate {
+                reason: "the PKCS#12 file holds no certificate".into(),
+            });
+        }
+        // Parse every certificate; the first that parses is the fallback subject for errors.
+        let mut parsed = Vec::new();
+        let mut first_error = None;
+        for bag in &archive.certs {
+            let der = bag.cert.as_der().to_vec();
+            match parse_certificate(&der) {
+                Ok(p) => parsed.push((der, p)),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let Some((_, first)) = parsed.first() else {
+            return Err(first_error.unwrap_or(CertificateError::NotACertificate {
+                reason: "the PKCS#12 file holds no usable certificate".into(),
+            }));
+        };
+        let subject = first.subject.clone();
+        if archive.keys.is_empty() {
+            return Err(CertificateError::NoPrivateKey { subject });
+        }
+        let mut key_error = None;
+        for bag in &archive.keys {
+            if bag.key.oid().to_string() != RSA_ENCRYPTION_OID {
+                key_error.get_or_insert(CertificateError::UnsupportedKeyType {
+                    found: format!("with OID {}", bag.key.oid()),
+                });
+                continue;
+            }
+            let key = match rsa_key_pair(&RawKey::Pkcs8(bag.key.as_der().to_vec())) {
+                Ok(key) => key,
+                Err(e) => {
+                    key_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            let public = key.public_key().as_ref().to_vec();
+            if let Some(index) = parsed.iter().position(|(_, p)| p.rsa_public_key == public) {
+                let (der, p) = parsed.swap_remove(index);
+                return self.finish(der, p, key);
+            }
+            key_error.get_or_insert(CertificateError::KeyMismatch {
+                subject: subject.clone(),
+            });
+        }
+        Err(key_error.unwrap_or(CertificateError::NoPrivateKey { subject }))
+    }
+
+    fn assemble(
+        &self,
+        der: Vec<u8>,
+        parsed: ParsedCertificate,
+        key: &RawKey,
+    ) -> Result<ClientCertificate, CertificateError> {
+        let key = rsa_key_pair(key)?;
+        if key.public_key().as_ref() != parsed.rsa_public_key.as_slice() {
+            return Err(CertificateError::KeyMismatch {
+                subject: parsed.subject,
+            });
+        }
+        self.finish(der, parsed, key)
+    }
+
+    fn finish(
+        &self,
+        der: Vec<u8>,
+        parsed: ParsedCertificate,
+        key: RsaKeyPair,
+    ) -> Result<ClientCertificate, CertificateError> {
+        let certificate = ClientCertificate {
+            inner: Arc::new(Inner {
+                thumbprints: Thumbprints::of_der(&der),
+                der,
+                key,
+                subject: parsed.subject,
+                not_before: parsed.not_before,
+                not_after: parsed.not_after,
+                not_before_text: parsed.not_before_text,
+                not_after_text: parsed.not_after_text,
+            }),
+        };
+        certificate.check_validity(self.clock.unix_seconds())?;
+        Ok(certificate)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CertificateError> {
+    std::fs::read(path).map_err(|source| CertificateError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn pkcs12_error(error: &p12_keystore::error::Error, password_given: bool) -> CertificateError {
+    use p12_keystore::error::Error as E;
+    match error {
+        E::MacError(_) | E::UnpadError | E::Pkcs5Error(_) => {
+            if password_given {
+                CertificateError::WrongPassword
+            } else {
+                CertificateError::PasswordRequired
+            }
+        }
+        E::DerError(_) | E::InvalidVersion | E::UnsupportedContentType => CertificateError::NotPkcs12 {
+            reason: "the data is not a DER PKCS#12 structure".into(),
+        },
+        E::UnsupportedEncryptionScheme | E::UnsupportedMacAlgorithm => CertificateError::NotPkcs12 {
+            reason: "it uses an encryption or MAC algorithm that is not supported (RC2/RC4 are not; AES and 3DES are)".into(),
+        },
+        other => CertificateError::NotPkcs12 {
+            reason: other.to_string(),
+        },
+    }
+}

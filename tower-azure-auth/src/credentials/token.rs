@@ -1,0 +1,421 @@
+//! Access tokens obtained from the authority, and the outbound runtime error [`TokenError`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use crate::authority::FetchError;
+use crate::error::ConfigError;
+
+use super::certificate::CertificateError;
+
+/// An access token. `Debug` never shows the token itself; use [`AccessToken::secret`] to
+/// put it in a request. Cheap to clone.
+#[derive(Clone)]
+pub struct AccessToken {
+    inner: Arc<TokenInner>,
+}
+
+struct TokenInner {
+    token: String,
+    expires_on: SystemTime,
+    refresh_on: SystemTime,
+    ext_expires_on: Option<SystemTime>,
+    acquired_on: SystemTime,
+    scopes: Vec<String>,
+}
+
+impl AccessToken {
+    /// A token obtained elsewhere (a custom [`TokenSource`](super::TokenSource), a test
+    /// double); acquired now, [`refresh_on`](Self::refresh_on) 10 minutes before expiry.
+    pub fn new(token: impl Into<String>, expires_on: SystemTime, scopes: Vec<String>) -> Self {
+        let refresh_on = expires_on
+            .checked_sub(Duration::from_secs(600))
+            .unwrap_or(expires_on);
+        Self::with_times(
+            token.into(),
+            SystemTime::now(),
+            expires_on,
+            refresh_on,
+            None,
+            scopes,
+        )
+    }
+
+    pub(crate) fn with_times(
+        token: String,
+        acquired_on: SystemTime,
+        expires_on: SystemTime,
+        refresh_on: SystemTime,
+        ext_expires_on: Option<SystemTime>,
+        scopes: Vec<String>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(TokenInner {
+                token,
+                expires_on,
+                refresh_on,
+                ext_expires_on,
+                acquired_on,
+                scopes,
+            }),
+        }
+    }
+
+    /// The token, to send as `Authorization: Bearer …`. Never log it.
+    pub fn secret(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// Same as [`AccessToken::secret`].
+    pub fn as_str(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// When the token expires.
+    pub fn expires_on(&self) -> SystemTime {
+        self.inner.expires_on
+    }
+
+    /// When the cache refreshes it in the background (`refresh_in` from the authority, or
+    /// ahead of the 5-minute expiry margin).
+    pub fn refresh_on(&self) -> SystemTime {
+        self.inner.refresh_on
+    }
+
+    /// The extended expiry (`ext_expires_in`), when the authority sent one.
+    pub fn ext_expires_on(&self) -> Option<SystemTime> {
+        self.inner.ext_expires_on
+    }
+
+    /// When the token was received.
+    pub fn acquired_on(&self) -> SystemTime {
+        self.inner.acquired_on
+    }
+
+    /// The scopes the token was requested for.
+    pub fn scopes(&self) -> &[String] {
+        &self.inner.scopes
+    }
+
+    /// Whether the token has more than `margin` left at `now`.
+    pub(crate) fn usable_at(&self, now: SystemTime, margin: Duration) -> bool {
+        now.checked_add(margin)
+            .is_some_and(|limit| self.inner.expires_on > limit)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"<redacted>")
+            .field("expires_on", &self.inner.expires_on)
+            .field("refresh_on", &self.inner.refresh_on)
+            .field("scopes", &self.inner.scopes)
+            .finish()
+    }
+}
+
+/// The authority's JSON error (`{"error", "error_description", "error_codes", "trace_id",
+/// "correlation_id"}`), with the AADSTS code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthorityError {
+    /// The HTTP status.
+    pub status: u16,
+    /// `error`, e.g. `invalid_client`.
+    pub error: String,
+    /// The AADSTS code: `error_codes[0]`, or parsed from an `AADSTSnnnnn:` description prefix.
+    pub code: Option<u32>,
+    /// `error_description` (Entra's contains the trace and correlation ids too).
+    pub description: String,
+    /// `trace_id`.
+    pub trace_id: Option<String>,
+    /// `correlation_id`.
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    error_codes: Option<Vec<serde_json::Value>>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    correlation_id: Option<String>,
+}
+
+impl AuthorityError {
+    /// Parses an error response body; `None` when it is not the OAuth 2 error shape.
+    pub fn parse(status: u16, body: &[u8]) -> Option<Self> {
+        let body: ErrorBody = serde_json::from_slice(body).ok()?;
+        let description = body.error_description.unwrap_or_default();
+        let code = body
+            .error_codes
+            .as_ref()
+            .and_then(|codes| codes.first())
+            .and_then(|c| match c {
+                serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            })
+            .or_else(|| aadsts_prefix(&description));
+        Some(Self {
+            status,
+            error: body.error,
+            code,
+            description,
+            trace_id: body.trace_id,
+            correlation_id: body.correlation_id,
+        })
+    }
+
+    /// What to do about it, for the common codes.
+    pub fn advice(&self) -> Option<&'static str> {
+        Some(match self.code? {
+            700016 => "the application (client id) was not found in the tenant: check ClientId and TenantId (wrong tenant, or the app is not registered there)",
+            700027 => "the client assertion's signature was not accepted: check that the certificate (its thumbprint) is registered on the app registration under Certificates & secrets, and that the private key matches it",
+            700024 => "the client assertion is outside its validity window: check this machine's clock (clock skew) and that assertions are not reused after they expire",
+            7000215 => "the client secret is wrong: check ClientSecret (use the secret's value, not its id)",
+            7000222 => "the client secret has expired: create a new one on the app registration",
+            1002012 | 70011 => "the scope is not valid for the client credentials flow: use `{application id URI}/.default`, e.g. api://<api client id>/.default",
+            500011 => "the resource (the API in the scope) was not found in the tenant: check the application id URI in the scope and that the API is registered (and consented) in this tenant",
+            90002 => "the tenant was not found: check TenantId and Instance (wrong tenant or cloud)",
+            7000218 => "the request carried no client credential: configure a certificate or a secret",
+            50196 => "the client is calling the authority in a loop: cache tokens instead of requesting one per call",
+            5002730 => "the authority refused the PS256 signature for this key: use the RS256 assertion algorithm",
+            _ => return None,
+        })
+    }
+
+    /// Whether the error means the credential itself was refused (AADSTS700027-class): the
+    /// credential is worth reloading (certificate rotation).
+    pub fn is_credential_rejected(&self) -> bool {
+        self.error == "invalid_client"
+            && matches!(
+                self.code,
+                Some(700027 | 700024 | 7000214 | 1000502 | 7000274 | 7000277)
+            )
+    }
+}
+
+/// `AADSTS700027: …` → 700027.
+fn aadsts_prefix(description: &str) -> Option<u32> {
+    let rest = description.trim_start().strip_prefix("AADSTS")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+impl fmt::Display for AuthorityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "AADSTS{code} ({}, HTTP {})", self.error, self.status)?,
+            None => write!(f, "{} (HTTP {})", self.error, self.status)?,
+        }
+        // Entra's description repeats the code and carries trace ids on further lines.
+        let first_line = self.description.lines().next().unwrap_or_default();
+        let first_line = first_line
+            .trim()
+            .strip_prefix(&format!("AADSTS{}:", self.code.unwrap_or_default()))
+            .unwrap_or(first_line)
+            .trim();
+        if !first_line.is_empty() {
+            write!(f, ": {first_line}")?;
+        }
+        if let Some(advice) = self.advice() {
+            write!(f, "; {advice}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AuthorityError {}
+
+/// Why a token could not be obtained.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The authority answered with an error (parsed from its JSON body).
+    #[error("the authority refused the request: {0}")]
+    Rejected(Box<AuthorityError>),
+    /// The authority asked to wait (`Retry-After` on 429 or 5xx); identical requests are
+    /// refused without I/O until then.
+    #[error("the authority is throttling this client; retry in {} s", retry_after.as_secs().max(1))]
+    Throttled {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// The token endpoint could not be reached (connection, TLS, timeout).
+    #[error("cannot reach the token endpoint")]
+    Transport(#[source] FetchError),
+    /// The discovery document (for the token endpoint) could not be read.
+    #[error("cannot read the authority's discovery document")]
+    Metadata(#[source] FetchError),
+    /// The token endpoint answered something that is not a usable token response.
+    #[error("the token endpoint sent an unusable response: {reason}")]
+    BadResponse {
+        /// What was wrong.
+        reason: String,
+    },
+    /// A requested scope is not acceptable (for Entra, client-credential scopes must end
+    /// with `/.default`, like Microsoft.Identity.Web's IDW10404).
+    #[error("scope `{scope}` is not valid for the client credentials flow: {reason}")]
+    InvalidScope {
+        /// The scope.
+        scope: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The client's configuration or credential is not usable (e.g. reloading a rotated
+    /// certificate failed).
+    #[error("the client configuration is not usable")]
+    Configuration(#[source] ConfigError),
+    /// The client assertion could not be signed.
+    #[error("cannot sign the client assertion")]
+    Assertion(#[source] CertificateError),
+}
+
+impl TokenError {
+    /// The AADSTS code, when the authority sent one.
+    pub fn aadsts_code(&self) -> Option<u32> {
+        match self {
+            Self::Rejected(e) => e.code,
+            _ => None,
+        }
+    }
+
+    /// The authority's error, when it sent one.
+    pub fn authority_error(&self) -> Option<&AuthorityError> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed (throttling, 5xx, transport).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Throttled { .. } | Self::Transport(_) | Self::Metadata(_) => true,
+            Self::Rejected(e) => e.status >= 500 || e.status == 429,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_errors_are_parsed_and_explained() {
+        struct Case {
+            name: &'static str,
+            body: &'static str,
+            code: Option<u32>,
+            error: &'static str,
+            display_contains: &'static [&'static str],
+            rejected_credential: bool,
+        }
+        let cases = [
+            Case {
+                name: "error_codes wins",
+                body: r#"{"error":"invalid_client","error_description":"AADSTS700027: Client assertion failed signature validation.\r\nTrace ID: t\r\nCorrelation ID: c","error_codes":[700027],"trace_id":"t","correlation_id":"c"}"#,
+                code: Some(700027),
+                error: "invalid_client",
+                display_contains: &[
+                    "AADSTS700027",
+                    "Client assertion failed signature validation.",
+                    "certificate",
+                    "registered",
+                ],
+                rejected_credential: true,
+            },
+            Case {
+                name: "code from the description prefix",
+                body: r#"{"error":"unauthorized_client","error_description":"AADSTS700016: Application with identifier 'x' was not found"}"#,
+                code: Some(700016),
+                error: "unauthorized_client",
+                display_contains: &["AADSTS700016", "not found in the tenant"],
+                rejected_credential: false,
+            },
+            Case {
+                name: "string code",
+                body: r#"{"error":"invalid_client","error_codes":["7000215"]}"#,
+                code: Some(7000215),
+                error: "invalid_client",
+                display_contains: &["AADSTS7000215", "client secret is wrong"],
+                rejected_credential: false,
+            },
+            Case {
+                name: "scope",
+                body: r#"{"error":"invalid_scope","error_description":"AADSTS1002012: The provided value for scope x is not valid.","error_codes":[1002012]}"#,
+                code: Some(1002012),
+                error: "invalid_scope",
+                display_contains: &["/.default"],
+                rejected_credential: false,
+            },
+            Case {
+                name: "clock skew",
+                body: r#"{"error":"invalid_client","error_codes":[700024]}"#,
+                code: Some(700024),
+                error: "invalid_client",
+                display_contains: &["clock"],
+                rejected_credential: true,
+            },
+            Case {
+                name: "resource not found",
+                body: r#"{"error":"invalid_resource","error_codes":[500011]}"#,
+                code: Some(500011),
+                error: "invalid_resource",
+                display_contains: &["resource"],
+                rejected_credential: false,
+            },
+            Case {
+                name: "generic authority without codes",
+                body: r#"{"error":"invalid_grant","error_description":"bad things"}"#,
+                code: None,
+                error: "invalid_grant",
+                display_contains: &["invalid_grant", "bad things"],
+                rejected_credential: false,
+            },
+        ];
+        for case in cases {
+            let parsed = AuthorityError::parse(400, case.body.as_bytes())
+                .unwrap_or_else(|| panic!("{}: not parsed", case.name));
+            assert_eq!(parsed.code, case.code, "{}", case.name);
+            assert_eq!(parsed.error, case.error, "{}", case.name);
+            assert_eq!(
+                parsed.is_credential_rejected(),
+                case.rejected_credential,
+                "{}",
+                case.name
+            );
+            let error = TokenError::Rejected(Box::new(parsed));
+            assert_eq!(error.aadsts_code(), case.code, "{}", case.name);
+            let text = error.to_string();
+            for needle in case.display_contains {
+                assert!(
+                    text.contains(needle),
+                    "{}: {text:?} lacks {needle:?}",
+                    case.name
+                );
+            }
+            assert!(!text.contains("Trace ID"), "{}: {text}", case.name);
+        }
+        assert!(AuthorityError::parse(500, b"<html>").is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let now = SystemTime::now();
+        let token = AccessToken::new("eyJ.secret.sig", now, vec!["s".into()]);
+        let debug = format!("{token:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert_eq!(token.secret(), "eyJ.secret.sig");
+    }
+}
