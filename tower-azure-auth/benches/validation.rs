@@ -65,12 +65,13 @@ fn claims(idp: &TestIdp, unique: u64) -> serde_json::Value {
 
 fn validator(setup: &Setup, cache: bool) -> TokenValidator {
     let _guard = setup._runtime.enter();
-    let validator = TokenValidator::builder(Authority::entra(&setup.idp.instance(), TENANT).unwrap())
-        .client_id(API)
-        .clock(Arc::new(ManualClock::at_unix(NOW)))
-        .verified_token_cache(if cache { 16 << 20 } else { 0 })
-        .build()
-        .unwrap();
+    let validator =
+        TokenValidator::builder(Authority::entra(&setup.idp.instance(), TENANT).unwrap())
+            .client_id(API)
+            .clock(Arc::new(ManualClock::at_unix(NOW)))
+            .verified_token_cache(if cache { 16 << 20 } else { 0 })
+            .build()
+            .unwrap();
     setup._runtime.block_on(validator.refresh()).unwrap();
     validator
 }
@@ -91,19 +92,28 @@ fn inbound(c: &mut Criterion) {
                 &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
                 &public,
             );
-            key.verify(black_box(message.as_bytes()), black_box(&signature)).unwrap();
+            key.verify(black_box(message.as_bytes()), black_box(&signature))
+                .unwrap();
         })
     });
 
     let uncached = validator(&setup, false);
     group.bench_function("validate_uncached", |b| {
-        b.iter(|| uncached.validate_with_current_keys(black_box(&token)).unwrap())
+        b.iter(|| {
+            uncached
+                .validate_with_current_keys(black_box(&token))
+                .unwrap()
+        })
     });
 
     let cached = validator(&setup, true);
     cached.validate_with_current_keys(&token).unwrap();
     group.bench_function("validate_cached", |b| {
-        b.iter(|| cached.validate_with_current_keys(black_box(&token)).unwrap())
+        b.iter(|| {
+            cached
+                .validate_with_current_keys(black_box(&token))
+                .unwrap()
+        })
     });
 
     for threads in [1usize, 2] {

@@ -1,0 +1,312 @@
+//! The seed's whole flow in one process, against the built-in dev authority:
+//!
+//! 1. a certificate is generated and registered for the weather service's app registration
+//!    (in the seed it lives in Azure Key Vault and its `.cer` is uploaded to the registration);
+//! 2. the dev authority (a local Entra ID) and the weather API (the axum example) start on
+//!    127.0.0.1;
+//! 3. the client gets a token with the certificate (an RFC 7523 client assertion, PS256 with
+//!    `x5t#S256`, as MSAL sends it), calls `GET /weatherforecast` and gets the forecast;
+//! 4. the refused calls: no token (401), a token for another API (401), the same app
+//!    authenticated with a secret instead of the certificate (403, `azpacr` 1), a client
+//!    without the `service-api` role (403).
+//!
+//! [`run`] returns a [`Report`]; the binary prints it and exits 0 only when every outcome was
+//! the expected one. The end-to-end tests run it too.
+
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use tower_azure_auth::claims::TokenVersion;
+use tower_azure_auth::config::ConfigSource;
+use tower_azure_auth::credentials::{ClientCertificate, ConfidentialClient, TokenError};
+use tower_azure_auth::middleware::AccessTokenMiddleware;
+use tower_azure_auth::testing::{generate_certificate, DevApi, DevApplication, DevAuthority};
+use tower_azure_auth::{Authority, AzureAdOptions, ConfigError};
+
+/// The seed's tenant.
+pub const TENANT_ID: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
+/// The seed's app registration: the Service API, which also calls itself with its certificate
+/// (`CallApi:ClientId` = `AzureAd:ClientId`, scope `api://{ClientId}/.default`).
+pub const SERVICE_CLIENT_ID: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
+/// Another application, allowed as a caller but granted only `weather.read`.
+pub const REPORTING_CLIENT_ID: &str = "5d0c4a8e-7b1f-4f3e-9c2d-8a6b1e0f3c47";
+/// Another API of the tenant.
+pub const INVENTORY_CLIENT_ID: &str = "c3a1f7e2-9d4b-4e8a-b6c5-2f1e0d9c8b7a";
+const SERVICE_SECRET: &str = "demo-secret-that-the-policy-refuses";
+
+/// What happened to one call.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What was tried.
+    pub name: &'static str,
+    /// The status expected.
+    pub expected: u16,
+    /// The status received.
+    pub status: u16,
+    /// Why the API answered so: its `WWW-Authenticate` description or its 403 body.
+    pub reason: String,
+}
+
+impl Outcome {
+    /// Whether the status was the expected one.
+    pub fn as_expected(&self) -> bool {
+        self.expected == self.status
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.as_expected() { "ok " } else { "BAD" };
+        write!(
+            f,
+            "[{mark}] {:<52} -> {} (expected {})\n        {}",
+            self.name, self.status, self.expected, self.reason
+        )
+    }
+}
+
+/// What the demo saw.
+#[derive(Debug)]
+pub struct Report {
+    /// The dev authority's token endpoint.
+    pub token_endpoint: String,
+    /// The weather API's base URL.
+    pub api: String,
+    /// The forecast the allowed call returned.
+    pub forecast: serde_json::Value,
+    /// Every call, the allowed one first.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Report {
+    /// Whether every call got the expected status and the forecast has five days.
+    pub fn all_as_expected(&self) -> bool {
+        self.outcomes.iter().all(Outcome::as_expected)
+            && self.forecast.as_array().is_some_and(|days| days.len() == 5)
+    }
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// Setting something up failed.
+    #[error("setup failed")]
+    Config(#[from] ConfigError),
+    /// Getting a token failed.
+    #[error("token acquisition failed")]
+    Token(#[from] TokenError),
+    /// A call to the API failed at the transport level.
+    #[error("calling the weather API failed: {0}")]
+    Http(String),
+    /// Binding a listener failed.
+    #[error("cannot listen on 127.0.0.1")]
+    Io(#[from] std::io::Error),
+}
+
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> Result<(StatusCode, String, String), DemoError> {
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| DemoError::Http(e.to_string()))?;
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| DemoError::Http(e.to_string()))?;
+    Ok((status, challenge, body))
+}
+
+fn reason(challenge: &str, body: &str) -> String {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(body) {
+        if let Some(failed) = json.get("failed_requirements").and_then(|f| f.as_array()) {
+            let failed: Vec<&str> = failed.iter().filter_map(|f| f.as_str()).collect();
+            return format!("forbidden: {}", failed.join("; "));
+        }
+    }
+    if challenge.is_empty() {
+        body.chars().take(200).collect()
+    } else {
+        format!("WWW-Authenticate: {challenge}")
+    }
+}
+
+/// Runs the demo.
+///
+/// # Errors
+///
+/// When something could not be set up; refused calls are outcomes, not errors.
+pub async fn run() -> Result<Report, DemoError> {
+    // The certificates (in the seed: created in Key Vault, public part uploaded to the app
+    // registration).
+    let service_certificate = generate_certificate("CN=weather-service")?;
+    let reporting_certificate = generate_certificate("CN=reporting-service")?;
+    let weather_api_uri = format!("api://{SERVICE_CLIENT_ID}");
+
+    // The app registrations of the seed, on a local Entra ID.
+    let authority = DevAuthority::builder()
+        .tenant_id(TENANT_ID)
+        .api(
+            DevApi::new(SERVICE_CLIENT_ID)
+                .display_name("weather service")
+                .app_id_uri(&weather_api_uri)
+                .app_roles(["service-api", "weather.read"])
+                .token_version(TokenVersion::V2),
+        )
+        .api(
+            DevApi::new(INVENTORY_CLIENT_ID)
+                .display_name("inventory")
+                .app_id_uri("api://inventory")
+                .app_roles(["inventory.read"])
+                .token_version(TokenVersion::V2),
+        )
+        .application(
+            DevApplication::new(SERVICE_CLIENT_ID)
+                .display_name("weather service")
+                .certificate_pem(&service_certificate.cert_pem)?
+                .secret(SERVICE_SECRET)
+                .grant(&weather_api_uri, ["service-api"])
+                .grant("api://inventory", ["inventory.read"]),
+        )
+        .application(
+            DevApplication::new(REPORTING_CLIENT_ID)
+                .display_name("reporting")
+                .certificate_pem(&reporting_certificate.cert_pem)?
+                .grant(&weather_api_uri, ["weather.read"]),
+        )
+        .start()
+        .await?;
+
+    // The weather API, configured as the seed's `AzureAd` section (plus the reporting app as
+    // an allowed caller, so that its refusal is about the role alone).
+    let options: AzureAdOptions = ConfigSource::new()
+        .with_env([
+            ("AzureAd__Instance".to_owned(), authority.instance()),
+            ("AzureAd__TenantId".to_owned(), TENANT_ID.to_owned()),
+            ("AzureAd__ClientId".to_owned(), SERVICE_CLIENT_ID.to_owned()),
+            (
+                "AzureAd__AllowedClientIds__0".to_owned(),
+                SERVICE_CLIENT_ID.to_owned(),
+            ),
+            (
+                "AzureAd__AllowedClientIds__1".to_owned(),
+                REPORTING_CLIENT_ID.to_owned(),
+            ),
+        ])
+        .section("AzureAd")?;
+    let app = weather_api_axum::app(&options)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        // The demo ends the process when it is done; a server error shows as failed calls.
+        let _ = axum::serve(listener, app).await;
+    });
+    let forecast_url = format!("{api}/weatherforecast");
+    let scope = format!("{weather_api_uri}/.default");
+    let entra = Authority::entra(&authority.instance(), TENANT_ID)?;
+
+    // The seed's client: ConfidentialClientApplicationBuilder.Create(ClientId)
+    //   .WithAuthority(Instance + TenantId).WithCertificate(cert).Build()
+    let client = Arc::new(
+        ConfidentialClient::builder(SERVICE_CLIENT_ID)
+            .authority(entra.clone())
+            .certificate(ClientCertificate::from_pem(
+                service_certificate.combined_pem().as_bytes(),
+            )?)
+            .build()?,
+    );
+    // ... and the token attached by the reqwest middleware.
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AccessTokenMiddleware::new(client.clone(), [scope.clone()]))
+        .build();
+    let response = http
+        .get(&forecast_url)
+        .send()
+        .await
+        .map_err(|e| DemoError::Http(e.to_string()))?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| DemoError::Http(e.to_string()))?;
+    let forecast: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    let mut outcomes = vec![Outcome {
+        name: "certificate client with the service-api role",
+        expected: 200,
+        status: status.as_u16(),
+        reason: format!("{} forecasts", forecast.as_array().map_or(0, Vec::len)),
+    }];
+
+    let plain = reqwest::Client::new();
+    let (status, challenge, body) = call(&plain, &forecast_url, None).await?;
+    outcomes.push(Outcome {
+        name: "no token",
+        expected: 401,
+        status: status.as_u16(),
+        reason: reason(&challenge, &body),
+    });
+
+    let other_api = client
+        .acquire_token_for_client(&["api://inventory/.default"])
+        .await?;
+    let (status, challenge, body) = call(&plain, &forecast_url, Some(other_api.secret())).await?;
+    outcomes.push(Outcome {
+        name: "a token for another API (api://inventory)",
+        expected: 401,
+        status: status.as_u16(),
+        reason: reason(&challenge, &body),
+    });
+
+    let with_secret = ConfidentialClient::builder(SERVICE_CLIENT_ID)
+        .authority(entra.clone())
+        .client_secret(SERVICE_SECRET)
+        .build()?;
+    let token = with_secret.acquire_token_for_client(&[&scope]).await?;
+    let (status, challenge, body) = call(&plain, &forecast_url, Some(token.secret())).await?;
+    outcomes.push(Outcome {
+        name: "the same app with a secret instead of the certificate",
+        expected: 403,
+        status: status.as_u16(),
+        reason: reason(&challenge, &body),
+    });
+
+    let reporting = ConfidentialClient::builder(REPORTING_CLIENT_ID)
+        .authority(entra)
+        .certificate(ClientCertificate::from_pem(
+            reporting_certificate.combined_pem().as_bytes(),
+        )?)
+        .build()?;
+    let token = reporting.acquire_token_for_client(&[&scope]).await?;
+    let (status, challenge, body) = call(&plain, &forecast_url, Some(token.secret())).await?;
+    outcomes.push(Outcome {
+        name: "a certificate client without the service-api role",
+        expected: 403,
+        status: status.as_u16(),
+        reason: reason(&challenge, &body),
+    });
+
+    let report = Report {
+        token_endpoint: authority.token_endpoint(),
+        api,
+        forecast,
+        outcomes,
+    };
+    authority.shutdown().await;
+    Ok(report)
+}
