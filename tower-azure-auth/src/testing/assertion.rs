@@ -322,7 +322,7 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraErr
     let nbf = numeric_date(claims, "nbf")?;
     let iat = numeric_date(claims, "iat")?;
     let current = format!("Current time: {}", format_iso(now));
-    if now > exp + CLOCK_SKEW {
+    if now > exp.saturating_add(CLOCK_SKEW) {
         return Err(EntraError::assertion_time(format!(
             "{current}, expiry time of assertion {}.",
             format_iso(exp)
@@ -330,7 +330,7 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraErr
     }
     for (name, value) in [("nbf", nbf), ("iat", iat)] {
         if let Some(value) = value {
-            if value > now + CLOCK_SKEW {
+            if value > now.saturating_add(CLOCK_SKEW) {
                 return Err(EntraError::assertion_time(format!(
                     "{current}, assertion valid from {} ({name}).",
                     format_iso(value)
@@ -345,7 +345,7 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraErr
             }
         }
     }
-    if exp - now > MAX_LIFETIME {
+    if exp.saturating_sub(now) > MAX_LIFETIME {
         return Err(EntraError::assertion_time(format!(
             "{current}, expiry time of assertion {} is more than {} hours away.",
             format_iso(exp),
@@ -370,7 +370,8 @@ impl ReplayCache {
             return false;
         }
         // An assertion past exp + skew is refused on its lifetime; no need to remember it.
-        self.seen.retain(|_, exp| *exp + CLOCK_SKEW >= now);
+        self.seen
+            .retain(|_, exp| exp.saturating_add(CLOCK_SKEW) >= now);
         if self.seen.len() >= REPLAY_CAPACITY {
             let oldest = self
                 .seen

@@ -210,6 +210,30 @@ impl EntraError {
         )
     }
 
+    /// Client credentials on `common` or `organizations`: an app-only token needs a tenant.
+    /// (Entra's exact code for this case is not documented; 90002, "tenant not found", is
+    /// the closest.)
+    pub(crate) fn tenant_required(tenant: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            format!(
+                "Tenant '{tenant}' cannot issue app-only tokens: client credentials need the tenant id or domain in the token endpoint URL."
+            ),
+        )
+    }
+
+    /// The authority failed (it could not sign the token).
+    pub(crate) fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "temporarily_unavailable",
+            90033,
+            "A transient error has occurred. Please try again.".into(),
+        )
+    }
+
     /// An injected fault.
     pub(crate) fn injected(status: StatusCode) -> Self {
         let error = if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {

@@ -19,7 +19,7 @@
 //! checked against the registered certificate named by `x5t#S256`, `x5t` or `x5c`; RS256 or
 //! PS256; `aud` = the token endpoint; `iss` = `sub` = client id; lifetime; single use of each
 //! `jti`) or a **client secret** (`client_secret`, or HTTP Basic). Assertions are parsed the
-//! tolerant way Entra parses them, so what MSAL.NET, MSAL Python or MSAL Java sends is
+//! tolerant way Entra parses them, so what MSAL.NET and MSAL Python send is
 //! accepted: padded `x5t`, float or string `exp`/`nbf`, no `nbf`, `x5c` as a string or an
 //! array, base64 with line breaks.
 //!

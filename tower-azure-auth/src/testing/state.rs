@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::assertion::{self, Expectations, ReplayCache};
@@ -292,8 +291,8 @@ impl State {
             TokenVersion::V2 => {
                 put("aud", mint.api.client_id.clone().into());
                 put("iss", self.issuer(TokenVersion::V2).into());
-                put("iat", (now - BACKDATE).into());
-                put("nbf", (now - BACKDATE).into());
+                put("iat", now.saturating_sub(BACKDATE).into());
+                put("nbf", now.saturating_sub(BACKDATE).into());
                 put("exp", exp.into());
                 put("aio", random_b64(42).into());
                 put("azp", mint.client_id.into());
@@ -312,8 +311,8 @@ impl State {
                 let iss = self.issuer(TokenVersion::V1);
                 put("aud", mint.resource.into());
                 put("iss", iss.clone().into());
-                put("iat", (now - BACKDATE).into());
-                put("nbf", (now - BACKDATE).into());
+                put("iat", now.saturating_sub(BACKDATE).into());
+                put("nbf", now.saturating_sub(BACKDATE).into());
                 put("exp", exp.into());
                 put("aio", random_b64(42).into());
                 put("appid", mint.client_id.into());
@@ -368,8 +367,7 @@ impl State {
         };
         let tenant_path = self.tenant_path(tenant)?;
         if tenant_path != TenantPath::Registered {
-            // Client credentials need a tenant: there is no "common" app-only token.
-            return Err(EntraError::unknown_tenant(tenant));
+            return Err(EntraError::tenant_required(tenant));
         }
         let grant_type =
             param("grant_type").ok_or_else(|| EntraError::missing_parameter("grant_type"))?;
@@ -461,11 +459,13 @@ impl State {
                 extra: &Map::new(),
                 remove: &[],
             })
-            .map_err(|_| EntraError::injected(StatusCode::INTERNAL_SERVER_ERROR))?;
+            .map_err(|_| EntraError::internal())?;
         let expires_in = minted.expires_in;
         Ok(if v1 {
-            let expires_on = u64::try_from(minted.now).unwrap_or(0) + expires_in;
-            let not_before = minted.now - BACKDATE;
+            let expires_on = u64::try_from(minted.now)
+                .unwrap_or(0)
+                .saturating_add(expires_in);
+            let not_before = minted.now.saturating_sub(BACKDATE);
             json!({
                 "token_type": "Bearer",
                 "expires_in": expires_in.to_string(),
