@@ -277,10 +277,9 @@ impl Authority {
                 instance,
                 &format!("{tenant}/v2.0/.well-known/openid-configuration"),
             ),
-            Kind::Oidc { url } => Self::join(
-                &Self::with_trailing_slash(url),
-                ".well-known/openid-configuration",
-            ),
+            Kind::Oidc { url } => {
+                Self::join(&Self::with_trailing_slash(url), ".well-known/openid-configuration")
+            }
         }
     }
 
@@ -502,18 +501,11 @@ impl HttpClient {
     /// # Errors
     ///
     /// [`FetchError::Transport`].
-    pub async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        url: &str,
-    ) -> Result<reqwest::Response, FetchError> {
-        request
-            .send()
-            .await
-            .map_err(|source| FetchError::Transport {
-                url: url.to_owned(),
-                source,
-            })
+    pub async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Result<reqwest::Response, FetchError> {
+        request.send().await.map_err(|source| FetchError::Transport {
+            url: url.to_owned(),
+            source,
+        })
     }
 
     /// Reads a body up to the limit.
@@ -558,9 +550,7 @@ impl HttpClient {
     ///
     /// See [`FetchError`].
     pub async fn get_json<T: DeserializeOwned>(&self, url: &Url) -> Result<T, FetchError> {
-        let response = self
-            .send(self.client.get(url.clone()), url.as_str())
-            .await?;
+        let response = self.send(self.client.get(url.clone()), url.as_str()).await?;
         let status = response.status();
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -595,9 +585,7 @@ mod tests {
                 authority: None,
                 instance: Some("https://login.microsoftonline.com/"),
                 tenant: Some("t1"),
-                metadata: Ok(
-                    "https://login.microsoftonline.com/t1/v2.0/.well-known/openid-configuration",
-                ),
+                metadata: Ok("https://login.microsoftonline.com/t1/v2.0/.well-known/openid-configuration"),
             },
             Case {
                 name: "instance without trailing slash",
@@ -611,9 +599,7 @@ mod tests {
                 authority: Some("https://login.microsoftonline.com/t2/v2.0"),
                 instance: None,
                 tenant: None,
-                metadata: Ok(
-                    "https://login.microsoftonline.com/t2/v2.0/.well-known/openid-configuration",
-                ),
+                metadata: Ok("https://login.microsoftonline.com/t2/v2.0/.well-known/openid-configuration"),
             },
             Case {
                 name: "generic issuer",
@@ -647,9 +633,7 @@ mod tests {
         for case in cases {
             let result = Authority::from_parts(case.authority, case.instance, case.tenant);
             match (result, case.metadata) {
-                (Ok(a), Ok(expected)) => {
-                    assert_eq!(a.metadata_url().as_str(), expected, "{}", case.name)
-                }
+                (Ok(a), Ok(expected)) => assert_eq!(a.metadata_url().as_str(), expected, "{}", case.name),
                 (Err(e), Err(expected)) => {
                     assert!(e.to_string().contains(expected), "{}: {e}", case.name)
                 }

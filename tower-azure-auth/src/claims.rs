@@ -173,10 +173,7 @@ impl Claims {
 
     /// How the client authenticated: `azpacr` (v2) or `appidacr` (v1).
     pub fn client_authentication(&self) -> Option<ClientAuthentication> {
-        match self
-            .get_str("azpacr")
-            .or_else(|| self.get_str("appidacr"))?
-        {
+        match self.get_str("azpacr").or_else(|| self.get_str("appidacr"))? {
             "0" => Some(ClientAuthentication::Public),
             "1" => Some(ClientAuthentication::Secret),
             "2" => Some(ClientAuthentication::Certificate),
@@ -257,11 +254,7 @@ impl Claims {
     pub fn is_app_only(&self) -> bool {
         match self.get_str("idtyp") {
             Some(kind) => kind == "app",
-            None => {
-                self.get("scp").is_none()
-                    && self.subject().is_some()
-                    && self.subject() == self.object_id()
-            }
+            None => self.get("scp").is_none() && self.subject().is_some() && self.subject() == self.object_id(),
         }
     }
 }
@@ -269,11 +262,9 @@ impl Claims {
 /// A JWT NumericDate: an integer or a float (truncated); negative or non-numeric is `None`.
 pub(crate) fn numeric_date(value: &Value) -> Option<u64> {
     match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64)),
         _ => None,
     }
 }

@@ -68,27 +68,15 @@ pub struct AzureAdOptions {
     pub audiences: Vec<String>,
     /// `AllowedTenants`: for multi-tenant APIs, the tenants whose tokens are accepted
     /// (empty: any tenant that the issuer rules accept).
-    #[serde(
-        rename = "allowedtenants",
-        default,
-        deserialize_with = "de_string_list"
-    )]
+    #[serde(rename = "allowedtenants", default, deserialize_with = "de_string_list")]
     pub allowed_tenants: Vec<String>,
     /// `AllowedClientIds`: the callers (`azp`/`appid`) the weather API's policy accepts;
     /// defaults to `ClientId`, as in the seed.
-    #[serde(
-        rename = "allowedclientids",
-        default,
-        deserialize_with = "de_string_list"
-    )]
+    #[serde(rename = "allowedclientids", default, deserialize_with = "de_string_list")]
     pub allowed_client_ids: Vec<String>,
     /// `ValidAlgorithms`: the signature algorithms accepted (default `RS256`). Only RSA
     /// algorithms (`RS256/384/512`, `PS256/384/512`) may be listed.
-    #[serde(
-        rename = "validalgorithms",
-        default,
-        deserialize_with = "de_string_list"
-    )]
+    #[serde(rename = "validalgorithms", default, deserialize_with = "de_string_list")]
     pub valid_algorithms: Vec<String>,
     /// `ClockSkewSeconds`: leeway for `exp` and `nbf` (default 300).
     #[serde(rename = "clockskewseconds", default, deserialize_with = "de_opt_u64")]
@@ -98,11 +86,7 @@ pub struct AzureAdOptions {
     pub max_token_size: Option<u64>,
     /// `AllowWebApiToBeAuthorizedByACL`: accept tokens that carry neither `scp` nor `roles`
     /// (default false, as in Microsoft.Identity.Web: such tokens are refused with 401).
-    #[serde(
-        rename = "allowwebapitobeauthorizedbyacl",
-        default,
-        deserialize_with = "de_opt_bool"
-    )]
+    #[serde(rename = "allowwebapitobeauthorizedbyacl", default, deserialize_with = "de_opt_bool")]
     pub allow_web_api_to_be_authorized_by_acl: Option<bool>,
     /// `ClientSecret`: a client secret, for an API that also calls others.
     #[serde(rename = "clientsecret")]
@@ -281,28 +265,13 @@ impl fmt::Debug for CredentialDescription {
         f.debug_struct("CredentialDescription")
             .field("source_type", &self.source_type)
             .field("key_vault_url", &self.key_vault_url)
-            .field(
-                "key_vault_certificate_name",
-                &self.key_vault_certificate_name,
-            )
+            .field("key_vault_certificate_name", &self.key_vault_certificate_name)
             .field("certificate_disk_path", &self.certificate_disk_path)
-            .field(
-                "certificate_password",
-                &redacted(&self.certificate_password),
-            )
-            .field(
-                "base64_encoded_value",
-                &redacted(&self.base64_encoded_value),
-            )
+            .field("certificate_password", &redacted(&self.certificate_password))
+            .field("base64_encoded_value", &redacted(&self.base64_encoded_value))
             .field("client_secret", &redacted(&self.client_secret))
-            .field(
-                "managed_identity_client_id",
-                &self.managed_identity_client_id,
-            )
-            .field(
-                "signed_assertion_file_disk_path",
-                &self.signed_assertion_file_disk_path,
-            )
+            .field("managed_identity_client_id", &self.managed_identity_client_id)
+            .field("signed_assertion_file_disk_path", &self.signed_assertion_file_disk_path)
             .field("skip", &self.skip)
             .finish()
     }
@@ -546,9 +515,7 @@ fn arrays_from_index_maps(value: Value) -> Value {
                 )
             }
         }
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(arrays_from_index_maps).collect())
-        }
+        Value::Array(items) => Value::Array(items.into_iter().map(arrays_from_index_maps).collect()),
         other => other,
     }
 }
@@ -560,13 +527,9 @@ fn de_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error
         Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(Some(true)),
             "false" | "0" => Ok(Some(false)),
-            other => Err(de::Error::custom(format!(
-                "expected true or false, not `{other}`"
-            ))),
+            other => Err(de::Error::custom(format!("expected true or false, not `{other}`"))),
         },
-        Some(other) => Err(de::Error::custom(format!(
-            "expected true or false, not {other}"
-        ))),
+        Some(other) => Err(de::Error::custom(format!("expected true or false, not {other}"))),
     }
 }
 
@@ -582,9 +545,7 @@ fn de_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> 
             .parse()
             .map(Some)
             .map_err(|_| de::Error::custom(format!("expected a whole number, not `{s}`"))),
-        Some(other) => Err(de::Error::custom(format!(
-            "expected a whole number, not {other}"
-        ))),
+        Some(other) => Err(de::Error::custom(format!("expected a whole number, not {other}"))),
     }
 }
 
@@ -661,10 +622,7 @@ mod tests {
                 name: "env alone builds an array",
                 json: "{}",
                 env: &[
-                    (
-                        "AzureAd__ClientCertificates__1__SourceType",
-                        "Base64Encoded",
-                    ),
+                    ("AzureAd__ClientCertificates__1__SourceType", "Base64Encoded"),
                     ("AzureAd__ClientCertificates__0__SourceType", "Path"),
                     ("Unrelated", "x"),
                 ],
@@ -679,18 +637,8 @@ mod tests {
                 .with_env(env(case.env))
                 .section("AzureAd")
                 .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-            assert_eq!(
-                options.client_id.as_deref(),
-                case.client_id,
-                "{}",
-                case.name
-            );
-            assert_eq!(
-                options.client_certificates.len(),
-                case.certificates,
-                "{}",
-                case.name
-            );
+            assert_eq!(options.client_id.as_deref(), case.client_id, "{}", case.name);
+            assert_eq!(options.client_certificates.len(), case.certificates, "{}", case.name);
             assert_eq!(
                 options
                     .client_certificates
@@ -726,10 +674,7 @@ mod tests {
             .with_env(env(&[("AzureAd__SendX5C", "maybe")]))
             .section::<AzureAdOptions>("AzureAd")
             .unwrap_err();
-        assert!(
-            error.to_string().contains("expected true or false"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("expected true or false"), "{error}");
     }
 
     #[test]
@@ -748,14 +693,9 @@ mod tests {
             .unwrap()
             .section("CallApi")
             .unwrap();
+        assert_eq!(options.client_certificates[0].source_type, SourceType::KeyVault);
         assert_eq!(
-            options.client_certificates[0].source_type,
-            SourceType::KeyVault
-        );
-        assert_eq!(
-            options.client_certificates[0]
-                .key_vault_certificate_name
-                .as_deref(),
+            options.client_certificates[0].key_vault_certificate_name.as_deref(),
             Some("ServiceApiCert")
         );
     }
@@ -765,14 +705,8 @@ mod tests {
         let options: CallApiOptions = ConfigSource::new()
             .with_env(env(&[
                 ("CallApi__ClientSecret", "s3cr3t-value"),
-                (
-                    "CallApi__ClientCertificates__0__SourceType",
-                    "Base64Encoded",
-                ),
-                (
-                    "CallApi__ClientCertificates__0__Base64EncodedValue",
-                    "TUlJ-secret-blob",
-                ),
+                ("CallApi__ClientCertificates__0__SourceType", "Base64Encoded"),
+                ("CallApi__ClientCertificates__0__Base64EncodedValue", "TUlJ-secret-blob"),
             ]))
             .section("CallApi")
             .unwrap();

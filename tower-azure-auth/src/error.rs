@@ -31,9 +31,7 @@ pub enum ConfigError {
     },
     /// A URL that must be `https` uses another scheme (plain `http` is only allowed for
     /// loopback addresses, for local testing).
-    #[error(
-        "`{url}` must use https (plain http is allowed only for 127.0.0.1, ::1 and localhost)"
-    )]
+    #[error("`{url}` must use https (plain http is allowed only for 127.0.0.1, ::1 and localhost)")]
     InsecureUrl {
         /// The refused URL.
         url: String,
@@ -251,7 +249,9 @@ mod tests {
                 name: "quotes and control characters are neutralised",
                 error: AuthError::new(AuthErrorKind::InvalidIssuer, "a\"b\\c\nd"),
                 status: 401,
-                header: Some("Bearer error=\"invalid_token\", error_description=\"a'b'c?d\""),
+                header: Some(
+                    "Bearer error=\"invalid_token\", error_description=\"a'b'c?d\"",
+                ),
             },
             Case {
                 name: "keys unavailable is 503 without a challenge",

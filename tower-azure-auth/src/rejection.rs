@@ -30,7 +30,10 @@ impl Rejection {
     pub fn json(status: StatusCode, body: &serde_json::Value) -> Self {
         Self {
             status,
-            headers: vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            headers: vec![(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body: Bytes::from(body.to_string()),
         }
     }
