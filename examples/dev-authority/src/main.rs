@@ -1,1 +1,298 @@
-fn main() {}
+//! The dev authority as a process: a local Entra ID for development and for clients in other
+//! languages.
+//!
+//! ```text
+//! # once: make the client certificate the example registration points at
+//! cargo run -p dev-authority -- --generate-certificate CN=weather-client \
+//!     --out examples/dev-authority/certs/weather-client.pem
+//! # then
+//! cargo run -p dev-authority -- --config examples/dev-authority/registration.json --listen 127.0.0.1:5100
+//! # https (MSAL.NET, MSAL Python … refuse plain http):
+//! cargo run -p dev-authority -- --generate-tls-certificate 127.0.0.1,localhost \
+//!     --out examples/dev-authority/certs/tls.pem
+//! cargo run -p dev-authority -- --config examples/dev-authority/registration.json \
+//!     --tls-cert examples/dev-authority/certs/tls.pem --tls-key examples/dev-authority/certs/tls.pem
+//! ```
+//!
+//! The registration format is documented in `tower_azure_auth::testing` (module docs,
+//! "Registration file"). Runs until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tower_azure_auth::testing::{generate_certificate, generate_tls_certificate, DevAuthority};
+
+/// A local Microsoft Entra ID (client credentials, v1 and v2 metadata, keys and tokens).
+#[derive(Debug, Parser)]
+#[command(name = "dev-authority")]
+struct Args {
+    /// The registration file (JSON): tenant, APIs, applications.
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["generate_certificate", "generate_tls_certificate"])]
+    config: Option<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5100")]
+    listen: SocketAddr,
+    /// Serve https with this certificate (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Write a new client certificate and key (RSA 2048, PEM) for SUBJECT to --out, and exit.
+    #[arg(
+        long,
+        value_name = "SUBJECT",
+        requires = "out",
+        conflicts_with = "config"
+    )]
+    generate_certificate: Option<String>,
+    /// Write a new TLS server certificate and key for these comma-separated names to --out,
+    /// and exit.
+    #[arg(long, value_name = "NAMES", requires = "out", conflicts_with_all = ["config", "generate_certificate"])]
+    generate_tls_certificate: Option<String>,
+    /// Where --generate-certificate / --generate-tls-certificate write the PEM.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_azure_auth::testing=debug".into()),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("dev-authority: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if let Some(pem) = generated_pem(&args)? {
+        let out = args.out.as_ref().ok_or("--out is required")?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        std::fs::write(out, pem).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        println!("wrote {}", out.display());
+        return Ok(());
+    }
+    let authority = start(&args).await?;
+    print_endpoints(&authority);
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+    authority.shutdown().await;
+    Ok(())
+}
+
+/// The PEM (certificate + private key) asked for by a --generate-* flag, if any.
+fn generated_pem(args: &Args) -> Result<Option<String>, String> {
+    if let Some(subject) = &args.generate_certificate {
+        let cert = generate_certificate(subject).map_err(|e| e.to_string())?;
+        println!("x5t: {}\nx5t#S256: {}", cert.x5t, cert.x5t_s256);
+        return Ok(Some(cert.combined_pem()));
+    }
+    if let Some(names) = &args.generate_tls_certificate {
+        let names: Vec<&str> = names
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let cert = generate_tls_certificate(names).map_err(|e| e.to_string())?;
+        return Ok(Some(cert.combined_pem()));
+    }
+    Ok(None)
+}
+
+async fn start(args: &Args) -> Result<DevAuthority, String> {
+    let config = args.config.as_ref().ok_or("--config is required")?;
+    let mut builder = DevAuthority::builder()
+        .bind(args.listen)
+        .from_registration_file(config)
+        .map_err(|e| with_sources(&e))?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        builder = builder.tls(read(cert)?, read(key)?);
+    }
+    builder.start().await.map_err(|e| with_sources(&e))
+}
+
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn print_endpoints(authority: &DevAuthority) {
+    println!("dev authority running (Ctrl-C to stop)");
+    println!("  instance        {}", authority.instance());
+    println!("  tenant          {}", authority.tenant_id());
+    println!("  authority       {}", authority.authority());
+    println!("  metadata        {}", authority.metadata_url());
+    println!("  v1 metadata     {}", authority.v1_metadata_url());
+    println!("  keys            {}", authority.jwks_uri());
+    println!("  token endpoint  {}", authority.token_endpoint());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines() {
+        struct Case {
+            name: &'static str,
+            argv: &'static [&'static str],
+            ok: bool,
+        }
+        let cases = [
+            Case {
+                name: "config and listen",
+                argv: &["--config", "r.json", "--listen", "127.0.0.1:0"],
+                ok: true,
+            },
+            Case {
+                name: "tls needs both files",
+                argv: &["--config", "r.json", "--tls-cert", "c.pem"],
+                ok: false,
+            },
+            Case {
+                name: "tls with both",
+                argv: &[
+                    "--config",
+                    "r.json",
+                    "--tls-cert",
+                    "c.pem",
+                    "--tls-key",
+                    "k.pem",
+                ],
+                ok: true,
+            },
+            Case {
+                name: "no config",
+                argv: &["--listen", "127.0.0.1:0"],
+                ok: false,
+            },
+            Case {
+                name: "generate a certificate",
+                argv: &["--generate-certificate", "CN=x", "--out", "x.pem"],
+                ok: true,
+            },
+            Case {
+                name: "generate without --out",
+                argv: &["--generate-certificate", "CN=x"],
+                ok: false,
+            },
+        ];
+        for case in cases {
+            let argv = std::iter::once("dev-authority").chain(case.argv.iter().copied());
+            assert_eq!(Args::try_parse_from(argv).is_ok(), case.ok, "{}", case.name);
+        }
+    }
+
+    /// The shipped registration file works once its certificate exists.
+    #[tokio::test]
+    async fn shipped_registration_starts_and_serves() {
+        let dir =
+            std::env::temp_dir().join(format!("dev-authority-example-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/registration.json");
+        std::fs::copy(shipped, dir.join("registration.json")).unwrap();
+        let args = Args::try_parse_from([
+            "dev-authority",
+            "--generate-certificate",
+            "CN=weather-client",
+            "--out",
+            dir.join("certs/weather-client.pem").to_str().unwrap(),
+        ])
+        .unwrap();
+        run(args).await.unwrap();
+
+        let args = Args::try_parse_from([
+            "dev-authority",
+            "--config",
+            dir.join("registration.json").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let authority = start(&args).await.unwrap();
+        assert_eq!(
+            authority.tenant_id(),
+            "8c2b3a4d-5e6f-4a1b-9c2d-3e4f5a6b7c8d"
+        );
+        let http = reqwest::Client::new();
+        let metadata = http.get(authority.metadata_url()).send().await.unwrap();
+        assert_eq!(metadata.status(), 200);
+        let token = http
+            .post(authority.token_endpoint())
+            .form(&[
+                ("client_id", "1c8d6e3f-0b9c-4d8e-9f7a-6b5c4d3e2f1a"),
+                ("client_secret", "dev-secret-do-not-use-in-production"),
+                ("scope", "api://weather/.default"),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(token.status(), 200);
+        authority.shutdown().await;
+
+        // https from one generated PEM file holding certificate and key.
+        let tls_pem = dir.join("certs/tls.pem");
+        let tls_path = tls_pem.to_str().unwrap();
+        let generate = [
+            "dev-authority",
+            "--generate-tls-certificate",
+            "127.0.0.1,localhost",
+            "--out",
+            tls_path,
+        ];
+        run(Args::try_parse_from(generate).unwrap()).await.unwrap();
+        let args = Args::try_parse_from([
+            "dev-authority",
+            "--config",
+            dir.join("registration.json").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            tls_path,
+            "--tls-key",
+            tls_path,
+        ])
+        .unwrap();
+        let authority = start(&args).await.unwrap();
+        let pem = std::fs::read(&tls_pem).unwrap();
+        let https = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .build()
+            .unwrap();
+        assert!(authority.metadata_url().starts_with("https://"));
+        let metadata = https.get(authority.metadata_url()).send().await.unwrap();
+        assert_eq!(metadata.status(), 200);
+        authority.shutdown().await;
+
+        let missing =
+            Args::try_parse_from(["dev-authority", "--config", "/nonexistent/r.json"]).unwrap();
+        let error = start(&missing).await.unwrap_err();
+        assert!(error.contains("/nonexistent/r.json"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

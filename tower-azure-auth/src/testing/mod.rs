@@ -1,1 +1,762 @@
-//! testing (placeholder)
+//! [`DevAuthority`]: a local Microsoft Entra ID for tests and local development (Microsoft
+//! ships no emulator).
+//!
+//! It listens on `127.0.0.1` (plain http, or https with a certificate you give it, for MSAL
+//! clients in other languages that refuse http) and serves, for its tenant:
+//!
+//! | path | what |
+//! |---|---|
+//! | `/{tenant}/v2.0/.well-known/openid-configuration` | v2 discovery (issuer `{base}/{tenant}/v2.0`) |
+//! | `/{tenant}/.well-known/openid-configuration` | v1 discovery (issuer `{base}/{tenant}/`) |
+//! | `/{tenant}/discovery/v2.0/keys`, `/{tenant}/discovery/keys` | signing keys (JWKS), as Entra publishes them |
+//! | `POST /{tenant}/oauth2/v2.0/token` | client credentials (`scope={resource}/.default`) |
+//! | `POST /{tenant}/oauth2/token` | the v1 equivalent (`resource={resource}`) |
+//!
+//! `{tenant}` is the tenant id; discovery and keys also answer for `common` and
+//! `organizations`, with the `{tenantid}` template issuer.
+//!
+//! Clients authenticate with a **certificate** (an RFC 7523 client assertion: signature
+//! checked against the registered certificate named by `x5t#S256`, `x5t` or `x5c`; RS256 or
+//! PS256; `aud` = the token endpoint; `iss` = `sub` = client id; lifetime; single use of each
+//! `jti`) or a **client secret** (`client_secret`, or HTTP Basic). Assertions are parsed the
+//! tolerant way Entra parses them, so what MSAL.NET and MSAL Python send is
+//! accepted: padded `x5t`, float or string `exp`/`nbf`, no `nbf`, `x5c` as a string or an
+//! array, base64 with line breaks.
+//!
+//! Tokens carry Entra's app-only claim set: v2 `aud` (API client id), `iss`, `iat`, `nbf`,
+//! `exp`, `aio`, `azp`, `azpacr` (`"2"` certificate, `"1"` secret), `oid`, `rh`, `roles`
+//! (only when roles were granted, as Entra does), `sub`, `tid`, `uti`, `ver`; v1 `appid`,
+//! `appidacr` and `idp` instead of `azp`/`azpacr`, and `aud` is the resource as requested.
+//! Signed RS256 with `kid` (v1 also `x5t`), back-dated five minutes, valid 60 to 90 minutes
+//! unless [`DevAuthorityBuilder::token_lifetime`] says otherwise. Like Entra, an API gets v1
+//! tokens unless it asks for v2 ([`DevApi::token_version`]).
+//!
+//! Refusals use Entra's JSON shape (`error`, `error_description` starting `AADSTSnnnn: `,
+//! `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`) and status:
+//!
+//! | code | error | status | when |
+//! |---|---|---|---|
+//! | 90002 | `invalid_request` | 400 | unknown tenant (also `common` on the token endpoint) |
+//! | 900144 | `invalid_request` | 400 | `grant_type`, `scope`, `resource` or `client_id` missing |
+//! | 70003 | `unsupported_grant_type` | 400 | a grant other than `client_credentials` |
+//! | 1002012 | `invalid_scope` | 400 | scope without `/.default` |
+//! | 70011 | `invalid_scope` | 400 | several resources, or none, in the scope |
+//! | 700016 | `unauthorized_client` | 400 | unknown client id |
+//! | 7000218 | `invalid_client` | 401 | neither `client_assertion` nor `client_secret` |
+//! | 7000215 | `invalid_client` | 401 | wrong secret |
+//! | 50027 | `invalid_request` | 400 | malformed assertion, wrong `client_assertion_type`, `jti` replayed |
+//! | 700027 | `invalid_client` | 401 | unknown certificate, bad signature, unsupported `alg`, expired certificate |
+//! | 700023 | `invalid_client` | 401 | `aud` is not the token endpoint |
+//! | 700021 | `invalid_client` | 401 | `iss` is not the `client_id` parameter |
+//! | 50048 | `invalid_client` | 401 | `sub` differs from `iss` |
+//! | 700024 | `invalid_client` | 401 | assertion expired, not yet valid, or valid for more than a day |
+//! | 500011 | `invalid_resource` | 400 | the scope names no registered API |
+//!
+//! A role that was not granted is not an error: the token has no `roles` claim, as in Entra.
+//!
+//! For tests there is more: [`DevAuthority::issue_token`] mints a token without HTTP,
+//! [`DevAuthority::rotate_signing_key`] publishes a new key, [`DevAuthority::request_count`]
+//! counts requests per [`Endpoint`], and [`DevAuthority::inject_fault`] fails or delays the
+//! next requests to one. Time comes from an injectable [`Clock`](crate::clock::Clock).
+//!
+//! # Example
+//!
+//! ```
+//! use tower_azure_auth::claims::TokenVersion;
+//! use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let authority = DevAuthority::builder()
+//!     .api(
+//!         DevApi::new("6f8a1c52-0000-4000-8000-000000000001")
+//!             .app_id_uri("api://weather")
+//!             .app_roles(["service-api"])
+//!             .token_version(TokenVersion::V2),
+//!     )
+//!     .application(
+//!         DevApplication::new("0b7c5d2e-0000-4000-8000-000000000002")
+//!             .display_name("weather-client")
+//!             .secret("dev-secret")
+//!             .grant("api://weather", ["service-api"]),
+//!     )
+//!     .start()
+//!     .await?;
+//!
+//! let http = reqwest::Client::new();
+//! let form = |secret: &'static str| {
+//!     [
+//!         ("grant_type", "client_credentials"),
+//!         ("client_id", "0b7c5d2e-0000-4000-8000-000000000002"),
+//!         ("client_secret", secret),
+//!         ("scope", "api://weather/.default"),
+//!     ]
+//! };
+//! let ok = http.post(authority.token_endpoint()).form(&form("dev-secret")).send().await?;
+//! assert_eq!(ok.status(), 200);
+//! let body: serde_json::Value = ok.json().await?;
+//! assert_eq!(body["token_type"], "Bearer");
+//!
+//! let refused = http.post(authority.token_endpoint()).form(&form("wrong")).send().await?;
+//! assert_eq!(refused.status(), 401);
+//! let error: serde_json::Value = refused.json().await?;
+//! assert_eq!(error["error_codes"][0], 7000215);
+//!
+//! authority.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Registration file
+//!
+//! [`DevAuthorityBuilder::from_registration_file`] (and the `dev-authority` example binary)
+//! read registrations from JSON. Certificate files are PEM (only the `CERTIFICATE` block is
+//! read, so a file holding the private key too is fine), relative to the JSON file's folder:
+//!
+//! ```json
+//! {
+//!   "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+//!   "tokenLifetimeSeconds": 3600,
+//!   "apis": [
+//!     {
+//!       "clientId": "6f8a1c52-0000-4000-8000-000000000001",
+//!       "displayName": "weather-api",
+//!       "appIdUri": "api://weather",
+//!       "appRoles": ["service-api", "weather.read"],
+//!       "requestedAccessTokenVersion": 2
+//!     }
+//!   ],
+//!   "applications": [
+//!     {
+//!       "clientId": "0b7c5d2e-0000-4000-8000-000000000002",
+//!       "displayName": "weather-client",
+//!       "certificateFiles": ["certs/weather-client.pem"],
+//!       "certificatePems": [],
+//!       "secrets": ["dev-secret"],
+//!       "grants": { "api://weather": ["service-api"] }
+//!     }
+//!   ]
+//! }
+//! ```
+//!
+//! Every field but `clientId` is optional; `tenantId` defaults to a fresh GUID,
+//! `requestedAccessTokenVersion` to 1 (as in Entra), `tokenLifetimeSeconds` to Entra's
+//! random 60–90 minutes, `objectId` (per application) to a GUID derived from the tenant and
+//! client ids. Unknown fields are refused, so typos surface.
+
+mod assertion;
+mod entra_error;
+mod keys;
+mod registration;
+mod server;
+mod state;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::StatusCode;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use self::keys::{generate_certificate, generate_tls_certificate, GeneratedCertificate};
+pub use self::registration::{DevApi, DevApplication};
+
+use self::registration::{RegistrationFile, Registry};
+use self::state::{Mint, State};
+use crate::claims::{ClientAuthentication, TokenVersion};
+use crate::clock::{self, SharedClock};
+use crate::error::ConfigError;
+
+/// An endpoint family, for counters and injected faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// The v1 and v2 discovery documents.
+    Metadata,
+    /// The v1 and v2 key sets.
+    Jwks,
+    /// The v1 and v2 token endpoints.
+    Token,
+}
+
+/// Whether [`DevAuthority::rotate_signing_key`] keeps publishing the previous keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepOld {
+    /// Keep the previous keys in the key set (tokens they signed still verify).
+    Yes,
+    /// Publish only the new key (tokens signed before no longer verify).
+    No,
+}
+
+/// A fault to inject into the next requests to an [`Endpoint`]: fail with a status, delay,
+/// or both.
+///
+/// ```
+/// use std::time::Duration;
+/// use http::StatusCode;
+/// use tower_azure_auth::testing::Fault;
+///
+/// let outage = Fault::fail(StatusCode::SERVICE_UNAVAILABLE).times(2);
+/// let throttled = Fault::fail(StatusCode::TOO_MANY_REQUESTS).retry_after(5);
+/// let slow = Fault::delay(Duration::from_millis(200));
+/// # let _ = (outage, throttled, slow);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Fault {
+    status: Option<StatusCode>,
+    delay: Option<Duration>,
+    retry_after: Option<u64>,
+    times: u32,
+}
+
+impl Fault {
+    /// Answer the next request with this status and an Entra error body
+    /// (`temporarily_unavailable` for 429 and 5xx).
+    pub fn fail(status: StatusCode) -> Self {
+        Self {
+            status: Some(status),
+            delay: None,
+            retry_after: None,
+            times: 1,
+        }
+    }
+
+    /// Delay the next request, then answer it normally.
+    pub fn delay(delay: Duration) -> Self {
+        Self {
+            status: None,
+            delay: Some(delay),
+            retry_after: None,
+            times: 1,
+        }
+    }
+
+    /// Apply to the next `n` requests instead of one.
+    #[must_use]
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = n;
+        self
+    }
+
+    /// Also delay before failing.
+    #[must_use]
+    pub fn with_delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
+    /// Add a `Retry-After: {seconds}` header to the failure.
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+/// A token to mint with [`DevAuthority::issue_token`], without HTTP: for tests of token
+/// validation and authorization.
+///
+/// By default the token is what the token endpoint would issue to `client_id` for `api`
+/// (the roles granted, the API's token version, a certificate credential); each part can be
+/// overridden, claims added, replaced or removed.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
+/// use tower_azure_auth::testing::IssueToken;
+///
+/// let request = IssueToken::new("0b7c5d2e-0000-4000-8000-000000000002", "api://weather")
+///     .roles(["weather.read"])
+///     .version(TokenVersion::V1)
+///     .client_authentication(ClientAuthentication::Secret)
+///     .lifetime(Duration::from_secs(600))
+///     .claim("idtyp", "app")
+///     .without_claim("oid");
+/// # let _ = request;
+/// ```
+#[derive(Debug, Clone)]
+pub struct IssueToken {
+    client_id: String,
+    api: String,
+    roles: Option<Vec<String>>,
+    version: Option<TokenVersion>,
+    lifetime: Option<Duration>,
+    acr: ClientAuthentication,
+    extra: Map<String, Value>,
+    remove: Vec<String>,
+}
+
+impl IssueToken {
+    /// A token for `client_id` to call `api` (its App ID URI or client id).
+    pub fn new(client_id: impl Into<String>, api: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            api: api.into(),
+            roles: None,
+            version: None,
+            lifetime: None,
+            acr: ClientAuthentication::Certificate,
+            extra: Map::new(),
+            remove: Vec::new(),
+        }
+    }
+
+    /// Exactly these roles (none: no `roles` claim), instead of the granted ones.
+    #[must_use]
+    pub fn roles<I, S>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.roles = Some(roles.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The token version, instead of the API's.
+    #[must_use]
+    pub fn version(mut self, version: TokenVersion) -> Self {
+        self.version = Some(version);
+        self
+    }
+
+    /// The lifetime from now, instead of the authority's.
+    #[must_use]
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+
+    /// How the client authenticated (`azpacr` / `appidacr`); a certificate by default.
+    #[must_use]
+    pub fn client_authentication(mut self, acr: ClientAuthentication) -> Self {
+        self.acr = acr;
+        self
+    }
+
+    /// Adds or replaces a claim (`exp`, `iss`, `aud`… included).
+    #[must_use]
+    pub fn claim(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.extra.insert(name.into(), value.into());
+        self
+    }
+
+    /// Removes a claim.
+    #[must_use]
+    pub fn without_claim(mut self, name: impl Into<String>) -> Self {
+        self.remove.push(name.into());
+        self
+    }
+}
+
+/// Builds and starts a [`DevAuthority`].
+#[derive(Debug)]
+#[must_use]
+pub struct DevAuthorityBuilder {
+    tenant_id: Option<String>,
+    apis: Vec<DevApi>,
+    applications: Vec<DevApplication>,
+    bind: SocketAddr,
+    tls: Option<Tls>,
+    clock: SharedClock,
+    token_lifetime: Option<Duration>,
+}
+
+#[derive(Clone)]
+struct Tls {
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tls { key: <redacted> }")
+    }
+}
+
+impl DevAuthorityBuilder {
+    /// The tenant id (a GUID); a fresh one by default.
+    pub fn tenant_id(mut self, tenant_id: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant_id.into());
+        self
+    }
+
+    /// Registers an API.
+    pub fn api(mut self, api: DevApi) -> Self {
+        self.apis.push(api);
+        self
+    }
+
+    /// Registers a client application.
+    pub fn application(mut self, application: DevApplication) -> Self {
+        self.applications.push(application);
+        self
+    }
+
+    /// The address to listen on; `127.0.0.1:0` (any free port) by default.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Serve https with this certificate chain and private key (PEM; PKCS#8, PKCS#1 or
+    /// SEC1). The certificate must name the host clients use (`127.0.0.1`); see
+    /// [`generate_tls_certificate`].
+    pub fn tls(mut self, cert_pem: impl Into<String>, key_pem: impl Into<String>) -> Self {
+        self.tls = Some(Tls {
+            cert_pem: cert_pem.into(),
+            key_pem: key_pem.into(),
+        });
+        self
+    }
+
+    /// The clock for token times, assertion lifetimes and certificate validity; the system
+    /// clock by default.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A fixed access-token lifetime instead of Entra's random 60–90 minutes.
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Adds the registrations of a JSON file (see the [module docs](self#registration-file));
+    /// its `tenantId` and `tokenLifetimeSeconds`, when present, replace the builder's.
+    ///
+    /// # Errors
+    ///
+    /// When the file or a certificate file cannot be read or parsed.
+    pub fn from_registration_file(mut self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let file = RegistrationFile::load(path)?;
+        if let Some(tenant_id) = &file.tenant_id {
+            self.tenant_id = Some(tenant_id.clone());
+        }
+        if let Some(seconds) = file.token_lifetime_seconds {
+            self.token_lifetime = Some(Duration::from_secs(seconds));
+        }
+        let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let (apis, applications) = file.into_parts(base_dir)?;
+        self.apis.extend(apis);
+        self.applications.extend(applications);
+        Ok(self)
+    }
+
+    /// Checks the registrations, generates the signing key, binds and starts serving on the
+    /// current Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when an id is not a GUID, a grant names an unknown API or
+    /// role, the TLS certificate or key is unusable, or the address cannot be bound.
+    pub async fn start(self) -> Result<DevAuthority, ConfigError> {
+        let tenant_id = self
+            .tenant_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().hyphenated().to_string());
+        let registry = Registry::new(tenant_id, self.apis, self.applications)?;
+        let acceptor = self.tls.as_ref().map(tls_acceptor).transpose()?;
+        let listener = tokio::net::TcpListener::bind(self.bind)
+            .await
+            .map_err(|e| ConfigError::Invalid {
+                key: "DevAuthority:Listen".into(),
+                reason: format!("cannot listen on {}: {e}", self.bind),
+            })?;
+        let addr = listener.local_addr().map_err(|e| ConfigError::Invalid {
+            key: "DevAuthority:Listen".into(),
+            reason: format!("no local address: {e}"),
+        })?;
+        let host = match addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => Ipv4Addr::LOCALHOST.to_string(),
+            ip if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+        };
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{host}:{}", addr.port());
+        let state = Arc::new(State::new(base, registry, self.clock, self.token_lifetime)?);
+        let app = server::router(state.clone());
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let signal = async move {
+            let _ = shutdown_rx.await;
+        };
+        let task = match acceptor {
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(signal)
+                    .await;
+            }),
+            Some(acceptor) => {
+                let listener = server::TlsListener::new(listener, acceptor).map_err(|e| {
+                    ConfigError::Invalid {
+                        key: "DevAuthority:Listen".into(),
+                        reason: format!("cannot listen: {e}"),
+                    }
+                })?;
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(signal)
+                        .await;
+                })
+            }
+        };
+        tracing::debug!(target: "tower_azure_auth::testing", base = %state.base, tenant = %state.registry.tenant_id, "dev authority started");
+        Ok(DevAuthority {
+            inner: Arc::new(Inner {
+                state,
+                addr,
+                shutdown: Mutex::new(Some(shutdown_tx)),
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+}
+
+fn tls_acceptor(tls: &Tls) -> Result<tokio_rustls::TlsAcceptor, ConfigError> {
+    use tokio_rustls::rustls;
+    let invalid = |reason: String| ConfigError::Invalid {
+        key: "DevAuthority:Tls".into(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(format!("cannot read the certificate PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid("the certificate PEM holds no certificate".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .map_err(|e| invalid(format!("cannot read the private key PEM: {e}")))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(format!("the certificate and key do not work together: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A running local Entra ID. Cheap to clone; stops when the last clone is dropped, or at
+/// [`DevAuthority::shutdown`]. See the [module docs](self).
+///
+/// `Debug` shows the address, tenant and key ids, never keys or secrets.
+#[derive(Clone)]
+pub struct DevAuthority {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Arc<State>,
+    addr: SocketAddr,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let sender = self
+            .shutdown
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+    }
+}
+
+impl fmt::Debug for DevAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevAuthority")
+            .field("base", &self.inner.state.base)
+            .field("tenant_id", &self.tenant_id())
+            .field("signing_keys", &self.signing_key_ids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevAuthority {
+    /// A builder with no registrations, a fresh tenant id, listening on `127.0.0.1:0`.
+    pub fn builder() -> DevAuthorityBuilder {
+        DevAuthorityBuilder {
+            tenant_id: None,
+            apis: Vec::new(),
+            applications: Vec::new(),
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            tls: None,
+            clock: clock::system(),
+            token_lifetime: None,
+        }
+    }
+
+    fn state(&self) -> &State {
+        &self.inner.state
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The instance URL, `http(s)://127.0.0.1:PORT/`: use it as `AzureAd:Instance`.
+    pub fn instance(&self) -> String {
+        format!("{}/", self.state().base)
+    }
+
+    /// The tenant id (lower-case GUID).
+    pub fn tenant_id(&self) -> &str {
+        &self.state().registry.tenant_id
+    }
+
+    /// The v2 authority, `{instance}{tenant}/v2.0`: use it as `AzureAd:Authority`.
+    pub fn authority(&self) -> String {
+        self.issuer(TokenVersion::V2)
+    }
+
+    /// The issuer of tokens of this version: `{instance}{tenant}/v2.0` or `{instance}{tenant}/`.
+    pub fn issuer(&self, version: TokenVersion) -> String {
+        self.state().issuer(version)
+    }
+
+    /// The v2 discovery document URL.
+    pub fn metadata_url(&self) -> String {
+        format!(
+            "{}/{}/v2.0/.well-known/openid-configuration",
+            self.state().base,
+            self.tenant_id()
+        )
+    }
+
+    /// The v1 discovery document URL.
+    pub fn v1_metadata_url(&self) -> String {
+        format!(
+            "{}/{}/.well-known/openid-configuration",
+            self.state().base,
+            self.tenant_id()
+        )
+    }
+
+    /// The v2 key set URL.
+    pub fn jwks_uri(&self) -> String {
+        format!(
+            "{}/{}/discovery/v2.0/keys",
+            self.state().base,
+            self.tenant_id()
+        )
+    }
+
+    /// The v2 token endpoint, `{instance}{tenant}/oauth2/v2.0/token`: the `aud` of client
+    /// assertions.
+    pub fn token_endpoint(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.state().base,
+            self.tenant_id()
+        )
+    }
+
+    /// Mints a token directly, signed with the current key, as the token endpoint would.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `api` names no registered API.
+    pub fn issue_token(&self, request: &IssueToken) -> Result<String, ConfigError> {
+        let state = self.state();
+        let (index, api) =
+            state
+                .registry
+                .api(&request.api)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "IssueToken:Api".into(),
+                    reason: format!("`{}` is not a registered API", request.api),
+                })?;
+        let roles = match &request.roles {
+            Some(roles) => roles.clone(),
+            None => state
+                .registry
+                .application(&request.client_id)
+                .map(|app| app.roles_on(index))
+                .unwrap_or_default(),
+        };
+        let minted = state.mint(Mint {
+            client_id: &request.client_id,
+            api,
+            resource: request.api.trim_end_matches('/'),
+            roles,
+            version: request.version.unwrap_or(api.version),
+            acr: request.acr,
+            lifetime: request.lifetime,
+            extra: &request.extra,
+            remove: &request.remove,
+        })?;
+        Ok(minted.token)
+    }
+
+    /// Generates a new signing key and signs with it from now on; returns its `kid`. With
+    /// [`KeepOld::Yes`] the previous keys stay published (as during Entra's rollover), with
+    /// [`KeepOld::No`] only the new key is.
+    ///
+    /// # Errors
+    ///
+    /// When key generation fails.
+    pub fn rotate_signing_key(&self, keep_old: KeepOld) -> Result<String, ConfigError> {
+        self.state().rotate(keep_old == KeepOld::Yes)
+    }
+
+    /// The published key ids, the signing one first.
+    pub fn signing_key_ids(&self) -> Vec<String> {
+        self.state().kids()
+    }
+
+    /// Requests received by an endpoint family (failed and faulted ones included).
+    pub fn request_count(&self, endpoint: Endpoint) -> u64 {
+        self.state().count(endpoint)
+    }
+
+    /// Sets every request counter to zero.
+    pub fn reset_request_counts(&self) {
+        self.state().reset_counts();
+    }
+
+    /// Queues a fault for the next requests to an endpoint family (faults queue in order).
+    pub fn inject_fault(&self, endpoint: Endpoint, fault: Fault) {
+        self.state().inject(endpoint, fault);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.state().clear_faults();
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish and waits for the
+    /// server to stop. Other clones see a stopped authority.
+    pub async fn shutdown(&self) {
+        let sender = self
+            .inner
+            .shutdown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,900 @@
+//! Client assertions (RFC 7523 `private_key_jwt`): parsed by hand, because the token endpoint
+//! must accept what every MSAL sends (padded base64url `x5t`, float or string `exp`/`nbf`,
+//! no `nbf`, PS256 with `x5t#S256`, `x5c` as a string or an array, base64 with line
+//! breaks), and checked the way Entra checks them.
+
+use std::collections::HashMap;
+
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{Map, Value};
+
+use super::entra_error::{format_iso, EntraError};
+use super::keys::{b64url, decode_b64_lenient, thumbprint_sha1, thumbprint_sha256};
+use super::registration::{RegisteredCertificate, Registry};
+
+/// The longest client assertion accepted, in bytes.
+pub(crate) const MAX_ASSERTION_LEN: usize = 32 * 1024;
+/// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds (Entra's 5 minutes).
+pub(crate) const CLOCK_SKEW: i64 = 300;
+/// The longest lifetime an assertion may claim (from now to `exp`), in seconds.
+pub(crate) const MAX_LIFETIME: i64 = 24 * 3600;
+/// Entries kept in the replay cache at most.
+pub(crate) const REPLAY_CAPACITY: usize = 10_000;
+
+/// A client assertion split and decoded, not yet verified.
+#[derive(Debug)]
+pub(crate) struct ParsedAssertion {
+    pub(crate) header: Map<String, Value>,
+    pub(crate) claims: Map<String, Value>,
+    signing_input: String,
+    signature: String,
+}
+
+/// Splits on '.', base64url-decodes the header and the payload into JSON objects.
+pub(crate) fn parse(raw: &str) -> Result<ParsedAssertion, EntraError> {
+    if raw.len() > MAX_ASSERTION_LEN {
+        return Err(EntraError::malformed_assertion(&format!(
+            "the client assertion is longer than {MAX_ASSERTION_LEN} bytes"
+        )));
+    }
+    let raw = raw.trim();
+    let mut parts = raw.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(EntraError::malformed_assertion(
+            "the client assertion is not a JWS in compact serialization (three parts separated by '.')",
+        ));
+    };
+    let header_map = decode_object(header, "header")?;
+    let claims = decode_object(payload, "payload")?;
+    let signature = signature.trim_end_matches('=');
+    if signature.is_empty() {
+        return Err(EntraError::malformed_assertion(
+            "the client assertion is not signed",
+        ));
+    }
+    Ok(ParsedAssertion {
+        header: header_map,
+        claims,
+        signing_input: format!("{header}.{payload}"),
+        signature: signature.to_owned(),
+    })
+}
+
+fn decode_object(part: &str, what: &str) -> Result<Map<String, Value>, EntraError> {
+    let bytes = decode_b64_lenient(part, MAX_ASSERTION_LEN).ok_or_else(|| {
+        EntraError::malformed_assertion(&format!("the assertion's {what} is not base64url"))
+    })?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(EntraError::malformed_assertion(&format!(
+            "the assertion's {what} is not a JSON object"
+        ))),
+    }
+}
+
+/// What the assertion must match.
+#[derive(Debug)]
+pub(crate) struct Expectations<'a> {
+    /// The URL the request was posted to: `aud` must be this.
+    pub(crate) token_endpoint: &'a str,
+    /// The `client_id` form parameter, if sent.
+    pub(crate) client_id: Option<&'a str>,
+    /// Unix seconds.
+    pub(crate) now: i64,
+}
+
+/// A verified assertion.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct VerifiedAssertion {
+    pub(crate) client_id: String,
+    pub(crate) jti: String,
+    pub(crate) exp: i64,
+}
+
+/// Verifies everything but replay: client, certificate, signature, `aud`, `iss`/`sub`,
+/// lifetime, `jti` present.
+pub(crate) fn verify(
+    raw: &str,
+    expect: &Expectations<'_>,
+    registry: &Registry,
+) -> Result<VerifiedAssertion, EntraError> {
+    let assertion = parse(raw)?;
+    let claims = &assertion.claims;
+    let iss = claim_str(claims, "iss")?;
+    let sub = claim_str(claims, "sub")?;
+    let client_id = expect.client_id.unwrap_or(iss);
+    let app = registry
+        .application(client_id)
+        .ok_or_else(|| EntraError::unknown_client(client_id, &registry.tenant_id))?;
+    let client_id = app.registration.client_id.as_str();
+    if !iss.eq_ignore_ascii_case(client_id) {
+        return Err(EntraError::client_id_mismatch(iss, client_id));
+    }
+    if sub != iss {
+        return Err(EntraError::subject_mismatch());
+    }
+
+    let alg = match assertion.header.get("alg").and_then(Value::as_str) {
+        Some("RS256") => Algorithm::RS256,
+        Some("PS256") => Algorithm::PS256,
+        other => {
+            return Err(EntraError::invalid_signature(
+                &format!(
+                    "The signing algorithm '{}' is not supported; use PS256 or RS256.",
+                    other.unwrap_or("")
+                ),
+                "",
+                client_id,
+            ))
+        }
+    };
+    let x5c = leaf_from_x5c(assertion.header.get("x5c"))?;
+    let (thumbprint, cert) = find_certificate(
+        &assertion.header,
+        x5c.as_deref(),
+        app.registration.certificates.as_slice(),
+    )?;
+    let Some(cert) = cert else {
+        return Err(EntraError::invalid_signature(
+            "The key was not found.",
+            &thumbprint,
+            client_id,
+        ));
+    };
+    if let Some(x5c) = &x5c {
+        if *x5c != cert.der {
+            return Err(EntraError::invalid_signature(
+                "The certificate in x5c is not the one named by the thumbprint.",
+                &thumbprint,
+                client_id,
+            ));
+        }
+    }
+    if expect.now < cert.not_before || expect.now > cert.not_after {
+        return Err(EntraError::invalid_signature(
+            "The key used is expired.",
+            &thumbprint,
+            client_id,
+        ));
+    }
+    let key = DecodingKey::from_rsa_der(&cert.rsa_public_key);
+    let valid = jsonwebtoken::crypto::verify(
+        &assertion.signature,
+        assertion.signing_input.as_bytes(),
+        &key,
+        alg,
+    )
+    .unwrap_or(false);
+    if !valid {
+        return Err(EntraError::invalid_signature(
+            "The provided signature value did not match the expected signature value.",
+            &thumbprint,
+            client_id,
+        ));
+    }
+
+    check_audience(claims.get("aud"), expect.token_endpoint)?;
+    let exp = check_lifetime(claims, expect.now)?;
+    let jti = match claims.get("jti").and_then(Value::as_str) {
+        Some(jti) if !jti.is_empty() && jti.len() <= 256 => jti.to_owned(),
+        _ => {
+            return Err(EntraError::malformed_assertion(
+                "the client assertion has no jti claim (a unique id, e.g. a GUID)",
+            ))
+        }
+    };
+    Ok(VerifiedAssertion {
+        client_id: client_id.to_owned(),
+        jti,
+        exp,
+    })
+}
+
+fn claim_str<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<&'a str, EntraError> {
+    match claims.get(name).and_then(Value::as_str) {
+        Some(value) if !value.is_empty() => Ok(value),
+        _ => Err(EntraError::malformed_assertion(&format!(
+            "the client assertion has no {name} claim (it must be the client id)"
+        ))),
+    }
+}
+
+/// The leaf certificate of `x5c`: a string (MSAL.NET) or an array (MSAL Python, RFC 7515),
+/// standard base64 of the DER, possibly with line breaks or PEM armour.
+fn leaf_from_x5c(x5c: Option<&Value>) -> Result<Option<Vec<u8>>, EntraError> {
+    let text = match x5c {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Array(items)) => match items.first().and_then(Value::as_str) {
+            Some(first) => first,
+            None => {
+                return Err(EntraError::malformed_assertion(
+                    "x5c must hold the certificate as base64",
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(EntraError::malformed_assertion(
+                "x5c must be a string or an array of strings",
+            ))
+        }
+    };
+    let body: String = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("-----"))
+        .collect();
+    decode_b64_lenient(&body, MAX_ASSERTION_LEN)
+        .filter(|der| !der.is_empty())
+        .map(Some)
+        .ok_or_else(|| EntraError::malformed_assertion("x5c is not base64"))
+}
+
+/// Finds the registered certificate named by `x5t#S256`, else `x5t`, else the `x5c` leaf.
+/// Returns the thumbprint as normalised base64url (for messages) and the certificate.
+fn find_certificate<'a>(
+    header: &Map<String, Value>,
+    x5c: Option<&[u8]>,
+    certificates: &'a [RegisteredCertificate],
+) -> Result<(String, Option<&'a RegisteredCertificate>), EntraError> {
+    let thumbprint = |name: &str| -> Result<Option<String>, EntraError> {
+        match header.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => decode_b64_lenient(s, 128)
+                .filter(|bytes| !bytes.is_empty())
+                .map(|bytes| Some(b64url(&bytes)))
+                .ok_or_else(|| {
+                    EntraError::malformed_assertion(&format!("the {name} header is not base64url"))
+                }),
+            Some(_) => Err(EntraError::malformed_assertion(&format!(
+                "the {name} header must be a string"
+            ))),
+        }
+    };
+    if let Some(s256) = thumbprint("x5t#S256")? {
+        let cert = certificates.iter().find(|c| c.x5t_s256 == s256);
+        return Ok((s256, cert));
+    }
+    if let Some(sha1) = thumbprint("x5t")? {
+        let cert = certificates.iter().find(|c| c.x5t == sha1);
+        return Ok((sha1, cert));
+    }
+    if let Some(der) = x5c {
+        let sha1 = thumbprint_sha1(der);
+        let s256 = thumbprint_sha256(der);
+        let cert = certificates.iter().find(|c| c.x5t_s256 == s256);
+        return Ok((sha1, cert));
+    }
+    Err(EntraError::malformed_assertion(
+        "the client assertion header names no certificate (x5t#S256, x5t or x5c)",
+    ))
+}
+
+fn check_audience(aud: Option<&Value>, token_endpoint: &str) -> Result<(), EntraError> {
+    let matches = |value: &str| {
+        value
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(token_endpoint.trim_end_matches('/'))
+    };
+    let ok = match aud {
+        Some(Value::String(s)) => matches(s),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).any(matches),
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let shown = match aud {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    Err(EntraError::wrong_audience(&shown, token_endpoint))
+}
+
+/// A JWT NumericDate as MSAL sends it: an integer, a float (MSAL Python) or a string holding
+/// either (MSAL.NET since 4.60). `Err` when present but not a usable time.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, EntraError> {
+    let value = match claims.get(name) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match value {
+        // Past year 9999 is as unusable as garbage; the bound also makes the cast exact.
+        Some(v) if v.is_finite() && (0.0..=253_402_300_799.0).contains(&v) => {
+            Ok(Some(v.floor() as i64))
+        }
+        _ => Err(EntraError::malformed_assertion(&format!(
+            "the {name} claim is not a NumericDate"
+        ))),
+    }
+}
+
+fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraError> {
+    let Some(exp) = numeric_date(claims, "exp")? else {
+        return Err(EntraError::malformed_assertion(
+            "the client assertion has no exp claim",
+        ));
+    };
+    let nbf = numeric_date(claims, "nbf")?;
+    let iat = numeric_date(claims, "iat")?;
+    let current = format!("Current time: {}", format_iso(now));
+    if now > exp.saturating_add(CLOCK_SKEW) {
+        return Err(EntraError::assertion_time(format!(
+            "{current}, expiry time of assertion {}.",
+            format_iso(exp)
+        )));
+    }
+    for (name, value) in [("nbf", nbf), ("iat", iat)] {
+        if let Some(value) = value {
+            if value > now.saturating_add(CLOCK_SKEW) {
+                return Err(EntraError::assertion_time(format!(
+                    "{current}, assertion valid from {} ({name}).",
+                    format_iso(value)
+                )));
+            }
+            if value >= exp {
+                return Err(EntraError::assertion_time(format!(
+                    "{current}, the assertion's {name} ({}) is not before its expiry ({}).",
+                    format_iso(value),
+                    format_iso(exp)
+                )));
+            }
+        }
+    }
+    if exp.saturating_sub(now) > MAX_LIFETIME {
+        return Err(EntraError::assertion_time(format!(
+            "{current}, expiry time of assertion {} is more than {} hours away.",
+            format_iso(exp),
+            MAX_LIFETIME / 3600
+        )));
+    }
+    Ok(exp)
+}
+
+/// Remembers the `jti` of accepted assertions until they expire, so that an assertion is
+/// accepted once. Bounded: past the capacity the entry closest to expiry is dropped.
+#[derive(Debug, Default)]
+pub(crate) struct ReplayCache {
+    seen: HashMap<(String, String), i64>,
+}
+
+impl ReplayCache {
+    /// `true` if this (client, jti) is new (and now remembered), `false` for a replay.
+    pub(crate) fn insert(&mut self, client_id: &str, jti: &str, exp: i64, now: i64) -> bool {
+        let key = (client_id.to_ascii_lowercase(), jti.to_owned());
+        if self.seen.contains_key(&key) {
+            return false;
+        }
+        // An assertion past exp + skew is refused on its lifetime; no need to remember it.
+        self.seen
+            .retain(|_, exp| exp.saturating_add(CLOCK_SKEW) >= now);
+        if self.seen.len() >= REPLAY_CAPACITY {
+            let oldest = self
+                .seen
+                .iter()
+                .min_by_key(|(_, exp)| **exp)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(key, exp);
+        true
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeyPair;
+    use aws_lc_rs::signature::{RsaEncoding, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use base64::Engine as _;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::keys::generate_certificate;
+    use crate::testing::{DevApplication, GeneratedCertificate};
+
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const CLIENT: &str = "0b7c5d2e-0000-4000-8000-000000000002";
+    const OTHER: &str = "0b7c5d2e-0000-4000-8000-000000000003";
+    const ENDPOINT: &str =
+        "http://127.0.0.1:1/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token";
+    const NOW: i64 = 1_700_000_000;
+
+    fn sign(header: &Value, claims: &Value, key_der: &[u8], pss: bool) -> String {
+        let encode = |v: &Value| b64url(&serde_json::to_vec(v).unwrap());
+        let input = format!("{}.{}", encode(header), encode(claims));
+        let key = KeyPair::from_pkcs8(key_der).unwrap();
+        let mut sig = vec![0; key.public_modulus_len()];
+        let alg: &'static dyn RsaEncoding = if pss {
+            &RSA_PSS_SHA256
+        } else {
+            &RSA_PKCS1_SHA256
+        };
+        key.sign(alg, &SystemRandom::new(), input.as_bytes(), &mut sig)
+            .unwrap();
+        format!("{input}.{}", b64url(&sig))
+    }
+
+    fn claims() -> Value {
+        json!({
+            "aud": ENDPOINT, "iss": CLIENT, "sub": CLIENT, "jti": "5f6c0b1e-0000-4000-8000-000000000001",
+            "nbf": NOW, "iat": NOW, "exp": NOW + 600,
+        })
+    }
+
+    fn with(mut value: Value, changes: &[(&str, Value)]) -> Value {
+        for (name, v) in changes {
+            if v.is_null() {
+                value.as_object_mut().unwrap().remove(*name);
+            } else {
+                value[*name] = v.clone();
+            }
+        }
+        value
+    }
+
+    struct Fixture {
+        cert: GeneratedCertificate,
+        other: GeneratedCertificate,
+        registry: Registry,
+    }
+
+    fn fixture() -> Fixture {
+        let cert = generate_certificate("CN=client").unwrap();
+        let other = generate_certificate("CN=unregistered").unwrap();
+        let registry = Registry::new(
+            TENANT.into(),
+            vec![],
+            vec![
+                DevApplication::new(CLIENT)
+                    .certificate_pem(&cert.cert_pem)
+                    .unwrap(),
+                DevApplication::new(OTHER)
+                    .certificate_pem(&other.cert_pem)
+                    .unwrap(),
+            ],
+        )
+        .unwrap();
+        Fixture {
+            cert,
+            other,
+            registry,
+        }
+    }
+
+    #[test]
+    fn assertion_checks() {
+        let f = fixture();
+        let ps256 = json!({"alg": "PS256", "typ": "JWT", "x5t#S256": f.cert.x5t_s256});
+        let rs256 = json!({"alg": "RS256", "typ": "JWT", "x5t": f.cert.x5t});
+        let key = f.cert.key_der.as_slice();
+        let padded_x5t = URL_SAFE.encode(
+            aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                &f.cert.cert_der,
+            )
+            .as_ref(),
+        );
+        let x5c_with_breaks = {
+            let b64 = STANDARD.encode(&f.cert.cert_der);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            lines.join("\r\n")
+        };
+
+        struct Case {
+            name: &'static str,
+            assertion: String,
+            client_id: Option<&'static str>,
+            code: Option<u32>,
+        }
+        let case = |name, assertion, code| Case {
+            name,
+            assertion,
+            client_id: Some(CLIENT),
+            code,
+        };
+        let cases = vec![
+            case(
+                "PS256 + x5t#S256 (MSAL.NET)",
+                sign(&ps256, &claims(), key, true),
+                None,
+            ),
+            case(
+                "RS256 + x5t (ADFS style)",
+                sign(&rs256, &claims(), key, false),
+                None,
+            ),
+            Case {
+                name: "no client_id parameter: the client is iss",
+                assertion: sign(&ps256, &claims(), key, true),
+                client_id: None,
+                code: None,
+            },
+            case(
+                "padded x5t",
+                sign(
+                    &json!({"alg": "RS256", "typ": "JWT", "x5t": padded_x5t}),
+                    &claims(),
+                    key,
+                    false,
+                ),
+                None,
+            ),
+            case(
+                "string nbf/exp (MSAL.NET 4.60+), no iat",
+                sign(
+                    &ps256,
+                    &with(
+                        claims(),
+                        &[
+                            ("nbf", json!(NOW.to_string())),
+                            ("exp", json!((NOW + 600).to_string())),
+                            ("iat", Value::Null),
+                        ],
+                    ),
+                    key,
+                    true,
+                ),
+                None,
+            ),
+            case(
+                "float exp/iat, no nbf (MSAL Python)",
+                sign(
+                    &rs256,
+                    &with(
+                        claims(),
+                        &[
+                            ("nbf", Value::Null),
+                            ("iat", json!(NOW as f64 + 0.25)),
+                            ("exp", json!(NOW as f64 + 600.5)),
+                        ],
+                    ),
+                    key,
+                    false,
+                ),
+                None,
+            ),
+            case(
+                "x5c as a string with line breaks, with x5t",
+                sign(
+                    &json!({"alg": "RS256", "typ": "JWT", "x5t": f.cert.x5t, "x5c": x5c_with_breaks}),
+                    &claims(),
+                    key,
+                    false,
+                ),
+                None,
+            ),
+            case(
+                "x5c as an array of PEM, no thumbprint (MSAL Python)",
+                sign(
+                    &json!({"alg": "PS256", "typ": "JWT", "x5c": [f.cert.cert_pem.clone()]}),
+                    &claims(),
+                    key,
+                    true,
+                ),
+                None,
+            ),
+            case(
+                "aud as an array",
+                sign(
+                    &ps256,
+                    &with(claims(), &[("aud", json!([ENDPOINT]))]),
+                    key,
+                    true,
+                ),
+                None,
+            ),
+            case("not a JWT", "abc.def".into(), Some(50027)),
+            case(
+                "header not JSON",
+                format!("{}.{}.c2ln", b64url(b"nope"), b64url(b"{}")),
+                Some(50027),
+            ),
+            case(
+                "unsigned",
+                format!(
+                    "{}.{}.",
+                    b64url(br#"{"alg":"none"}"#),
+                    b64url(&serde_json::to_vec(&claims()).unwrap())
+                ),
+                Some(50027),
+            ),
+            case("too long", "a".repeat(MAX_ASSERTION_LEN + 1), Some(50027)),
+            Case {
+                name: "unknown client",
+                assertion: sign(&ps256, &claims(), key, true),
+                client_id: Some("99999999-0000-4000-8000-000000000000"),
+                code: Some(700016),
+            },
+            Case {
+                name: "iss is not the client_id parameter",
+                assertion: sign(
+                    &ps256,
+                    &with(claims(), &[("iss", json!(OTHER)), ("sub", json!(OTHER))]),
+                    key,
+                    true,
+                ),
+                client_id: Some(CLIENT),
+                code: Some(700021),
+            },
+            case(
+                "sub differs from iss",
+                sign(&ps256, &with(claims(), &[("sub", json!(OTHER))]), key, true),
+                Some(50048),
+            ),
+            case(
+                "no iss",
+                sign(&ps256, &with(claims(), &[("iss", Value::Null)]), key, true),
+                Some(50027),
+            ),
+            case(
+                "HS256",
+                sign(
+                    &json!({"alg": "HS256", "x5t": f.cert.x5t}),
+                    &claims(),
+                    key,
+                    false,
+                ),
+                Some(700027),
+            ),
+            case(
+                "no thumbprint at all",
+                sign(&json!({"alg": "RS256"}), &claims(), key, false),
+                Some(50027),
+            ),
+            case(
+                "certificate registered on another app",
+                sign(
+                    &json!({"alg": "PS256", "x5t#S256": f.other.x5t_s256}),
+                    &claims(),
+                    f.other.key_der.as_slice(),
+                    true,
+                ),
+                Some(700027),
+            ),
+            case(
+                "signed with another key",
+                sign(&ps256, &claims(), f.other.key_der.as_slice(), true),
+                Some(700027),
+            ),
+            case(
+                "alg says PS256 but signed PKCS#1",
+                sign(&ps256, &claims(), key, false),
+                Some(700027),
+            ),
+            case(
+                "x5c does not match x5t",
+                sign(
+                    &json!({"alg": "RS256", "x5t": f.cert.x5t, "x5c": STANDARD.encode(&f.other.cert_der)}),
+                    &claims(),
+                    key,
+                    false,
+                ),
+                Some(700027),
+            ),
+            case(
+                "aud is the authority, not the token endpoint",
+                sign(
+                    &ps256,
+                    &with(
+                        claims(),
+                        &[(
+                            "aud",
+                            json!("http://127.0.0.1:1/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"),
+                        )],
+                    ),
+                    key,
+                    true,
+                ),
+                Some(700023),
+            ),
+            case(
+                "no aud",
+                sign(&ps256, &with(claims(), &[("aud", Value::Null)]), key, true),
+                Some(700023),
+            ),
+            case(
+                "expired",
+                sign(
+                    &ps256,
+                    &with(
+                        claims(),
+                        &[
+                            ("nbf", json!(NOW - 1200)),
+                            ("iat", json!(NOW - 1200)),
+                            ("exp", json!(NOW - 600)),
+                        ],
+                    ),
+                    key,
+                    true,
+                ),
+                Some(700024),
+            ),
+            case(
+                "expired within skew is fine",
+                sign(
+                    &ps256,
+                    &with(
+                        claims(),
+                        &[
+                            ("nbf", json!(NOW - 700)),
+                            ("iat", json!(NOW - 700)),
+                            ("exp", json!(NOW - 100)),
+                        ],
+                    ),
+                    key,
+                    true,
+                ),
+                None,
+            ),
+            case(
+                "not yet valid",
+                sign(
+                    &ps256,
+                    &with(
+                        claims(),
+                        &[("nbf", json!(NOW + 600)), ("exp", json!(NOW + 1200))],
+                    ),
+                    key,
+                    true,
+                ),
+                Some(700024),
+            ),
+            case(
+                "iat in the future",
+                sign(
+                    &ps256,
+                    &with(
+                        claims(),
+                        &[
+                            ("nbf", Value::Null),
+                            ("iat", json!(NOW + 3600)),
+                            ("exp", json!(NOW + 4000)),
+                        ],
+                    ),
+                    key,
+                    true,
+                ),
+                Some(700024),
+            ),
+            case(
+                "absurd lifetime",
+                sign(
+                    &ps256,
+                    &with(claims(), &[("exp", json!(NOW + 30 * 86_400))]),
+                    key,
+                    true,
+                ),
+                Some(700024),
+            ),
+            case(
+                "no exp",
+                sign(&ps256, &with(claims(), &[("exp", Value::Null)]), key, true),
+                Some(50027),
+            ),
+            case(
+                "exp not a number",
+                sign(
+                    &ps256,
+                    &with(claims(), &[("exp", json!("soon"))]),
+                    key,
+                    true,
+                ),
+                Some(50027),
+            ),
+            case(
+                "exp huge",
+                sign(&ps256, &with(claims(), &[("exp", json!(1e300))]), key, true),
+                Some(50027),
+            ),
+            case(
+                "no jti",
+                sign(&ps256, &with(claims(), &[("jti", Value::Null)]), key, true),
+                Some(50027),
+            ),
+        ];
+        for case in cases {
+            let expect = Expectations {
+                token_endpoint: ENDPOINT,
+                client_id: case.client_id,
+                now: NOW,
+            };
+            let result = verify(&case.assertion, &expect, &f.registry);
+            match (result, case.code) {
+                (Ok(verified), None) => {
+                    assert_eq!(verified.client_id, CLIENT, "{}", case.name);
+                }
+                (Err(e), Some(code)) => assert_eq!(e.code, code, "{}: {}", case.name, e.message),
+                (Ok(_), Some(code)) => panic!("{}: accepted, expected AADSTS{code}", case.name),
+                (Err(e), None) => panic!(
+                    "{}: refused with AADSTS{}: {}",
+                    case.name, e.code, e.message
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let f = fixture();
+        let expect = Expectations {
+            token_endpoint: ENDPOINT,
+            client_id: None,
+            now: NOW,
+        };
+        let inputs = [
+            String::new(),
+            ".".into(),
+            "..".into(),
+            "...".into(),
+            "\u{0}\u{1}.é.ü".into(),
+            format!("{}.{}.x", b64url(b"[]"), b64url(b"[]")),
+            format!(
+                "{}.{}.x",
+                b64url(br#"{"alg":"RS256","x5t":5}"#),
+                b64url(br#"{"iss":"a","sub":"a"}"#)
+            ),
+            format!(
+                "{}.{}.x",
+                b64url(br#"{"alg":"RS256","x5c":{}}"#),
+                b64url(&serde_json::to_vec(&claims()).unwrap())
+            ),
+            format!(
+                "{}.{}.x",
+                b64url(br#"{"alg":"RS256","x5c":[]}"#),
+                b64url(&serde_json::to_vec(&claims()).unwrap())
+            ),
+            format!(
+                "{}.{}.!!!",
+                b64url(br#"{"alg":"RS256","x5t":"AAAA"}"#),
+                b64url(&serde_json::to_vec(&claims()).unwrap())
+            ),
+        ];
+        for input in inputs {
+            assert!(verify(&input, &expect, &f.registry).is_err(), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn replay_cache() {
+        let mut cache = ReplayCache::default();
+        assert!(cache.insert(CLIENT, "a", NOW + 600, NOW), "first use");
+        assert!(!cache.insert(CLIENT, "a", NOW + 600, NOW), "replay");
+        assert!(
+            !cache.insert(&CLIENT.to_uppercase(), "a", NOW + 600, NOW),
+            "replay, client id case"
+        );
+        assert!(
+            cache.insert(OTHER, "a", NOW + 600, NOW),
+            "same jti, other client"
+        );
+        // Past exp + skew the entries are dropped (the lifetime check refuses them anyway).
+        assert!(cache.insert(CLIENT, "b", NOW + 2000, NOW + 1000));
+        assert_eq!(cache.len(), 1, "expired entries were dropped");
+        for i in 0..REPLAY_CAPACITY + 10 {
+            cache.insert(
+                CLIENT,
+                &format!("jti-{i}"),
+                NOW + 5000 + i as i64,
+                NOW + 1000,
+            );
+        }
+        assert_eq!(cache.len(), REPLAY_CAPACITY, "bounded");
+    }
+}
