@@ -94,6 +94,9 @@ pub enum DemoError {
     /// Setting something up failed.
     #[error("setup failed")]
     Config(#[from] ConfigError),
+    /// A certificate could not be loaded.
+    #[error("certificate")]
+    Certificate(#[from] tower_azure_auth::credentials::CertificateError),
     /// Getting a token failed.
     #[error("token acquisition failed")]
     Token(#[from] TokenError),
