@@ -33,7 +33,8 @@ pub const SERVICE_CLIENT_ID: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
 pub const REPORTING_CLIENT_ID: &str = "5d0c4a8e-7b1f-4f3e-9c2d-8a6b1e0f3c47";
 /// Another API of the tenant.
 pub const INVENTORY_CLIENT_ID: &str = "c3a1f7e2-9d4b-4e8a-b6c5-2f1e0d9c8b7a";
-const SERVICE_SECRET: &str = "demo-secret-that-the-policy-refuses";
+/// The weather service's client secret (the policy refuses secret-authenticated callers).
+pub const SERVICE_SECRET: &str = "demo-secret-that-the-policy-refuses";
 
 /// What happened to one call.
 #[derive(Debug, Clone)]

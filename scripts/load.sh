@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Load test of the inbound path: the same route with no authentication, with token validation
+# (repeated token, cached), with a fresh token per request (20,000 distinct tokens cycled:
+# more than the cache holds), with the cache turned off, and with validation + the seed's
+# policy. Server pinned to CPU 0, wrk to CPU 1.
+# Prints throughput, p50/p99 latency and the server's peak RSS, and each ratio to the
+# no-authentication baseline. Installs wrk from Debian's packages if missing.
+#
+# Run: scripts/load.sh [seconds per scenario, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+CONNECTIONS=32
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)" >&2
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+cargo build --release -q -p weather-bench
+BIN=target/release/weather-bench
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+cat > "$WORK/tokens.lua" <<'LUA'
+local tokens = {}
+local i = 0
+init = function(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/weatherforecast", { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT rps=%.0f p50_us=%d p99_us=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99),
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+LUA
+
+run() { # name mode token-count
+  local name=$1 mode=$2 count=$3 port=18080
+  taskset -c 0 "$BIN" --mode "$mode" --listen 127.0.0.1:$port --tokens "$WORK/$name.tokens" --count "$count" > "$WORK/$name.server" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q listening "$WORK/$name.server" 2>/dev/null && break; sleep 0.1; done
+  # Warm up (fills the verified-token cache for the repeated-token case).
+  taskset -c 1 wrk -t1 -c$CONNECTIONS -d1s -s "$WORK/tokens.lua" "http://127.0.0.1:$port" -- "$WORK/$name.tokens" > /dev/null
+  local result
+  result=$(taskset -c 1 wrk -t1 -c$CONNECTIONS -d"${DURATION}s" -s "$WORK/tokens.lua" "http://127.0.0.1:$port" -- "$WORK/$name.tokens" | grep RESULT)
+  local rss
+  rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  kill $pid; wait $pid 2>/dev/null || true
+  echo "$name $result peak_rss_kib=$rss"
+}
+
+{
+  run no_auth none 1
+  run validate_repeated validate 1
+  run validate_fresh validate 20000
+  run validate_no_cache validate_no_cache 1
+  run validate_policy policy 1
+} | tee "$WORK/results"
+
+awk '
+  { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[$1, kv[1]] = kv[2] } names[++n] = $1 }
+  END {
+    base = v["no_auth", "rps"]
+    printf "\n%-20s %10s %8s %8s %8s %12s\n", "scenario", "req/s", "ratio", "p50 µs", "p99 µs", "peak RSS KiB"
+    for (i = 1; i <= n; i++) {
+      s = names[i]
+      printf "%-20s %10d %8.3f %8d %8d %12d\n", s, v[s, "rps"], v[s, "rps"] / base, v[s, "p50_us"], v[s, "p99_us"], v[s, "peak_rss_kib"]
+    }
+  }' "$WORK/results"
