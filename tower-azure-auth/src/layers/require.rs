@@ -1,11 +1,399 @@
-//! Authorization layers (placeholder).
+//! Authorization layers: [`RequireRole`], [`RequireClaim`] and [`RequirePolicy`].
+//!
+//! They read the caller's [`Claims`] from the request extensions, where
+//! [`ValidateAccessTokenLayer`](super::ValidateAccessTokenLayer) puts them, so they go *inside*
+//! it (in axum: `.layer(RequireRole(..))` before `.layer(ValidateAccessTokenLayer ..)`, or per
+//! route with the validation router-wide). Without claims they answer `401` with
+//! `WWW-Authenticate: Bearer`; when the caller is not authorized, `403` with a JSON body that
+//! names the failed requirements (see [`Rejection::forbidden`]). The inner service's error type
+//! is unchanged.
+//!
+//! ```
+//! use axum::body::Body;
+//! use http::{Request, Response, StatusCode};
+//! use tower::{service_fn, Layer, ServiceExt};
+//! use tower_azure_auth::claims::Claims;
+//! use tower_azure_auth::layers::RequireClaim;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = RequireClaim("azpacr", "2").layer(service_fn(|_req: Request<Body>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(Body::from("hello")))
+//! }));
+//!
+//! let request = |azpacr: &str| {
+//!     let claims = Claims::from_json(serde_json::json!({ "azpacr": azpacr })).unwrap();
+//!     let mut request = Request::new(Body::empty());
+//!     request.extensions_mut().insert(claims);
+//!     request
+//! };
+//! // a certificate-authenticated client
+//! let response = app.clone().oneshot(request("2")).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//! // a client that used a secret
+//! let response = app.clone().oneshot(request("1")).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! // no claims at all: not authenticated
+//! let response = app.oneshot(Request::new(Body::empty())).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # }
+//! ```
 
-/// Placeholder.
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::authorization::{
+    authorize_requirement, AuthorizationContext, ClaimRequirement, Policies, Policy,
+    RequestFacts, Requirement, RolesRequirement, LOG_TARGET,
+};
+use crate::claims::Claims;
+use crate::error::{AuthError, ConfigError};
+use crate::rejection::Rejection;
+
+/// Requires an application role: `.layer(RequireRole("service-api"))`.
+///
+/// The role may be any `AsRef<str>` (`&'static str`, `String`). The check is synchronous and
+/// does not allocate when the caller has the role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequireRole<R>(pub R);
+
+/// Requires a claim with a value: `.layer(RequireClaim("azpacr", "2"))`.
+///
+/// A string claim must equal the value; an array claim must contain it. For several accepted
+/// values or "claim present", build a [`Policy`] and use [`RequirePolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequireClaim<N, V>(pub N, pub V);
+
+impl<S, R: AsRef<str>> Layer<S> for RequireRole<R> {
+    type Service = Require<S>;
+
+    fn layer(&self, inner: S) -> Require<S> {
+        Require::new(inner, RolesRequirement::new([self.0.as_ref().to_owned()]))
+    }
+}
+
+impl<S, N: AsRef<str>, V: AsRef<str>> Layer<S> for RequireClaim<N, V> {
+    type Service = Require<S>;
+
+    fn layer(&self, inner: S) -> Require<S> {
+        Require::new(
+            inner,
+            ClaimRequirement::equals(self.0.as_ref().to_owned(), [self.1.as_ref().to_owned()]),
+        )
+    }
+}
+
+/// The service of [`RequireRole`] and [`RequireClaim`]: one requirement that decides itself,
+/// synchronously.
 #[derive(Debug, Clone)]
-pub struct RequirePolicy;
-/// Placeholder.
+pub struct Require<S> {
+    inner: S,
+    requirement: Arc<dyn Requirement>,
+}
+
+impl<S> Require<S> {
+    /// Wraps `inner` with one requirement. A requirement that does not decide itself
+    /// ([`Decision::Deferred`](crate::authorization::Decision::Deferred)) is never satisfied
+    /// here, as no handler is registered: use [`RequirePolicy`] for those.
+    pub fn new(inner: S, requirement: impl Requirement) -> Self {
+        Self {
+            inner,
+            requirement: Arc::new(requirement),
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn missing_claims() -> Rejection {
+    tracing::debug!(
+        target: LOG_TARGET,
+        "no verified claims in the request extensions: not authenticated (is ValidateAccessTokenLayer in front of this layer?)"
+    );
+    Rejection::unauthenticated(&AuthError::missing_token())
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let decision = match request.extensions().get::<Claims>() {
+            None => Err(missing_claims()),
+            Some(claims) => {
+                let ctx =
+                    AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
+                authorize_requirement(&*self.requirement, &ctx)
+                    .map_err(|failure| Rejection::forbidden(&failure))
+            }
+        };
+        match decision {
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+            Err(rejection) => ResponseFuture::rejected(rejection),
+        }
+    }
+}
+
+/// Requires a [`Policy`]: a registered one by name, the default one, or one built inline.
+///
+/// ```
+/// use tower_azure_auth::authorization::{Policies, Policy};
+/// use tower_azure_auth::error::ConfigError;
+/// use tower_azure_auth::layers::RequirePolicy;
+///
+/// let policies = Policies::builder()
+///     .add_policy("ValidateAccessTokenPolicy", Policy::builder().require_role("service-api").build())
+///     .build();
+/// let layer = RequirePolicy::named(&policies, "ValidateAccessTokenPolicy").unwrap();
+/// # let _ = layer;
+/// // a misspelt name fails when the application is built, not per request
+/// assert!(matches!(
+///     RequirePolicy::named(&policies, "ValidateAccesTokenPolicy"),
+///     Err(ConfigError::UnknownPolicy { .. })
+/// ));
+/// ```
+///
+/// When every requirement decides itself (or only synchronous handlers serve it), the
+/// decision is made in `call` with no boxing; when a handler must be awaited, the request
+/// waits in a boxed future, with the inner service cloned (the ready one is moved into the
+/// future). This needs the inner service to be `Clone + Send + 'static`, as axum's are.
 #[derive(Debug, Clone)]
-pub struct RequireRole;
-/// Placeholder.
+pub struct RequirePolicy {
+    policies: Policies,
+    policy: Policy,
+}
+
+impl RequirePolicy {
+    /// The policy registered under `name`, with the registry's handlers.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownPolicy`] when no policy has that name.
+    pub fn named(policies: &Policies, name: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            policy: policies.policy(name)?,
+            policies: policies.clone(),
+        })
+    }
+
+    /// The registry's default policy (as `[Authorize]` without a policy name).
+    pub fn default_policy(policies: &Policies) -> Self {
+        Self {
+            policy: policies.default_policy(),
+            policies: policies.clone(),
+        }
+    }
+
+    /// An inline policy, with no handler: requirements that do not decide themselves are not
+    /// satisfied. Use [`with_handlers`](Self::with_handlers) for those.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            policy,
+            policies: Policies::default(),
+        }
+    }
+
+    /// An inline policy, decided with the handlers (and PII setting) of `policies`.
+    pub fn with_handlers(policies: &Policies, policy: Policy) -> Self {
+        Self {
+            policy,
+            policies: policies.clone(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+impl<S> Layer<S> for RequirePolicy {
+    type Service = RequirePolicyService<S>;
+
+    fn layer(&self, inner: S) -> RequirePolicyService<S> {
+        RequirePolicyService {
+            inner,
+            policies: self.policies.clone(),
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service of [`RequirePolicy`].
 #[derive(Debug, Clone)]
-pub struct RequireClaim;
+pub struct RequirePolicyService<S> {
+    inner: S,
+    policies: Policies,
+    policy: Policy,
+}
+
+impl<S> RequirePolicyService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePolicyService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (claims, decided) = match request.extensions().get::<Claims>() {
+            None => return ResponseFuture::rejected(missing_claims()),
+            Some(claims) => {
+                let ctx =
+                    AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
+                (claims.clone(), self.policies.authorize_sync(&self.policy, &ctx))
+            }
+        };
+        match decided {
+            Some(Ok(())) => ResponseFuture::inner(self.inner.call(request)),
+            Some(Err(failure)) => ResponseFuture::rejected(Rejection::forbidden(&failure)),
+            None => {
+                // `inner` is ready; keep it for this request and leave a fresh clone behind.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let policies = self.policies.clone();
+                let policy = self.policy.clone();
+                let (parts, body) = request.into_parts();
+                ResponseFuture::authorizing(Box::pin(async move {
+                    let result = {
+                        let ctx = AuthorizationContext::for_request(
+                            &claims,
+                            RequestFacts::from_parts(&parts),
+                        );
+                        policies.authorize(&policy, &ctx).await
+                    };
+                    match result {
+                        Ok(()) => inner.call(Request::from_parts(parts, body)).await,
+                        Err(failure) => Ok(Rejection::forbidden(&failure).into_response()),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+type Authorizing<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+pin_project! {
+    /// The response future of [`Require`] and [`RequirePolicyService`].
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Inner { #[pin] future: F },
+        Rejected { rejection: Rejection, _body: PhantomData<fn() -> B> },
+        Authorizing { future: Authorizing<B, E> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    fn inner(future: F) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    fn rejected(rejection: Rejection) -> Self {
+        Self {
+            state: State::Rejected {
+                rejection,
+                _body: PhantomData,
+            },
+        }
+    }
+
+    fn authorizing(future: Authorizing<B, E>) -> Self {
+        Self {
+            state: State::Authorizing { future },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: From<Bytes>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            // Cloned rather than taken, so that a poll after completion cannot panic.
+            StateProj::Rejected { rejection, .. } => Poll::Ready(Ok(rejection.clone().into_response())),
+            StateProj::Authorizing { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Inner { .. } => "inner",
+            State::Rejected { .. } => "rejected",
+            State::Authorizing { .. } => "authorizing",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}

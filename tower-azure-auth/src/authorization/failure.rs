@@ -1,0 +1,118 @@
+//! Why a caller was refused: [`AuthorizationFailure`], and its 403 response.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use http::StatusCode;
+
+use crate::rejection::Rejection;
+
+/// The result of evaluating a policy.
+pub type AuthorizationResult = Result<(), AuthorizationFailure>;
+
+/// One requirement that was not met: what it asks for and why it failed.
+///
+/// Never holds a token; holds the caller's claim values only when PII logging is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRequirement {
+    requirement: String,
+    reason: Cow<'static, str>,
+    explicit: bool,
+}
+
+impl FailedRequirement {
+    pub(crate) fn new(requirement: String, reason: Cow<'static, str>, explicit: bool) -> Self {
+        Self {
+            requirement,
+            reason,
+            explicit,
+        }
+    }
+
+    /// The requirement's description.
+    pub fn requirement(&self) -> &str {
+        &self.requirement
+    }
+
+    /// Why it failed.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Whether a handler failed the evaluation explicitly (rather than no one succeeding).
+    pub fn is_explicit(&self) -> bool {
+        self.explicit
+    }
+}
+
+impl fmt::Display for FailedRequirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.requirement, self.reason)
+    }
+}
+
+/// A caller authenticated but not authorized: the policy and the requirements that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationFailure {
+    policy: Option<Arc<str>>,
+    failed: Vec<FailedRequirement>,
+}
+
+impl AuthorizationFailure {
+    pub(crate) fn new(policy: Option<Arc<str>>, failed: Vec<FailedRequirement>) -> Self {
+        Self { policy, failed }
+    }
+
+    /// The name of the policy, if it is a registered one.
+    pub fn policy(&self) -> Option<&str> {
+        self.policy.as_deref()
+    }
+
+    /// The requirements that failed, in the policy's order.
+    pub fn failed_requirements(&self) -> &[FailedRequirement] {
+        &self.failed
+    }
+
+    /// One sentence for the `error_description` of the response.
+    pub fn description(&self) -> String {
+        match &self.policy {
+            Some(name) => format!("the caller does not satisfy the authorization policy `{name}`"),
+            None => String::from("the caller does not satisfy the authorization requirements"),
+        }
+    }
+}
+
+impl fmt::Display for AuthorizationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.description())?;
+        for (i, failed) in self.failed.iter().enumerate() {
+            f.write_str(if i == 0 { ": " } else { " | " })?;
+            fmt::Display::fmt(failed, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AuthorizationFailure {}
+
+impl Rejection {
+    /// The response for an authenticated caller that is not authorized: `403` without
+    /// `WWW-Authenticate` (as ASP.NET Core), with a JSON body naming the failed requirements:
+    /// `{"error":"forbidden","error_description":"…","failed_requirements":["…"]}`.
+    pub fn forbidden(failure: &AuthorizationFailure) -> Self {
+        let failed: Vec<String> = failure
+            .failed_requirements()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Self::json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({
+                "error": "forbidden",
+                "error_description": failure.description(),
+                "failed_requirements": failed,
+            }),
+        )
+    }
+}
