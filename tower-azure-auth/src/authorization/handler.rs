@@ -163,7 +163,11 @@ where
         std::future::ready((self.f)(ctx, requirement).into())
     }
 
-    fn handle_sync(&self, ctx: &AuthorizationContext<'_>, requirement: &R) -> Option<HandlerOutcome> {
+    fn handle_sync(
+        &self,
+        ctx: &AuthorizationContext<'_>,
+        requirement: &R,
+    ) -> Option<HandlerOutcome> {
         Some((self.f)(ctx, requirement).into())
     }
 }

@@ -135,7 +135,7 @@
 //! # Failures and logging
 //!
 //! An [`AuthorizationFailure`] lists each failed requirement with its description and why it
-//! failed, e.g. "claim `azpacr` must be one of [2]; the token has a different value or none".
+//! failed, e.g. ``claim `azpacr` must be one of [2]; the token has a different value or none``.
 //! The caller's claim values appear only when PII logging is on
 //! ([`PoliciesBuilder::pii_logging`]); a token never does. Each denial is logged with
 //! `tracing::debug!` under the target `tower_azure_auth::authorization`.

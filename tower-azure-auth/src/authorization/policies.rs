@@ -153,10 +153,7 @@ impl Policies {
 
     fn handlers_for(&self, requirement: &dyn Requirement) -> &[Arc<dyn ErasedHandler>] {
         let type_id = (requirement as &dyn Any).type_id();
-        self.inner
-            .handlers
-            .get(&type_id)
-            .map_or(&[], Vec::as_slice)
+        self.inner.handlers.get(&type_id).map_or(&[], Vec::as_slice)
     }
 
     /// Evaluates `policy` synchronously, when every requirement decides itself or is served
@@ -176,7 +173,13 @@ impl Policies {
             for handler in handlers {
                 tally.add(handler.decide_sync(ctx, requirement)?);
             }
-            tally.finish(requirement, ctx, handlers.len(), self.pii_logging(), &mut failed);
+            tally.finish(
+                requirement,
+                ctx,
+                handlers.len(),
+                self.pii_logging(),
+                &mut failed,
+            );
         }
         Some(conclude(policy, failed))
     }
@@ -199,7 +202,13 @@ impl Policies {
                 };
                 tally.add(outcome);
             }
-            tally.finish(requirement, ctx, handlers.len(), self.pii_logging(), &mut failed);
+            tally.finish(
+                requirement,
+                ctx,
+                handlers.len(),
+                self.pii_logging(),
+                &mut failed,
+            );
         }
         conclude(policy, failed)
     }
@@ -275,7 +284,10 @@ fn conclude(policy: &Policy, failed: Vec<FailedRequirement>) -> AuthorizationRes
     conclude_named(policy.name_arc(), failed)
 }
 
-fn conclude_named(policy: Option<&Arc<str>>, failed: Vec<FailedRequirement>) -> AuthorizationResult {
+fn conclude_named(
+    policy: Option<&Arc<str>>,
+    failed: Vec<FailedRequirement>,
+) -> AuthorizationResult {
     if failed.is_empty() {
         return Ok(());
     }
@@ -299,7 +311,10 @@ impl fmt::Debug for Policies {
             .map(|h| h.name())
             .collect();
         f.debug_struct("Policies")
-            .field("policies", &self.inner.policies.values().collect::<Vec<_>>())
+            .field(
+                "policies",
+                &self.inner.policies.values().collect::<Vec<_>>(),
+            )
             .field("default", &self.inner.default)
             .field("fallback", &self.inner.fallback)
             .field("handlers", &handlers)
@@ -313,7 +328,12 @@ impl fmt::Debug for PoliciesBuilder {
         f.debug_struct("PoliciesBuilder")
             .field(
                 "policies",
-                &self.inner.policies.values().filter_map(Policy::name).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .policies
+                    .values()
+                    .filter_map(Policy::name)
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }

@@ -131,7 +131,10 @@ impl PolicyBuilder {
         P: IntoIterator,
         P::Item: Into<Cow<'static, str>>,
     {
-        self.requirement(ScopeOrAppPermissionRequirement::new(scopes, app_permissions))
+        self.requirement(ScopeOrAppPermissionRequirement::new(
+            scopes,
+            app_permissions,
+        ))
     }
 
     /// The calling client must be `client_id` (`azp` in v2 tokens, `appid` in v1 tokens).

@@ -37,7 +37,7 @@ use crate::claims::ClientAuthentication;
 /// ```
 pub trait Requirement: Any + Send + Sync + fmt::Debug {
     /// What the requirement asks for, in words, for failure messages and logs
-    /// (e.g. "claim `azpacr` must be one of [2]"). Must not depend on the caller's claims.
+    /// (e.g. ``claim `azpacr` must be one of [2]``). Must not depend on the caller's claims.
     fn description(&self) -> Cow<'_, str>;
 
     /// Decides the requirement from the context alone, synchronously. The default defers to
@@ -179,11 +179,9 @@ fn scalar_matches(value: &Value, allowed: &[Cow<'static, str>]) -> bool {
 /// `n` is an integer and `text` is its canonical decimal form (no sign, no leading zero).
 fn number_is(n: &serde_json::Number, text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
-    let canonical = !digits.is_empty()
-        && !text.starts_with('+')
-        && !(digits.len() > 1 && digits.starts_with('0'))
-        && text != "-0";
-    if !canonical {
+    let non_canonical =
+        text.starts_with('+') || text == "-0" || (digits.len() > 1 && digits.starts_with('0'));
+    if non_canonical {
         return false;
     }
     if let Some(i) = n.as_i64() {
@@ -226,7 +224,12 @@ impl Requirement for RolesRequirement {
     }
 
     fn decide(&self, ctx: &AuthorizationContext<'_>) -> Decision {
-        Decision::from(ctx.claims().roles().iter().any(|r| contains(&self.roles, r)))
+        Decision::from(
+            ctx.claims()
+                .roles()
+                .iter()
+                .any(|r| contains(&self.roles, r)),
+        )
     }
 
     fn unmet_reason(&self, ctx: &AuthorizationContext<'_>, show_values: bool) -> Cow<'static, str> {
@@ -425,12 +428,9 @@ impl Requirement for ScopeOrAppPermissionRequirement {
         match (show_values, has_either) {
             (_, false) => Cow::Borrowed("the token has neither `scp` nor `roles`"),
             (false, true) => Cow::Borrowed("the token has none of them"),
-            (true, true) => format!(
-                "{}; {}",
-                shown_claim(ctx, "scp"),
-                shown_claim(ctx, "roles")
-            )
-            .into(),
+            (true, true) => {
+                format!("{}; {}", shown_claim(ctx, "scp"), shown_claim(ctx, "roles")).into()
+            }
         }
     }
 }

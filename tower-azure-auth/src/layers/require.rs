@@ -53,8 +53,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authorization::{
-    authorize_requirement, AuthorizationContext, ClaimRequirement, Policies, Policy,
-    RequestFacts, Requirement, RolesRequirement, LOG_TARGET,
+    authorize_requirement, AuthorizationContext, ClaimRequirement, Policies, Policy, RequestFacts,
+    Requirement, RolesRequirement, LOG_TARGET,
 };
 use crate::claims::Claims;
 use crate::error::{AuthError, ConfigError};
@@ -292,24 +292,27 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let (claims, decided) = match request.extensions().get::<Claims>() {
+        let decided = match request.extensions().get::<Claims>() {
             None => return ResponseFuture::rejected(missing_claims()),
             Some(claims) => {
                 let ctx =
                     AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
-                (claims.clone(), self.policies.authorize_sync(&self.policy, &ctx))
+                self.policies.authorize_sync(&self.policy, &ctx)
             }
         };
         match decided {
             Some(Ok(())) => ResponseFuture::inner(self.inner.call(request)),
             Some(Err(failure)) => ResponseFuture::rejected(Rejection::forbidden(&failure)),
             None => {
+                let (parts, body) = request.into_parts();
+                let Some(claims) = parts.extensions.get::<Claims>().cloned() else {
+                    return ResponseFuture::rejected(missing_claims());
+                };
                 // `inner` is ready; keep it for this request and leave a fresh clone behind.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let policies = self.policies.clone();
                 let policy = self.policy.clone();
-                let (parts, body) = request.into_parts();
                 ResponseFuture::authorizing(Box::pin(async move {
                     let result = {
                         let ctx = AuthorizationContext::for_request(
@@ -381,7 +384,9 @@ where
         match self.project().state.project() {
             StateProj::Inner { future } => future.poll(cx),
             // Cloned rather than taken, so that a poll after completion cannot panic.
-            StateProj::Rejected { rejection, .. } => Poll::Ready(Ok(rejection.clone().into_response())),
+            StateProj::Rejected { rejection, .. } => {
+                Poll::Ready(Ok(rejection.clone().into_response()))
+            }
             StateProj::Authorizing { future } => future.as_mut().poll(cx),
         }
     }
@@ -394,6 +399,238 @@ impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
             State::Rejected { .. } => "rejected",
             State::Authorizing { .. } => "authorizing",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::convert::Infallible;
+
+    use http::header::WWW_AUTHENTICATE;
+    use http::StatusCode;
+    use serde_json::json;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::authorization::{AuthorizationHandler, HandlerOutcome};
+
+    /// A service that must be polled ready before each call, as tower requires; a clone
+    /// starts not ready. Calling it unready is an error, so a layer that calls the clone
+    /// instead of the ready service fails the test.
+    #[derive(Debug)]
+    struct MustBeReady {
+        ready: bool,
+    }
+
+    impl Clone for MustBeReady {
+        fn clone(&self) -> Self {
+            Self { ready: false }
+        }
+    }
+
+    impl Service<Request<Bytes>> for MustBeReady {
+        type Response = Response<Bytes>;
+        type Error = &'static str;
+        type Future = std::future::Ready<Result<Response<Bytes>, &'static str>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.ready = true;
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Bytes>) -> Self::Future {
+            let ready = std::mem::replace(&mut self.ready, false);
+            std::future::ready(if ready {
+                Ok(Response::new(Bytes::from_static(b"ok")))
+            } else {
+                Err("called without poll_ready")
+            })
+        }
+    }
+
+    #[derive(Debug)]
+    struct Slow;
+
+    impl Requirement for Slow {
+        fn description(&self) -> Cow<'_, str> {
+            "the slow check must pass".into()
+        }
+    }
+
+    #[derive(Debug)]
+    struct SlowHandler;
+
+    impl AuthorizationHandler for SlowHandler {
+        type Requirement = Slow;
+
+        async fn handle(&self, ctx: &AuthorizationContext<'_>, _: &Slow) -> HandlerOutcome {
+            tokio::task::yield_now().await;
+            HandlerOutcome::from(ctx.claims().has_role("service-api"))
+        }
+    }
+
+    fn request(claims: Option<serde_json::Value>) -> Request<Bytes> {
+        let mut request = Request::new(Bytes::new());
+        if let Some(claims) = claims {
+            request
+                .extensions_mut()
+                .insert(Claims::from_json(claims).unwrap());
+        }
+        request
+    }
+
+    #[tokio::test]
+    async fn outcomes_through_each_layer() {
+        let policies = Policies::builder()
+            .add_handler(SlowHandler)
+            .add_policy("Slow", Policy::builder().requirement(Slow).build())
+            .add_policy(
+                "Fast",
+                Policy::builder().require_role("service-api").build(),
+            )
+            .build();
+        type ResponseFutureOf =
+            Pin<Box<dyn Future<Output = Result<Response<Bytes>, &'static str>> + Send>>;
+        type Run = Box<dyn FnOnce(MustBeReady, Request<Bytes>) -> ResponseFutureOf>;
+
+        struct Check {
+            name: &'static str,
+            claims: Option<serde_json::Value>,
+            status: StatusCode,
+        }
+        let checks = [
+            Check {
+                name: "authorized",
+                claims: Some(json!({"roles": ["service-api"], "azpacr": "2"})),
+                status: StatusCode::OK,
+            },
+            Check {
+                name: "not authorized",
+                claims: Some(json!({"roles": ["reader"], "azpacr": "1"})),
+                status: StatusCode::FORBIDDEN,
+            },
+            Check {
+                name: "not authenticated",
+                claims: None,
+                status: StatusCode::UNAUTHORIZED,
+            },
+        ];
+        for check in checks {
+            let services: [(&str, Run); 4] = [
+                (
+                    "RequireRole",
+                    Box::new(|s, r| Box::pin(RequireRole("service-api").layer(s).oneshot(r))),
+                ),
+                (
+                    "RequireClaim",
+                    Box::new(|s, r| {
+                        Box::pin(
+                            RequireClaim("azpacr", String::from("2"))
+                                .layer(s)
+                                .oneshot(r),
+                        )
+                    }),
+                ),
+                ("RequirePolicy sync", {
+                    let layer = RequirePolicy::named(&policies, "Fast").unwrap();
+                    Box::new(move |s, r| Box::pin(layer.layer(s).oneshot(r)))
+                }),
+                ("RequirePolicy async", {
+                    let layer = RequirePolicy::named(&policies, "Slow").unwrap();
+                    Box::new(move |s, r| Box::pin(layer.layer(s).oneshot(r)))
+                }),
+            ];
+            for (layer, run) in services {
+                let response = run(MustBeReady { ready: false }, request(check.claims.clone()))
+                    .await
+                    .unwrap_or_else(|e| panic!("{} / {layer}: {e}", check.name));
+                let status = response.status();
+                // RequireClaim checks azpacr, the others the role; both differ together.
+                assert_eq!(status, check.status, "{} / {layer}", check.name);
+                let challenge = response.headers().get(WWW_AUTHENTICATE);
+                match status {
+                    StatusCode::UNAUTHORIZED => {
+                        assert_eq!(challenge.unwrap(), "Bearer", "{} / {layer}", check.name)
+                    }
+                    _ => assert!(challenge.is_none(), "{} / {layer}", check.name),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn self_deciding_policies_do_not_box() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let policies = Policies::builder()
+            .add_handler(SlowHandler)
+            .add_policy(
+                "Fast",
+                Policy::builder().require_role("service-api").build(),
+            )
+            .add_policy("Slow", Policy::builder().requirement(Slow).build())
+            .build();
+        struct Case {
+            name: &'static str,
+            policy: &'static str,
+            claims: serde_json::Value,
+            state: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "allowed, sync",
+                policy: "Fast",
+                claims: json!({"roles": ["service-api"]}),
+                state: "inner",
+            },
+            Case {
+                name: "denied, sync",
+                policy: "Fast",
+                claims: json!({"roles": []}),
+                state: "rejected",
+            },
+            Case {
+                name: "async handler",
+                policy: "Slow",
+                claims: json!({"roles": ["service-api"]}),
+                state: "authorizing",
+            },
+        ];
+        for case in cases {
+            let mut service = RequirePolicy::named(&policies, case.policy)
+                .unwrap()
+                .layer(MustBeReady { ready: false });
+            assert!(Service::<Request<Bytes>>::poll_ready(&mut service, &mut cx).is_ready());
+            let future = service.call(request(Some(case.claims)));
+            let debug = format!("{future:?}");
+            assert!(debug.contains(case.state), "{}: {debug}", case.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn inner_service_accessors_and_errors_pass_through() {
+        let failing = tower::service_fn(|_: Request<Bytes>| async {
+            Err::<Response<Bytes>, _>(std::io::Error::other("inner failed"))
+        });
+        let mut service = RequireRole(String::from("service-api")).layer(failing);
+        let _: &mut _ = service.get_mut();
+        let _: &_ = service.get_ref();
+        let error = service
+            .oneshot(request(Some(json!({"roles": ["service-api"]}))))
+            .await
+            .unwrap_err();
+        assert_eq!(error.to_string(), "inner failed");
+
+        let ok = tower::service_fn(|_: Request<Bytes>| async {
+            Ok::<_, Infallible>(Response::new(Bytes::new()))
+        });
+        let service = RequirePolicy::new(Policy::authenticated()).layer(ok);
+        let inner = service.into_inner();
+        let response = inner.oneshot(Request::new(Bytes::new())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
     }
 }
