@@ -60,7 +60,7 @@
 //! .await;
 //! let response = test::call_service(&app, test::TestRequest::get().uri("/weatherforecast").to_request()).await;
 //! assert_eq!(response.status(), 401);
-//! assert_eq!(response.headers()["www-authenticate"], "Bearer");
+//! assert_eq!(response.headers().get("www-authenticate").unwrap(), "Bearer");
 //!
 //! // Stand-in for ValidateAccessToken: claims from the `x-test-roles` header.
 //! let app = test::init_service(
