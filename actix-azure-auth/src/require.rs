@@ -2,6 +2,7 @@
 //! Tower authorization layers, deciding with the same [`Policies`] and answering with the same
 //! responses.
 
+use std::fmt;
 use std::future::{ready, Ready};
 use std::rc::Rc;
 
@@ -165,10 +166,17 @@ transform!(RequireRole<R>, [R: AsRef<str>], this => this.require());
 transform!(RequireClaim<N, V>, [N: AsRef<str>, V: AsRef<str>], this => this.require());
 
 /// The service of [`RequirePolicy`], [`RequireRole`] and [`RequireClaim`].
-#[derive(Debug)]
 pub struct RequirePolicyMiddleware<S> {
     service: Rc<S>,
     require: RequirePolicy,
+}
+
+impl<S> fmt::Debug for RequirePolicyMiddleware<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequirePolicyMiddleware")
+            .field("policy", &self.require.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The request facts a handler sees, converted to `http` 1 and owned, so that they can

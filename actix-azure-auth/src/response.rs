@@ -43,7 +43,9 @@ pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
             HeaderValue::from_bytes(value.as_bytes()),
         ) {
             (Ok(name), Ok(value)) => response.headers_mut().append(name, value),
-            _ => tracing::warn!(target: LOG_TARGET, header = %name, "rejection header not representable in actix-web; dropped"),
+            _ => {
+                tracing::warn!(target: LOG_TARGET, header = %name, "rejection header not representable in actix-web; dropped")
+            }
         }
     }
     response.map_into_boxed_body()
@@ -61,7 +63,7 @@ pub(crate) fn refuse<B>(
         method = %request.method(),
         path = request.path(),
         status = response.status().as_u16(),
-        kind,
+        %kind,
         %reason,
         "request refused"
     );
@@ -124,9 +126,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Inner { future } => future
-                .poll(cx)
-                .map_ok(ServiceResponse::map_into_left_body),
+            StateProj::Inner { future } => {
+                future.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+            }
             StateProj::Refused { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
                 // Polled after completion: never ready again, never a panic.

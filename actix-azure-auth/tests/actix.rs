@@ -511,14 +511,22 @@ async fn refusals_and_acceptances_over_http() {
     let f = fixture().await;
     for case in cases(&f) {
         let answer = get(&f.actix, case.path, case.token.as_deref(), case.headers).await;
-        assert_eq!(answer.status, case.status, "{}: {}", case.name, answer.text());
+        assert_eq!(
+            answer.status,
+            case.status,
+            "{}: {}",
+            case.name,
+            answer.text()
+        );
         match (case.challenge, &answer.www_authenticate) {
             (None, None) => {}
             (Some("Bearer"), Some(challenge)) => assert_eq!(challenge, "Bearer", "{}", case.name),
             (Some(prefix), Some(challenge)) => {
                 assert!(challenge.starts_with(prefix), "{}: {challenge}", case.name)
             }
-            (expected, actual) => panic!("{}: challenge {actual:?}, expected {expected:?}", case.name),
+            (expected, actual) => {
+                panic!("{}: challenge {actual:?}, expected {expected:?}", case.name)
+            }
         }
         assert!(
             answer.text().contains(case.body),
@@ -539,7 +547,11 @@ async fn refusals_and_acceptances_over_http() {
             let body = answer.json();
             assert_eq!(body["error"], "forbidden", "{}", case.name);
             let failed = body["failed_requirements"].as_array();
-            assert!(failed.is_some_and(|f| !f.is_empty()), "{}: {body}", case.name);
+            assert!(
+                failed.is_some_and(|f| !f.is_empty()),
+                "{}: {body}",
+                case.name
+            );
         }
     }
     f.handle.stop(false).await;
@@ -698,7 +710,8 @@ async fn app_level_middlewares_and_a_custom_rejection() {
     for case in cases {
         let mut request = test::TestRequest::get().uri("/whoami");
         if let Some(claims) = &case.claims {
-            request = request.insert_header(("authorization", format!("Bearer {}", key.token(claims))));
+            request =
+                request.insert_header(("authorization", format!("Bearer {}", key.token(claims))));
         }
         let response = test::call_service(&app, request.to_request()).await;
         assert_eq!(response.status().as_u16(), case.status, "{}", case.name);
@@ -726,7 +739,12 @@ async fn rejection_response_keeps_every_header() {
     assert_eq!(response.status().as_u16(), 429);
     let values: Vec<_> = response.headers().get_all("x-one").collect();
     assert_eq!(values, ["1", "2"]);
-    assert_eq!(response.headers().get("content-type").unwrap(), "application/json");
-    let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .unwrap();
     assert_eq!(body, r#"{"a":1}"#);
 }
