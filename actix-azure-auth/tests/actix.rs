@@ -748,3 +748,122 @@ async fn rejection_response_keeps_every_header() {
         .unwrap();
     assert_eq!(body, r#"{"a":1}"#);
 }
+
+/// Requests decided synchronously run the inner service's future directly (no box); only an
+/// unknown key or an asynchronous handler boxes.
+#[tokio::test]
+async fn only_refreshes_and_async_handlers_box() {
+    use actix_web::dev::{fn_service, Service, ServiceRequest, Transform};
+    use actix_web::HttpMessage as _;
+
+    let f = fixture().await;
+    let inner = || {
+        fn_service(|request: ServiceRequest| async move {
+            Ok::<_, actix_web::Error>(request.into_response(HttpResponse::Ok().finish()))
+        })
+    };
+    let validate = ValidateAccessToken::new(f.validator.clone())
+        .new_transform(inner())
+        .await
+        .unwrap();
+    let policy = RequirePolicy::named(&policies(), POLICY)
+        .unwrap()
+        .new_transform(inner())
+        .await
+        .unwrap();
+    let role = RequireRole("service-api")
+        .new_transform(inner())
+        .await
+        .unwrap();
+
+    struct Case {
+        name: &'static str,
+        middleware: &'static str,
+        token: Option<String>,
+        /// Claims put into the extensions (for the authorization middlewares).
+        claims: Option<Value>,
+        state: &'static str,
+    }
+    let good = claims(&f.idp);
+    let unknown_kid = TestKey::generate("key-unknown").token(&good);
+    let cases = [
+        Case {
+            name: "valid token",
+            middleware: "validate",
+            token: Some(f.key.token(&good)),
+            claims: None,
+            state: "inner",
+        },
+        Case {
+            name: "no token",
+            middleware: "validate",
+            token: None,
+            claims: None,
+            state: "refused",
+        },
+        Case {
+            name: "expired token",
+            middleware: "validate",
+            token: Some(f.key.token(&with(
+                &good,
+                json!({"iat": NOW - 7200, "nbf": NOW - 7200, "exp": NOW - 3600}),
+            ))),
+            claims: None,
+            state: "refused",
+        },
+        Case {
+            name: "unknown kid",
+            middleware: "validate",
+            token: Some(unknown_kid),
+            claims: None,
+            state: "boxed",
+        },
+        Case {
+            name: "role present",
+            middleware: "role",
+            token: None,
+            claims: Some(good.clone()),
+            state: "inner",
+        },
+        Case {
+            name: "role missing",
+            middleware: "role",
+            token: None,
+            claims: Some(with(&good, json!({"roles": ["reader"]}))),
+            state: "refused",
+        },
+        Case {
+            name: "no claims",
+            middleware: "policy",
+            token: None,
+            claims: None,
+            state: "refused",
+        },
+        Case {
+            name: "policy with an async handler",
+            middleware: "policy",
+            token: None,
+            claims: Some(good.clone()),
+            state: "boxed",
+        },
+    ];
+    for case in cases {
+        let mut request = actix_web::test::TestRequest::get().uri("/x");
+        if let Some(token) = &case.token {
+            request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        let request = request.to_srv_request();
+        if let Some(claims) = case.claims {
+            request
+                .extensions_mut()
+                .insert(Claims::from_json(claims).unwrap());
+        }
+        let debug = match case.middleware {
+            "validate" => format!("{:?}", validate.call(request)),
+            "policy" => format!("{:?}", policy.call(request)),
+            _ => format!("{:?}", role.call(request)),
+        };
+        assert!(debug.contains(case.state), "{}: {debug}", case.name);
+    }
+    f.handle.stop(false).await;
+}
