@@ -1,1 +1,156 @@
-//! placeholder
+//! Microsoft Entra ID (Azure AD) access-token validation and ASP.NET Core-style authorization
+//! policies for actix-web 4, on the core of [`tower_azure_auth`].
+//!
+//! actix-web 4 is on `http` 0.2 and its services are not `Send`, so this crate does not wrap
+//! the Tower layers: it calls the same core ([`TokenValidator`], [`Policies`]) and converts
+//! the same [`Rejection`]s, so an actix-web service decides and answers exactly like an axum or
+//! Tower one (same status, headers and body bytes).
+//!
+//! * [`ValidateAccessToken`] (`wrap()`): `Authorization: Bearer` → verified [`Claims`] in the
+//!   request extensions; `401`/`503` per RFC 6750 otherwise.
+//! * [`RequirePolicy`], [`RequireRole`], [`RequireClaim`] (`wrap()`): `403` with a JSON body
+//!   naming the failed requirements; `401` when there are no claims.
+//! * [`Authenticated`] / `Option<Authenticated>`: the claims as a handler argument.
+//! * [`rejection_response`]: any shared [`Rejection`] as an `HttpResponse`.
+//!
+//! # Layer order
+//!
+//! actix-web runs the middleware registered by the **last** `wrap()` **first**. The
+//! authorization middlewares read the claims that [`ValidateAccessToken`] inserts, so wrap them
+//! first and [`ValidateAccessToken`] last, or put [`ValidateAccessToken`] on an enclosing scope
+//! or on the `App` (an `App`'s middleware runs before a scope's or a resource's):
+//!
+//! ```text
+//! web::resource("/weatherforecast")
+//!     .route(web::get().to(forecast))
+//!     .wrap(RequirePolicy::named(&policies, "ValidateAccessTokenPolicy")?) // runs second
+//!     .wrap(ValidateAccessToken::new(validator.clone()))                   // runs first
+//! ```
+//!
+//! An open route (a health check) must not sit under [`ValidateAccessToken`]: wrap the
+//! protected resources or scope, not the whole `App`.
+//!
+//! # Example
+//!
+//! A request without a token is refused by [`ValidateAccessToken`]; then, with a stand-in for
+//! the validation that inserts claims from a test header, [`RequireRole`] accepts the caller
+//! with the role and refuses the other one.
+//!
+//! ```
+//! use actix_azure_auth::{Authenticated, RequireRole, ValidateAccessToken};
+//! use actix_web::dev::Service as _;
+//! use actix_web::{test, web, App, HttpMessage as _};
+//! use tower_azure_auth::{Authority, Claims, TokenValidator};
+//!
+//! async fn forecast(caller: Authenticated) -> String {
+//!     format!("forecast for {}", caller.client_id().unwrap_or("unknown"))
+//! }
+//!
+//! # #[actix_web::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = TokenValidator::builder(Authority::entra("https://login.microsoftonline.com/", "contoso.onmicrosoft.com")?)
+//!     .client_id("b178f3a5-7588-492a-924f-72d7887b7e48")
+//!     .build()?;
+//! let app = test::init_service(App::new().service(
+//!     web::resource("/weatherforecast")
+//!         .route(web::get().to(forecast))
+//!         .wrap(RequireRole("service-api"))
+//!         .wrap(ValidateAccessToken::new(validator)),
+//! ))
+//! .await;
+//! let response = test::call_service(&app, test::TestRequest::get().uri("/weatherforecast").to_request()).await;
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers().get("www-authenticate").unwrap(), "Bearer");
+//!
+//! // Stand-in for ValidateAccessToken: claims from the `x-test-roles` header.
+//! let app = test::init_service(
+//!     App::new()
+//!         .route("/weatherforecast", web::get().to(forecast))
+//!         .wrap(RequireRole("service-api"))
+//!         .wrap_fn(|request, service| {
+//!             if let Some(roles) = request.headers().get("x-test-roles").and_then(|v| v.to_str().ok()) {
+//!                 let claims = serde_json::json!({ "azp": "weather-client", "roles": roles.split(',').collect::<Vec<_>>() });
+//!                 if let Ok(claims) = Claims::from_json(claims) {
+//!                     request.extensions_mut().insert(claims);
+//!                 }
+//!             }
+//!             service.call(request)
+//!         }),
+//! )
+//! .await;
+//! let request = |roles: &str| test::TestRequest::get().uri("/weatherforecast").insert_header(("x-test-roles", roles.to_owned())).to_request();
+//!
+//! let accepted = test::call_service(&app, request("service-api")).await;
+//! assert_eq!(accepted.status(), 200);
+//! assert_eq!(test::read_body(accepted).await, "forecast for weather-client");
+//!
+//! let refused = test::call_service(&app, request("reader")).await;
+//! assert_eq!(refused.status(), 403);
+//! assert!(refused.headers().get("www-authenticate").is_none());
+//! # Ok(()) }
+//! ```
+//!
+//! A whole server: [`TokenValidator`] and [`Policies`] are built once (they are `Send + Sync`
+//! and cheap to clone) and cloned into each worker's `App`:
+//!
+//! ```no_run
+//! use actix_azure_auth::{Authenticated, RequirePolicy, ValidateAccessToken};
+//! use actix_web::{web, App, HttpServer};
+//! use tower_azure_auth::authorization::{Policies, Policy};
+//! use tower_azure_auth::{AzureAdOptions, TokenValidator};
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let options = AzureAdOptions::load(None)?; // AzureAd__Instance, AzureAd__TenantId, …
+//!     let validator = TokenValidator::new(&options)?;
+//!     let policies = Policies::builder()
+//!         .add_policy("ValidateAccessTokenPolicy", Policy::builder().require_role("service-api").build())
+//!         .build();
+//!     let require = RequirePolicy::named(&policies, "ValidateAccessTokenPolicy")?; // startup error on a typo
+//!     HttpServer::new(move || {
+//!         App::new().service(
+//!             web::resource("/weatherforecast")
+//!                 .route(web::get().to(|caller: Authenticated| async move {
+//!                     caller.client_id().unwrap_or_default().to_owned()
+//!                 }))
+//!                 .wrap(require.clone())
+//!                 .wrap(ValidateAccessToken::new(validator.clone())),
+//!         )
+//!     })
+//!     .bind("127.0.0.1:5000")?
+//!     .run()
+//!     .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Authorization handlers
+//!
+//! Custom [`AuthorizationHandler`](tower_azure_auth::authorization::AuthorizationHandler)s
+//! registered in [`Policies`] work unchanged, asynchronous ones included. They see the claims
+//! and the request's method, URI and headers (converted to `http` 1 types); the request
+//! extensions they see are empty, as actix-web's extensions are another type (see
+//! [`RequirePolicy`]).
+//!
+//! # Logging
+//!
+//! Each refused request is logged once with `tracing::debug!` under the target
+//! `actix_azure_auth` (method, path, status, kind and reason; never the token). The core logs
+//! its own decisions under `tower_azure_auth::*`.
+//!
+//! [`Claims`]: tower_azure_auth::Claims
+//! [`TokenValidator`]: tower_azure_auth::TokenValidator
+//! [`Policies`]: tower_azure_auth::authorization::Policies
+//! [`Rejection`]: tower_azure_auth::rejection::Rejection
+
+mod extract;
+mod require;
+mod response;
+mod validate;
+
+pub use extract::{Authenticated, MissingClaims};
+pub use require::{RequireClaim, RequirePolicy, RequirePolicyMiddleware, RequireRole};
+pub use response::{rejection_response, ResponseFuture};
+pub use validate::{
+    DefaultRejection, OnRejection, ValidateAccessToken, ValidateAccessTokenMiddleware,
+};

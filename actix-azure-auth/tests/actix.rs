@@ -1,0 +1,869 @@
+//! The actix-web adapter over real HTTP on 127.0.0.1: an OIDC metadata + JWKS server with keys
+//! generated here (the support module of the core's tests), tokens signed in the test, an
+//! actix-web server with the adapter's middlewares, and, for the parity test, the same app on
+//! axum with the Tower layers.
+
+#[path = "../../tower-azure-auth/tests/support/mod.rs"]
+mod support;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_azure_auth::{
+    rejection_response, Authenticated, RequireClaim, RequirePolicy, RequireRole,
+    ValidateAccessToken,
+};
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+use support::{TestIdp, TestKey};
+use tower_azure_auth::authorization::{
+    AuthorizationContext, AuthorizationHandler, HandlerOutcome, Policies, Policy, Requirement,
+};
+use tower_azure_auth::clock::ManualClock;
+use tower_azure_auth::rejection::Rejection;
+use tower_azure_auth::{layers, AuthError, Authority, Claims, TokenValidator};
+
+const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
+const API: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
+const CALLER: &str = "11111111-2222-3333-4444-555555555555";
+const POLICY: &str = "ValidateAccessTokenPolicy";
+const NOW: u64 = 1_800_000_000;
+
+/// The seed's custom requirement.
+#[derive(Debug)]
+struct HasServiceApiRoleRequirement;
+
+impl Requirement for HasServiceApiRoleRequirement {
+    fn description(&self) -> Cow<'_, str> {
+        "the caller must have the `service-api` role".into()
+    }
+}
+
+/// The seed's handler, asynchronous only (no `handle_sync`), so that the policy takes the
+/// boxed path of the middleware.
+#[derive(Debug)]
+struct HasServiceApiRoleHandler;
+
+impl AuthorizationHandler for HasServiceApiRoleHandler {
+    type Requirement = HasServiceApiRoleRequirement;
+
+    async fn handle(
+        &self,
+        ctx: &AuthorizationContext<'_>,
+        _requirement: &HasServiceApiRoleRequirement,
+    ) -> HandlerOutcome {
+        tokio::task::yield_now().await;
+        HandlerOutcome::from(ctx.claims().has_role("service-api"))
+    }
+}
+
+fn policies() -> Policies {
+    Policies::builder()
+        .add_handler(HasServiceApiRoleHandler)
+        .add_policy(
+            POLICY,
+            Policy::builder()
+                .requirement(HasServiceApiRoleRequirement)
+                .require_claim("azp", [CALLER])
+                .require_claim("azpacr", ["2"])
+                .build(),
+        )
+        .build()
+}
+
+/// A policy over the request facts: what a handler sees of an actix-web request.
+fn facts_policy() -> Policy {
+    Policy::builder()
+        .require_assertion(|ctx| {
+            ctx.method() == Some(&http::Method::GET)
+                && ctx.path() == Some("/api/facts")
+                && ctx.uri().and_then(|uri| uri.query()) == Some("q=1")
+                && ctx
+                    .headers()
+                    .and_then(|headers| headers.get("x-tier"))
+                    .is_some_and(|tier| tier == "gold")
+                && ctx.extensions().is_some()
+        })
+        .build()
+}
+
+fn claims(idp: &TestIdp) -> Value {
+    json!({
+        "aud": API,
+        "iss": idp.issuer_v2(),
+        "iat": NOW - 60,
+        "nbf": NOW - 60,
+        "exp": NOW + 3600,
+        "azp": CALLER,
+        "azpacr": "2",
+        "oid": "o1",
+        "roles": ["service-api"],
+        "sub": "o1",
+        "tid": TENANT,
+        "ver": "2.0",
+    })
+}
+
+fn with(claims: &Value, patch: Value) -> Value {
+    let mut claims = claims.clone();
+    if let (Some(target), Some(patch)) = (claims.as_object_mut(), patch.as_object()) {
+        for (name, value) in patch {
+            target.insert(name.clone(), value.clone());
+        }
+    }
+    claims
+}
+
+fn validator(idp: &TestIdp, clock: &ManualClock) -> TokenValidator {
+    TokenValidator::builder(Authority::entra(&idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(clock.clone()))
+        .unavailable_retry_interval(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn whoami(caller: Authenticated) -> String {
+    let roles = caller.roles().join(",");
+    format!("{} {roles}", caller.client_id().unwrap_or("?"))
+}
+
+async fn maybe(caller: Option<Authenticated>) -> &'static str {
+    if caller.is_some() {
+        "authenticated"
+    } else {
+        "anonymous"
+    }
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+/// The actix-web app: validation on a scope, the authorization middlewares on resources and
+/// on a nested scope, and two routes outside the validation.
+fn actix_app(cfg: &mut web::ServiceConfig, validator: TokenValidator, policies: &Policies) {
+    let require = RequirePolicy::named(policies, POLICY).unwrap();
+    cfg.route("/maybe", web::get().to(maybe))
+        .service(
+            web::resource("/unvalidated")
+                .route(web::get().to(ok))
+                .wrap(RequireRole("service-api")),
+        )
+        .service(
+            web::scope("/api")
+                .wrap(ValidateAccessToken::new(validator))
+                .route("/whoami", web::get().to(whoami))
+                .service(
+                    web::resource("/role")
+                        .route(web::get().to(ok))
+                        .wrap(RequireRole("service-api")),
+                )
+                .service(
+                    web::resource("/certificate")
+                        .route(web::get().to(ok))
+                        .wrap(RequireClaim("azpacr", "2")),
+                )
+                .service(
+                    web::resource("/facts")
+                        .route(web::get().to(ok))
+                        .wrap(RequirePolicy::new(facts_policy())),
+                )
+                .service(
+                    web::scope("/policy")
+                        .wrap(require)
+                        .route("", web::get().to(ok)),
+                ),
+        );
+}
+
+/// The same app on axum with the Tower layers (full paths, no `nest`, so that layers see the
+/// same URI as actix-web's middlewares).
+fn axum_app(validator: TokenValidator, policies: &Policies) -> axum::Router {
+    use axum::routing::get;
+    async fn whoami(claims: Claims) -> String {
+        let roles = claims.roles().join(",");
+        format!("{} {roles}", claims.client_id().unwrap_or("?"))
+    }
+    async fn maybe(claims: Option<Claims>) -> &'static str {
+        if claims.is_some() {
+            "authenticated"
+        } else {
+            "anonymous"
+        }
+    }
+    let protected = axum::Router::new()
+        .route("/api/whoami", get(whoami))
+        .route(
+            "/api/role",
+            get(ok).layer(layers::RequireRole("service-api")),
+        )
+        .route(
+            "/api/certificate",
+            get(ok).layer(layers::RequireClaim("azpacr", "2")),
+        )
+        .route(
+            "/api/facts",
+            get(ok).layer(layers::RequirePolicy::new(facts_policy())),
+        )
+        .route(
+            "/api/policy",
+            get(ok).layer(layers::RequirePolicy::named(policies, POLICY).unwrap()),
+        )
+        .layer(layers::ValidateAccessTokenLayer::new(validator));
+    axum::Router::new()
+        .route("/maybe", get(maybe))
+        .route(
+            "/unvalidated",
+            get(ok).layer(layers::RequireRole("service-api")),
+        )
+        .merge(protected)
+}
+
+/// Serves the actix-web app on 127.0.0.1:0 (one worker thread, control future on this test's
+/// runtime).
+fn serve_actix(validator: TokenValidator, policies: Policies) -> (ServerHandle, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let server = HttpServer::new(move || {
+        let validator = validator.clone();
+        let policies = policies.clone();
+        App::new().configure(move |cfg| actix_app(cfg, validator, &policies))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (handle, format!("http://{addr}"))
+}
+
+struct Fixture {
+    idp: TestIdp,
+    key: TestKey,
+    clock: ManualClock,
+    validator: TokenValidator,
+    actix: String,
+    handle: ServerHandle,
+}
+
+async fn fixture() -> Fixture {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let clock = ManualClock::at_unix(NOW);
+    let validator = validator(&idp, &clock);
+    validator.refresh().await.unwrap();
+    let (handle, actix) = serve_actix(validator.clone(), policies());
+    Fixture {
+        idp,
+        key,
+        clock,
+        validator,
+        actix,
+        handle,
+    }
+}
+
+/// What a client sees of a response, for comparisons.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    www_authenticate: Option<String>,
+    retry_after: Option<String>,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn get(base: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Answer {
+    let mut request = reqwest::Client::new().get(format!("{base}{path}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    Answer {
+        status: response.status().as_u16(),
+        www_authenticate: header("www-authenticate"),
+        retry_after: header("retry-after"),
+        content_type: header("content-type"),
+        body: response.bytes().await.unwrap().to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn accepted_token_reaches_the_handler_with_claims() {
+    let f = fixture().await;
+    let token = f.key.token(&claims(&f.idp));
+    let answer = get(&f.actix, "/api/whoami", Some(&token), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), format!("{CALLER} service-api"));
+    f.handle.stop(false).await;
+}
+
+/// One request and what the actix-web app must answer.
+struct Case {
+    name: &'static str,
+    path: &'static str,
+    token: Option<String>,
+    headers: &'static [(&'static str, &'static str)],
+    status: u16,
+    /// `None`: no `WWW-Authenticate`; `Some(prefix)`: the challenge starts with it.
+    challenge: Option<&'static str>,
+    /// Text the body must contain.
+    body: &'static str,
+}
+
+/// The requests of the table test and of the parity test.
+fn cases(f: &Fixture) -> Vec<Case> {
+    let good = claims(&f.idp);
+    let attacker = TestKey::generate("key-1");
+    let token = |claims: &Value| Some(f.key.token(claims));
+    let invalid = Some("Bearer error=\"invalid_token\", error_description=\"");
+    vec![
+        Case {
+            name: "valid token",
+            path: "/api/policy",
+            token: token(&good),
+            headers: &[],
+            status: 200,
+            challenge: None,
+            body: "ok",
+        },
+        Case {
+            name: "valid token, role",
+            path: "/api/role",
+            token: token(&good),
+            headers: &[],
+            status: 200,
+            challenge: None,
+            body: "ok",
+        },
+        Case {
+            name: "valid token, certificate",
+            path: "/api/certificate",
+            token: token(&good),
+            headers: &[],
+            status: 200,
+            challenge: None,
+            body: "ok",
+        },
+        Case {
+            name: "no token",
+            path: "/api/policy",
+            token: None,
+            headers: &[],
+            status: 401,
+            challenge: Some("Bearer"),
+            body: "\"error\":\"unauthorized\"",
+        },
+        Case {
+            name: "basic credentials are not a bearer token",
+            path: "/api/whoami",
+            token: None,
+            headers: &[("authorization", "Basic dXNlcjpwYXNz")],
+            status: 401,
+            challenge: Some("Bearer"),
+            body: "Bearer scheme",
+        },
+        Case {
+            name: "bad signature",
+            path: "/api/whoami",
+            token: Some(attacker.token(&good)),
+            headers: &[],
+            status: 401,
+            challenge: invalid,
+            body: "invalid_token",
+        },
+        Case {
+            name: "expired",
+            path: "/api/whoami",
+            token: token(&with(
+                &good,
+                json!({"iat": NOW - 7200, "nbf": NOW - 7200, "exp": NOW - 3600}),
+            )),
+            headers: &[],
+            status: 401,
+            challenge: invalid,
+            body: "expired",
+        },
+        Case {
+            name: "wrong audience",
+            path: "/api/whoami",
+            token: token(&with(&good, json!({"aud": "api://someone-else"}))),
+            headers: &[],
+            status: 401,
+            challenge: invalid,
+            body: "api://someone-else",
+        },
+        Case {
+            name: "missing role, RequireRole",
+            path: "/api/role",
+            token: token(&with(&good, json!({"roles": ["reader"]}))),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "service-api",
+        },
+        Case {
+            name: "missing role, policy with an async handler",
+            path: "/api/policy",
+            token: token(&with(&good, json!({"roles": ["reader"]}))),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "the caller must have the `service-api` role",
+        },
+        Case {
+            name: "azpacr 1, RequireClaim",
+            path: "/api/certificate",
+            token: token(&with(&good, json!({"azpacr": "1"}))),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "azpacr",
+        },
+        Case {
+            name: "azpacr 1, policy",
+            path: "/api/policy",
+            token: token(&with(&good, json!({"azpacr": "1"}))),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "azpacr",
+        },
+        Case {
+            name: "wrong azp, policy",
+            path: "/api/policy",
+            token: token(&with(
+                &good,
+                json!({"azp": "99999999-9999-9999-9999-999999999999"}),
+            )),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "claim `azp`",
+        },
+        Case {
+            name: "handlers see method, path, query and headers",
+            path: "/api/facts?q=1",
+            token: token(&good),
+            headers: &[("x-tier", "gold")],
+            status: 200,
+            challenge: None,
+            body: "ok",
+        },
+        Case {
+            name: "handlers see the header's absence",
+            path: "/api/facts?q=1",
+            token: token(&good),
+            headers: &[("x-tier", "silver")],
+            status: 403,
+            challenge: None,
+            body: "assertion",
+        },
+        Case {
+            name: "authorization without validation: no claims",
+            path: "/unvalidated",
+            token: token(&good),
+            headers: &[],
+            status: 401,
+            challenge: Some("Bearer"),
+            body: "unauthorized",
+        },
+        Case {
+            name: "Option<Authenticated> outside the validation",
+            path: "/maybe",
+            token: None,
+            headers: &[],
+            status: 200,
+            challenge: None,
+            body: "anonymous",
+        },
+    ]
+}
+
+#[tokio::test]
+async fn refusals_and_acceptances_over_http() {
+    let f = fixture().await;
+    for case in cases(&f) {
+        let answer = get(&f.actix, case.path, case.token.as_deref(), case.headers).await;
+        assert_eq!(
+            answer.status,
+            case.status,
+            "{}: {}",
+            case.name,
+            answer.text()
+        );
+        match (case.challenge, &answer.www_authenticate) {
+            (None, None) => {}
+            (Some("Bearer"), Some(challenge)) => assert_eq!(challenge, "Bearer", "{}", case.name),
+            (Some(prefix), Some(challenge)) => {
+                assert!(challenge.starts_with(prefix), "{}: {challenge}", case.name)
+            }
+            (expected, actual) => {
+                panic!("{}: challenge {actual:?}, expected {expected:?}", case.name)
+            }
+        }
+        assert!(
+            answer.text().contains(case.body),
+            "{}: body {:?} lacks {:?}",
+            case.name,
+            answer.text(),
+            case.body
+        );
+        if answer.status == 401 || answer.status == 403 {
+            assert_eq!(
+                answer.content_type.as_deref(),
+                Some("application/json"),
+                "{}",
+                case.name
+            );
+        }
+        if answer.status == 403 {
+            let body = answer.json();
+            assert_eq!(body["error"], "forbidden", "{}", case.name);
+            let failed = body["failed_requirements"].as_array();
+            assert!(
+                failed.is_some_and(|f| !f.is_empty()),
+                "{}: {body}",
+                case.name
+            );
+        }
+    }
+    f.handle.stop(false).await;
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refreshes_the_keys_and_is_accepted_after_rotation() {
+    let f = fixture().await;
+    let fetches = f.idp.jwks_hits();
+    let new_key = TestKey::generate("key-2");
+    let token = new_key.token(&claims(&f.idp));
+    // Not published yet: refused, after one refresh.
+    let answer = get(&f.actix, "/api/whoami", Some(&token), &[]).await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(f.idp.jwks_hits(), fetches + 1);
+
+    // The authority rotates; the next forced refresh is allowed 5 minutes later.
+    f.idp.set_keys(&[&new_key]);
+    f.clock.advance(Duration::from_secs(301));
+    let answer = get(&f.actix, "/api/whoami", Some(&token), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), format!("{CALLER} service-api"));
+    assert_eq!(f.idp.jwks_hits(), fetches + 2);
+    // The key now known, the same token goes through the synchronous path: no more fetches.
+    let answer = get(&f.actix, "/api/policy", Some(&token), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(f.idp.jwks_hits(), fetches + 2);
+    // The old key is gone.
+    let old = f.key.token(&claims(&f.idp));
+    let answer = get(&f.actix, "/api/whoami", Some(&old), &[]).await;
+    assert_eq!(answer.status, 401, "{}", answer.text());
+    assert_eq!(answer.json()["error"], "invalid_token");
+    f.handle.stop(false).await;
+}
+
+#[tokio::test]
+async fn authority_down_at_start_gives_503_with_retry_after_then_recovers() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    idp.set_down(true);
+    let clock = ManualClock::at_unix(NOW);
+    let (handle, actix) = serve_actix(validator(&idp, &clock), policies());
+    let token = key.token(&claims(&idp));
+
+    let answer = get(&actix, "/api/policy", Some(&token), &[]).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.retry_after.as_deref(), Some("5"));
+    assert_eq!(answer.www_authenticate, None);
+    assert_eq!(answer.json()["error"], "temporarily_unavailable");
+
+    idp.set_down(false);
+    clock.advance(Duration::from_secs(11));
+    let answer = get(&actix, "/api/policy", Some(&token), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    handle.stop(false).await;
+}
+
+/// The same requests against the Tower layers (on axum) and the actix-web middlewares give
+/// the same status, challenge, `Retry-After`, content type and body bytes.
+#[tokio::test]
+async fn actix_and_tower_answer_byte_for_byte_the_same() {
+    let f = fixture().await;
+    let axum = support::serve(axum_app(f.validator.clone(), &policies())).await;
+    let cases = cases(&f);
+    let mut statuses = Vec::new();
+    for case in &cases {
+        let on_axum = get(&axum, case.path, case.token.as_deref(), case.headers).await;
+        let on_actix = get(&f.actix, case.path, case.token.as_deref(), case.headers).await;
+        assert_eq!(on_actix, on_axum, "{}", case.name);
+        assert_eq!(on_actix.status, case.status, "{}", case.name);
+        statuses.push(on_actix.status);
+    }
+
+    // 503 while the authority is down, with a validator shared by both apps.
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    idp.set_down(true);
+    let down = validator(&idp, &ManualClock::at_unix(NOW));
+    let axum_down = support::serve(axum_app(down.clone(), &policies())).await;
+    let (handle_down, actix_down) = serve_actix(down, policies());
+    let token = key.token(&claims(&idp));
+    let on_axum = get(&axum_down, "/api/policy", Some(&token), &[]).await;
+    let on_actix = get(&actix_down, "/api/policy", Some(&token), &[]).await;
+    assert_eq!(on_actix, on_axum, "authority down");
+    statuses.push(on_actix.status);
+
+    for status in [200, 401, 403, 503] {
+        assert!(statuses.contains(&status), "no {status} compared");
+    }
+    f.handle.stop(false).await;
+    handle_down.stop(false).await;
+}
+
+/// `wrap()` on the `App` itself, in memory, and a custom rejection response.
+#[actix_web::test]
+async fn app_level_middlewares_and_a_custom_rejection() {
+    use actix_web::test;
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let clock = ManualClock::at_unix(NOW);
+    let validator = validator(&idp, &clock);
+    validator.refresh().await.unwrap();
+
+    let app = test::init_service(
+        App::new()
+            .route("/whoami", web::get().to(whoami))
+            .wrap(RequirePolicy::named(&policies(), POLICY).unwrap())
+            .wrap(
+                ValidateAccessToken::new(validator).with_rejection(|error: &AuthError| {
+                    let mut response = rejection_response(&Rejection::unauthenticated(error));
+                    response.headers_mut().insert(
+                        actix_web::http::header::HeaderName::from_static("x-auth-failure"),
+                        actix_web::http::header::HeaderValue::from_static(error.kind().as_str()),
+                    );
+                    response
+                }),
+            ),
+    )
+    .await;
+    struct Case {
+        name: &'static str,
+        claims: Option<Value>,
+        status: u16,
+        failure: Option<&'static str>,
+    }
+    let good = claims(&idp);
+    let cases = [
+        Case {
+            name: "accepted",
+            claims: Some(good.clone()),
+            status: 200,
+            failure: None,
+        },
+        Case {
+            name: "no token",
+            claims: None,
+            status: 401,
+            failure: Some("missing_token"),
+        },
+        Case {
+            name: "expired",
+            claims: Some(with(
+                &good,
+                json!({"iat": NOW - 7200, "nbf": NOW - 7200, "exp": NOW - 3600}),
+            )),
+            status: 401,
+            failure: Some("expired"),
+        },
+        Case {
+            name: "forbidden: the custom rejection is for authentication only",
+            claims: Some(with(&good, json!({"azpacr": "1"}))),
+            status: 403,
+            failure: None,
+        },
+    ];
+    for case in cases {
+        let mut request = test::TestRequest::get().uri("/whoami");
+        if let Some(claims) = &case.claims {
+            request =
+                request.insert_header(("authorization", format!("Bearer {}", key.token(claims))));
+        }
+        let response = test::call_service(&app, request.to_request()).await;
+        assert_eq!(response.status().as_u16(), case.status, "{}", case.name);
+        let failure = response
+            .headers()
+            .get("x-auth-failure")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(failure.as_deref(), case.failure, "{}", case.name);
+    }
+}
+
+/// `HttpResponse` conversion keeps every header of a rejection, repeated ones included.
+#[tokio::test]
+async fn rejection_response_keeps_every_header() {
+    let rejection = Rejection::json(http::StatusCode::TOO_MANY_REQUESTS, &json!({"a": 1}))
+        .with_header(
+            http::header::HeaderName::from_static("x-one"),
+            http::HeaderValue::from_static("1"),
+        )
+        .with_header(
+            http::header::HeaderName::from_static("x-one"),
+            http::HeaderValue::from_static("2"),
+        );
+    let response: HttpResponse = rejection_response(&rejection);
+    assert_eq!(response.status().as_u16(), 429);
+    let values: Vec<_> = response.headers().get_all("x-one").collect();
+    assert_eq!(values, ["1", "2"]);
+    assert_eq!(
+        response.headers().get("content-type").unwrap(),
+        "application/json"
+    );
+    let body = actix_web::body::to_bytes(response.into_body())
+        .await
+        .unwrap();
+    assert_eq!(body, r#"{"a":1}"#);
+}
+
+/// Requests decided synchronously run the inner service's future directly (no box); only an
+/// unknown key or an asynchronous handler boxes.
+#[tokio::test]
+async fn only_refreshes_and_async_handlers_box() {
+    use actix_web::dev::{fn_service, Service, ServiceRequest, Transform};
+    use actix_web::HttpMessage as _;
+
+    let f = fixture().await;
+    let inner = || {
+        fn_service(|request: ServiceRequest| async move {
+            Ok::<_, actix_web::Error>(request.into_response(HttpResponse::Ok().finish()))
+        })
+    };
+    let validate = ValidateAccessToken::new(f.validator.clone())
+        .new_transform(inner())
+        .await
+        .unwrap();
+    let policy = RequirePolicy::named(&policies(), POLICY)
+        .unwrap()
+        .new_transform(inner())
+        .await
+        .unwrap();
+    let role = RequireRole("service-api")
+        .new_transform(inner())
+        .await
+        .unwrap();
+
+    struct Case {
+        name: &'static str,
+        middleware: &'static str,
+        token: Option<String>,
+        /// Claims put into the extensions (for the authorization middlewares).
+        claims: Option<Value>,
+        state: &'static str,
+    }
+    let good = claims(&f.idp);
+    let unknown_kid = TestKey::generate("key-unknown").token(&good);
+    let cases = [
+        Case {
+            name: "valid token",
+            middleware: "validate",
+            token: Some(f.key.token(&good)),
+            claims: None,
+            state: "inner",
+        },
+        Case {
+            name: "no token",
+            middleware: "validate",
+            token: None,
+            claims: None,
+            state: "refused",
+        },
+        Case {
+            name: "expired token",
+            middleware: "validate",
+            token: Some(f.key.token(&with(
+                &good,
+                json!({"iat": NOW - 7200, "nbf": NOW - 7200, "exp": NOW - 3600}),
+            ))),
+            claims: None,
+            state: "refused",
+        },
+        Case {
+            name: "unknown kid",
+            middleware: "validate",
+            token: Some(unknown_kid),
+            claims: None,
+            state: "boxed",
+        },
+        Case {
+            name: "role present",
+            middleware: "role",
+            token: None,
+            claims: Some(good.clone()),
+            state: "inner",
+        },
+        Case {
+            name: "role missing",
+            middleware: "role",
+            token: None,
+            claims: Some(with(&good, json!({"roles": ["reader"]}))),
+            state: "refused",
+        },
+        Case {
+            name: "no claims",
+            middleware: "policy",
+            token: None,
+            claims: None,
+            state: "refused",
+        },
+        Case {
+            name: "policy with an async handler",
+            middleware: "policy",
+            token: None,
+            claims: Some(good.clone()),
+            state: "boxed",
+        },
+    ];
+    for case in cases {
+        let mut request = actix_web::test::TestRequest::get().uri("/x");
+        if let Some(token) = &case.token {
+            request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        let request = request.to_srv_request();
+        if let Some(claims) = case.claims {
+            request
+                .extensions_mut()
+                .insert(Claims::from_json(claims).unwrap());
+        }
+        let debug = match case.middleware {
+            "validate" => format!("{:?}", validate.call(request)),
+            "policy" => format!("{:?}", policy.call(request)),
+            _ => format!("{:?}", role.call(request)),
+        };
+        assert!(debug.contains(case.state), "{}: {debug}", case.name);
+    }
+    f.handle.stop(false).await;
+}
