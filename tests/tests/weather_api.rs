@@ -28,8 +28,18 @@ fn start_axum(options: AzureAdOptions) -> Pin<Box<dyn Future<Output = String> + 
     })
 }
 
+fn start_actix(options: AzureAdOptions) -> Pin<Box<dyn Future<Output = String> + Send>> {
+    Box::pin(async move {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (_handle, addr) = weather_api_actix::start(&options, listener)
+            .await
+            .expect("configured");
+        format!("http://{addr}")
+    })
+}
+
 /// Every framework the weather API is written for.
-const FRAMEWORKS: &[(&str, Starter)] = &[("axum", start_axum)];
+const FRAMEWORKS: &[(&str, Starter)] = &[("axum", start_axum), ("actix", start_actix)];
 
 async fn authority() -> DevAuthority {
     DevAuthority::builder()

@@ -50,7 +50,8 @@ struct Args {
     count: usize,
 }
 
-const BODY: &str = r#"[{"date":"2026-11-29","temperatureC":21,"temperatureF":69,"summary":"Mild"}]"#;
+const BODY: &str =
+    r#"[{"date":"2026-11-29","temperatureC":21,"temperatureF":69,"summary":"Mild"}]"#;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -58,7 +59,12 @@ async fn main() -> ExitCode {
     let uri = format!("api://{SERVICE}");
     let authority = match DevAuthority::builder()
         .tenant_id(TENANT)
-        .api(DevApi::new(SERVICE).app_id_uri(&uri).app_roles(["service-api"]).token_version(TokenVersion::V2))
+        .api(
+            DevApi::new(SERVICE)
+                .app_id_uri(&uri)
+                .app_roles(["service-api"])
+                .token_version(TokenVersion::V2),
+        )
         .application(DevApplication::new(SERVICE).grant(&uri, ["service-api"]))
         .start()
         .await
@@ -78,7 +84,11 @@ async fn main() -> ExitCode {
     };
     for i in 0..args.count.max(1) {
         let token = authority
-            .issue_token(&IssueToken::new(SERVICE, &uri).roles(["service-api"]).claim("uti", format!("load-{i}")))
+            .issue_token(
+                &IssueToken::new(SERVICE, &uri)
+                    .roles(["service-api"])
+                    .claim("uti", format!("load-{i}")),
+            )
             .expect("mint a token");
         writeln!(file, "{token}").expect("write tokens");
     }
@@ -115,12 +125,19 @@ async fn main() -> ExitCode {
                 )
                 .build();
             route
-                .layer(RequirePolicy::named(&policies, "ValidateAccessTokenPolicy").expect("policy"))
+                .layer(
+                    RequirePolicy::named(&policies, "ValidateAccessTokenPolicy").expect("policy"),
+                )
                 .layer(ValidateAccessTokenLayer::new(with_cache))
         }
     };
-    let listener = tokio::net::TcpListener::bind(args.listen).await.expect("listen");
-    println!("listening on http://{}", listener.local_addr().expect("address"));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .expect("listen");
+    println!(
+        "listening on http://{}",
+        listener.local_addr().expect("address")
+    );
     axum::serve(listener, app).await.expect("serve");
     ExitCode::SUCCESS
 }

@@ -11,7 +11,10 @@ fn no_secret_in_trace_logs() {
         .expect("run the demo");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the demo failed:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the demo failed:\n{stdout}\n{stderr}"
+    );
     let all = format!("{stdout}\n{stderr}");
     // The trace really is on: the libraries' trace lines are there.
     assert!(all.contains("TRACE"), "no trace output captured");
