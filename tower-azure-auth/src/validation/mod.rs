@@ -347,7 +347,13 @@ impl Inner {
     /// One refresh at a time; callers that queued behind a refresh that completed meanwhile
     /// return without fetching again.
     async fn refresh(&self) -> Result<(), FetchError> {
-        let seen = self.generation.load(Ordering::SeqCst);
+        self.refresh_since(self.generation.load(Ordering::SeqCst))
+            .await
+    }
+
+    /// Refreshes unless a refresh completed since generation `seen` was observed (then the
+    /// keys are already as fresh as this caller needs).
+    async fn refresh_since(&self, seen: u64) -> Result<(), FetchError> {
         let _guard = self.refresh_lock.lock().await;
         if self.generation.load(Ordering::SeqCst) != seen {
             return Ok(());
@@ -578,12 +584,16 @@ impl TokenValidator {
     ///
     /// An [`AuthError`] naming the check that failed.
     pub async fn validate(&self, token: &str) -> Result<Claims, AuthError> {
+        // Observed before validating: a refresh that completes after this point is one this
+        // caller can wait for instead of starting another (a flood of unknown kids must not
+        // turn into back-to-back fetches).
+        let seen = self.inner.generation.load(Ordering::SeqCst);
         match self.validate_with_current_keys(token) {
             Err(error) if needs_keys(&error) => {
                 let in_progress = self.inner.refresh_lock.try_lock().is_err();
                 if in_progress || self.inner.take_forced_refresh_slot(error.kind()) {
                     // The outcome is logged by refresh; the retry below reports what matters.
-                    let _ = self.inner.refresh().await;
+                    let _ = self.inner.refresh_since(seen).await;
                     self.validate_with_current_keys(token)
                 } else {
                     Err(error)
