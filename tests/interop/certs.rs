@@ -50,16 +50,16 @@ pub(crate) fn write_pkcs12(
     certificate: &GeneratedCertificate,
     password: &str,
 ) -> Result<std::path::PathBuf, String> {
-    let cert =
-        p12_keystore::Certificate::from_der(&certificate.cert_der).context("PKCS#12 certificate")?;
+    let cert = p12_keystore::Certificate::from_der(&certificate.cert_der)
+        .context("PKCS#12 certificate")?;
     let key = p12_keystore::PrivateKey::from_der(&certificate.key_der).context("PKCS#12 key")?;
     let chain = p12_keystore::PrivateKeyChain::new(certificate.x5t.as_bytes(), key, [cert]);
     let mut store = p12_keystore::KeyStore::new();
-    store.add_entry("client", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
-    let der = store
-        .writer(password)
-        .write()
-        .context("writing PKCS#12")?;
+    store.add_entry(
+        "client",
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
+    );
+    let der = store.writer(password).write().context("writing PKCS#12")?;
     dir.write(name, der)
 }
 

@@ -119,7 +119,11 @@ async fn setup() -> Result<Fixture, String> {
 impl Fixture {
     /// The authority as MSAL takes it: `https://127.0.0.1:PORT/{tenant}`.
     fn msal_authority(&self) -> String {
-        format!("{}{}", self.authority.instance(), self.authority.tenant_id())
+        format!(
+            "{}{}",
+            self.authority.instance(),
+            self.authority.tenant_id()
+        )
     }
 
     /// Runs msal_client.py; returns its JSON and whether it exited 0.
@@ -151,11 +155,24 @@ impl Fixture {
     async fn check_accepted(&self, json: &Value, ok: bool) -> Outcome {
         let result = &json["result"];
         ensure!(ok, "MSAL got no token: {result}");
-        ensure!(result["token_type"] == "Bearer", "token_type {}", result["token_type"]);
+        ensure!(
+            result["token_type"] == "Bearer",
+            "token_type {}",
+            result["token_type"]
+        );
         let fields = &json["form_fields"];
-        for field in ["client_assertion", "client_assertion_type", "client_id", "client_info", "grant_type", "scope"] {
+        for field in [
+            "client_assertion",
+            "client_assertion_type",
+            "client_id",
+            "client_info",
+            "grant_type",
+            "scope",
+        ] {
             ensure!(
-                fields.as_array().is_some_and(|f| f.iter().any(|v| v == field)),
+                fields
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|v| v == field)),
                 "MSAL did not send {field}; it sent {fields}"
             );
         }
@@ -165,10 +182,22 @@ impl Fixture {
             .validate(token)
             .await
             .map_err(|e| format!("TokenValidator refused MSAL's token: {e}"))?;
-        ensure!(claims.client_id() == Some(CLIENT), "azp {:?}", claims.client_id());
-        ensure!(claims.get_str("azpacr") == Some("2"), "azpacr {:?}", claims.get("azpacr"));
+        ensure!(
+            claims.client_id() == Some(CLIENT),
+            "azp {:?}",
+            claims.client_id()
+        );
+        ensure!(
+            claims.get_str("azpacr") == Some("2"),
+            "azpacr {:?}",
+            claims.get("azpacr")
+        );
         ensure!(claims.has_role("service-api"), "roles {:?}", claims.roles());
-        ensure!(claims.version() == Some(TokenVersion::V2), "ver {:?}", claims.get("ver"));
+        ensure!(
+            claims.version() == Some(TokenVersion::V2),
+            "ver {:?}",
+            claims.get("ver")
+        );
         let response = reqwest::Client::new()
             .get(format!("{}/weatherforecast", self.api_url))
             .bearer_auth(token)
@@ -183,14 +212,21 @@ impl Fixture {
 }
 
 fn unpadded(value: &Value) -> String {
-    value.as_str().unwrap_or_default().trim_end_matches('=').to_owned()
+    value
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('=')
+        .to_owned()
 }
 
 pub(crate) async fn run(mut suite: Suite) -> Suite {
     let f = match setup().await {
         Ok(f) => f,
         Err(reason) => {
-            suite.abort("setup (venv, dev authority with TLS, certificates)", &reason);
+            suite.abort(
+                "setup (venv, dev authority with TLS, certificates)",
+                &reason,
+            );
             return suite;
         }
     };

@@ -39,6 +39,8 @@ class RecordingSession(requests.Session):
 
 
 def jose_header(jwt):
+    if isinstance(jwt, bytes):
+        jwt = jwt.decode("ascii")
     segment = jwt.split(".")[0]
     return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 

@@ -52,7 +52,8 @@ impl OidcProvider {
                     ClientAuth::PrivateKeyJwt(pem) | ClientAuth::PrivateKeyJwtX5t(pem) => {
                         value["auth"] = json!("private_key_jwt");
                         value["certificateFile"] = json!(pem);
-                        value["matchX5t"] = json!(matches!(c.auth, ClientAuth::PrivateKeyJwtX5t(_)));
+                        value["matchX5t"] =
+                            json!(matches!(c.auth, ClientAuth::PrivateKeyJwtX5t(_)));
                     }
                     ClientAuth::Secret(secret) => {
                         value["auth"] = json!("client_secret_post");
@@ -90,7 +91,10 @@ impl OidcProvider {
             .context("POST rotate-signing-key")?;
         let status = response.status();
         let body: Value = response.json().await.context("rotate-signing-key body")?;
-        crate::support::ensure!(status.is_success(), "rotate-signing-key answered {status}: {body}");
+        crate::support::ensure!(
+            status.is_success(),
+            "rotate-signing-key answered {status}: {body}"
+        );
         body["kid"]
             .as_str()
             .map(str::to_owned)

@@ -98,7 +98,10 @@ impl Suite {
                 self.passed += 1;
             }
             Err(reason) => {
-                println!("interop {name} ... FAILED\n    {}", reason.replace('\n', "\n    "));
+                println!(
+                    "interop {name} ... FAILED\n    {}",
+                    reason.replace('\n', "\n    ")
+                );
                 self.failed.push(name);
             }
         }
@@ -108,7 +111,10 @@ impl Suite {
     /// (a server that did not start, a missing prerequisite).
     pub(crate) fn abort(&mut self, what: &str, reason: &str) {
         let name = self.full_name(what);
-        println!("interop {name} ... FAILED\n    {}", reason.replace('\n', "\n    "));
+        println!(
+            "interop {name} ... FAILED\n    {}",
+            reason.replace('\n', "\n    ")
+        );
         self.failed.push(name);
     }
 }
@@ -277,6 +283,19 @@ impl Service {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Whether the process prints a line containing `needle` (its output is read by another
+    /// thread, so a line written before a response may arrive just after it); gives up
+    /// after a generous deadline.
+    pub(crate) async fn printed(&self, needle: &str) -> bool {
+        for _ in 0..500 {
+            if self.output().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     /// `reason` followed by this process's output, for a failing case.

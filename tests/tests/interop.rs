@@ -21,10 +21,10 @@ use std::sync::Arc;
 mod certs;
 #[path = "../interop/msal.rs"]
 mod msal;
-#[path = "../interop/oidc_suite.rs"]
-mod oidc_suite;
 #[path = "../interop/oidc_provider.rs"]
 mod oidc_provider;
+#[path = "../interop/oidc_suite.rs"]
+mod oidc_suite;
 #[path = "../interop/support.rs"]
 mod support;
 
