@@ -41,20 +41,33 @@ impl<T> Context<T> for Option<T> {
     }
 }
 
+/// Which cases run: names containing any `include` word (all when empty) and no `skip` word.
+pub(crate) struct Filters {
+    pub(crate) include: Vec<String>,
+    pub(crate) skip: Vec<String>,
+}
+
+impl Filters {
+    fn selects(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|f| name.contains(f.as_str())))
+            && !self.skip.iter().any(|s| name.contains(s.as_str()))
+    }
+}
+
 type CaseFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
 /// Runs named cases of one suite in order, printing each as `interop <suite> :: <case> ... ok`
 /// (or `FAILED` with the reason); a panic fails its case, not the others.
 pub(crate) struct Suite {
     name: &'static str,
-    filters: Arc<Vec<String>>,
+    filters: Arc<Filters>,
     pub(crate) passed: usize,
     pub(crate) failed: Vec<String>,
     pub(crate) filtered_out: usize,
 }
 
 impl Suite {
-    pub(crate) fn new(name: &'static str, filters: Arc<Vec<String>>) -> Self {
+    pub(crate) fn new(name: &'static str, filters: Arc<Filters>) -> Self {
         Self {
             name,
             filters,
@@ -72,17 +85,19 @@ impl Suite {
     /// starting servers nobody needs).
     pub(crate) fn wants(&self, prefix: &str) -> bool {
         let name = self.full_name(prefix);
-        self.filters.is_empty()
-            || self
-                .filters
-                .iter()
-                .any(|f| name.contains(f.as_str()) || f.contains(&name))
+        !self.filters.skip.iter().any(|s| name.contains(s.as_str()))
+            && (self.filters.include.is_empty()
+                || self
+                    .filters
+                    .include
+                    .iter()
+                    .any(|f| name.contains(f.as_str()) || f.contains(&name)))
     }
 
     /// Runs one case (unless filtered out) and records the outcome.
     pub(crate) async fn case<'a>(&mut self, name: impl Into<String>, run: CaseFuture<'a>) {
         let name = self.full_name(&name.into());
-        if !self.filters.is_empty() && !self.filters.iter().any(|f| name.contains(f.as_str())) {
+        if !self.filters.selects(&name) {
             self.filtered_out += 1;
             drop(run);
             return;

@@ -28,7 +28,7 @@ mod oidc_suite;
 #[path = "../interop/support.rs"]
 mod support;
 
-use support::Suite;
+use support::{Filters, Suite};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,12 +37,26 @@ fn main() -> ExitCode {
         println!("interop: test");
         return ExitCode::SUCCESS;
     }
-    let filters: Arc<Vec<String>> = Arc::new(
-        args.into_iter()
-            .filter(|a| !a.starts_with('-'))
-            .filter(|a| a != "interop")
-            .collect(),
-    );
+    // libtest-style arguments: free words filter by substring; `--skip WORD` excludes; the
+    // values of other libtest options are not filters.
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--skip" => skips.extend(args.next()),
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                args.next();
+            }
+            "interop" => {}
+            other if other.starts_with('-') => {}
+            _ => filters.push(arg),
+        }
+    }
+    let filters = Arc::new(Filters {
+        include: filters,
+        skip: skips,
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
