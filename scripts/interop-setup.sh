@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what the interop suite (tests/tests/interop.rs) needs, idempotently:
+#   - Node.js >= 18 and npm (from Debian's packages when missing and running as root),
+#     then tests/interop/oidc-provider/node_modules with `npm ci` from the committed lock file;
+#   - Python 3 with venv (python3-venv from Debian when missing), then tests/interop/.venv with
+#     the pinned msal from tests/interop/requirements.txt;
+#   - the example binaries the suite runs (cargo build --workspace --all-features --bins).
+# Fails loudly (non-zero exit, a line saying what is missing) when something cannot be installed:
+# the interop suite must never be skipped silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+INTEROP=tests/interop
+
+fail() { echo "interop-setup: $*" >&2; exit 1; }
+
+apt_install() {
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        fail "$1 is missing and cannot be installed here (needs root and apt-get); install: $2"
+    fi
+    echo "interop-setup: installing $2 from Debian's packages"
+    if [ -z "${INTEROP_APT_UPDATED:-}" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq || fail "apt-get update failed"
+        INTEROP_APT_UPDATED=1
+    fi
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $2 >/dev/null || fail "apt-get install $2 failed"
+}
+
+# Node.js and oidc-provider.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    apt_install "node/npm" "nodejs npm"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 18 ] || fail "Node.js $(node --version) is too old: oidc-provider 8 needs >= 18"
+lock_hash=$(sha256sum "$INTEROP/oidc-provider/package-lock.json" | cut -d' ' -f1)
+stamp="$INTEROP/oidc-provider/node_modules/.interop-installed"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+    echo "interop-setup: npm ci in $INTEROP/oidc-provider"
+    (cd "$INTEROP/oidc-provider" && npm ci --no-audit --no-fund --loglevel=error) \
+        || fail "npm ci failed in $INTEROP/oidc-provider (is the npm registry reachable?)"
+    echo "$lock_hash" > "$stamp"
+fi
+
+# Python, venv and msal.
+if ! command -v python3 >/dev/null; then
+    apt_install "python3" "python3 python3-venv"
+fi
+venv="$INTEROP/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+        rm -rf "$venv"
+        apt_install "python3 venv (ensurepip)" "python3-venv"
+        python3 -m venv "$venv" || fail "python3 -m venv $venv failed"
+    fi
+fi
+req_hash=$(sha256sum "$INTEROP/requirements.txt" | cut -d' ' -f1)
+stamp="$venv/.interop-installed"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$req_hash" ]; then
+    echo "interop-setup: pip install -r $INTEROP/requirements.txt into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$INTEROP/requirements.txt" \
+        || fail "pip install failed (is PyPI reachable?)"
+    echo "$req_hash" > "$stamp"
+fi
+"$venv/bin/python" -c 'import msal' || fail "msal does not import in $venv"
+
+# The binaries the suite starts (weather APIs, weather-client).
+cargo build --workspace --all-features --bins
+echo "interop-setup: ready (node $(node --version), $("$venv/bin/python" --version), msal $("$venv/bin/python" -c 'import msal; print(msal.__version__)'))"

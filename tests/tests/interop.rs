@@ -1,0 +1,94 @@
+//! Interoperability with implementations we did not write (issue 8):
+//!
+//! * **oidc-provider** (panva's certified OpenID provider, Node.js): our `ConfidentialClient`
+//!   gets tokens from it with a certificate (PEM and PKCS#12) through discovery, the weather
+//!   API (a separate process, `AzureAd__Authority` pointing at it) accepts or refuses them,
+//!   the `weather-client` binary reports an unregistered certificate, and the provider's
+//!   signing key is rotated while the API runs.
+//! * **MSAL for Python** (Microsoft's client library) against our `DevAuthority` over TLS:
+//!   the three ways MSAL builds a certificate assertion (RS256 + `x5t`, PS256 + `x5t#S256`
+//!   with and without `x5c`) are accepted, and the tokens validate and open the weather API.
+//!
+//! A custom harness (`harness = false`): every case is printed by name; arguments that do
+//! not start with `-` filter cases by substring. Prerequisites (node + oidc-provider, the
+//! Python venv with msal, the example binaries) come from `scripts/interop-setup.sh`; when
+//! one is missing the suite FAILS, it is never skipped.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[path = "../interop/certs.rs"]
+mod certs;
+#[path = "../interop/msal.rs"]
+mod msal;
+#[path = "../interop/oidc_provider.rs"]
+mod oidc_provider;
+#[path = "../interop/oidc_suite.rs"]
+mod oidc_suite;
+#[path = "../interop/support.rs"]
+mod support;
+
+use support::{Filters, Suite};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        // `cargo test -- --list`: the harness has one entry; cases are printed when run.
+        println!("interop: test");
+        return ExitCode::SUCCESS;
+    }
+    // libtest-style arguments: free words filter by substring; `--skip WORD` excludes; the
+    // values of other libtest options are not filters.
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--skip" => skips.extend(args.next()),
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                args.next();
+            }
+            "interop" => {}
+            other if other.starts_with('-') => {}
+            _ => filters.push(arg),
+        }
+    }
+    let filters = Arc::new(Filters {
+        include: filters,
+        skip: skips,
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("interop: cannot build a Tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (oidc, msal) = runtime.block_on(async {
+        let oidc = oidc_suite::run(Suite::new("oidc-provider", Arc::clone(&filters)));
+        let msal = msal::run(Suite::new("msal-python", Arc::clone(&filters)));
+        tokio::join!(oidc, msal)
+    });
+    let passed = oidc.passed + msal.passed;
+    let failed: Vec<String> = oidc.failed.into_iter().chain(msal.failed).collect();
+    let filtered = oidc.filtered_out + msal.filtered_out;
+    println!(
+        "\ninterop result: {}. {passed} passed; {} failed; {filtered} filtered out",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len()
+    );
+    if passed == 0 && failed.is_empty() {
+        println!("interop: no case matched the filters");
+    }
+    for name in &failed {
+        println!("    {name}");
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
