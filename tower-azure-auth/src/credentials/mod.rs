@@ -43,9 +43,13 @@ mod assertion;
 mod cache;
 mod certificate;
 mod client;
+mod environment;
+mod key_vault;
+mod managed_identity;
 mod sources;
 mod token;
 mod token_source;
+mod workload_identity;
 
 pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
 pub use certificate::{
@@ -55,8 +59,20 @@ pub use client::{
     BoxFuture, ClientCredential, ClientSecret, ConfidentialClient, ConfidentialClientBuilder,
     CredentialContext, CredentialSource,
 };
+pub use environment::Environment;
+pub use key_vault::{
+    KeyVaultCertificate, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, KEY_VAULT_API_VERSION,
+    KEY_VAULT_SCOPE,
+};
+pub use managed_identity::{
+    ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId, IMDS_ENDPOINT,
+};
 pub use sources::CredentialDescriptions;
 pub use token::{AccessToken, AuthorityError, TokenError};
 pub use token_source::TokenSource;
+pub use workload_identity::{
+    AssertionProvider, FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity,
+    TOKEN_EXCHANGE_URL,
+};
 
 pub(crate) use token_source::{is_invalid_token, BearerAuth};
