@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// A view of environment variables, read by [`ManagedIdentityCredential`](super::ManagedIdentityCredential),
 /// [`WorkloadIdentity`](super::WorkloadIdentity) and
 /// [`CredentialDescriptions`](super::CredentialDescriptions) (`IDENTITY_ENDPOINT`,
@@ -20,7 +22,7 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Environment {
-    lookup: Arc<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Arc<Lookup>,
     process: bool,
 }
 
