@@ -16,8 +16,8 @@ use tower_azure_auth::credentials::{
     ManagedIdentityCredential, TokenError, TokenSource,
 };
 use tower_azure_auth::testing::{
-    generate_certificate, ContentType, DevApi, DevApplication, DevAuthority, DevKeyVault,
-    Endpoint, GeneratedCertificate,
+    generate_certificate, ContentType, DevApi, DevApplication, DevAuthority, DevKeyVault, Endpoint,
+    GeneratedCertificate,
 };
 use tower_azure_auth::{Authority, HttpClient};
 
@@ -84,7 +84,9 @@ impl Fixture {
 
     fn client(&self, source: Arc<dyn CredentialSource>) -> ConfidentialClient {
         ConfidentialClient::builder(CLIENT)
-            .authority(Authority::entra(&self.authority.instance(), self.authority.tenant_id()).unwrap())
+            .authority(
+                Authority::entra(&self.authority.instance(), self.authority.tenant_id()).unwrap(),
+            )
             .credential_source(source)
             .clock(self.shared_clock())
             .retry_delay(Duration::ZERO)
@@ -135,7 +137,12 @@ async fn pkcs12_and_pem_certificates_from_the_vault_get_tokens() {
             case.name
         );
         // Certificate bundle, then the secret version it names; one managed identity token.
-        assert_eq!(f.authority.request_count(Endpoint::KeyVault), 2, "{}", case.name);
+        assert_eq!(
+            f.authority.request_count(Endpoint::KeyVault),
+            2,
+            "{}",
+            case.name
+        );
         assert_eq!(
             f.authority.request_count(Endpoint::ManagedIdentity),
             1,
@@ -184,7 +191,12 @@ async fn vault_errors_name_the_vault_the_certificate_and_the_code() {
             token: None,
             scope: None,
             deny: true,
-            needles: &["HTTP 403", "(Forbidden)", "no get permission on secrets", CERT_NAME],
+            needles: &[
+                "HTTP 403",
+                "(Forbidden)",
+                "no get permission on secrets",
+                CERT_NAME,
+            ],
             vault_requests: 1,
         },
         Case {
@@ -193,7 +205,12 @@ async fn vault_errors_name_the_vault_the_certificate_and_the_code() {
             token: None,
             scope: None,
             deny: false,
-            needles: &["HTTP 404", "(CertificateNotFound)", "OtherCert", "KeyVaultCertificateName"],
+            needles: &[
+                "HTTP 404",
+                "(CertificateNotFound)",
+                "OtherCert",
+                "KeyVaultCertificateName",
+            ],
             vault_requests: 1,
         },
         Case {
@@ -202,13 +219,20 @@ async fn vault_errors_name_the_vault_the_certificate_and_the_code() {
             token: None,
             scope: Some(SCOPE),
             deny: false,
-            needles: &["HTTP 401", "(Unauthorized)", "AKV10022", "did not accept the token"],
+            needles: &[
+                "HTTP 401",
+                "(Unauthorized)",
+                "AKV10022",
+                "did not accept the token",
+            ],
             vault_requests: 2,
         },
         Case {
             name: "401: a token this authority did not sign",
             certificate: CERT_NAME,
-            token: Some(Arc::new(FixedToken("eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln"))),
+            token: Some(Arc::new(FixedToken(
+                "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2ln",
+            ))),
             scope: None,
             deny: false,
             needles: &["HTTP 401", "(Unauthorized)", "AKV10032"],
@@ -227,9 +251,17 @@ async fn vault_errors_name_the_vault_the_certificate_and_the_code() {
         }
         let error = vault.load(&f.context()).await.unwrap_err().to_string();
         for needle in case.needles {
-            assert!(error.contains(needle), "{}: {error:?} lacks {needle:?}", case.name);
+            assert!(
+                error.contains(needle),
+                "{}: {error:?} lacks {needle:?}",
+                case.name
+            );
         }
-        assert!(error.contains(&f.authority.vault_url()), "{}: {error}", case.name);
+        assert!(
+            error.contains(&f.authority.vault_url()),
+            "{}: {error}",
+            case.name
+        );
         assert_eq!(
             f.authority.request_count(Endpoint::KeyVault),
             case.vault_requests,
@@ -242,7 +274,10 @@ async fn vault_errors_name_the_vault_the_certificate_and_the_code() {
 #[tokio::test]
 async fn the_vault_challenges_requests_without_a_token() {
     let f = fixture(ContentType::Pkcs12).await;
-    let url = format!("{}/certificates/{CERT_NAME}?api-version=7.4", f.authority.vault_url());
+    let url = format!(
+        "{}/certificates/{CERT_NAME}?api-version=7.4",
+        f.authority.vault_url()
+    );
     let response = reqwest::get(&url).await.unwrap();
     assert_eq!(response.status(), 401);
     let challenge = response
@@ -251,7 +286,10 @@ async fn the_vault_challenges_requests_without_a_token() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(challenge.contains("resource=\"https://vault.azure.net\""), "{challenge}");
+    assert!(
+        challenge.contains("resource=\"https://vault.azure.net\""),
+        "{challenge}"
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "Unauthorized");
 }
@@ -261,7 +299,10 @@ async fn a_certificate_rotated_in_the_vault_is_used_after_the_authority_refuses_
     let f = fixture(ContentType::Pkcs12).await;
     let client = f.client(Arc::new(f.vault(CERT_NAME)));
     client.acquire_token_for_client(&[SCOPE]).await.unwrap();
-    assert_eq!(thumbprint(&client).as_deref(), Some(f.certificate.x5t.as_str()));
+    assert_eq!(
+        thumbprint(&client).as_deref(),
+        Some(f.certificate.x5t.as_str())
+    );
 
     // Rotation: a new version in the vault, and the app registration only knows the new one.
     let next = generate_certificate("CN=weather-client 2").unwrap();
@@ -277,8 +318,16 @@ async fn a_certificate_rotated_in_the_vault_is_used_after_the_authority_refuses_
     let token = client.force_refresh(&[SCOPE]).await.unwrap();
     assert!(!token.secret().is_empty());
     assert_eq!(thumbprint(&client).as_deref(), Some(next.x5t.as_str()));
-    assert_eq!(f.authority.request_count(Endpoint::Token), 2, "refused, then accepted");
-    assert_eq!(f.authority.request_count(Endpoint::KeyVault), 2, "one reload");
+    assert_eq!(
+        f.authority.request_count(Endpoint::Token),
+        2,
+        "refused, then accepted"
+    );
+    assert_eq!(
+        f.authority.request_count(Endpoint::KeyVault),
+        2,
+        "one reload"
+    );
 
     // The old certificate alone is refused with the code that triggers the reload.
     let old_only = ConfidentialClient::builder(CLIENT)
@@ -292,7 +341,10 @@ async fn a_certificate_rotated_in_the_vault_is_used_after_the_authority_refuses_
         .clock(f.shared_clock())
         .build()
         .unwrap();
-    let error = old_only.acquire_token_for_client(&[SCOPE]).await.unwrap_err();
+    let error = old_only
+        .acquire_token_for_client(&[SCOPE])
+        .await
+        .unwrap_err();
     assert_eq!(error.aadsts_code(), Some(700027), "{error}");
 }
 
@@ -321,12 +373,19 @@ async fn the_vault_is_read_again_after_the_reload_interval() {
     f.clock.advance(Duration::from_secs(1800));
     client.force_refresh(&[SCOPE]).await.unwrap();
     assert_eq!(f.authority.request_count(Endpoint::KeyVault), 0);
-    assert_eq!(thumbprint(&client).as_deref(), Some(f.certificate.x5t.as_str()));
+    assert_eq!(
+        thumbprint(&client).as_deref(),
+        Some(f.certificate.x5t.as_str())
+    );
 
     // After it: the next request to the authority reloads first (a cache hit does no I/O).
     f.clock.advance(Duration::from_secs(1801));
     client.acquire_token_for_client(&[SCOPE]).await.unwrap();
-    assert_eq!(f.authority.request_count(Endpoint::KeyVault), 0, "cache hit");
+    assert_eq!(
+        f.authority.request_count(Endpoint::KeyVault),
+        0,
+        "cache hit"
+    );
     client.force_refresh(&[SCOPE]).await.unwrap();
     assert_eq!(f.authority.request_count(Endpoint::KeyVault), 2);
     assert_eq!(thumbprint(&client).as_deref(), Some(next.x5t.as_str()));
@@ -342,7 +401,10 @@ async fn a_failed_scheduled_reload_keeps_the_current_certificate() {
     f.clock.advance(Duration::from_secs(2 * 3600));
     let token = client.acquire_token_for_client(&[SCOPE]).await;
     assert!(token.is_ok(), "{token:?}");
-    assert_eq!(thumbprint(&client).as_deref(), Some(f.certificate.x5t.as_str()));
+    assert_eq!(
+        thumbprint(&client).as_deref(),
+        Some(f.certificate.x5t.as_str())
+    );
 }
 
 fn call_api(json: &str) -> CallApiOptions {
@@ -366,7 +428,10 @@ async fn descriptions_load_the_vault_with_the_managed_identity_from_the_environm
         f.authority.vault_url(),
     ));
     let env = Environment::from_pairs([
-        ("MSAL_MANAGED_IDENTITY_ENDPOINT", f.authority.imds_endpoint()),
+        (
+            "MSAL_MANAGED_IDENTITY_ENDPOINT",
+            f.authority.imds_endpoint(),
+        ),
         ("AZURE_CLIENT_ID", IDENTITY.to_owned()),
     ]);
     let descriptions = CredentialDescriptions::from_call_api(&options).environment(env.clone());
@@ -375,12 +440,17 @@ async fn descriptions_load_the_vault_with_the_managed_identity_from_the_environm
     assert!(matches!(credential, ClientCredential::Certificate(_)));
     // Synchronous loading cannot reach a vault, and says so for each entry.
     let error = descriptions.load_now().unwrap_err().to_string();
-    assert!(error.contains("[0]") && error.contains("[1]") && error.contains("needs network access"), "{error}");
+    assert!(
+        error.contains("[0]") && error.contains("[1]") && error.contains("needs network access"),
+        "{error}"
+    );
 
     // Through the client, as weather-client does.
     let client = ConfidentialClient::builder_from_options(&options)
         .unwrap()
-        .credential_source(Arc::new(CredentialDescriptions::from_call_api(&options).environment(env)))
+        .credential_source(Arc::new(
+            CredentialDescriptions::from_call_api(&options).environment(env),
+        ))
         .clock(f.shared_clock())
         .build()
         .unwrap();

@@ -22,8 +22,7 @@ use tower_azure_auth::clock::{Clock, ManualClock, SharedClock};
 use tower_azure_auth::config::{ConfigSource, CredentialDescription, SourceType};
 use tower_azure_auth::credentials::{
     AssertionAlgorithm, AssertionRequest, ClientCertificate, ConfidentialClient,
-    CredentialDescriptions, Environment, ManagedIdentityCredential, TokenSource,
-    WorkloadIdentity,
+    CredentialDescriptions, Environment, ManagedIdentityCredential, TokenSource, WorkloadIdentity,
 };
 use tower_azure_auth::testing::{
     generate_certificate, DevApi, DevApplication, DevAuthority, Endpoint, Fault,
@@ -60,8 +59,15 @@ struct Seen {
 async fn recording(body: Value) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let log = Arc::clone(&seen);
-    let handler = move |uri: axum::http::Uri, Query(query): Query<HashMap<String, String>>, headers: HeaderMap| {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let handler = move |uri: axum::http::Uri,
+                        Query(query): Query<HashMap<String, String>>,
+                        headers: HeaderMap| {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         log.lock().unwrap().push(Seen {
             path: uri.path().to_owned(),
             query,
@@ -96,7 +102,10 @@ async fn requests_follow_the_imds_and_app_service_wire_formats() {
             body: json!({"access_token": "a.b.c", "refresh_token": "", "expires_in": "3599",
                 "expires_on": (now + 3599).to_string(), "not_before": (now - 300).to_string(),
                 "resource": "https://vault.azure.net", "token_type": "Bearer"}),
-            expected_query: &[("api-version", "2018-02-01"), ("resource", "https://vault.azure.net")],
+            expected_query: &[
+                ("api-version", "2018-02-01"),
+                ("resource", "https://vault.azure.net"),
+            ],
             lifetime: 3599,
         },
         Case {
@@ -104,7 +113,11 @@ async fn requests_follow_the_imds_and_app_service_wire_formats() {
             app_service: false,
             client_id: Some(IDENTITY),
             body: json!({"access_token": "a.b.c", "expires_in": "3600", "token_type": "Bearer"}),
-            expected_query: &[("api-version", "2018-02-01"), ("resource", "https://vault.azure.net"), ("client_id", IDENTITY)],
+            expected_query: &[
+                ("api-version", "2018-02-01"),
+                ("resource", "https://vault.azure.net"),
+                ("client_id", IDENTITY),
+            ],
             lifetime: 3600,
         },
         Case {
@@ -113,7 +126,11 @@ async fn requests_follow_the_imds_and_app_service_wire_formats() {
             client_id: Some(IDENTITY),
             body: json!({"access_token": "a.b.c", "expires_on": (now + 7000).to_string(),
                 "resource": "https://vault.azure.net", "token_type": "Bearer", "client_id": IDENTITY}),
-            expected_query: &[("api-version", "2019-08-01"), ("resource", "https://vault.azure.net"), ("client_id", IDENTITY)],
+            expected_query: &[
+                ("api-version", "2019-08-01"),
+                ("resource", "https://vault.azure.net"),
+                ("client_id", IDENTITY),
+            ],
             lifetime: 7000,
         },
         Case {
@@ -121,7 +138,10 @@ async fn requests_follow_the_imds_and_app_service_wire_formats() {
             app_service: true,
             client_id: None,
             body: json!({"access_token": "a.b.c", "expires_on": "2030-03-17T18:46:40Z", "token_type": "Bearer"}),
-            expected_query: &[("api-version", "2019-08-01"), ("resource", "https://vault.azure.net")],
+            expected_query: &[
+                ("api-version", "2019-08-01"),
+                ("resource", "https://vault.azure.net"),
+            ],
             lifetime: 3600,
         },
     ];
@@ -133,7 +153,10 @@ async fn requests_follow_the_imds_and_app_service_wire_formats() {
                 ("IDENTITY_HEADER", "header-secret".to_owned()),
             ])
         } else {
-            Environment::from_pairs([("AZURE_POD_IDENTITY_AUTHORITY_HOST", format!("http://{addr}"))])
+            Environment::from_pairs([(
+                "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+                format!("http://{addr}"),
+            )])
         };
         let clock = ManualClock::at_unix(now);
         let credential = ManagedIdentityCredential::builder()
@@ -164,15 +187,28 @@ async fn requests_follow_the_imds_and_app_service_wire_formats() {
         assert_eq!(seen.query, expected, "{}", case.name);
         if case.app_service {
             assert_eq!(seen.path, "/msi/token", "{}", case.name);
-            assert_eq!(seen.identity_header.as_deref(), Some("header-secret"), "{}", case.name);
+            assert_eq!(
+                seen.identity_header.as_deref(),
+                Some("header-secret"),
+                "{}",
+                case.name
+            );
             assert_eq!(seen.metadata, None, "{}", case.name);
         } else {
-            assert_eq!(seen.path, "/metadata/identity/oauth2/token", "{}", case.name);
+            assert_eq!(
+                seen.path, "/metadata/identity/oauth2/token",
+                "{}",
+                case.name
+            );
             assert_eq!(seen.metadata.as_deref(), Some("true"), "{}", case.name);
         }
         // Cached: the second call does not reach the endpoint.
         credential.get_token(&[VAULT_SCOPE]).await.unwrap();
-        assert!(!format!("{credential:?}").contains("header-secret"), "{}", case.name);
+        assert!(
+            !format!("{credential:?}").contains("header-secret"),
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -210,8 +246,10 @@ async fn the_dev_authority_issues_managed_identity_tokens_in_both_shapes() {
         },
         Case {
             name: "app service",
-            builder: ManagedIdentityCredential::builder()
-                .app_service(authority.app_service_identity_endpoint(), authority.identity_header()),
+            builder: ManagedIdentityCredential::builder().app_service(
+                authority.app_service_identity_endpoint(),
+                authority.identity_header(),
+            ),
             error: None,
         },
         Case {
@@ -247,7 +285,12 @@ async fn the_dev_authority_issues_managed_identity_tokens_in_both_shapes() {
                 let text = error.to_string();
                 assert!(text.contains(needle), "{}: {text}", case.name);
                 // 400 and 401 are not retried.
-                assert_eq!(authority.request_count(Endpoint::ManagedIdentity), 1, "{}", case.name);
+                assert_eq!(
+                    authority.request_count(Endpoint::ManagedIdentity),
+                    1,
+                    "{}",
+                    case.name
+                );
             }
             (result, expected) => panic!("{}: expected {expected:?}, got {result:?}", case.name),
         }
@@ -298,7 +341,10 @@ async fn retries_are_bounded() {
     for case in cases {
         authority.clear_faults();
         authority.reset_request_counts();
-        authority.inject_fault(Endpoint::ManagedIdentity, Fault::fail(case.status).times(case.failures));
+        authority.inject_fault(
+            Endpoint::ManagedIdentity,
+            Fault::fail(case.status).times(case.failures),
+        );
         let credential = ManagedIdentityCredential::builder()
             .imds_endpoint(authority.imds_endpoint())
             .clock(Arc::new(clock.clone()))
@@ -324,7 +370,9 @@ async fn run_until(mut done: impl FnMut() -> bool) -> bool {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), poll).await.is_ok()
+    tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,7 +414,12 @@ async fn long_lived_tokens_are_refreshed_at_half_life() {
         let first = credential.get_token(&[VAULT_SCOPE]).await.unwrap();
         clock.advance(Duration::from_secs(case.advance));
         let second = credential.get_token(&[VAULT_SCOPE]).await.unwrap();
-        assert_eq!(second.secret(), first.secret(), "{}: the cached token is returned at once", case.name);
+        assert_eq!(
+            second.secret(),
+            first.secret(),
+            "{}: the cached token is returned at once",
+            case.name
+        );
         if case.refreshed {
             assert!(
                 run_until(|| authority.request_count(Endpoint::ManagedIdentity) == 2).await,
@@ -383,7 +436,12 @@ async fn long_lived_tokens_are_refreshed_at_half_life() {
             assert!(replaced, "{}", case.name);
         } else {
             tokio::task::yield_now().await;
-            assert_eq!(authority.request_count(Endpoint::ManagedIdentity), 1, "{}", case.name);
+            assert_eq!(
+                authority.request_count(Endpoint::ManagedIdentity),
+                1,
+                "{}",
+                case.name
+            );
         }
         authority.shutdown().await;
     }
@@ -396,7 +454,11 @@ async fn the_federated_token_file_is_read_for_every_token_request() {
     let stranger = generate_certificate("CN=stranger").unwrap();
     let authority = DevAuthority::builder()
         .clock(Arc::new(clock.clone()))
-        .api(DevApi::new(API).app_id_uri("api://weather").app_roles(["service-api"]))
+        .api(
+            DevApi::new(API)
+                .app_id_uri("api://weather")
+                .app_roles(["service-api"]),
+        )
         .application(
             DevApplication::new(CLIENT)
                 .certificate_pem(&registered.cert_pem)
@@ -407,8 +469,10 @@ async fn the_federated_token_file_is_read_for_every_token_request() {
         .await
         .unwrap();
     // The "projected token": an assertion the authority accepts, written by someone else.
-    let write = |path: &std::path::Path, certificate: &tower_azure_auth::testing::GeneratedCertificate| {
-        let certificate = ClientCertificate::from_pem(certificate.combined_pem().as_bytes()).unwrap();
+    let write = |path: &std::path::Path,
+                 certificate: &tower_azure_auth::testing::GeneratedCertificate| {
+        let certificate =
+            ClientCertificate::from_pem(certificate.combined_pem().as_bytes()).unwrap();
         let assertion = certificate
             .client_assertion(&AssertionRequest {
                 client_id: CLIENT,
@@ -430,7 +494,10 @@ async fn the_federated_token_file_is_read_for_every_token_request() {
         ("AZURE_CLIENT_ID", CLIENT.to_owned()),
         ("AZURE_TENANT_ID", authority.tenant_id().to_owned()),
         ("AZURE_FEDERATED_TOKEN_FILE", file.display().to_string()),
-        ("AZURE_AUTHORITY_HOST", authority.instance().trim_end_matches('/').to_owned()),
+        (
+            "AZURE_AUTHORITY_HOST",
+            authority.instance().trim_end_matches('/').to_owned(),
+        ),
     ]);
     let identity = WorkloadIdentity::from_environment(&env).unwrap();
     let client = identity
@@ -460,7 +527,8 @@ async fn the_federated_token_file_is_read_for_every_token_request() {
     let from_config = ConfidentialClient::builder(CLIENT)
         .authority(Authority::entra(&authority.instance(), authority.tenant_id()).unwrap())
         .credential_source(Arc::new(
-            CredentialDescriptions::new(vec![description], "CallApi:ClientCredentials").environment(env),
+            CredentialDescriptions::new(vec![description], "CallApi:ClientCredentials")
+                .environment(env),
         ))
         .clock(Arc::new(clock.clone()))
         .build()
@@ -507,15 +575,17 @@ async fn a_managed_identity_token_is_the_client_assertion() {
     let client = ConfidentialClient::builder_from_options(&options)
         .unwrap()
         .credential_source(Arc::new(
-            CredentialDescriptions::from_call_api(&options).environment(Environment::from_pairs([(
-                "MSAL_MANAGED_IDENTITY_ENDPOINT",
-                authority.imds_endpoint(),
-            )])),
+            CredentialDescriptions::from_call_api(&options).environment(Environment::from_pairs([
+                ("MSAL_MANAGED_IDENTITY_ENDPOINT", authority.imds_endpoint()),
+            ])),
         ))
         .clock(clock_shared)
         .build()
         .unwrap();
-    let token = client.acquire_token_for_client(&["api://weather/.default"]).await.unwrap();
+    let token = client
+        .acquire_token_for_client(&["api://weather/.default"])
+        .await
+        .unwrap();
     assert_eq!(token.secret(), "app.token.x");
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
@@ -525,6 +595,9 @@ async fn a_managed_identity_token_is_the_client_assertion() {
     assert_eq!(authority.request_count(Endpoint::ManagedIdentity), 1);
     // It also works as a TokenSource for the layers.
     let source: Arc<dyn TokenSource> = Arc::new(client);
-    let again = source.token(&["api://weather/.default".to_owned()], false).await.unwrap();
+    let again = source
+        .token(&["api://weather/.default".to_owned()], false)
+        .await
+        .unwrap();
     assert_eq!(again.secret(), "app.token.x");
 }

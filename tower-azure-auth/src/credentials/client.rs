@@ -19,8 +19,8 @@ use super::assertion::{AssertionAlgorithm, AssertionRequest};
 use super::cache::{unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, MAX_RETRY_AFTER};
 use super::certificate::ClientCertificate;
 use super::sources::{chain, CredentialDescriptions};
-use super::workload_identity::AssertionProvider;
 use super::token::{AccessToken, AuthorityError, TokenError};
+use super::workload_identity::AssertionProvider;
 
 const TARGET: &str = "tower_azure_auth::credentials";
 

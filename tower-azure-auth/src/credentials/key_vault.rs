@@ -189,7 +189,10 @@ impl KeyVaultCertificate {
     ///
     /// [`ConfigError::Invalid`] explaining what the vault answered or why its answer is not
     /// usable; [`ConfigError::Certificate`]-like causes are folded into the message.
-    pub async fn fetch(&self, context: &CredentialContext) -> Result<ClientCertificate, ConfigError> {
+    pub async fn fetch(
+        &self,
+        context: &CredentialContext,
+    ) -> Result<ClientCertificate, ConfigError> {
         let mut url = self
             .vault
             .join(&format!("certificates/{}", self.name))
@@ -197,8 +200,11 @@ impl KeyVaultCertificate {
         url.query_pairs_mut()
             .append_pair("api-version", KEY_VAULT_API_VERSION);
         let body = self.get(context, &url).await?;
-        let bundle: CertificateBundle = serde_json::from_slice(&body)
-            .map_err(|e| self.invalid(format!("the vault's answer is not a certificate bundle: {e}")))?;
+        let bundle: CertificateBundle = serde_json::from_slice(&body).map_err(|e| {
+            self.invalid(format!(
+                "the vault's answer is not a certificate bundle: {e}"
+            ))
+        })?;
         let now = context.clock.unix_seconds();
         let mut secret_url = secret_url(&self.vault, &self.name, &bundle, now)
             .map_err(|reason| self.invalid(reason))?;
@@ -219,11 +225,13 @@ impl KeyVaultCertificate {
         let scopes = [self.scope.clone()];
         let mut force = false;
         loop {
-            let token = self
-                .token_source
-                .token(&scopes, force)
-                .await
-                .map_err(|e| self.invalid(format!("no token for the vault ({}): {}", self.scope, chain(&e))))?;
+            let token = self.token_source.token(&scopes, force).await.map_err(|e| {
+                self.invalid(format!(
+                    "no token for the vault ({}): {}",
+                    self.scope,
+                    chain(&e)
+                ))
+            })?;
             let header = bearer_header(&token).map_err(|e| self.invalid(e))?;
             let request = context
                 .http
@@ -237,11 +245,9 @@ impl KeyVaultCertificate {
                 .await
                 .map_err(|e| self.invalid(format!("the vault cannot be reached: {}", chain(&e))))?;
             let status = response.status().as_u16();
-            let body = context
-                .http
-                .read_body(response)
-                .await
-                .map_err(|e| self.invalid(format!("the vault's answer cannot be read: {}", chain(&e))))?;
+            let body = context.http.read_body(response).await.map_err(|e| {
+                self.invalid(format!("the vault's answer cannot be read: {}", chain(&e)))
+            })?;
             if (200..300).contains(&status) {
                 return Ok(body);
             }
@@ -311,7 +317,9 @@ struct ErrorDetail {
 
 /// What a Key Vault error status means, with its `{"error":{"code","message"}}`.
 fn explain_status(status: u16, body: &[u8]) -> String {
-    let detail = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
     let code = detail
         .as_ref()
         .and_then(|d| d.code.clone())
@@ -335,7 +343,12 @@ fn explain_status(status: u16, body: &[u8]) -> String {
 
 /// The secret to read: `sid` checked (same vault, `secrets/{name}/{version}`), the
 /// certificate enabled, within `nbf`/`exp`, with an exportable key.
-fn secret_url(vault: &Url, name: &str, bundle: &CertificateBundle, now: u64) -> Result<Url, String> {
+fn secret_url(
+    vault: &Url,
+    name: &str,
+    bundle: &CertificateBundle,
+    now: u64,
+) -> Result<Url, String> {
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     if let Some(attributes) = &bundle.attributes {
         if attributes.enabled == Some(false) {
@@ -343,7 +356,9 @@ fn secret_url(vault: &Url, name: &str, bundle: &CertificateBundle, now: u64) -> 
         }
         if let Some(nbf) = attributes.nbf {
             if now < nbf {
-                return Err(format!("the certificate is not valid before {nbf} (unix time)"));
+                return Err(format!(
+                    "the certificate is not valid before {nbf} (unix time)"
+                ));
             }
         }
         if let Some(exp) = attributes.exp {
@@ -392,7 +407,10 @@ fn secret_url(vault: &Url, name: &str, bundle: &CertificateBundle, now: u64) -> 
 
 /// The certificate from the secret: base64 PKCS#12 or PEM, by content type (sniffed when
 /// absent).
-fn load_secret(loader: &CertificateLoader, secret: &SecretBundle) -> Result<ClientCertificate, String> {
+fn load_secret(
+    loader: &CertificateLoader,
+    secret: &SecretBundle,
+) -> Result<ClientCertificate, String> {
     let value = secret
         .value
         .as_deref()
@@ -416,7 +434,10 @@ fn load_secret(loader: &CertificateLoader, secret: &SecretBundle) -> Result<Clie
     };
     result.map_err(|e| {
         let format = if pem { "PEM" } else { "PKCS#12" };
-        format!("the secret ({format}) is not a usable client certificate: {}", chain(&e))
+        format!(
+            "the secret ({format}) is not a usable client certificate: {}",
+            chain(&e)
+        )
     })
 }
 
@@ -528,19 +549,33 @@ mod tests {
                 name: "403 access denied",
                 status: 403,
                 body: r#"{"error":{"code":"Forbidden","message":"The user, group or application does not have secrets get permission","innererror":{"code":"AccessDenied"}}}"#,
-                needles: &["HTTP 403", "(Forbidden)", "secrets get permission", "no get permission on secrets"],
+                needles: &[
+                    "HTTP 403",
+                    "(Forbidden)",
+                    "secrets get permission",
+                    "no get permission on secrets",
+                ],
             },
             Case {
                 name: "401",
                 status: 401,
                 body: r#"{"error":{"code":"Unauthorized","message":"AKV10022: Invalid audience."}}"#,
-                needles: &["HTTP 401", "(Unauthorized)", "AKV10022", "did not accept the token"],
+                needles: &[
+                    "HTTP 401",
+                    "(Unauthorized)",
+                    "AKV10022",
+                    "did not accept the token",
+                ],
             },
             Case {
                 name: "404",
                 status: 404,
                 body: r#"{"error":{"code":"CertificateNotFound","message":"A certificate with (name/id) x was not found in this key vault."}}"#,
-                needles: &["HTTP 404", "(CertificateNotFound)", "KeyVaultCertificateName"],
+                needles: &[
+                    "HTTP 404",
+                    "(CertificateNotFound)",
+                    "KeyVaultCertificateName",
+                ],
             },
             Case {
                 name: "429",
@@ -558,7 +593,11 @@ mod tests {
         for case in cases {
             let text = explain_status(case.status, case.body.as_bytes());
             for needle in case.needles {
-                assert!(text.contains(needle), "{}: {text:?} lacks {needle:?}", case.name);
+                assert!(
+                    text.contains(needle),
+                    "{}: {text:?} lacks {needle:?}",
+                    case.name
+                );
             }
         }
     }
@@ -593,7 +632,12 @@ mod tests {
             },
         ];
         for case in cases {
-            assert_eq!(scope_for(&Url::parse(case.vault).unwrap()), case.scope, "{}", case.name);
+            assert_eq!(
+                scope_for(&Url::parse(case.vault).unwrap()),
+                case.scope,
+                "{}",
+                case.name
+            );
         }
     }
 }

@@ -659,9 +659,9 @@ pub(crate) fn parse_response(
         .unwrap_or(0);
     let expires_on = match value.get("expires_on") {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if s.trim().parse::<u64>().is_err() => Some(
-            parse_date(s).ok_or_else(|| bad(format!("`expires_on` `{s}` is not a date")))?,
-        ),
+        Some(serde_json::Value::String(s)) if s.trim().parse::<u64>().is_err() => {
+            Some(parse_date(s).ok_or_else(|| bad(format!("`expires_on` `{s}` is not a date")))?)
+        }
         Some(v) => {
             let n = number(Some(v)).map_err(|()| bad("`expires_on` is not a number".into()))?;
             n.map(|n| {
@@ -735,18 +735,12 @@ pub(crate) fn parse_date(value: &str) -> Option<u64> {
         None => 0,
     };
     tail = tail.trim_start();
-    if let Some(after) = tail
-        .strip_prefix("PM")
-        .or_else(|| tail.strip_prefix("pm"))
-    {
+    if let Some(after) = tail.strip_prefix("PM").or_else(|| tail.strip_prefix("pm")) {
         if hour < 12 {
             hour += 12;
         }
         tail = after.trim_start();
-    } else if let Some(after) = tail
-        .strip_prefix("AM")
-        .or_else(|| tail.strip_prefix("am"))
-    {
+    } else if let Some(after) = tail.strip_prefix("AM").or_else(|| tail.strip_prefix("am")) {
         if hour == 12 {
             hour = 0;
         }

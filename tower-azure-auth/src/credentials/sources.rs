@@ -166,7 +166,10 @@ impl CredentialDescriptions {
     }
 
     /// Loads with the context's HTTP client and clock (Key Vault, managed identity).
-    async fn load_async(&self, context: &CredentialContext) -> Result<ClientCredential, ConfigError> {
+    async fn load_async(
+        &self,
+        context: &CredentialContext,
+    ) -> Result<ClientCredential, ConfigError> {
         let loader = CertificateLoader::new().clock(context.clock.clone());
         let mut failures = Failures::default();
         for (index, description) in self.candidates()? {
@@ -252,9 +255,8 @@ impl CredentialDescriptions {
                     .or_else(|| self.environment.get("AZURE_ACCESS_TOKEN_FILE"))
                     .ok_or("SourceType SignedAssertionFilePath needs SignedAssertionFileDiskPath or the AZURE_FEDERATED_TOKEN_FILE variable")?;
                 let file = FederatedTokenFile::new(self.resolve(path.trim()));
-                file.read().map_err(|e| {
-                    format!("signed assertion file: {}", chain(&e))
-                })?;
+                file.read()
+                    .map_err(|e| format!("signed assertion file: {}", chain(&e)))?;
                 Ok(ClientCredential::Assertion(Arc::new(file)))
             })(),
             SourceType::KeyVault | SourceType::SignedAssertionFromManagedIdentity => {
@@ -298,8 +300,8 @@ impl CredentialDescriptions {
                         })?)
                     }
                 };
-                let vault = KeyVaultCertificate::new(url, name, token_source)
-                    .map_err(|e| chain(&e))?;
+                let vault =
+                    KeyVaultCertificate::new(url, name, token_source).map_err(|e| chain(&e))?;
                 vault
                     .fetch(context)
                     .await
@@ -310,13 +312,18 @@ impl CredentialDescriptions {
                 let identity = self
                     .identity(mi_client_id, context)
                     .map_err(|e| format!("managed identity: {}", chain(&e)))?;
-                let assertion =
-                    ManagedIdentityAssertion::new(identity, description.token_exchange_url.as_deref());
+                let assertion = ManagedIdentityAssertion::new(
+                    identity,
+                    description.token_exchange_url.as_deref(),
+                );
                 // Fail now rather than at the first token request; the token is cached.
-                assertion
-                    .assertion(context)
-                    .await
-                    .map_err(|e| format!("managed identity token for {}: {}", assertion.scope(), chain(&e)))?;
+                assertion.assertion(context).await.map_err(|e| {
+                    format!(
+                        "managed identity token for {}: {}",
+                        assertion.scope(),
+                        chain(&e)
+                    )
+                })?;
                 Ok(ClientCredential::Assertion(Arc::new(assertion)))
             }
             _ => Err("not a remote source".into()),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use crate::authority::Authority;
 use crate::error::ConfigError;
 
-use super::client::{BoxFuture, ClientCredential, ConfidentialClient, ConfidentialClientBuilder};
 use super::client::CredentialContext;
+use super::client::{BoxFuture, ClientCredential, ConfidentialClient, ConfidentialClientBuilder};
 use super::environment::Environment;
 use super::managed_identity::ManagedIdentityCredential;
 use super::token::TokenError;
@@ -100,10 +100,7 @@ impl FederatedTokenFile {
         if assertion.split('.').count() != 3 {
             return Err(ConfigError::Invalid {
                 key: "SignedAssertionFileDiskPath".into(),
-                reason: format!(
-                    "`{}` does not hold a compact JWT",
-                    self.path.display()
-                ),
+                reason: format!("`{}` does not hold a compact JWT", self.path.display()),
             });
         }
         header_safe(&assertion, "SignedAssertionFileDiskPath").map_err(|e| match e {
@@ -398,7 +395,10 @@ mod tests {
             }
         }
         let missing = FederatedTokenFile::new(dir.join("missing")).read();
-        assert!(matches!(missing, Err(ConfigError::Io { .. })), "missing file");
+        assert!(
+            matches!(missing, Err(ConfigError::Io { .. })),
+            "missing file"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -274,11 +274,17 @@ fn authorize(
     let claims = state
         .verify_own_token(token)
         .ok_or_else(|| unauthorized("AKV10032: Invalid issuer or signature."))?;
-    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if iss != state.issuer(TokenVersion::V1) && iss != state.issuer(TokenVersion::V2) {
         return Err(unauthorized("AKV10032: Invalid issuer."));
     }
-    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
+    let aud = claims
+        .get("aud")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if aud.trim_end_matches('/') != VAULT_RESOURCE && aud != VAULT_APP_ID {
         return Err(unauthorized(&format!(
             "AKV10022: Invalid audience. Expected {VAULT_RESOURCE}, found: {aud}."
@@ -294,7 +300,10 @@ fn authorize(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let oid = claims.get("oid").and_then(Value::as_str).unwrap_or_default();
+    let oid = claims
+        .get("oid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if state.vault.lock().denied.contains(&caller) {
         let (status, body, _) = kv_error(
             StatusCode::FORBIDDEN,
@@ -320,7 +329,11 @@ fn certificate_bundle(state: &State, name: &str) -> Result<Value, Refusal> {
         ));
     };
     let Some(latest) = versions.last() else {
-        return Err(kv_error(StatusCode::NOT_FOUND, "CertificateNotFound", "no version"));
+        return Err(kv_error(
+            StatusCode::NOT_FOUND,
+            "CertificateNotFound",
+            "no version",
+        ));
     };
     let vault = format!("{}/vault", state.base);
     Ok(json!({
@@ -349,15 +362,16 @@ fn certificate_bundle(state: &State, name: &str) -> Result<Value, Refusal> {
 
 fn secret_bundle(state: &State, name: &str, version: &str) -> Result<Value, Refusal> {
     let inner = state.vault.lock();
-    let found = inner
-        .certificates
-        .get(&name.to_ascii_lowercase())
-        .and_then(|(stored, versions)| {
-            versions
-                .iter()
-                .find(|v| v.id.eq_ignore_ascii_case(version))
-                .map(|v| (stored, v))
-        });
+    let found =
+        inner
+            .certificates
+            .get(&name.to_ascii_lowercase())
+            .and_then(|(stored, versions)| {
+                versions
+                    .iter()
+                    .find(|v| v.id.eq_ignore_ascii_case(version))
+                    .map(|v| (stored, v))
+            });
     let Some((stored_name, v)) = found else {
         return Err(kv_error(
             StatusCode::NOT_FOUND,

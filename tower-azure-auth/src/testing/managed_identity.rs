@@ -125,8 +125,12 @@ fn issue(
     let client_id = if let Some(id) = query.get("client_id") {
         ids.iter().find(|c| c.eq_ignore_ascii_case(id.trim()))
     } else if let Some(oid) = query.get(object_param) {
-        ids.iter()
-            .find(|c| state.registry.object_id_for(c).eq_ignore_ascii_case(oid.trim()))
+        ids.iter().find(|c| {
+            state
+                .registry
+                .object_id_for(c)
+                .eq_ignore_ascii_case(oid.trim())
+        })
     } else {
         ids.first()
     }

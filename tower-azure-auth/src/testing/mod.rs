@@ -507,7 +507,10 @@ impl DevAuthorityBuilder {
                 (key_vault::VAULT_APP_ID, key_vault::VAULT_RESOURCE),
                 (TOKEN_EXCHANGE_APP_ID, "api://AzureADTokenExchange"),
             ] {
-                if !apis.iter().any(|a| a.is_named(uri) || a.is_named(client_id)) {
+                if !apis
+                    .iter()
+                    .any(|a| a.is_named(uri) || a.is_named(client_id))
+                {
                     apis.push(DevApi::new(client_id).app_id_uri(uri));
                 }
             }
@@ -518,10 +521,8 @@ impl DevAuthorityBuilder {
             key: "DevAuthority".into(),
             reason: "no randomness".into(),
         })?;
-        let identities = managed_identity::Identities::new(
-            self.managed_identities,
-            keys::b64url(&header),
-        );
+        let identities =
+            managed_identity::Identities::new(self.managed_identities, keys::b64url(&header));
         let vault = key_vault::Vault::new(
             self.key_vault,
             i64::try_from(self.clock.unix_seconds()).unwrap_or(i64::MAX),
@@ -779,7 +780,9 @@ impl DevAuthority {
         content_type: ContentType,
     ) -> Result<String, ConfigError> {
         let state = self.state();
-        state.vault.set(name, certificate, content_type, state.now())
+        state
+            .vault
+            .set(name, certificate, content_type, state.now())
     }
 
     /// Refuses (403) or allows again the vault's callers with this client id.

@@ -22,9 +22,9 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::entra_error::EntraError;
-use super::{key_vault, managed_identity};
 use super::state::{State, TenantPath};
 use super::Endpoint;
+use super::{key_vault, managed_identity};
 
 /// The largest token request body accepted, in bytes.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
@@ -52,7 +52,10 @@ pub(crate) fn router(state: Shared) -> Router {
             get(managed_identity::imds),
         )
         .route("/msi/token", get(managed_identity::app_service))
-        .route("/vault/certificates/{name}", get(key_vault::get_certificate))
+        .route(
+            "/vault/certificates/{name}",
+            get(key_vault::get_certificate),
+        )
         .route(
             "/vault/secrets/{name}/{version}",
             get(key_vault::get_secret),
@@ -90,7 +93,11 @@ fn error_response(state: &State, error: &EntraError, headers: &HeaderMap) -> Res
 }
 
 /// Counts the request and applies an injected fault (delay, then failure) if one is due.
-pub(crate) async fn enter(state: &State, endpoint: Endpoint, headers: &HeaderMap) -> Option<Response> {
+pub(crate) async fn enter(
+    state: &State,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Option<Response> {
     let fault = state.enter(endpoint)?;
     if let Some(delay) = fault.delay {
         tokio::time::sleep(delay).await;

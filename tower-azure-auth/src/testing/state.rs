@@ -11,8 +11,8 @@ use serde_json::{json, Map, Value};
 
 use super::assertion::{self, Expectations, ReplayCache};
 use super::entra_error::EntraError;
-use super::keys::{b64url, SigningKey};
 use super::key_vault::Vault;
+use super::keys::{b64url, SigningKey};
 use super::managed_identity::Identities;
 use super::registration::{DevApi, RegisteredCertificate, Registry};
 use super::{Endpoint, Fault};
@@ -227,7 +227,11 @@ impl State {
     }
 
     /// Replaces the certificates an application is known by.
-    pub(crate) fn replace_certificates(&self, client_id: &str, certificates: Vec<RegisteredCertificate>) {
+    pub(crate) fn replace_certificates(
+        &self,
+        client_id: &str,
+        certificates: Vec<RegisteredCertificate>,
+    ) {
         lock(&self.replaced_certificates).insert(client_id.to_ascii_lowercase(), certificates);
     }
 
