@@ -550,7 +550,7 @@ fn credential_descriptions_first_that_loads_wins_and_failures_are_explained() {
     }
     let cases = [
         Case {
-            name: "key vault is refused explicitly, the next one loads",
+            name: "key vault cannot load synchronously, the next one loads",
             json: r#"[{"SourceType":"KeyVault","KeyVaultUrl":"https://v.vault.azure.net","KeyVaultCertificateName":"c"},
                               {"SourceType":"Path","CertificateDiskPath":"client.pfx","CertificatePassword":"pw"}]"#.into(),
             ok: Some("certificate"),
@@ -576,7 +576,7 @@ fn credential_descriptions_first_that_loads_wins_and_failures_are_explained() {
                       {"SourceType":"Base64Encoded"}]"#.into(),
             ok: None,
             error_contains: &["[0] certificate file", "client.pfx", "password is wrong",
-                "[1] SourceType `SignedAssertionFromManagedIdentity` is not available in this build",
+                "[1] SourceType SignedAssertionFromManagedIdentity needs network access",
                 "[2] this SourceType is not supported", "[3] SourceType Base64Encoded needs Base64EncodedValue"],
         },
         Case {

@@ -3,6 +3,13 @@
 //!
 //! [`run`] is the whole program minus the command line, so tests call it in-process.
 //!
+//! The certificate comes from `CallApi:ClientCertificates` (any `SourceType` of
+//! [`CredentialDescriptions`](tower_azure_auth::credentials::CredentialDescriptions)); with
+//! the seed's `{"SourceType": "KeyVault", "KeyVaultUrl", "KeyVaultCertificateName"}` (see
+//! `appsettings.keyvault.json`) it is read from Azure Key Vault with a token from the
+//! managed identity (IMDS, or `IDENTITY_ENDPOINT` on App Service; `MSAL_MANAGED_IDENTITY_ENDPOINT`
+//! points it elsewhere, e.g. at a local test server).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), weather_client::ClientError> {
 //! let options = tower_azure_auth::CallApiOptions::load(None)?; // CallApi__… variables

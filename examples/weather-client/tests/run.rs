@@ -145,13 +145,13 @@ async fn run_prints_the_forecast_or_explains_the_failure() {
             explanation: &["HTTP 403", "app role"],
         },
         Case {
-            name: "key vault is not available in this build",
+            name: "key vault over plain http is refused before any request",
             mode: Mode::Ok,
             key_vault: true,
             ok: false,
             explanation: &[
                 "could not start",
-                "`KeyVault` is not available in this build",
+                "`http://v.vault.azure.net/` must use https",
             ],
         },
     ];
@@ -159,7 +159,7 @@ async fn run_prints_the_forecast_or_explains_the_failure() {
         let addr = servers(case.mode).await;
         let file = certificate_file();
         let credentials = if case.key_vault {
-            json!([{"SourceType": "KeyVault", "KeyVaultUrl": "https://v.vault.azure.net", "KeyVaultCertificateName": "c"}])
+            json!([{"SourceType": "KeyVault", "KeyVaultUrl": "http://v.vault.azure.net", "KeyVaultCertificateName": "c"}])
         } else {
             json!([{"SourceType": "Path", "CertificateDiskPath": file.display().to_string()}])
         };

@@ -16,10 +16,11 @@ use crate::config::CallApiOptions;
 use crate::error::ConfigError;
 
 use super::assertion::{AssertionAlgorithm, AssertionRequest};
-use super::cache::{CacheKey, Slot, TokenCache, EXPIRY_MARGIN, MAX_RETRY_AFTER};
+use super::cache::{unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, MAX_RETRY_AFTER};
 use super::certificate::ClientCertificate;
-use super::sources::CredentialDescriptions;
+use super::sources::{chain, CredentialDescriptions};
 use super::token::{AccessToken, AuthorityError, TokenError};
+use super::workload_identity::AssertionProvider;
 
 const TARGET: &str = "tower_azure_auth::credentials";
 
@@ -56,13 +57,22 @@ pub enum ClientCredential {
     Certificate(ClientCertificate),
     /// A client secret (prefer certificates).
     Secret(ClientSecret),
+    /// A signed assertion made elsewhere (a federated token file, a managed identity token),
+    /// asked for again for every token request.
+    Assertion(Arc<dyn AssertionProvider>),
 }
 
 impl ClientCredential {
+    /// A [`ClientCredential::Assertion`] from a provider.
+    pub fn assertion(provider: impl AssertionProvider) -> Self {
+        Self::Assertion(Arc::new(provider))
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Self::Certificate(_) => "certificate",
             Self::Secret(_) => "client secret",
+            Self::Assertion(_) => "signed assertion",
         }
     }
 }
@@ -78,10 +88,21 @@ pub struct CredentialContext {
     pub clock: SharedClock,
 }
 
+impl CredentialContext {
+    /// A context with this HTTP client and clock (for calling a [`CredentialSource`]
+    /// directly, e.g. to check a configuration at startup).
+    pub fn new(http: HttpClient, clock: SharedClock) -> Self {
+        Self { http, clock }
+    }
+}
+
 /// Something that loads a [`ClientCredential`]: configuration descriptions
-/// ([`CredentialDescriptions`]), a vault, a secret store. The client loads from it when it
-/// has no credential yet and again when the authority refuses the current one
-/// (AADSTS700027-class errors), which is how a rotated certificate is picked up.
+/// ([`CredentialDescriptions`]), a vault ([`KeyVaultCertificate`](super::KeyVaultCertificate)),
+/// a secret store. The client loads from it when it has no credential yet, when the reload
+/// interval has passed ([`ConfidentialClientBuilder::reload_interval`], checked when a token
+/// is requested from the authority) and when the authority refuses the current one
+/// (AADSTS700027-class errors, then the request is retried once), which is how a rotated
+/// certificate is picked up.
 pub trait CredentialSource: Send + Sync + fmt::Debug + 'static {
     /// Loads the current credential.
     fn load<'a>(
@@ -104,6 +125,7 @@ pub struct ConfidentialClientBuilder {
     pii: bool,
     retry_delay: Duration,
     max_cache_entries: usize,
+    reload_interval: Option<Duration>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -196,6 +218,16 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// How often the credential source is read again (certificate rotation in a vault or on
+    /// disk), default 1 hour; `None` reloads only when the authority refuses the credential.
+    /// The check happens when a token is requested from the authority (not on cache hits),
+    /// so an idle client does no I/O; a failed reload keeps the current credential. Only
+    /// with a [`credential_source`](Self::credential_source).
+    pub fn reload_interval(mut self, interval: Option<Duration>) -> Self {
+        self.reload_interval = interval;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -241,6 +273,8 @@ impl ConfidentialClientBuilder {
                 credential: ArcSwapOption::new(self.credential.map(Arc::new)),
                 source: self.source,
                 reload: tokio::sync::Mutex::new(()),
+                reload_interval: self.reload_interval,
+                loaded_at: std::sync::atomic::AtomicU64::new(0),
                 algorithm,
                 send_x5c: self.send_x5c,
                 context: CredentialContext {
@@ -292,6 +326,9 @@ struct ClientInner {
     credential: ArcSwapOption<ClientCredential>,
     source: Option<Arc<dyn CredentialSource>>,
     reload: tokio::sync::Mutex<()>,
+    reload_interval: Option<Duration>,
+    /// Unix milliseconds of the last load from the source (0: never).
+    loaded_at: std::sync::atomic::AtomicU64,
     algorithm: AssertionAlgorithm,
     send_x5c: bool,
     context: CredentialContext,
@@ -336,6 +373,7 @@ impl ConfidentialClient {
             pii: false,
             retry_delay: Duration::from_secs(1),
             max_cache_entries: 256,
+            reload_interval: Some(Duration::from_secs(3600)),
         }
     }
 
@@ -582,11 +620,69 @@ impl ClientInner {
 
     async fn current_credential(&self) -> Result<Arc<ClientCredential>, TokenError> {
         if let Some(credential) = self.credential.load_full() {
+            if self.reload_due() {
+                let _reload = self.reload.lock().await;
+                // Another caller may have reloaded while this one waited.
+                if self.reload_due() {
+                    return Ok(self.scheduled_reload(credential).await);
+                }
+                return Ok(self.credential.load_full().unwrap_or(credential));
+            }
             return Ok(credential);
         }
         self.reload_credential()
             .await
             .map_err(TokenError::Configuration)
+    }
+
+    /// Whether the scheduled reload is due: a source, an interval, and a credential loaded
+    /// from that source longer ago than the interval.
+    fn reload_due(&self) -> bool {
+        let (Some(_), Some(interval)) = (&self.source, self.reload_interval) else {
+            return false;
+        };
+        let loaded_at = self.loaded_at.load(std::sync::atomic::Ordering::SeqCst);
+        if loaded_at == 0 {
+            // Given to the builder, never loaded from the source: reload only on refusal.
+            return false;
+        }
+        let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        unix_millis(self.now()) >= loaded_at.saturating_add(interval)
+    }
+
+    /// Reloads on schedule (the reload lock is held); on failure keeps `current` and tries
+    /// again after the next interval.
+    async fn scheduled_reload(&self, current: Arc<ClientCredential>) -> Arc<ClientCredential> {
+        let Some(source) = &self.source else {
+            return current;
+        };
+        debug!(target: TARGET, "reloading the client credential (reload interval passed)");
+        match source.load(&self.context).await {
+            Ok(credential) => self.install(credential),
+            Err(error) => {
+                warn!(target: TARGET, error = %chain(&error),
+                    "scheduled reload of the client credential failed; the current one stays in use");
+                self.loaded_at.store(
+                    unix_millis(self.now()).max(1),
+                    std::sync::atomic::Ordering::SeqCst,
+                );
+                current
+            }
+        }
+    }
+
+    fn install(&self, credential: ClientCredential) -> Arc<ClientCredential> {
+        let credential = Arc::new(credential);
+        if let ClientCredential::Certificate(certificate) = credential.as_ref() {
+            info!(target: TARGET, subject = %self.pii_value(certificate.subject()),
+                thumbprint = %certificate.thumbprints().sha1_hex(), "client certificate loaded");
+        }
+        self.credential.store(Some(Arc::clone(&credential)));
+        self.loaded_at.store(
+            unix_millis(self.now()).max(1),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        credential
     }
 
     async fn reload_credential(&self) -> Result<Arc<ClientCredential>, ConfigError> {
@@ -597,13 +693,8 @@ impl ClientInner {
             });
         };
         let _reload = self.reload.lock().await;
-        let credential = Arc::new(source.load(&self.context).await?);
-        if let ClientCredential::Certificate(certificate) = credential.as_ref() {
-            info!(target: TARGET, subject = %self.pii_value(certificate.subject()),
-                thumbprint = %certificate.thumbprints().sha1_hex(), "client certificate loaded");
-        }
-        self.credential.store(Some(Arc::clone(&credential)));
-        Ok(credential)
+        let credential = source.load(&self.context).await?;
+        Ok(self.install(credential))
     }
 
     /// Requests a token; when the authority refuses the credential itself and a source is
@@ -688,6 +779,17 @@ impl ClientInner {
             }
             ClientCredential::Secret(secret) => {
                 form.push(("client_secret", secret.expose().to_owned()))
+            }
+            ClientCredential::Assertion(provider) => {
+                let assertion = match provider.assertion(&self.context).await {
+                    Ok(assertion) => assertion,
+                    Err(e) => return Attempt::Failed(e),
+                };
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion));
             }
         }
         form.push(("scope", scope));

@@ -38,14 +38,45 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
+//!
+//! # Credential sources
+//!
+//! [`CredentialDescriptions`] reads Microsoft.Identity.Web's `ClientCertificates` /
+//! `ClientCredentials` entries (tried in order, the first that loads wins, every failure
+//! explained). Every `SourceType` this crate loads, with an example:
+//!
+//! ```json
+//! {"SourceType": "KeyVault", "KeyVaultUrl": "https://contoso.vault.azure.net", "KeyVaultCertificateName": "ServiceApiCert"}
+//! {"SourceType": "Path", "CertificateDiskPath": "ServiceApiCert.pfx", "CertificatePassword": "…"}
+//! {"SourceType": "Path", "CertificateDiskPath": "weather-client.pem"}
+//! {"SourceType": "Base64Encoded", "Base64EncodedValue": "MIIKmQIBAzCCCl8GCSqGSIb3DQEHAaCC…"}
+//! {"SourceType": "ClientSecret", "ClientSecret": "…"}
+//! {"SourceType": "SignedAssertionFilePath", "SignedAssertionFileDiskPath": "/var/run/secrets/azure/tokens/azure-identity-token"}
+//! {"SourceType": "SignedAssertionFromManagedIdentity", "ManagedIdentityClientId": "5a9f0c1e-…", "TokenExchangeUrl": "api://AzureADTokenExchange"}
+//! ```
+//!
+//! - `KeyVault`: [`KeyVaultCertificate`], the vault's token from the managed identity
+//!   (`ManagedIdentityClientId`, else `AZURE_CLIENT_ID`, else system-assigned).
+//! - `Path` / `Base64Encoded`: PKCS#12 (with `CertificatePassword`) or PEM.
+//! - `SignedAssertionFilePath`: [`FederatedTokenFile`]; the path defaults to
+//!   `AZURE_FEDERATED_TOKEN_FILE` (AKS workload identity, see also [`WorkloadIdentity`]).
+//! - `SignedAssertionFromManagedIdentity`: [`ManagedIdentityAssertion`] (federated identity
+//!   credential trusting a managed identity).
+//!
+//! [`ManagedIdentityCredential`] is also a [`TokenSource`] of its own, for calling Azure
+//! APIs (or the layers) with the machine's identity.
 
 mod assertion;
 mod cache;
 mod certificate;
 mod client;
+mod environment;
+mod key_vault;
+mod managed_identity;
 mod sources;
 mod token;
 mod token_source;
+mod workload_identity;
 
 pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
 pub use certificate::{
@@ -55,8 +86,20 @@ pub use client::{
     BoxFuture, ClientCredential, ClientSecret, ConfidentialClient, ConfidentialClientBuilder,
     CredentialContext, CredentialSource,
 };
+pub use environment::Environment;
+pub use key_vault::{
+    KeyVaultCertificate, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, KEY_VAULT_API_VERSION,
+    KEY_VAULT_SCOPE,
+};
+pub use managed_identity::{
+    ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId, IMDS_ENDPOINT,
+};
 pub use sources::CredentialDescriptions;
 pub use token::{AccessToken, AuthorityError, TokenError};
 pub use token_source::TokenSource;
+pub use workload_identity::{
+    AssertionProvider, FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity,
+    TOKEN_EXCHANGE_URL,
+};
 
 pub(crate) use token_source::{is_invalid_token, BearerAuth};

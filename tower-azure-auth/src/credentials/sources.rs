@@ -1,8 +1,10 @@
 //! Credentials from configuration ([`CredentialDescription`]s, Microsoft.Identity.Web's
 //! `ClientCertificates` / `ClientCredentials`), tried in order.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::config::{CallApiOptions, CredentialDescription, SourceType};
 use crate::error::ConfigError;
@@ -11,36 +13,72 @@ use super::certificate::CertificateLoader;
 use super::client::{
     BoxFuture, ClientCredential, ClientSecret, CredentialContext, CredentialSource,
 };
+use super::environment::Environment;
+use super::key_vault::KeyVaultCertificate;
+use super::managed_identity::ManagedIdentityCredential;
+use super::token_source::TokenSource;
+use super::workload_identity::{AssertionProvider, FederatedTokenFile, ManagedIdentityAssertion};
 
 /// The source types this build can load.
-const SUPPORTED: &str = "Path, Base64Encoded, ClientSecret";
+const SUPPORTED: &str = "KeyVault, Path, Base64Encoded, ClientSecret, SignedAssertionFilePath, SignedAssertionFromManagedIdentity";
 
-/// An ordered list of credential descriptions: the first that loads wins, skipped ones
-/// (`Skip: true`) are ignored, and when none loads the error explains every failure.
+/// An ordered list of credential descriptions (Microsoft.Identity.Web's `ClientCertificates`
+/// / `ClientCredentials`): the first that loads wins, skipped ones (`Skip: true`) are
+/// ignored, and when none loads the error explains every failure.
 ///
-/// `Path` (`.pfx`/`.p12` with `CertificatePassword`, or `.pem`), `Base64Encoded` (base64
-/// PKCS#12) and `ClientSecret` are supported. `KeyVault`, `SignedAssertionFromManagedIdentity`
-/// and `SignedAssertionFilePath` are recognised but not available in this build: they fail
-/// with an error that says so (they can be added as [`CredentialSource`]s without changing
-/// this API). Loaded again when the authority refuses the credential, so a replaced file is
-/// picked up (rotation).
+/// | `SourceType` | fields | loads |
+/// |---|---|---|
+/// | `KeyVault` | `KeyVaultUrl`, `KeyVaultCertificateName`, `ManagedIdentityClientId` | the certificate and key from Azure Key Vault ([`KeyVaultCertificate`]); the vault's token from the managed identity (`ManagedIdentityClientId`, else `AZURE_CLIENT_ID`, else system-assigned) or from [`vault_token_source`](Self::vault_token_source) |
+/// | `Path` | `CertificateDiskPath`, `CertificatePassword` | a `.pfx`/`.p12` or `.pem` file |
+/// | `Base64Encoded` | `Base64EncodedValue`, `CertificatePassword` | a base64 PKCS#12 |
+/// | `ClientSecret` | `ClientSecret` | a client secret |
+/// | `SignedAssertionFilePath` | `SignedAssertionFileDiskPath` (default `AZURE_FEDERATED_TOKEN_FILE`, then `AZURE_ACCESS_TOKEN_FILE`) | a federated token file, read for every token request ([`FederatedTokenFile`]) |
+/// | `SignedAssertionFromManagedIdentity` | `ManagedIdentityClientId`, `TokenExchangeUrl` (default `api://AzureADTokenExchange`) | a managed identity token used as the assertion ([`ManagedIdentityAssertion`]) |
+///
+/// Other source types (certificate stores…) are refused with an error that says so.
+/// `KeyVault` and `SignedAssertionFromManagedIdentity` need the network: they load through
+/// [`CredentialSource::load`] (what [`ConfidentialClient`](super::ConfidentialClient) calls),
+/// not [`load_now`](Self::load_now). Loaded again on the client's reload interval and when
+/// the authority refuses the credential, so a certificate replaced in the vault or on disk
+/// is picked up (rotation). Managed identities are built once per client id and keep their
+/// token cache across reloads.
 ///
 /// ```
 /// use tower_azure_auth::config::{ConfigSource, CallApiOptions};
-/// use tower_azure_auth::credentials::CredentialDescriptions;
+/// use tower_azure_auth::credentials::{ClientCredential, CredentialDescriptions};
 ///
 /// let options: CallApiOptions = ConfigSource::from_json_str(r#"{"CallApi": {
-///     "ClientCertificates": [{"SourceType": "KeyVault", "KeyVaultUrl": "https://v.vault.azure.net",
-///                             "KeyVaultCertificateName": "c"}]}}"#)
+///     "ClientCertificates": [
+///         {"SourceType": "StoreWithThumbprint", "CertificateStorePath": "CurrentUser/My"},
+///         {"SourceType": "Path", "CertificateDiskPath": "missing.pfx"},
+///         {"SourceType": "ClientSecret", "ClientSecret": "dev-secret"}]}}"#)
 ///     .unwrap().section("CallApi").unwrap();
-/// let error = CredentialDescriptions::from_call_api(&options).load_now().unwrap_err();
-/// assert!(error.to_string().contains("`KeyVault` is not available in this build"), "{error}");
+/// let credential = CredentialDescriptions::from_call_api(&options).load_now()?;
+/// assert!(matches!(credential, ClientCredential::Secret(_)));
+///
+/// let none: CallApiOptions = ConfigSource::from_json_str(r#"{"CallApi": {
+///     "ClientCertificates": [{"SourceType": "Path", "CertificateDiskPath": "missing.pfx"}]}}"#)
+///     .unwrap().section("CallApi").unwrap();
+/// let error = CredentialDescriptions::from_call_api(&none).load_now().unwrap_err();
+/// assert!(error.to_string().contains("missing.pfx"), "{error}");
+/// # Ok::<(), tower_azure_auth::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct CredentialDescriptions {
     descriptions: Vec<CredentialDescription>,
     config_key: String,
     base_dir: Option<PathBuf>,
+    environment: Environment,
+    vault_token_source: Option<Arc<dyn TokenSource>>,
+    /// Managed identities by client id (`""`: system-assigned), built on first use.
+    identities: Arc<Mutex<HashMap<String, ManagedIdentityCredential>>>,
+}
+
+/// What loading one description without I/O gave.
+enum Local {
+    Done(Result<ClientCredential, String>),
+    /// Needs the network (Key Vault, managed identity).
+    Remote,
 }
 
 impl CredentialDescriptions {
@@ -51,6 +89,9 @@ impl CredentialDescriptions {
             descriptions,
             config_key: config_key.into(),
             base_dir: None,
+            environment: Environment::process(),
+            vault_token_source: None,
+            identities: Arc::default(),
         }
     }
 
@@ -67,11 +108,28 @@ impl CredentialDescriptions {
         Self::new(descriptions, "CallApi:ClientCertificates")
     }
 
-    /// Relative `CertificateDiskPath`s are resolved against this directory (default: the
-    /// working directory).
+    /// Relative `CertificateDiskPath`s and `SignedAssertionFileDiskPath`s are resolved
+    /// against this directory (default: the working directory).
     #[must_use]
     pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.base_dir = Some(dir.into());
+        self
+    }
+
+    /// Where `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID` and the managed identity
+    /// endpoint variables (`IDENTITY_ENDPOINT`, `MSAL_MANAGED_IDENTITY_ENDPOINT`…) are read
+    /// (default: the process environment).
+    #[must_use]
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// Gets Key Vault tokens from this source (e.g. a [`ConfidentialClient`](super::ConfidentialClient)
+    /// of another app) instead of the managed identity.
+    #[must_use]
+    pub fn vault_token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
+        self.vault_token_source = Some(source);
         self
     }
 
@@ -80,17 +138,54 @@ impl CredentialDescriptions {
         &self.descriptions
     }
 
-    /// Loads synchronously with the system clock (none of the supported sources needs I/O
-    /// other than reading a file).
+    /// Loads synchronously with the system clock: `Path`, `Base64Encoded`, `ClientSecret`
+    /// and `SignedAssertionFilePath` only (they read at most a file); `KeyVault` and
+    /// `SignedAssertionFromManagedIdentity` count as failures here (use
+    /// [`CredentialSource::load`]).
     ///
     /// # Errors
     ///
     /// When no description produced a credential; the message lists every failure.
     pub fn load_now(&self) -> Result<ClientCredential, ConfigError> {
-        self.load_with(&CertificateLoader::new())
+        let loader = CertificateLoader::new();
+        let mut failures = Failures::default();
+        for (index, description) in self.candidates()? {
+            let result = match self.load_local(description, &loader) {
+                Local::Done(result) => result,
+                Local::Remote => Err(format!(
+                    "SourceType {:?} needs network access: load it asynchronously (CredentialSource::load, or let the ConfidentialClient load it)",
+                    description.source_type
+                )),
+            };
+            match result {
+                Ok(credential) => return Ok(failures.success(credential)),
+                Err(reason) => failures.add(index, &reason),
+            }
+        }
+        Err(failures.into_error(&self.config_key))
     }
 
-    fn load_with(&self, loader: &CertificateLoader) -> Result<ClientCredential, ConfigError> {
+    /// Loads with the context's HTTP client and clock (Key Vault, managed identity).
+    async fn load_async(
+        &self,
+        context: &CredentialContext,
+    ) -> Result<ClientCredential, ConfigError> {
+        let loader = CertificateLoader::new().clock(context.clock.clone());
+        let mut failures = Failures::default();
+        for (index, description) in self.candidates()? {
+            let result = match self.load_local(description, &loader) {
+                Local::Done(result) => result,
+                Local::Remote => self.load_remote(description, context).await,
+            };
+            match result {
+                Ok(credential) => return Ok(failures.success(credential)),
+                Err(reason) => failures.add(index, &reason),
+            }
+        }
+        Err(failures.into_error(&self.config_key))
+    }
+
+    fn candidates(&self) -> Result<Vec<(usize, &CredentialDescription)>, ConfigError> {
         let candidates: Vec<(usize, &CredentialDescription)> = self
             .descriptions
             .iter()
@@ -105,28 +200,7 @@ impl CredentialDescriptions {
                 ),
             });
         }
-        let mut failures = String::new();
-        for (index, description) in candidates {
-            match self.load_one(description, loader) {
-                Ok(credential) => {
-                    if !failures.is_empty() {
-                        tracing::warn!(target: "tower_azure_auth::credentials",
-                            "some client credentials could not be loaded:{failures}");
-                    }
-                    return Ok(credential);
-                }
-                Err(reason) => {
-                    let _ = write!(failures, " [{index}] {reason};");
-                }
-            }
-        }
-        Err(ConfigError::Invalid {
-            key: self.config_key.clone(),
-            reason: format!(
-                "no client credential could be loaded:{}",
-                failures.trim_end_matches(';')
-            ),
-        })
+        Ok(candidates)
     }
 
     fn resolve(&self, path: &str) -> PathBuf {
@@ -137,15 +211,11 @@ impl CredentialDescriptions {
         }
     }
 
-    /// One description; the error is a sentence naming the source.
-    fn load_one(
-        &self,
-        description: &CredentialDescription,
-        loader: &CertificateLoader,
-    ) -> Result<ClientCredential, String> {
+    /// One description without network I/O; the error is a sentence naming the source.
+    fn load_local(&self, description: &CredentialDescription, loader: &CertificateLoader) -> Local {
         let password = description.certificate_password.as_deref();
-        match description.source_type {
-            SourceType::Path => {
+        Local::Done(match description.source_type {
+            SourceType::Path => (|| {
                 let path = description
                     .certificate_disk_path
                     .as_deref()
@@ -158,8 +228,8 @@ impl CredentialDescriptions {
                     .map_err(|e| {
                         format!("certificate file `{}`: {}", resolved.display(), chain(&e))
                     })
-            }
-            SourceType::Base64Encoded => {
+            })(),
+            SourceType::Base64Encoded => (|| {
                 let value = description
                     .base64_encoded_value
                     .as_deref()
@@ -169,31 +239,152 @@ impl CredentialDescriptions {
                     .from_base64_pkcs12(value, password)
                     .map(ClientCredential::Certificate)
                     .map_err(|e| format!("Base64EncodedValue: {}", chain(&e)))
-            }
+            })(),
             SourceType::ClientSecret => description
                 .client_secret
                 .as_deref()
                 .filter(|s| !s.is_empty())
                 .map(|s| ClientCredential::Secret(ClientSecret::new(s)))
                 .ok_or_else(|| "SourceType ClientSecret needs ClientSecret".to_owned()),
-            SourceType::KeyVault => Err(unavailable("KeyVault")),
-            SourceType::SignedAssertionFromManagedIdentity => {
-                Err(unavailable("SignedAssertionFromManagedIdentity"))
+            SourceType::SignedAssertionFilePath => (|| {
+                let path = description
+                    .signed_assertion_file_disk_path
+                    .clone()
+                    .filter(|p| !p.trim().is_empty())
+                    .or_else(|| self.environment.get("AZURE_FEDERATED_TOKEN_FILE"))
+                    .or_else(|| self.environment.get("AZURE_ACCESS_TOKEN_FILE"))
+                    .ok_or("SourceType SignedAssertionFilePath needs SignedAssertionFileDiskPath or the AZURE_FEDERATED_TOKEN_FILE variable")?;
+                let file = FederatedTokenFile::new(self.resolve(path.trim()));
+                file.read()
+                    .map_err(|e| format!("signed assertion file: {}", chain(&e)))?;
+                Ok(ClientCredential::Assertion(Arc::new(file)))
+            })(),
+            SourceType::KeyVault | SourceType::SignedAssertionFromManagedIdentity => {
+                return Local::Remote
             }
-            SourceType::SignedAssertionFilePath => Err(unavailable("SignedAssertionFilePath")),
             _ => Err(format!(
                 "this SourceType is not supported by tower-azure-auth (supported: {SUPPORTED})"
             )),
+        })
+    }
+
+    /// Key Vault and managed identity.
+    async fn load_remote(
+        &self,
+        description: &CredentialDescription,
+        context: &CredentialContext,
+    ) -> Result<ClientCredential, String> {
+        let mi_client_id = description
+            .managed_identity_client_id
+            .clone()
+            .filter(|c| !c.trim().is_empty());
+        match description.source_type {
+            SourceType::KeyVault => {
+                let url = description
+                    .key_vault_url
+                    .as_deref()
+                    .filter(|u| !u.trim().is_empty())
+                    .ok_or("SourceType KeyVault needs KeyVaultUrl")?;
+                let name = description
+                    .key_vault_certificate_name
+                    .as_deref()
+                    .filter(|n| !n.trim().is_empty())
+                    .ok_or("SourceType KeyVault needs KeyVaultCertificateName")?;
+                let token_source: Arc<dyn TokenSource> = match &self.vault_token_source {
+                    Some(source) => Arc::clone(source),
+                    None => {
+                        let client_id =
+                            mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
+                        Arc::new(self.identity(client_id, context).map_err(|e| {
+                            format!("Key Vault needs a managed identity: {}", chain(&e))
+                        })?)
+                    }
+                };
+                let vault =
+                    KeyVaultCertificate::new(url, name, token_source).map_err(|e| chain(&e))?;
+                vault
+                    .fetch(context)
+                    .await
+                    .map(ClientCredential::Certificate)
+                    .map_err(|e| chain(&e))
+            }
+            SourceType::SignedAssertionFromManagedIdentity => {
+                let identity = self
+                    .identity(mi_client_id, context)
+                    .map_err(|e| format!("managed identity: {}", chain(&e)))?;
+                let assertion = ManagedIdentityAssertion::new(
+                    identity,
+                    description.token_exchange_url.as_deref(),
+                );
+                // Fail now rather than at the first token request; the token is cached.
+                assertion.assertion(context).await.map_err(|e| {
+                    format!(
+                        "managed identity token for {}: {}",
+                        assertion.scope(),
+                        chain(&e)
+                    )
+                })?;
+                Ok(ClientCredential::Assertion(Arc::new(assertion)))
+            }
+            _ => Err("not a remote source".into()),
+        }
+    }
+
+    /// The managed identity for `client_id` (`None`: system-assigned), built once.
+    fn identity(
+        &self,
+        client_id: Option<String>,
+        context: &CredentialContext,
+    ) -> Result<ManagedIdentityCredential, ConfigError> {
+        let key = client_id.clone().unwrap_or_default();
+        let mut identities = self
+            .identities
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(identity) = identities.get(&key) {
+            return Ok(identity.clone());
+        }
+        let identity = ManagedIdentityCredential::builder()
+            .client_id(client_id)
+            .environment(self.environment.clone())
+            .http_client(context.http.clone())
+            .clock(context.clock.clone())
+            .build()?;
+        identities.insert(key, identity.clone());
+        Ok(identity)
+    }
+}
+
+/// The failures so far, for the final error.
+#[derive(Default)]
+struct Failures(String);
+
+impl Failures {
+    fn add(&mut self, index: usize, reason: &str) {
+        let _ = write!(self.0, " [{index}] {reason};");
+    }
+
+    fn success(self, credential: ClientCredential) -> ClientCredential {
+        if !self.0.is_empty() {
+            tracing::warn!(target: "tower_azure_auth::credentials",
+                "some client credentials could not be loaded:{}", self.0);
+        }
+        credential
+    }
+
+    fn into_error(self, key: &str) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!(
+                "no client credential could be loaded:{}",
+                self.0.trim_end_matches(';')
+            ),
         }
     }
 }
 
-fn unavailable(source: &str) -> String {
-    format!("SourceType `{source}` is not available in this build of tower-azure-auth (available: {SUPPORTED})")
-}
-
 /// An error and its sources, joined.
-fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -208,9 +399,6 @@ impl CredentialSource for CredentialDescriptions {
         &'a self,
         context: &'a CredentialContext,
     ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
-        Box::pin(async move {
-            let loader = CertificateLoader::new().clock(context.clock.clone());
-            self.load_with(&loader)
-        })
+        Box::pin(self.load_async(context))
     }
 }

@@ -83,6 +83,9 @@ pub(crate) struct Expectations<'a> {
     pub(crate) client_id: Option<&'a str>,
     /// Unix seconds.
     pub(crate) now: i64,
+    /// Certificates that replace an application's registered ones (lower-case client id →
+    /// certificates), set by `DevAuthority::set_application_certificates`.
+    pub(crate) replaced: Option<&'a HashMap<String, Vec<RegisteredCertificate>>>,
 }
 
 /// A verified assertion.
@@ -134,7 +137,10 @@ pub(crate) fn verify(
     let (thumbprint, cert) = find_certificate(
         &assertion.header,
         x5c.as_deref(),
-        app.registration.certificates.as_slice(),
+        expect
+            .replaced
+            .and_then(|replaced| replaced.get(&client_id.to_ascii_lowercase()))
+            .map_or(app.registration.certificates.as_slice(), Vec::as_slice),
     )?;
     let Some(cert) = cert else {
         return Err(EntraError::invalid_signature(
@@ -814,6 +820,7 @@ mod tests {
                 token_endpoint: ENDPOINT,
                 client_id: case.client_id,
                 now: NOW,
+                replaced: None,
             };
             let result = verify(&case.assertion, &expect, &f.registry);
             match (result, case.code) {
@@ -837,6 +844,7 @@ mod tests {
             token_endpoint: ENDPOINT,
             client_id: None,
             now: NOW,
+            replaced: None,
         };
         let inputs = [
             String::new(),

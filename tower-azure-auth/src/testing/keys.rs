@@ -283,6 +283,17 @@ impl SigningKey {
         jwk
     }
 
+    /// Whether `signature` is this key's RS256 signature of `signing_input` (the dev Key
+    /// Vault checks bearer tokens with it).
+    pub(crate) fn verifies(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            self.key.public_key().as_ref(),
+        )
+        .verify(signing_input, signature)
+        .is_ok()
+    }
+
     /// Signs `header.payload` with RS256 and returns the compact JWS.
     pub(crate) fn sign_jwt(
         &self,

@@ -15,6 +15,19 @@
 //! `{tenant}` is the tenant id; discovery and keys also answer for `common` and
 //! `organizations`, with the `{tenantid}` template issuer.
 //!
+//! Optionally, for the credential sources (managed identity, Key Vault):
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /metadata/identity/oauth2/token` | IMDS-shaped managed identity endpoint (`Metadata: true`, `api-version=2018-02-01`, `resource`, optional `client_id`/`object_id`); numbers as strings |
+//! | `GET /msi/token` | App Service-shaped (`X-IDENTITY-HEADER` = [`DevAuthority::identity_header`], `api-version=2019-08-01`) |
+//! | `GET /vault/certificates/{name}`, `GET /vault/secrets/{name}/{version}` | Key Vault ([`DevKeyVault`], `api-version` required): PKCS#12 or PEM secrets; 401 without a token signed by this authority for `https://vault.azure.net`, 403 for denied callers, 404 for unknown names |
+//!
+//! Managed identities are registered with [`DevAuthorityBuilder::managed_identity`] (the
+//! first one answers requests that name none, like a system-assigned identity); their tokens
+//! are v1 app tokens with `appid` = the identity's client id. Registering one, or a vault,
+//! also registers the APIs `https://vault.azure.net` and `api://AzureADTokenExchange`.
+//!
 //! Clients authenticate with a **certificate** (an RFC 7523 client assertion: signature
 //! checked against the registered certificate named by `x5t#S256`, `x5t` or `x5c`; RS256 or
 //! PS256; `aud` = the token endpoint; `iss` = `sub` = client id; lifetime; single use of each
@@ -146,7 +159,9 @@
 
 mod assertion;
 mod entra_error;
+mod key_vault;
 mod keys;
+mod managed_identity;
 mod registration;
 mod server;
 mod state;
@@ -164,6 +179,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use self::key_vault::{ContentType, DevKeyVault};
 pub use self::keys::{generate_certificate, generate_tls_certificate, GeneratedCertificate};
 pub use self::registration::{DevApi, DevApplication};
 
@@ -172,6 +188,10 @@ use self::state::{Mint, State};
 use crate::claims::{ClientAuthentication, TokenVersion};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
+
+/// The application id of the `api://AzureADTokenExchange` API registered with managed
+/// identities (a fixed GUID of the dev authority).
+const TOKEN_EXCHANGE_APP_ID: &str = "fb60f99c-7a34-4190-8149-302f77469936";
 
 /// An endpoint family, for counters and injected faults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,6 +203,10 @@ pub enum Endpoint {
     Jwks,
     /// The v1 and v2 token endpoints.
     Token,
+    /// The managed identity endpoints (IMDS and App Service shapes).
+    ManagedIdentity,
+    /// The Key Vault endpoints.
+    KeyVault,
 }
 
 /// Whether [`DevAuthority::rotate_signing_key`] keeps publishing the previous keys.
@@ -365,6 +389,8 @@ pub struct DevAuthorityBuilder {
     tls: Option<Tls>,
     clock: SharedClock,
     token_lifetime: Option<Duration>,
+    managed_identities: Vec<String>,
+    key_vault: Option<DevKeyVault>,
 }
 
 #[derive(Clone)]
@@ -422,6 +448,19 @@ impl DevAuthorityBuilder {
         self
     }
 
+    /// Registers a managed identity (its client id) served at the IMDS and App Service
+    /// endpoints; the first registered answers requests that name no identity.
+    pub fn managed_identity(mut self, client_id: impl Into<String>) -> Self {
+        self.managed_identities.push(client_id.into());
+        self
+    }
+
+    /// Serves a Key Vault at `{base}/vault` ([`DevAuthority::vault_url`]).
+    pub fn key_vault(mut self, vault: DevKeyVault) -> Self {
+        self.key_vault = Some(vault);
+        self
+    }
+
     /// A fixed access-token lifetime instead of Entra's random 60–90 minutes.
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = Some(lifetime);
@@ -461,7 +500,33 @@ impl DevAuthorityBuilder {
         let tenant_id = self
             .tenant_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().hyphenated().to_string());
-        let registry = Registry::new(tenant_id, self.apis, self.applications)?;
+        let mut apis = self.apis;
+        if !self.managed_identities.is_empty() || self.key_vault.is_some() {
+            // The resources managed identity tokens are usually for.
+            for (client_id, uri) in [
+                (key_vault::VAULT_APP_ID, key_vault::VAULT_RESOURCE),
+                (TOKEN_EXCHANGE_APP_ID, "api://AzureADTokenExchange"),
+            ] {
+                if !apis
+                    .iter()
+                    .any(|a| a.is_named(uri) || a.is_named(client_id))
+                {
+                    apis.push(DevApi::new(client_id).app_id_uri(uri));
+                }
+            }
+        }
+        let registry = Registry::new(tenant_id, apis, self.applications)?;
+        let mut header = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut header).map_err(|_| ConfigError::Invalid {
+            key: "DevAuthority".into(),
+            reason: "no randomness".into(),
+        })?;
+        let identities =
+            managed_identity::Identities::new(self.managed_identities, keys::b64url(&header));
+        let vault = key_vault::Vault::new(
+            self.key_vault,
+            i64::try_from(self.clock.unix_seconds()).unwrap_or(i64::MAX),
+        )?;
         let acceptor = self.tls.as_ref().map(tls_acceptor).transpose()?;
         let listener = tokio::net::TcpListener::bind(self.bind)
             .await
@@ -481,7 +546,14 @@ impl DevAuthorityBuilder {
         };
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://{host}:{}", addr.port());
-        let state = Arc::new(State::new(base, registry, self.clock, self.token_lifetime)?);
+        let state = Arc::new(State::new(
+            base,
+            registry,
+            self.clock,
+            self.token_lifetime,
+            identities,
+            vault,
+        )?);
         let app = server::router(state.clone());
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let signal = async move {
@@ -595,6 +667,8 @@ impl DevAuthority {
             tls: None,
             clock: clock::system(),
             token_lifetime: None,
+            managed_identities: Vec::new(),
+            key_vault: None,
         }
     }
 
@@ -662,6 +736,90 @@ impl DevAuthority {
             self.state().base,
             self.tenant_id()
         )
+    }
+
+    /// The IMDS-shaped managed identity endpoint,
+    /// `{base}/metadata/identity/oauth2/token`: use it as `MSAL_MANAGED_IDENTITY_ENDPOINT`
+    /// or with [`ManagedIdentityBuilder::imds_endpoint`](crate::credentials::ManagedIdentityBuilder::imds_endpoint).
+    pub fn imds_endpoint(&self) -> String {
+        format!("{}/metadata/identity/oauth2/token", self.state().base)
+    }
+
+    /// The App Service-shaped managed identity endpoint, `{base}/msi/token`: use it as
+    /// `IDENTITY_ENDPOINT`, with [`identity_header`](Self::identity_header) as
+    /// `IDENTITY_HEADER`.
+    pub fn app_service_identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.state().base)
+    }
+
+    /// The secret the App Service-shaped endpoint expects in `X-IDENTITY-HEADER`.
+    pub fn identity_header(&self) -> &str {
+        self.state().identities.header()
+    }
+
+    /// Whether managed identities are registered.
+    pub fn has_managed_identities(&self) -> bool {
+        !self.state().identities.is_empty()
+    }
+
+    /// The Key Vault's base URL, `{base}/vault`: use it as `KeyVaultUrl`.
+    pub fn vault_url(&self) -> String {
+        format!("{}/vault", self.state().base)
+    }
+
+    /// Stores a new version of a certificate in the vault (it becomes the latest: rotation);
+    /// returns the version id.
+    ///
+    /// # Errors
+    ///
+    /// When the name is not a Key Vault name or the certificate cannot be encoded.
+    pub fn set_vault_certificate(
+        &self,
+        name: &str,
+        certificate: &GeneratedCertificate,
+        content_type: ContentType,
+    ) -> Result<String, ConfigError> {
+        let state = self.state();
+        state
+            .vault
+            .set(name, certificate, content_type, state.now())
+    }
+
+    /// Refuses (403) or allows again the vault's callers with this client id.
+    pub fn deny_vault_access(&self, client_id: &str, denied: bool) {
+        self.state().vault.deny(client_id, denied);
+    }
+
+    /// Replaces the certificates (PEM; the first `CERTIFICATE` block of each) an
+    /// application's assertions are checked against, as when a certificate is rotated on
+    /// the app registration: assertions signed with any other key are then refused with
+    /// AADSTS700027.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when the client id is not registered or a PEM holds no
+    /// certificate.
+    pub fn set_application_certificates(
+        &self,
+        client_id: &str,
+        pems: &[&str],
+    ) -> Result<(), ConfigError> {
+        let state = self.state();
+        if state.registry.application(client_id).is_none() {
+            return Err(ConfigError::Invalid {
+                key: "DevAuthority:Applications".into(),
+                reason: format!("`{client_id}` is not a registered application"),
+            });
+        }
+        let certificates = pems
+            .iter()
+            .map(|pem| {
+                registration::first_certificate_der(pem.as_bytes())
+                    .and_then(|der| registration::RegisteredCertificate::from_der(&der))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        state.replace_certificates(client_id, certificates);
+        Ok(())
     }
 
     /// Mints a token directly, signed with the current key, as the token endpoint would.

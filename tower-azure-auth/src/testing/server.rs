@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use super::entra_error::EntraError;
 use super::state::{State, TenantPath};
 use super::Endpoint;
+use super::{key_vault, managed_identity};
 
 /// The largest token request body accepted, in bytes.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
@@ -46,10 +47,23 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/{tenant}/discovery/keys", get(jwks_v1))
         .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/{tenant}/oauth2/token", post(token_v1))
+        .route(
+            "/metadata/identity/oauth2/token",
+            get(managed_identity::imds),
+        )
+        .route("/msi/token", get(managed_identity::app_service))
+        .route(
+            "/vault/certificates/{name}",
+            get(key_vault::get_certificate),
+        )
+        .route(
+            "/vault/secrets/{name}/{version}",
+            get(key_vault::get_secret),
+        )
         .with_state(state)
 }
 
-fn json_response(status: StatusCode, body: &Value, cache: &'static str) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value, cache: &'static str) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -79,7 +93,11 @@ fn error_response(state: &State, error: &EntraError, headers: &HeaderMap) -> Res
 }
 
 /// Counts the request and applies an injected fault (delay, then failure) if one is due.
-async fn enter(state: &State, endpoint: Endpoint, headers: &HeaderMap) -> Option<Response> {
+pub(crate) async fn enter(
+    state: &State,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+) -> Option<Response> {
     let fault = state.enter(endpoint)?;
     if let Some(delay) = fault.delay {
         tokio::time::sleep(delay).await;

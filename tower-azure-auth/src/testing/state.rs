@@ -1,7 +1,7 @@
 //! The authority's shared state and its decisions: metadata documents, key sets, the token
 //! endpoint's rules, token minting, counters and injected faults. HTTP lives in `server`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -11,8 +11,10 @@ use serde_json::{json, Map, Value};
 
 use super::assertion::{self, Expectations, ReplayCache};
 use super::entra_error::EntraError;
+use super::key_vault::Vault;
 use super::keys::{b64url, SigningKey};
-use super::registration::{DevApi, Registry};
+use super::managed_identity::Identities;
+use super::registration::{DevApi, RegisteredCertificate, Registry};
 use super::{Endpoint, Fault};
 use crate::claims::{ClientAuthentication, TokenVersion};
 use crate::clock::SharedClock;
@@ -46,8 +48,14 @@ pub(crate) struct State {
     replay: Mutex<ReplayCache>,
     clock: SharedClock,
     token_lifetime: Option<Duration>,
-    counters: [AtomicU64; 3],
-    faults: Mutex<[VecDeque<Fault>; 3]>,
+    counters: [AtomicU64; 5],
+    faults: Mutex<[VecDeque<Fault>; 5]>,
+    /// The managed identities served at the IMDS / App Service endpoints.
+    pub(crate) identities: Identities,
+    /// The Key Vault.
+    pub(crate) vault: Vault,
+    /// Certificates replacing applications' registered ones (lower-case client id).
+    replaced_certificates: Mutex<HashMap<String, Vec<RegisteredCertificate>>>,
 }
 
 /// What a token is minted for.
@@ -78,6 +86,8 @@ fn index(endpoint: Endpoint) -> usize {
         Endpoint::Metadata => 0,
         Endpoint::Jwks => 1,
         Endpoint::Token => 2,
+        Endpoint::ManagedIdentity => 3,
+        Endpoint::KeyVault => 4,
     }
 }
 
@@ -87,6 +97,8 @@ impl State {
         registry: Registry,
         clock: SharedClock,
         token_lifetime: Option<Duration>,
+        identities: Identities,
+        vault: Vault,
     ) -> Result<Self, ConfigError> {
         Ok(Self {
             base,
@@ -97,6 +109,9 @@ impl State {
             token_lifetime,
             counters: Default::default(),
             faults: Mutex::new(Default::default()),
+            identities,
+            vault,
+            replaced_certificates: Mutex::new(HashMap::new()),
         })
     }
 
@@ -185,6 +200,39 @@ impl State {
 
     fn active_key(&self) -> Option<Arc<SigningKey>> {
         lock(&self.keys).last().cloned()
+    }
+
+    /// Whether one of the published keys signed `token` (RS256, by `kid`); the claims when so.
+    pub(crate) fn verify_own_token(&self, token: &str) -> Option<Map<String, Value>> {
+        let mut parts = token.split('.');
+        let (header, claims, signature) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let decode = |part: &str| {
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, part).ok()
+        };
+        let header: Map<String, Value> = serde_json::from_slice(&decode(header)?).ok()?;
+        if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+            return None;
+        }
+        let kid = header.get("kid").and_then(Value::as_str)?;
+        let key = lock(&self.keys).iter().find(|k| k.kid() == kid).cloned()?;
+        let signing_input_len = token.len() - signature.len() - 1;
+        let signing_input = token.get(..signing_input_len)?;
+        if !key.verifies(signing_input.as_bytes(), &decode(signature)?) {
+            return None;
+        }
+        serde_json::from_slice(&decode(claims)?).ok()
+    }
+
+    /// Replaces the certificates an application is known by.
+    pub(crate) fn replace_certificates(
+        &self,
+        client_id: &str,
+        certificates: Vec<RegisteredCertificate>,
+    ) {
+        lock(&self.replaced_certificates).insert(client_id.to_ascii_lowercase(), certificates);
     }
 
     // ---- documents ----
@@ -402,12 +450,15 @@ impl State {
             } else {
                 format!("{}/{tenant}/oauth2/v2.0/token", self.base)
             };
+            let replaced = lock(&self.replaced_certificates);
             let expect = Expectations {
                 token_endpoint: &token_endpoint,
                 client_id: client_id_param,
                 now,
+                replaced: Some(&replaced),
             };
             let verified = assertion::verify(raw, &expect, &self.registry)?;
+            drop(replaced);
             if !lock(&self.replay).insert(&verified.client_id, &verified.jti, verified.exp, now) {
                 return Err(EntraError::replayed_assertion(&verified.jti));
             }

@@ -1,0 +1,643 @@
+//! [`KeyVaultCertificate`]: a client certificate (with its private key) from Azure Key Vault.
+//!
+//! Two REST calls, done by hand with the crate's [`HttpClient`](crate::HttpClient) (bounded
+//! bodies, timeouts, no redirects): `GET {vault}/certificates/{name}?api-version=7.4` for the
+//! certificate's metadata and secret id, then `GET {vault}/secrets/{name}/{version}` for the
+//! certificate with its key. The official `azure_security_keyvault_*` crates are not used:
+//! they bring a second HTTP and TLS stack and `azure_core`, and cannot be pointed at a
+//! plain-http local server for tests.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tracing::debug;
+use url::Url;
+
+use crate::authority::require_secure;
+use crate::error::ConfigError;
+
+use super::certificate::{CertificateLoader, ClientCertificate};
+use super::client::{BoxFuture, ClientCredential, CredentialContext, CredentialSource};
+use super::sources::chain;
+use super::token_source::{bearer_header, TokenSource};
+
+const TARGET: &str = "tower_azure_auth::credentials::key_vault";
+
+/// The Key Vault REST API version used.
+pub const KEY_VAULT_API_VERSION: &str = "7.4";
+
+/// The scope of Key Vault tokens in the public cloud (resource `https://vault.azure.net`).
+pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+
+/// The content type of a certificate secret held as PKCS#12 (base64, no password).
+pub const CONTENT_TYPE_PKCS12: &str = "application/x-pkcs12";
+
+/// The content type of a certificate secret held as PEM (private key and certificate).
+pub const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
+
+/// A certificate in Azure Key Vault, loaded with its private key; a [`CredentialSource`]
+/// for [`ConfidentialClient`](super::ConfidentialClient) (`SourceType: KeyVault`).
+///
+/// The vault's token comes from any [`TokenSource`]: usually a
+/// [`ManagedIdentityCredential`](super::ManagedIdentityCredential), or another
+/// [`ConfidentialClient`](super::ConfidentialClient). The scope is
+/// `https://vault.{suffix}/.default` for vaults named `*.vault.{suffix}` (public and
+/// sovereign clouds), `https://vault.azure.net/.default` otherwise.
+///
+/// Loading checks, as Microsoft.Identity.Web does, that the certificate is enabled and
+/// within its `nbf`/`exp` window and that its key is exportable (else the vault keeps the
+/// private key and it cannot sign client assertions), then reads the secret version the
+/// certificate names (`sid`, which must be on the same vault) as PKCS#12
+/// (`application/x-pkcs12`) or PEM (`application/x-pem-file`). Key Vault errors
+/// (`{"error":{"code","message"}}`) become [`ConfigError::Invalid`] naming the vault, the
+/// certificate, the status and the code, with what to check. A 401 is retried once with a
+/// fresh token.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_azure_auth::credentials::{Environment, KeyVaultCertificate, ManagedIdentityCredential};
+///
+/// let identity = ManagedIdentityCredential::builder().environment(Environment::from_pairs([
+///     ("MSAL_MANAGED_IDENTITY_ENDPOINT", "http://127.0.0.1:9/token"),
+/// ])).build()?;
+/// let source = KeyVaultCertificate::new(
+///     "https://contoso.vault.azure.net", "ServiceApiCert", Arc::new(identity.clone()))?;
+/// assert_eq!(source.scope(), "https://vault.azure.net/.default");
+///
+/// // Only https (or loopback http, for tests).
+/// let refused = KeyVaultCertificate::new("http://contoso.vault.azure.net", "c", Arc::new(identity));
+/// assert!(refused.is_err());
+/// # Ok::<(), tower_azure_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct KeyVaultCertificate {
+    vault: Url,
+    name: String,
+    scope: String,
+    token_source: Arc<dyn TokenSource>,
+}
+
+impl fmt::Debug for KeyVaultCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyVaultCertificate")
+            .field("vault", &self.vault.as_str())
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .field("token_source", &self.token_source)
+            .finish()
+    }
+}
+
+/// `https://vault.{suffix}/.default` for `{name}.vault.{suffix}`.
+fn scope_for(vault: &Url) -> String {
+    vault
+        .host_str()
+        .and_then(|host| host.split_once(".vault."))
+        .map(|(_, suffix)| format!("https://vault.{suffix}/.default"))
+        .unwrap_or_else(|| KEY_VAULT_SCOPE.to_owned())
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+impl KeyVaultCertificate {
+    /// The certificate `name` in the vault at `vault_url` (`https://{vault}.vault.azure.net`),
+    /// with tokens from `token_source`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InsecureUrl`] for plain http other than loopback,
+    /// [`ConfigError::Invalid`] for a URL with a query, or a name that is not 1–127 letters,
+    /// digits and dashes.
+    pub fn new(
+        vault_url: &str,
+        name: &str,
+        token_source: Arc<dyn TokenSource>,
+    ) -> Result<Self, ConfigError> {
+        let mut vault = Url::parse(vault_url.trim()).map_err(|e| ConfigError::Invalid {
+            key: "KeyVaultUrl".into(),
+            reason: format!("`{vault_url}` is not a URL: {e}"),
+        })?;
+        require_secure(&vault, "KeyVaultUrl")?;
+        if vault.query().is_some() || vault.fragment().is_some() || vault.cannot_be_a_base() {
+            return Err(ConfigError::Invalid {
+                key: "KeyVaultUrl".into(),
+                reason: format!("`{vault_url}` must be the vault's base URL, without a query"),
+            });
+        }
+        if !vault.path().ends_with('/') {
+            let path = format!("{}/", vault.path());
+            vault.set_path(&path);
+        }
+        let name = name.trim();
+        if !valid_name(name) {
+            return Err(ConfigError::Invalid {
+                key: "KeyVaultCertificateName".into(),
+                reason: format!(
+                    "`{name}` is not a Key Vault certificate name (1 to 127 letters, digits and dashes)"
+                ),
+            });
+        }
+        Ok(Self {
+            scope: scope_for(&vault),
+            vault,
+            name: name.to_owned(),
+            token_source,
+        })
+    }
+
+    /// Asks the token source for this scope instead of the derived one.
+    #[must_use]
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = scope.into();
+        self
+    }
+
+    /// The vault's base URL (with a trailing slash).
+    pub fn vault(&self) -> &Url {
+        &self.vault
+    }
+
+    /// The certificate name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The scope of the vault's tokens.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    fn invalid(&self, reason: impl fmt::Display) -> ConfigError {
+        ConfigError::Invalid {
+            key: "KeyVault".into(),
+            reason: format!(
+                "certificate `{}` in Key Vault `{}`: {reason}",
+                self.name,
+                self.vault.as_str().trim_end_matches('/')
+            ),
+        }
+    }
+
+    /// Loads the certificate with its private key, its validity checked against the
+    /// context's clock.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] explaining what the vault answered or why its answer is not
+    /// usable; [`ConfigError::Certificate`]-like causes are folded into the message.
+    pub async fn fetch(
+        &self,
+        context: &CredentialContext,
+    ) -> Result<ClientCertificate, ConfigError> {
+        let mut url = self
+            .vault
+            .join(&format!("certificates/{}", self.name))
+            .map_err(|e| self.invalid(e))?;
+        url.query_pairs_mut()
+            .append_pair("api-version", KEY_VAULT_API_VERSION);
+        let body = self.get(context, &url).await?;
+        let bundle: CertificateBundle = serde_json::from_slice(&body).map_err(|e| {
+            self.invalid(format!(
+                "the vault's answer is not a certificate bundle: {e}"
+            ))
+        })?;
+        let now = context.clock.unix_seconds();
+        let mut secret_url = secret_url(&self.vault, &self.name, &bundle, now)
+            .map_err(|reason| self.invalid(reason))?;
+        secret_url
+            .query_pairs_mut()
+            .append_pair("api-version", KEY_VAULT_API_VERSION);
+        let body = self.get(context, &secret_url).await?;
+        let secret: SecretBundle = serde_json::from_slice(&body)
+            .map_err(|e| self.invalid(format!("the vault's answer is not a secret bundle: {e}")))?;
+        let loader = CertificateLoader::new().clock(context.clock.clone());
+        let certificate = load_secret(&loader, &secret).map_err(|reason| self.invalid(reason))?;
+        debug!(target: TARGET, thumbprint = %certificate.thumbprints().sha1_hex(), "certificate loaded from Key Vault");
+        Ok(certificate)
+    }
+
+    /// GET with a bearer token; a 401 is retried once with a fresh token.
+    async fn get(&self, context: &CredentialContext, url: &Url) -> Result<Bytes, ConfigError> {
+        let scopes = [self.scope.clone()];
+        let mut force = false;
+        loop {
+            let token = self.token_source.token(&scopes, force).await.map_err(|e| {
+                self.invalid(format!(
+                    "no token for the vault ({}): {}",
+                    self.scope,
+                    chain(&e)
+                ))
+            })?;
+            let header = bearer_header(&token).map_err(|e| self.invalid(e))?;
+            let request = context
+                .http
+                .reqwest()
+                .get(url.clone())
+                .header(http::header::AUTHORIZATION, header)
+                .header(http::header::ACCEPT, "application/json");
+            let response = context
+                .http
+                .send(request, url.as_str())
+                .await
+                .map_err(|e| self.invalid(format!("the vault cannot be reached: {}", chain(&e))))?;
+            let status = response.status().as_u16();
+            let body = context.http.read_body(response).await.map_err(|e| {
+                self.invalid(format!("the vault's answer cannot be read: {}", chain(&e)))
+            })?;
+            if (200..300).contains(&status) {
+                return Ok(body);
+            }
+            if status == 401 && !force {
+                debug!(target: TARGET, "the vault refused the token; retrying once with a fresh one");
+                force = true;
+                continue;
+            }
+            return Err(self.invalid(explain_status(status, &body)));
+        }
+    }
+}
+
+impl CredentialSource for KeyVaultCertificate {
+    fn load<'a>(
+        &'a self,
+        context: &'a CredentialContext,
+    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
+        Box::pin(async move { self.fetch(context).await.map(ClientCredential::Certificate) })
+    }
+}
+
+#[derive(Deserialize)]
+struct CertificateBundle {
+    sid: Option<String>,
+    #[serde(default)]
+    attributes: Option<Attributes>,
+    #[serde(default)]
+    policy: Option<Policy>,
+}
+
+#[derive(Deserialize)]
+struct Attributes {
+    enabled: Option<bool>,
+    nbf: Option<i64>,
+    exp: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Policy {
+    key_props: Option<KeyProps>,
+}
+
+#[derive(Deserialize)]
+struct KeyProps {
+    exportable: Option<bool>,
+}
+
+/// The secret; no `Debug`: it holds the private key.
+#[derive(Deserialize)]
+struct SecretBundle {
+    value: Option<String>,
+    #[serde(rename = "contentType")]
+    content_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// What a Key Vault error status means, with its `{"error":{"code","message"}}`.
+fn explain_status(status: u16, body: &[u8]) -> String {
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
+    let code = detail
+        .as_ref()
+        .and_then(|d| d.code.clone())
+        .unwrap_or_else(|| "no error code".into());
+    let message = detail
+        .and_then(|d| d.message)
+        .map(|m| {
+            let m: String = m.chars().take(300).collect();
+            format!(": {}", m.trim())
+        })
+        .unwrap_or_default();
+    let advice = match status {
+        401 => "; the vault did not accept the token (missing, expired, for another resource than the vault, or from another tenant)",
+        403 => "; the identity has no get permission on secrets and certificates in this vault (grant it the `Key Vault Secrets User` and `Key Vault Certificate User` roles, or an access policy with get on certificates and secrets), or the vault's firewall refuses this address",
+        404 => "; the vault has no such certificate (check KeyVaultCertificateName, and that it was not deleted)",
+        429 => "; the vault is throttling requests, try again later",
+        _ => "",
+    };
+    format!("the vault answered HTTP {status} ({code}){message}{advice}")
+}
+
+/// The secret to read: `sid` checked (same vault, `secrets/{name}/{version}`), the
+/// certificate enabled, within `nbf`/`exp`, with an exportable key.
+fn secret_url(
+    vault: &Url,
+    name: &str,
+    bundle: &CertificateBundle,
+    now: u64,
+) -> Result<Url, String> {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    if let Some(attributes) = &bundle.attributes {
+        if attributes.enabled == Some(false) {
+            return Err("the certificate is disabled in the vault".into());
+        }
+        if let Some(nbf) = attributes.nbf {
+            if now < nbf {
+                return Err(format!(
+                    "the certificate is not valid before {nbf} (unix time)"
+                ));
+            }
+        }
+        if let Some(exp) = attributes.exp {
+            if now >= exp {
+                return Err(format!("the certificate expired at {exp} (unix time)"));
+            }
+        }
+    }
+    let exportable = bundle
+        .policy
+        .as_ref()
+        .and_then(|p| p.key_props.as_ref())
+        .and_then(|k| k.exportable);
+    if exportable == Some(false) {
+        return Err("its key is not exportable: the vault keeps the private key, so it cannot sign client assertions (create the certificate with an exportable key)".into());
+    }
+    let sid = bundle
+        .sid
+        .as_deref()
+        .ok_or("the certificate bundle has no `sid` (secret id)")?;
+    let sid_url = Url::parse(sid).map_err(|_| format!("the secret id `{sid}` is not a URL"))?;
+    if sid_url.origin() != vault.origin() {
+        // Never send the vault's token elsewhere.
+        return Err(format!("the secret id `{sid}` is not on this vault"));
+    }
+    let relative = sid_url
+        .path()
+        .strip_prefix(vault.path())
+        .ok_or_else(|| format!("the secret id `{sid}` is not on this vault"))?;
+    let segments: Vec<&str> = relative.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["secrets", secret_name, version]
+            if secret_name.eq_ignore_ascii_case(name)
+                && !version.is_empty()
+                && version.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            vault
+                .join(&format!("secrets/{secret_name}/{version}"))
+                .map_err(|e| e.to_string())
+        }
+        _ => Err(format!(
+            "the secret id `{sid}` is not of the form {{vault}}/secrets/{name}/{{version}}"
+        )),
+    }
+}
+
+/// The certificate from the secret: base64 PKCS#12 or PEM, by content type (sniffed when
+/// absent).
+fn load_secret(
+    loader: &CertificateLoader,
+    secret: &SecretBundle,
+) -> Result<ClientCertificate, String> {
+    let value = secret
+        .value
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or("the secret has no value")?;
+    let content_type = secret.content_type.as_deref().map(str::trim);
+    let pem = match content_type {
+        Some(t) if t.eq_ignore_ascii_case(CONTENT_TYPE_PEM) => true,
+        Some(t) if t.eq_ignore_ascii_case(CONTENT_TYPE_PKCS12) => false,
+        None => value.trim_start().starts_with("-----BEGIN"),
+        Some(other) => {
+            return Err(format!(
+                "the secret's content type is `{other}`; expected {CONTENT_TYPE_PKCS12} or {CONTENT_TYPE_PEM}"
+            ))
+        }
+    };
+    let result = if pem {
+        loader.from_pem(value.as_bytes())
+    } else {
+        loader.from_base64_pkcs12(value, None)
+    };
+    result.map_err(|e| {
+        let format = if pem { "PEM" } else { "PKCS#12" };
+        format!(
+            "the secret ({format}) is not a usable client certificate: {}",
+            chain(&e)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_ids() {
+        struct Case {
+            name: &'static str,
+            vault: &'static str,
+            bundle: &'static str,
+            expected: Result<&'static str, &'static str>,
+        }
+        let now = 1_700_000_000;
+        let cases = [
+            Case {
+                name: "azure shape",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"id":"https://contoso.vault.azure.net/certificates/cert/abc","sid":"https://contoso.vault.azure.net/secrets/cert/0123abcd","attributes":{"enabled":true,"nbf":1600000000,"exp":1800000000},"policy":{"key_props":{"exportable":true,"kty":"RSA"}}}"#,
+                expected: Ok("https://contoso.vault.azure.net/secrets/cert/0123abcd"),
+            },
+            Case {
+                name: "name case differs",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://contoso.vault.azure.net/secrets/CERT/01"}"#,
+                expected: Ok("https://contoso.vault.azure.net/secrets/CERT/01"),
+            },
+            Case {
+                name: "vault under a path (local test server)",
+                vault: "http://127.0.0.1:8080/vault/",
+                bundle: r#"{"sid":"http://127.0.0.1:8080/vault/secrets/cert/01"}"#,
+                expected: Ok("http://127.0.0.1:8080/vault/secrets/cert/01"),
+            },
+            Case {
+                name: "another host",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://evil.example/secrets/cert/01"}"#,
+                expected: Err("not on this vault"),
+            },
+            Case {
+                name: "another certificate",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://contoso.vault.azure.net/secrets/other/01"}"#,
+                expected: Err("not of the form"),
+            },
+            Case {
+                name: "no version",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://contoso.vault.azure.net/secrets/cert"}"#,
+                expected: Err("not of the form"),
+            },
+            Case {
+                name: "no sid",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"attributes":{"enabled":true}}"#,
+                expected: Err("no `sid`"),
+            },
+            Case {
+                name: "disabled",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://contoso.vault.azure.net/secrets/cert/01","attributes":{"enabled":false}}"#,
+                expected: Err("disabled"),
+            },
+            Case {
+                name: "expired",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://contoso.vault.azure.net/secrets/cert/01","attributes":{"exp":1600000000}}"#,
+                expected: Err("expired"),
+            },
+            Case {
+                name: "not yet valid",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://contoso.vault.azure.net/secrets/cert/01","attributes":{"nbf":1800000000}}"#,
+                expected: Err("not valid before"),
+            },
+            Case {
+                name: "not exportable",
+                vault: "https://contoso.vault.azure.net/",
+                bundle: r#"{"sid":"https://contoso.vault.azure.net/secrets/cert/01","policy":{"key_props":{"exportable":false}}}"#,
+                expected: Err("not exportable"),
+            },
+        ];
+        for case in cases {
+            let vault = Url::parse(case.vault).unwrap();
+            let bundle: CertificateBundle = serde_json::from_str(case.bundle).unwrap();
+            let result = secret_url(&vault, "cert", &bundle, now);
+            match (case.expected, result) {
+                (Ok(url), Ok(found)) => assert_eq!(found.as_str(), url, "{}", case.name),
+                (Err(needle), Err(reason)) => {
+                    assert!(reason.contains(needle), "{}: {reason}", case.name)
+                }
+                (expected, found) => panic!("{}: expected {expected:?}, got {found:?}", case.name),
+            }
+        }
+    }
+
+    #[test]
+    fn error_statuses_are_explained() {
+        struct Case {
+            name: &'static str,
+            status: u16,
+            body: &'static str,
+            needles: &'static [&'static str],
+        }
+        let cases = [
+            Case {
+                name: "403 access denied",
+                status: 403,
+                body: r#"{"error":{"code":"Forbidden","message":"The user, group or application does not have secrets get permission","innererror":{"code":"AccessDenied"}}}"#,
+                needles: &[
+                    "HTTP 403",
+                    "(Forbidden)",
+                    "secrets get permission",
+                    "no get permission on secrets",
+                ],
+            },
+            Case {
+                name: "401",
+                status: 401,
+                body: r#"{"error":{"code":"Unauthorized","message":"AKV10022: Invalid audience."}}"#,
+                needles: &[
+                    "HTTP 401",
+                    "(Unauthorized)",
+                    "AKV10022",
+                    "did not accept the token",
+                ],
+            },
+            Case {
+                name: "404",
+                status: 404,
+                body: r#"{"error":{"code":"CertificateNotFound","message":"A certificate with (name/id) x was not found in this key vault."}}"#,
+                needles: &[
+                    "HTTP 404",
+                    "(CertificateNotFound)",
+                    "KeyVaultCertificateName",
+                ],
+            },
+            Case {
+                name: "429",
+                status: 429,
+                body: r#"{"error":{"code":"Throttled","message":"Too many requests"}}"#,
+                needles: &["HTTP 429", "throttling"],
+            },
+            Case {
+                name: "no json",
+                status: 502,
+                body: "<html>bad gateway</html>",
+                needles: &["HTTP 502", "no error code"],
+            },
+        ];
+        for case in cases {
+            let text = explain_status(case.status, case.body.as_bytes());
+            for needle in case.needles {
+                assert!(
+                    text.contains(needle),
+                    "{}: {text:?} lacks {needle:?}",
+                    case.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scopes_follow_the_cloud() {
+        struct Case {
+            name: &'static str,
+            vault: &'static str,
+            scope: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "public",
+                vault: "https://contoso.vault.azure.net",
+                scope: "https://vault.azure.net/.default",
+            },
+            Case {
+                name: "china",
+                vault: "https://contoso.vault.azure.cn/",
+                scope: "https://vault.azure.cn/.default",
+            },
+            Case {
+                name: "us government",
+                vault: "https://contoso.vault.usgovcloudapi.net",
+                scope: "https://vault.usgovcloudapi.net/.default",
+            },
+            Case {
+                name: "local test server",
+                vault: "http://127.0.0.1:8080/vault",
+                scope: "https://vault.azure.net/.default",
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                scope_for(&Url::parse(case.vault).unwrap()),
+                case.scope,
+                "{}",
+                case.name
+            );
+        }
+    }
+}

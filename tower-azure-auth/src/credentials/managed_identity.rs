@@ -1,0 +1,1099 @@
+//! [`ManagedIdentityCredential`]: tokens from the Azure managed identity endpoint of the
+//! machine (IMDS on VMs and AKS nodes; `IDENTITY_ENDPOINT` on App Service, Functions and
+//! Container Apps).
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, warn};
+use url::Url;
+
+use crate::authority::{require_secure, HttpClient};
+use crate::clock::{self, SharedClock};
+use crate::error::ConfigError;
+
+use super::cache::{CacheKey, Slot, TokenCache, EXPIRY_MARGIN};
+use super::client::{BoxFuture, ClientSecret};
+use super::environment::Environment;
+use super::token::{AccessToken, AuthorityError, TokenError};
+use super::token_source::TokenSource;
+
+const TARGET: &str = "tower_azure_auth::credentials::managed_identity";
+
+/// The Azure Instance Metadata Service token endpoint.
+pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+
+/// The IMDS address: the one plain-http host allowed besides loopback.
+const IMDS_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 169, 254);
+
+/// `expires_on` values below this (2001-01-01) are relative (`expires_in`), as MSAL.NET
+/// reads them.
+const RELATIVE_EXPIRY_LIMIT: u64 = 978_307_200;
+
+/// Tokens living longer than this are refreshed at half their lifetime (MSAL's rule for
+/// managed identity).
+const HALF_LIFE_THRESHOLD: u64 = 2 * 3600;
+
+/// Which managed identity: the system-assigned one, or a user-assigned one named by client
+/// id, object (principal) id or Azure resource id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ManagedIdentityId {
+    /// The resource's system-assigned identity.
+    #[default]
+    SystemAssigned,
+    /// A user-assigned identity by client id (`client_id=`).
+    ClientId(String),
+    /// A user-assigned identity by object (principal) id (`object_id=` / `principal_id=`).
+    ObjectId(String),
+    /// A user-assigned identity by Azure resource id (`msi_res_id=` / `mi_res_id=`).
+    ResourceId(String),
+}
+
+impl ManagedIdentityId {
+    fn cache_key(&self) -> String {
+        match self {
+            Self::SystemAssigned => "system".into(),
+            Self::ClientId(id) => format!("client_id:{id}"),
+            Self::ObjectId(id) => format!("object_id:{id}"),
+            Self::ResourceId(id) => format!("resource_id:{id}"),
+        }
+    }
+}
+
+/// The endpoint flavour.
+#[derive(Clone)]
+enum Source {
+    /// IMDS: `GET {endpoint}?api-version=2018-02-01&resource=…` with `Metadata: true`.
+    Imds { endpoint: Url },
+    /// App Service / Functions / Container Apps: `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=…`
+    /// with `X-IDENTITY-HEADER`.
+    AppService { endpoint: Url, header: ClientSecret },
+}
+
+impl Source {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Imds { .. } => "IMDS",
+            Self::AppService { .. } => "App Service",
+        }
+    }
+
+    fn endpoint(&self) -> &Url {
+        match self {
+            Self::Imds { endpoint } | Self::AppService { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// MSAL.NET's retry conditions: IMDS 404/408/410/429/5xx, App Service
+    /// 404/408/429/500/503/504.
+    fn retryable(&self, status: u16) -> bool {
+        match self {
+            Self::Imds { .. } => matches!(status, 404 | 408 | 410 | 429) || status >= 500,
+            Self::AppService { .. } => matches!(status, 404 | 408 | 429 | 500 | 503 | 504),
+        }
+    }
+
+    /// IMDS backs off exponentially (1 s, 2 s, 4 s), App Service linearly (1 s).
+    fn delay(&self, base: Duration, attempt: u32) -> Duration {
+        match self {
+            Self::Imds { .. } => base.saturating_mul(1 << attempt.min(6)),
+            Self::AppService { .. } => base,
+        }
+    }
+}
+
+/// Checks a managed identity endpoint: https, or plain http to loopback or to the IMDS
+/// address `169.254.169.254`, nothing else.
+fn check_endpoint(value: &str, key: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim()).map_err(|e| ConfigError::Invalid {
+        key: key.to_owned(),
+        reason: format!("`{value}` is not a URL: {e}"),
+    })?;
+    let imds = url.scheme() == "http" && url.host() == Some(url::Host::Ipv4(IMDS_HOST));
+    if !imds {
+        require_secure(&url, key)?;
+    }
+    if url.fragment().is_some() || url.cannot_be_a_base() {
+        return Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!("`{value}` must not have a fragment"),
+        });
+    }
+    Ok(url)
+}
+
+/// Builds a [`ManagedIdentityCredential`].
+#[must_use]
+pub struct ManagedIdentityBuilder {
+    id: ManagedIdentityId,
+    imds_endpoint: Option<String>,
+    app_service: Option<(String, ClientSecret)>,
+    environment: Environment,
+    http: Option<HttpClient>,
+    clock: SharedClock,
+    retry_delay: Duration,
+    max_retries: u32,
+    max_cache_entries: usize,
+}
+
+impl fmt::Debug for ManagedIdentityBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityBuilder")
+            .field("id", &self.id)
+            .field("imds_endpoint", &self.imds_endpoint)
+            .field(
+                "app_service_endpoint",
+                &self.app_service.as_ref().map(|(e, _)| e),
+            )
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ManagedIdentityBuilder {
+    /// Which identity (default: system-assigned).
+    pub fn id(mut self, id: ManagedIdentityId) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// A user-assigned identity by client id; `None` or empty keeps the system-assigned one.
+    pub fn client_id(mut self, client_id: Option<impl Into<String>>) -> Self {
+        if let Some(id) = client_id.map(Into::into).filter(|id| !id.trim().is_empty()) {
+            self.id = ManagedIdentityId::ClientId(id);
+        }
+        self
+    }
+
+    /// Uses an IMDS-shaped endpoint at this URL instead of detecting one (e.g.
+    /// `http://127.0.0.1:PORT/metadata/identity/oauth2/token` in tests). Must be https, or
+    /// http to loopback or `169.254.169.254`.
+    pub fn imds_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.imds_endpoint = Some(url.into());
+        self
+    }
+
+    /// Uses an App Service-shaped endpoint (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`) instead
+    /// of detecting one.
+    pub fn app_service(mut self, endpoint: impl Into<String>, header: impl Into<String>) -> Self {
+        self.app_service = Some((endpoint.into(), ClientSecret::new(header)));
+        self
+    }
+
+    /// Where detection reads its variables (default: the process environment).
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// The HTTP client (default: [`HttpClient::new`]).
+    pub fn http_client(mut self, http: HttpClient) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The first wait before a retry (default 1 s; IMDS doubles it each time).
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// How many times a retryable failure (404, 408, 429, 5xx, network) is retried (default
+    /// 3, as MSAL).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Picks the endpoint: an explicit one; else `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`
+    /// (App Service); else `MSAL_MANAGED_IDENTITY_ENDPOINT` (a full IMDS-shaped URL, as MSAL
+    /// Python) or `AZURE_POD_IDENTITY_AUTHORITY_HOST` (a host, as MSAL.NET); else IMDS.
+    fn source(&self) -> Result<Source, ConfigError> {
+        if let Some((endpoint, header)) = &self.app_service {
+            return Ok(Source::AppService {
+                endpoint: check_endpoint(endpoint, "IDENTITY_ENDPOINT")?,
+                header: header.clone(),
+            });
+        }
+        if let Some(endpoint) = &self.imds_endpoint {
+            return Ok(Source::Imds {
+                endpoint: check_endpoint(endpoint, "ManagedIdentity:Endpoint")?,
+            });
+        }
+        let env = &self.environment;
+        if let Some(endpoint) = env.get("IDENTITY_ENDPOINT") {
+            if env.get("IDENTITY_SERVER_THUMBPRINT").is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "IDENTITY_ENDPOINT".into(),
+                    reason: "Service Fabric managed identity (IDENTITY_SERVER_THUMBPRINT) is not supported".into(),
+                });
+            }
+            let Some(header) = env.get("IDENTITY_HEADER") else {
+                return Err(ConfigError::Invalid {
+                    key: "IDENTITY_ENDPOINT".into(),
+                    reason: "IDENTITY_ENDPOINT is set without IDENTITY_HEADER (Azure Arc managed identity is not supported)".into(),
+                });
+            };
+            return Ok(Source::AppService {
+                endpoint: check_endpoint(&endpoint, "IDENTITY_ENDPOINT")?,
+                header: ClientSecret::new(header),
+            });
+        }
+        if let Some(endpoint) = env.get("MSAL_MANAGED_IDENTITY_ENDPOINT") {
+            return Ok(Source::Imds {
+                endpoint: check_endpoint(&endpoint, "MSAL_MANAGED_IDENTITY_ENDPOINT")?,
+            });
+        }
+        if let Some(host) = env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") {
+            let endpoint = format!(
+                "{}/metadata/identity/oauth2/token",
+                host.trim().trim_end_matches('/')
+            );
+            return Ok(Source::Imds {
+                endpoint: check_endpoint(&endpoint, "AZURE_POD_IDENTITY_AUTHORITY_HOST")?,
+            });
+        }
+        Ok(Source::Imds {
+            endpoint: check_endpoint(IMDS_ENDPOINT, "ManagedIdentity:Endpoint")?,
+        })
+    }
+
+    /// Builds the credential.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InsecureUrl`] / [`ConfigError::Invalid`] for an unusable endpoint,
+    /// [`ConfigError::HttpClient`] when the default HTTP client cannot be built.
+    pub fn build(self) -> Result<ManagedIdentityCredential, ConfigError> {
+        let source = self.source()?;
+        let http = match self.http {
+            Some(http) => http,
+            None => HttpClient::new()?,
+        };
+        debug!(target: TARGET, source = source.name(), endpoint = %source.endpoint(), "managed identity configured");
+        Ok(ManagedIdentityCredential {
+            inner: Arc::new(Inner {
+                cache_authority: format!("managed-identity:{}", source.endpoint()),
+                source,
+                id: self.id,
+                http,
+                clock: self.clock,
+                retry_delay: self.retry_delay,
+                max_retries: self.max_retries,
+                cache: TokenCache::new(self.max_cache_entries),
+            }),
+        })
+    }
+}
+
+/// Tokens for the machine's managed identity, from IMDS (VMs, VM scale sets, AKS nodes) or
+/// the App Service / Functions / Container Apps identity endpoint, detected from the
+/// environment as MSAL does.
+///
+/// It implements [`TokenSource`], so it feeds
+/// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer), the reqwest middleware and
+/// [`KeyVaultCertificate`](super::KeyVaultCertificate). Scopes are converted to the
+/// endpoint's `resource` (`https://vault.azure.net/.default` → `https://vault.azure.net`);
+/// one scope per request. Tokens are cached per resource and refreshed ahead of expiry: at
+/// half their lifetime when they live longer than 2 hours (MSAL's managed-identity rule),
+/// otherwise when less than 5 minutes are left; concurrent misses share one request.
+/// Failures with 404, 408, 429 and 5xx statuses (IMDS also 410) and network errors are
+/// retried up to 3 times (IMDS: 1 s, 2 s, 4 s; App Service: 1 s each).
+///
+/// Response numbers may be strings; `expires_on` may be epoch seconds (values before 2001
+/// are taken as relative), or a date string; `expires_in` is used when `expires_on` is
+/// absent.
+///
+/// ```
+/// use tower_azure_auth::credentials::{Environment, ManagedIdentityCredential, TokenSource};
+///
+/// // On App Service the endpoint comes from IDENTITY_ENDPOINT / IDENTITY_HEADER.
+/// let env = Environment::from_pairs([
+///     ("IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"),
+///     ("IDENTITY_HEADER", "header-secret"),
+/// ]);
+/// let credential = ManagedIdentityCredential::builder().environment(env).build()?;
+/// assert!(format!("{credential:?}").contains("App Service"));
+/// assert!(!format!("{credential:?}").contains("header-secret"));
+///
+/// // Plain http is refused except to loopback and the IMDS address.
+/// let refused = ManagedIdentityCredential::builder()
+///     .imds_endpoint("http://metadata.example.com/token")
+///     .build();
+/// assert!(refused.is_err());
+/// # Ok::<(), tower_azure_auth::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct ManagedIdentityCredential {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: Source,
+    id: ManagedIdentityId,
+    cache_authority: String,
+    http: HttpClient,
+    clock: SharedClock,
+    retry_delay: Duration,
+    max_retries: u32,
+    cache: TokenCache,
+}
+
+impl fmt::Debug for ManagedIdentityCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManagedIdentityCredential")
+            .field("source", &self.inner.source.name())
+            .field("endpoint", &self.inner.source.endpoint().as_str())
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One failed exchange: worth a retry or not.
+enum Failure {
+    Retryable(TokenError),
+    Final(TokenError),
+}
+
+impl ManagedIdentityCredential {
+    /// A builder: system-assigned identity, endpoint detected from the process environment.
+    pub fn builder() -> ManagedIdentityBuilder {
+        ManagedIdentityBuilder {
+            id: ManagedIdentityId::SystemAssigned,
+            imds_endpoint: None,
+            app_service: None,
+            environment: Environment::process(),
+            http: None,
+            clock: clock::system(),
+            retry_delay: Duration::from_secs(1),
+            max_retries: 3,
+            max_cache_entries: 64,
+        }
+    }
+
+    /// The identity this credential asks for.
+    pub fn id(&self) -> &ManagedIdentityId {
+        &self.inner.id
+    }
+
+    /// The endpoint it calls.
+    pub fn endpoint(&self) -> &Url {
+        self.inner.source.endpoint()
+    }
+
+    /// A token for one scope (`{resource}/.default`) or resource, from the cache while it
+    /// has more than 5 minutes left.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::InvalidScope`] for no or several scopes; otherwise see [`TokenError`].
+    pub async fn get_token<S: AsRef<str>>(&self, scopes: &[S]) -> Result<AccessToken, TokenError> {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
+        self.inner.acquire(&scopes, false).await
+    }
+}
+
+impl TokenSource for ManagedIdentityCredential {
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [String],
+        force_refresh: bool,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+        Box::pin(self.inner.acquire(scopes, force_refresh))
+    }
+}
+
+/// `{resource}/.default` → `resource`; any other single value is taken as the resource.
+pub(crate) fn resource_from_scopes(scopes: &[String]) -> Result<String, TokenError> {
+    let [scope] = scopes else {
+        return Err(TokenError::InvalidScope {
+            scope: scopes.join(" "),
+            reason: "a managed identity token is for exactly one resource: pass one scope, e.g. https://vault.azure.net/.default",
+        });
+    };
+    let scope = scope.trim();
+    let resource = scope.strip_suffix("/.default").unwrap_or(scope);
+    if resource.is_empty() || resource.contains(char::is_whitespace) {
+        return Err(TokenError::InvalidScope {
+            scope: scope.to_owned(),
+            reason: "the scope names no resource",
+        });
+    }
+    Ok(resource.to_owned())
+}
+
+impl Inner {
+    fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    async fn acquire(
+        self: &Arc<Self>,
+        scopes: &[String],
+        force: bool,
+    ) -> Result<AccessToken, TokenError> {
+        let resource = resource_from_scopes(scopes)?;
+        let key = CacheKey::new(
+            &self.cache_authority,
+            &self.id.cache_key(),
+            std::slice::from_ref(&resource),
+        );
+        let now = self.now();
+        let slot = self.cache.slot(&key, now);
+        if !force {
+            if let Some(token) = slot.token.load_full() {
+                if token.usable_at(now, EXPIRY_MARGIN) {
+                    if now >= token.refresh_on() {
+                        self.spawn_refresh(&slot, &resource, scopes, now);
+                    }
+                    return Ok((*token).clone());
+                }
+            }
+        }
+        let seen = slot.generation.load(Ordering::SeqCst);
+        let _flight = slot.flight.lock().await;
+        if slot.generation.load(Ordering::SeqCst) != seen {
+            // Another caller fetched while this one waited.
+            if let Some(token) = slot.token.load_full() {
+                if token.usable_at(self.now(), EXPIRY_MARGIN) {
+                    return Ok((*token).clone());
+                }
+            }
+        }
+        let token = self.fetch(&resource, scopes).await?;
+        slot.store(token.clone());
+        Ok(token)
+    }
+
+    fn spawn_refresh(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        resource: &str,
+        scopes: &[String],
+        now: SystemTime,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !slot.claim_refresh(now) {
+            return;
+        }
+        debug!(target: TARGET, "refreshing a managed identity token in the background");
+        let inner = Arc::clone(self);
+        let slot = Arc::clone(slot);
+        let resource = resource.to_owned();
+        let scopes = scopes.to_vec();
+        runtime.spawn(async move {
+            let result = {
+                let _flight = slot.flight.lock().await;
+                inner
+                    .fetch(&resource, &scopes)
+                    .await
+                    .map(|token| slot.store(token))
+            };
+            match result {
+                Ok(()) => slot.end_refresh(inner.now(), false),
+                Err(error) => {
+                    warn!(target: TARGET, %error, "background managed identity refresh failed; the current token stays in use");
+                    slot.end_refresh(inner.now(), true);
+                }
+            }
+        });
+    }
+
+    async fn fetch(&self, resource: &str, scopes: &[String]) -> Result<AccessToken, TokenError> {
+        let mut attempt = 0;
+        loop {
+            match self.request(resource, scopes).await {
+                Ok(token) => return Ok(token),
+                Err(Failure::Retryable(error)) if attempt < self.max_retries => {
+                    let delay = self.source.delay(self.retry_delay, attempt);
+                    attempt += 1;
+                    warn!(target: TARGET, %error, ?delay, attempt, "managed identity request failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(Failure::Retryable(error) | Failure::Final(error)) => return Err(error),
+            }
+        }
+    }
+
+    async fn request(&self, resource: &str, scopes: &[String]) -> Result<AccessToken, Failure> {
+        let mut url = self.source.endpoint().clone();
+        let (api_version, object_param, resource_param) = match &self.source {
+            Source::Imds { .. } => ("2018-02-01", "object_id", "msi_res_id"),
+            Source::AppService { .. } => ("2019-08-01", "principal_id", "mi_res_id"),
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("api-version", api_version);
+            query.append_pair("resource", resource);
+            match &self.id {
+                ManagedIdentityId::SystemAssigned => {}
+                ManagedIdentityId::ClientId(id) => {
+                    query.append_pair("client_id", id);
+                }
+                ManagedIdentityId::ObjectId(id) => {
+                    query.append_pair(object_param, id);
+                }
+                ManagedIdentityId::ResourceId(id) => {
+                    query.append_pair(resource_param, id);
+                }
+            }
+        }
+        let mut request = self
+            .http
+            .reqwest()
+            .get(url.clone())
+            .header(http::header::ACCEPT, "application/json");
+        request = match &self.source {
+            Source::Imds { .. } => request.header("Metadata", "true"),
+            Source::AppService { header, .. } => {
+                let mut value = http::HeaderValue::from_str(header.expose()).map_err(|_| {
+                    Failure::Final(TokenError::BadResponse {
+                        reason: "IDENTITY_HEADER cannot be sent in a header".into(),
+                    })
+                })?;
+                value.set_sensitive(true);
+                request.header("X-IDENTITY-HEADER", value)
+            }
+        };
+        let endpoint = self.source.endpoint().as_str();
+        debug!(target: TARGET, source = self.source.name(), %resource, "requesting a managed identity token");
+        let response = self
+            .http
+            .send(request, endpoint)
+            .await
+            .map_err(|e| Failure::Retryable(TokenError::Transport(e)))?;
+        let status = response.status().as_u16();
+        let body = self
+            .http
+            .read_body(response)
+            .await
+            .map_err(|e| Failure::Retryable(TokenError::Transport(e)))?;
+        if (200..300).contains(&status) {
+            return parse_response(&body, self.now(), scopes).map_err(Failure::Final);
+        }
+        let error = error_from_body(self.source.name(), status, &body);
+        debug!(target: TARGET, status, "managed identity request refused");
+        if self.source.retryable(status) {
+            Err(Failure::Retryable(error))
+        } else {
+            Err(Failure::Final(error))
+        }
+    }
+}
+
+/// An error status: the OAuth 2 shape (`error`, `error_description`) when the endpoint
+/// sends it, else the message of App Service's `{"statusCode","message"}` or
+/// `{"error":{"code","message"}}`.
+fn error_from_body(source: &str, status: u16, body: &[u8]) -> TokenError {
+    if let Some(error) = AuthorityError::parse(status, body) {
+        return TokenError::Rejected(Box::new(error));
+    }
+    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = value.as_ref().and_then(|v| {
+        v.get("message")
+            .or_else(|| v.get("Message"))
+            .or_else(|| v.get("error").and_then(|e| e.get("message")))
+            .and_then(|m| m.as_str())
+            .map(|m| m.chars().take(300).collect::<String>())
+    });
+    TokenError::BadResponse {
+        reason: match message {
+            Some(message) => {
+                format!("the {source} managed identity endpoint answered HTTP {status}: {message}")
+            }
+            None => format!("the {source} managed identity endpoint answered HTTP {status}"),
+        },
+    }
+}
+
+/// A JSON number or a numeric string.
+fn number(value: Option<&serde_json::Value>) -> Result<Option<u64>, ()> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n.as_u64().map(Some).ok_or(()),
+        Some(serde_json::Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// Parses a managed identity token response.
+pub(crate) fn parse_response(
+    body: &[u8],
+    now: SystemTime,
+    scopes: &[String],
+) -> Result<AccessToken, TokenError> {
+    let bad = |reason: String| TokenError::BadResponse { reason };
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| bad("the managed identity response is not JSON".into()))?;
+    if let Some(token_type) = value.get("token_type").and_then(|v| v.as_str()) {
+        if !token_type.eq_ignore_ascii_case("bearer") {
+            return Err(bad(format!(
+                "`token_type` is `{token_type}`, expected Bearer"
+            )));
+        }
+    }
+    let token = value
+        .get("access_token")
+        .and_then(|v| v.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("`access_token` is missing".into()))?;
+    if http::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
+        return Err(bad(
+            "`access_token` has characters that cannot go in a header".into(),
+        ));
+    }
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let expires_on = match value.get("expires_on") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) if s.trim().parse::<u64>().is_err() => {
+            Some(parse_date(s).ok_or_else(|| bad(format!("`expires_on` `{s}` is not a date")))?)
+        }
+        Some(v) => {
+            let n = number(Some(v)).map_err(|()| bad("`expires_on` is not a number".into()))?;
+            n.map(|n| {
+                if n < RELATIVE_EXPIRY_LIMIT {
+                    now_secs.saturating_add(n)
+                } else {
+                    n
+                }
+            })
+        }
+    };
+    let expires_on = match expires_on {
+        Some(on) => on,
+        None => {
+            let expires_in = number(value.get("expires_in"))
+                .map_err(|()| bad("`expires_in` is not a number".into()))?
+                .ok_or_else(|| bad("neither `expires_on` nor `expires_in` is present".into()))?;
+            now_secs.saturating_add(expires_in)
+        }
+    };
+    if expires_on <= now_secs {
+        return Err(bad("the managed identity token has already expired".into()));
+    }
+    let lifetime = (expires_on - now_secs).min(10 * 365 * 86_400);
+    let expires = now + Duration::from_secs(lifetime);
+    let refresh = if lifetime > HALF_LIFE_THRESHOLD {
+        now + Duration::from_secs(lifetime / 2)
+    } else {
+        expires.checked_sub(EXPIRY_MARGIN).unwrap_or(now).max(now)
+    };
+    Ok(AccessToken::with_times(
+        token.to_owned(),
+        now,
+        expires,
+        refresh,
+        None,
+        scopes.to_vec(),
+    ))
+}
+
+/// Unix seconds from an ISO 8601 date (`2030-01-01T10:00:00Z`, `…+01:00`, fractional
+/// seconds) or the `MM/DD/YYYY hh:mm:ss [AM|PM] [+hh:mm]` form older App Service versions
+/// send.
+pub(crate) fn parse_date(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (date, rest) = value.split_once(['T', ' '])?;
+    let (year, month, day) = if date.contains('/') {
+        let mut parts = date.split('/');
+        let month = parts.next()?.parse().ok()?;
+        let day = parts.next()?.parse().ok()?;
+        let year = parts.next()?.parse().ok()?;
+        (year, month, day)
+    } else {
+        let mut parts = date.split('-');
+        let year = parts.next()?.parse().ok()?;
+        let month = parts.next()?.parse().ok()?;
+        let day = parts.next()?.parse().ok()?;
+        (year, month, day)
+    };
+    // Time, then an optional AM/PM and an optional offset.
+    let rest = rest.trim();
+    let time_end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == ':' || c == '.'))
+        .unwrap_or(rest.len());
+    let (time, mut tail) = rest.split_at(time_end);
+    let mut hms = time.split(':');
+    let mut hour: u64 = hms.next()?.parse().ok()?;
+    let minute: u64 = hms.next()?.parse().ok()?;
+    let second: u64 = match hms.next() {
+        Some(s) => s.split('.').next()?.parse().ok()?,
+        None => 0,
+    };
+    tail = tail.trim_start();
+    if let Some(after) = tail.strip_prefix("PM").or_else(|| tail.strip_prefix("pm")) {
+        if hour < 12 {
+            hour += 12;
+        }
+        tail = after.trim_start();
+    } else if let Some(after) = tail.strip_prefix("AM").or_else(|| tail.strip_prefix("am")) {
+        if hour == 12 {
+            hour = 0;
+        }
+        tail = after.trim_start();
+    }
+    let offset: i64 = match tail {
+        "" | "Z" | "z" => 0,
+        offset => {
+            let sign = match offset.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits = offset.get(1..)?;
+            let (h, m) = digits.split_once(':').unwrap_or((digits, "0"));
+            let h: i64 = h.parse().ok()?;
+            let m: i64 = m.parse().ok()?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * (h * 3600 + m * 60)
+        }
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day)?;
+    let local = days * 86_400 + hour * 3600 + minute * 60 + second;
+    u64::try_from(i64::try_from(local).ok()?.checked_sub(offset)?).ok()
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm), for years from 1970.
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        struct Case {
+            name: &'static str,
+            value: &'static str,
+            expected: Option<u64>,
+        }
+        let cases = [
+            Case {
+                name: "iso utc",
+                value: "2017-09-26T03:49:33Z",
+                expected: Some(1_506_397_773),
+            },
+            Case {
+                name: "iso fractional with offset",
+                value: "2017-09-26T05:49:33.123+02:00",
+                expected: Some(1_506_397_773),
+            },
+            Case {
+                name: "app service 2017 form",
+                value: "09/26/2017 03:49:33 AM +00:00",
+                expected: Some(1_506_397_773),
+            },
+            Case {
+                name: "pm",
+                value: "09/26/2017 03:49:33 PM +00:00",
+                expected: Some(1_506_397_773 + 12 * 3600),
+            },
+            Case {
+                name: "no time",
+                value: "2017-09-26",
+                expected: None,
+            },
+            Case {
+                name: "garbage",
+                value: "tomorrow morning",
+                expected: None,
+            },
+            Case {
+                name: "month 13",
+                value: "2017-13-01T00:00:00Z",
+                expected: None,
+            },
+        ];
+        for case in cases {
+            assert_eq!(parse_date(case.value), case.expected, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn responses() {
+        struct Case {
+            name: &'static str,
+            body: &'static str,
+            /// (lifetime, refresh after) in seconds from now, or None for an error.
+            expected: Option<(u64, u64)>,
+        }
+        let now_secs = 1_700_000_000u64;
+        let cases = [
+            Case {
+                name: "imds: numbers as strings",
+                body: r#"{"access_token":"a.b.c","refresh_token":"","expires_in":"3599","expires_on":"1700003599","not_before":"1699999700","resource":"https://vault.azure.net","token_type":"Bearer"}"#,
+                expected: Some((3599, 3299)),
+            },
+            Case {
+                name: "app service: expires_on only",
+                body: r#"{"access_token":"a.b.c","expires_on":"1700003600","resource":"r","token_type":"Bearer","client_id":"c"}"#,
+                expected: Some((3600, 3300)),
+            },
+            Case {
+                name: "relative expires_on",
+                body: r#"{"access_token":"a","expires_on":"3600","token_type":"Bearer"}"#,
+                expected: Some((3600, 3300)),
+            },
+            Case {
+                name: "numeric expires_on",
+                body: r#"{"access_token":"a","expires_on":1700003600}"#,
+                expected: Some((3600, 3300)),
+            },
+            Case {
+                name: "date expires_on",
+                body: r#"{"access_token":"a","expires_on":"2023-11-14T23:13:20Z","token_type":"Bearer"}"#,
+                expected: Some((3600, 3300)),
+            },
+            Case {
+                name: "long-lived: half-life refresh",
+                body: r#"{"access_token":"a","expires_in":"86400","token_type":"Bearer"}"#,
+                expected: Some((86_400, 43_200)),
+            },
+            Case {
+                name: "exactly two hours: no half-life",
+                body: r#"{"access_token":"a","expires_in":"7200","token_type":"Bearer"}"#,
+                expected: Some((7200, 6900)),
+            },
+            Case {
+                name: "expired",
+                body: r#"{"access_token":"a","expires_on":"1600000000"}"#,
+                expected: None,
+            },
+            Case {
+                name: "no expiry",
+                body: r#"{"access_token":"a","token_type":"Bearer"}"#,
+                expected: None,
+            },
+            Case {
+                name: "no token",
+                body: r#"{"expires_in":"3600","token_type":"Bearer"}"#,
+                expected: None,
+            },
+            Case {
+                name: "bad number",
+                body: r#"{"access_token":"a","expires_in":"soon"}"#,
+                expected: None,
+            },
+            Case {
+                name: "not bearer",
+                body: r#"{"access_token":"a","expires_in":"3600","token_type":"pop"}"#,
+                expected: None,
+            },
+            Case {
+                name: "not json",
+                body: "<html>",
+                expected: None,
+            },
+        ];
+        let now = UNIX_EPOCH + Duration::from_secs(now_secs);
+        for case in cases {
+            let result = parse_response(case.body.as_bytes(), now, &["r/.default".into()]);
+            match (case.expected, result) {
+                (None, Err(_)) => {}
+                (Some((lifetime, refresh)), Ok(token)) => {
+                    assert_eq!(
+                        token.expires_on(),
+                        now + Duration::from_secs(lifetime),
+                        "{}",
+                        case.name
+                    );
+                    assert_eq!(
+                        token.refresh_on(),
+                        now + Duration::from_secs(refresh),
+                        "{}",
+                        case.name
+                    );
+                }
+                (expected, result) => {
+                    panic!("{}: expected {expected:?}, got {result:?}", case.name)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scopes_become_resources() {
+        struct Case {
+            name: &'static str,
+            scopes: &'static [&'static str],
+            expected: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                name: "key vault",
+                scopes: &["https://vault.azure.net/.default"],
+                expected: Some("https://vault.azure.net"),
+            },
+            Case {
+                name: "token exchange",
+                scopes: &["api://AzureADTokenExchange/.default"],
+                expected: Some("api://AzureADTokenExchange"),
+            },
+            Case {
+                name: "bare resource",
+                scopes: &["https://management.azure.com/"],
+                expected: Some("https://management.azure.com/"),
+            },
+            Case {
+                name: "two scopes",
+                scopes: &["a/.default", "b/.default"],
+                expected: None,
+            },
+            Case {
+                name: "none",
+                scopes: &[],
+                expected: None,
+            },
+            Case {
+                name: "resourceless",
+                scopes: &["/.default"],
+                expected: None,
+            },
+        ];
+        for case in cases {
+            let scopes: Vec<String> = case.scopes.iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                resource_from_scopes(&scopes).ok().as_deref(),
+                case.expected,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints_and_detection() {
+        struct Case {
+            name: &'static str,
+            env: &'static [(&'static str, &'static str)],
+            explicit_imds: Option<&'static str>,
+            expected: Result<(&'static str, &'static str), ()>,
+        }
+        let cases = [
+            Case {
+                name: "default imds",
+                env: &[],
+                explicit_imds: None,
+                expected: Ok(("IMDS", IMDS_ENDPOINT)),
+            },
+            Case {
+                name: "app service",
+                env: &[
+                    ("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token"),
+                    ("IDENTITY_HEADER", "h"),
+                ],
+                explicit_imds: None,
+                expected: Ok(("App Service", "http://localhost:42356/msi/token")),
+            },
+            Case {
+                name: "arc is refused",
+                env: &[
+                    ("IDENTITY_ENDPOINT", "http://localhost:40342/x"),
+                    ("IMDS_ENDPOINT", "http://localhost:40342"),
+                ],
+                explicit_imds: None,
+                expected: Err(()),
+            },
+            Case {
+                name: "service fabric is refused",
+                env: &[
+                    ("IDENTITY_ENDPOINT", "https://localhost:2377/x"),
+                    ("IDENTITY_HEADER", "h"),
+                    ("IDENTITY_SERVER_THUMBPRINT", "t"),
+                ],
+                explicit_imds: None,
+                expected: Err(()),
+            },
+            Case {
+                name: "msal python override",
+                env: &[(
+                    "MSAL_MANAGED_IDENTITY_ENDPOINT",
+                    "http://127.0.0.1:9/metadata/identity/oauth2/token",
+                )],
+                explicit_imds: None,
+                expected: Ok(("IMDS", "http://127.0.0.1:9/metadata/identity/oauth2/token")),
+            },
+            Case {
+                name: "msal.net host override",
+                env: &[("AZURE_POD_IDENTITY_AUTHORITY_HOST", "http://127.0.0.1:9/")],
+                explicit_imds: None,
+                expected: Ok(("IMDS", "http://127.0.0.1:9/metadata/identity/oauth2/token")),
+            },
+            Case {
+                name: "plain http elsewhere is refused",
+                env: &[("MSAL_MANAGED_IDENTITY_ENDPOINT", "http://10.0.0.1/token")],
+                explicit_imds: None,
+                expected: Err(()),
+            },
+            Case {
+                name: "a link-local neighbour of imds is refused",
+                env: &[],
+                explicit_imds: Some("http://169.254.169.253/metadata/identity/oauth2/token"),
+                expected: Err(()),
+            },
+            Case {
+                name: "explicit wins over the environment",
+                env: &[
+                    ("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token"),
+                    ("IDENTITY_HEADER", "h"),
+                ],
+                explicit_imds: Some("https://imds.example/token"),
+                expected: Ok(("IMDS", "https://imds.example/token")),
+            },
+        ];
+        for case in cases {
+            let mut builder = ManagedIdentityCredential::builder()
+                .environment(Environment::from_pairs(case.env.iter().copied()));
+            if let Some(url) = case.explicit_imds {
+                builder = builder.imds_endpoint(url);
+            }
+            let source = builder.source();
+            match (case.expected, source) {
+                (Ok((name, url)), Ok(source)) => {
+                    assert_eq!(source.name(), name, "{}", case.name);
+                    assert_eq!(source.endpoint().as_str(), url, "{}", case.name);
+                }
+                (Err(()), Err(_)) => {}
+                (expected, Ok(source)) => panic!(
+                    "{}: expected {expected:?}, got {}",
+                    case.name,
+                    source.endpoint()
+                ),
+                (expected, Err(e)) => panic!("{}: expected {expected:?}, got {e}", case.name),
+            }
+        }
+    }
+}
