@@ -21,10 +21,16 @@ struct ApiUnderTest {
 
 /// The weather APIs the cases run against. Another framework is one more line, e.g.
 /// `ApiUnderTest { name: "actix", binary: "weather-api-actix" },`.
-const APIS: &[ApiUnderTest] = &[ApiUnderTest {
-    name: "axum",
-    binary: "weather-api-axum",
-}];
+const APIS: &[ApiUnderTest] = &[
+    ApiUnderTest {
+        name: "axum",
+        binary: "weather-api-axum",
+    },
+    ApiUnderTest {
+        name: "actix",
+        binary: "weather-api-actix",
+    },
+];
 
 const TENANT: &str = "9b5ec7a3-4c3e-4f0e-9f62-3c6a1c0de001";
 /// The weather API's client id: the audience of `api://weather` tokens.
