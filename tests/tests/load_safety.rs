@@ -149,9 +149,10 @@ async fn floods() {
     let jwks_before = authority.request_count(Endpoint::Jwks);
 
     let valid = Arc::new(valid);
+    let ctx = || (http.clone(), url.clone(), valid.clone());
     let mut floods: JoinSet<(&'static str, Vec<Option<u16>>)> = JoinSet::new();
     for worker in 0..WORKERS {
-        let (http, url, valid) = (http.clone(), url.clone(), valid.clone());
+        let (http, url, valid) = ctx();
         floods.spawn(async move {
             let mut statuses = Vec::new();
             for i in 0..PER_WORKER {
@@ -160,7 +161,7 @@ async fn floods() {
             }
             ("forged kid", statuses)
         });
-        let (http, url, valid) = (http.clone(), url.clone(), valid.clone());
+        let (http, url, valid) = ctx();
         floods.spawn(async move {
             let mut statuses = Vec::new();
             for i in 0..PER_WORKER {
@@ -169,7 +170,7 @@ async fn floods() {
             }
             ("invalid token", statuses)
         });
-        let (http, url) = (http.clone(), url.clone());
+        let (http, url, _) = ctx();
         floods.spawn(async move {
             let mut statuses = Vec::new();
             for i in 0..PER_WORKER / 4 {
@@ -179,7 +180,7 @@ async fn floods() {
             }
             ("64 KiB Authorization header", statuses)
         });
-        let (http, url) = (http.clone(), url.clone());
+        let (http, url, _) = ctx();
         floods.spawn(async move {
             let mut statuses = Vec::new();
             for _ in 0..4 {
@@ -193,7 +194,7 @@ async fn floods() {
     // Valid callers, concurrently with the floods: every one of them gets 200.
     let mut callers: JoinSet<Vec<Option<u16>>> = JoinSet::new();
     for worker in 0..WORKERS {
-        let (http, url, valid) = (http.clone(), url.clone(), valid.clone());
+        let (http, url, valid) = ctx();
         callers.spawn(async move {
             let mut statuses = Vec::new();
             for token in valid.iter().skip(worker).step_by(WORKERS) {
