@@ -19,6 +19,9 @@ fuzz_target!(|data: &[u8]| {
             send_x5c: true,
             now: 1_700_000_000,
         });
-        assert!(assertion.is_ok(), "a loaded certificate can sign: {assertion:?}");
+        assert!(
+            assertion.is_ok(),
+            "a loaded certificate can sign: {assertion:?}"
+        );
     }
 });

@@ -115,14 +115,19 @@ fn invalid_token(valid: &str, i: usize) -> String {
         _ => {
             let (_, rest) = valid.split_once('.').unwrap();
             let (payload, _) = rest.split_once('.').unwrap();
-            format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#))
+            format!(
+                "{}.{payload}.",
+                URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#)
+            )
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn floods_do_not_starve_valid_callers_or_grow_caches_or_fetches() {
-    tokio::time::timeout(GUARD, floods()).await.expect("bounded");
+    tokio::time::timeout(GUARD, floods())
+        .await
+        .expect("bounded");
 }
 
 async fn floods() {
@@ -209,7 +214,11 @@ async fn floods() {
     let mut valid_answers = 0;
     while let Some(statuses) = callers.join_next().await {
         for status in statuses.unwrap() {
-            assert_eq!(status, Some(200), "a valid caller was refused during the floods");
+            assert_eq!(
+                status,
+                Some(200),
+                "a valid caller was refused during the floods"
+            );
             valid_answers += 1;
         }
     }
@@ -251,7 +260,10 @@ async fn floods() {
         cached <= CACHE_BYTES / min_weight,
         "{cached} tokens cached in {CACHE_BYTES} bytes"
     );
-    assert!(cached < VALID_TOKENS, "the bound, not the traffic, limits the cache");
+    assert!(
+        cached < VALID_TOKENS,
+        "the bound, not the traffic, limits the cache"
+    );
 }
 
 #[tokio::test]

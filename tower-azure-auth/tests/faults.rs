@@ -184,7 +184,8 @@ async fn serve(mut stream: TcpStream, state: Arc<State>) {
             // Dropping the stream closes the connection with the body unfinished.
         }
         Fault::Huge => {
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n";
             if stream.write_all(head.as_bytes()).await.is_err() {
                 return;
             }
@@ -259,11 +260,10 @@ fn http_client() -> HttpClient {
 /// refresh runs: every fetch in these tests is one the test (or a request) caused, which keeps
 /// the outcome of each step deterministic. Keys are then fetched on first use.
 fn validator(authority: &FaultyAuthority, clock: &ManualClock) -> TokenValidator {
-    let builder =
-        TokenValidator::builder(Authority::entra(&authority.instance(), TENANT).unwrap())
-            .client_id(API)
-            .clock(Arc::new(clock.clone()))
-            .http_client(http_client());
+    let builder = TokenValidator::builder(Authority::entra(&authority.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(clock.clone()))
+        .http_client(http_client());
     std::thread::spawn(move || builder.build())
         .join()
         .unwrap()
@@ -402,7 +402,12 @@ async fn an_authority_that_never_answers_costs_one_timeout_then_recovers() {
             .await
             .unwrap_err();
         assert_eq!(error.status(), 503, "{}: {error}", case.name);
-        assert_eq!(error.kind(), AuthErrorKind::KeysUnavailable, "{}", case.name);
+        assert_eq!(
+            error.kind(),
+            AuthErrorKind::KeysUnavailable,
+            "{}",
+            case.name
+        );
         // The request path is not made to wait again until the retry interval has passed.
         let hits = authority.hits(case.endpoint);
         let error = guarded(case.name, validator.validate(&token))
@@ -415,7 +420,9 @@ async fn an_authority_that_never_answers_costs_one_timeout_then_recovers() {
 
     // Recovery, on the request path, once the retry interval has passed.
     clock.advance(Duration::from_secs(11));
-    assert!(guarded("validate", validator.validate(&token)).await.is_ok());
+    assert!(guarded("validate", validator.validate(&token))
+        .await
+        .is_ok());
 
     // With keys held, a hanging JWKS endpoint fails the refresh by timeout; keys stay.
     authority.set(Endpoint::Jwks, Fault::Hang);
@@ -475,7 +482,9 @@ async fn an_empty_key_set_at_start_gives_503_then_recovers() {
 
     authority.set_keys(&[&key]);
     clock.advance(Duration::from_secs(11));
-    assert!(guarded("validate", validator.validate(&token)).await.is_ok());
+    assert!(guarded("validate", validator.validate(&token))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]
@@ -625,9 +634,12 @@ async fn a_token_response_without_expires_in_gets_a_short_default_lifetime() {
             r#"{"token_type":"Bearer","access_token":"eyJ0eXAiOiJKV1QifQ.e30.c2ln"}"#.into(),
         ),
     );
-    let token = guarded("acquire", client.acquire_token_for_client(&["api://x/.default"]))
-        .await
-        .unwrap();
+    let token = guarded(
+        "acquire",
+        client.acquire_token_for_client(&["api://x/.default"]),
+    )
+    .await
+    .unwrap();
     let start = std::time::UNIX_EPOCH + Duration::from_secs(START);
     assert_eq!(token.expires_on(), start + Duration::from_secs(600));
     assert!(token.refresh_on() <= token.expires_on());
@@ -642,9 +654,12 @@ async fn a_token_response_without_expires_in_gets_a_short_default_lifetime() {
     assert_eq!(authority.hits(Endpoint::Token), hits);
     clock.advance(Duration::from_secs(301));
     authority.set(Endpoint::Token, Fault::Serve);
-    let fresh = guarded("acquire", client.acquire_token_for_client(&["api://x/.default"]))
-        .await
-        .unwrap();
+    let fresh = guarded(
+        "acquire",
+        client.acquire_token_for_client(&["api://x/.default"]),
+    )
+    .await
+    .unwrap();
     assert!(authority.hits(Endpoint::Token) > hits);
     assert!(fresh.expires_on() > token.expires_on());
 }

@@ -778,8 +778,7 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
         return None;
     };
     // Years past 9999 are not HTTP dates (and would overflow the arithmetic below).
-    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || *h > 23 || *m > 59 || *s > 60
-    {
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || *h > 23 || *m > 59 || *s > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm), for years >= 1970.

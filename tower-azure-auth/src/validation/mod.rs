@@ -1249,16 +1249,15 @@ mod tests {
         ];
         for case in cases {
             let result = validator.validate(&case.token).await.map(|_| ());
-            assert_eq!(
-                result.map_err(|e| e.kind()),
-                case.result,
-                "{}",
-                case.name
-            );
+            assert_eq!(result.map_err(|e| e.kind()), case.result, "{}", case.name);
         }
         assert!(validator.has_keys());
         assert!(validator.refresh().await.is_ok());
-        assert_eq!(validator.key_fetches(), 0, "a static validator never fetches");
+        assert_eq!(
+            validator.key_fetches(),
+            0,
+            "a static validator never fetches"
+        );
     }
 
     #[test]
