@@ -3,8 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-
-const SEED_TOKEN: &str = include_str!("../seeds/validate_token/entra-v2.txt");
+use tower_azure_auth_fuzz::SEED_TOKEN;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(validator) = tower_azure_auth_fuzz::validator_with(data) {
