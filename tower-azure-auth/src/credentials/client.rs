@@ -879,7 +879,8 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
     let [h, m, s] = hms.as_slice() else {
         return None;
     };
-    if !(1..=31).contains(&day) || year < 1970 || *h > 23 || *m > 59 || *s > 60 {
+    // Years past 9999 are not HTTP dates (and would overflow the arithmetic below).
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || *h > 23 || *m > 59 || *s > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm), for years >= 1970.
@@ -893,7 +894,7 @@ fn parse_http_date(value: &str) -> Option<SystemTime> {
     let doy = (153 * mo + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
 }
 
 fn number(value: Option<&serde_json::Value>) -> Result<Option<u64>, ()> {
@@ -1107,6 +1108,26 @@ mod tests {
                 name: "negative",
                 value: "-5",
                 expected: None,
+            },
+            Case {
+                name: "retry_after_date_with_a_huge_year_overflowed",
+                value: "Sun, 06 Nov 99999999999999 08:49:37 GMT",
+                expected: None,
+            },
+            Case {
+                name: "year 10000 is not an HTTP date",
+                value: "Sat, 01 Jan 10000 00:00:00 GMT",
+                expected: None,
+            },
+            Case {
+                name: "year 9999 is",
+                value: "Fri, 31 Dec 9999 23:59:59 GMT",
+                expected: Some(253_402_300_799 - 784_111_777),
+            },
+            Case {
+                name: "huge delta-seconds",
+                value: "18446744073709551615",
+                expected: Some(u64::MAX),
             },
         ];
         for case in cases {

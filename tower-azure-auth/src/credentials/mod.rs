@@ -103,3 +103,31 @@ pub use workload_identity::{
 };
 
 pub(crate) use token_source::{is_invalid_token, BearerAuth};
+
+/// Entry points for the cargo-fuzz targets in `fuzz/`; compiled only under `--cfg fuzzing`
+/// (which cargo-fuzz sets), never part of the public API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::{Duration, SystemTime};
+
+    /// Parses a `Retry-After` value and a token endpoint answer (success and error shapes)
+    /// the way [`ConfidentialClient`](super::ConfidentialClient) does.
+    pub fn token_endpoint_answer(retry_after: &str, body: &[u8]) {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let _ = super::client::parse_retry_after(retry_after, now);
+        if let Ok(token) =
+            super::client::parse_token_response(body, now, &["api://x/.default".to_owned()])
+        {
+            assert!(!token.secret().is_empty());
+            assert!(token.refresh_on() <= token.expires_on());
+            let _ = format!("{token:?}");
+        }
+        for status in [400, 401, 429, 500] {
+            if let Some(error) = super::AuthorityError::parse(status, body) {
+                let _ = error.to_string();
+                let _ = error.is_credential_rejected();
+            }
+        }
+    }
+}

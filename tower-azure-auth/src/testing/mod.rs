@@ -184,6 +184,64 @@ pub use self::keys::{generate_certificate, generate_tls_certificate, GeneratedCe
 pub use self::registration::{DevApi, DevApplication};
 
 use self::registration::{RegistrationFile, Registry};
+
+/// Entry points for the cargo-fuzz targets in `fuzz/`; compiled only under `--cfg fuzzing`
+/// (which cargo-fuzz sets), never part of the public API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::assertion::{verify, Expectations};
+    use super::registration::Registry;
+    use super::DevApplication;
+    use crate::error::ConfigError;
+
+    /// The dev authority's client-assertion checks, with one registered application.
+    #[derive(Debug)]
+    pub struct AssertionChecker {
+        registry: Registry,
+    }
+
+    impl AssertionChecker {
+        /// Registers `client_id` (a GUID) with the certificate in `certificate_pem`.
+        ///
+        /// # Errors
+        ///
+        /// When the ids or the certificate are not usable.
+        pub fn new(
+            tenant_id: &str,
+            client_id: &str,
+            certificate_pem: &str,
+        ) -> Result<Self, ConfigError> {
+            let app = DevApplication::new(client_id).certificate_pem(certificate_pem)?;
+            Ok(Self {
+                registry: Registry::new(tenant_id.to_owned(), Vec::new(), vec![app])?,
+            })
+        }
+
+        /// Verifies an assertion posted to `token_endpoint` at `now` (Unix seconds); returns
+        /// the client id on success.
+        pub fn verify(
+            &self,
+            raw: &str,
+            token_endpoint: &str,
+            client_id: Option<&str>,
+            now: i64,
+        ) -> Option<String> {
+            let expect = Expectations {
+                token_endpoint,
+                client_id,
+                now,
+            };
+            match verify(raw, &expect, &self.registry) {
+                Ok(verified) => Some(verified.client_id),
+                Err(error) => {
+                    let _ = format!("{error:?}");
+                    None
+                }
+            }
+        }
+    }
+}
 use self::state::{Mint, State};
 use crate::claims::{ClientAuthentication, TokenVersion};
 use crate::clock::{self, SharedClock};

@@ -206,6 +206,19 @@ mod tests {
     }
 
     #[test]
+    fn a_jwks_of_more_than_64_keys_keeps_the_first_64() {
+        let good = modulus(2048);
+        let keys: Vec<String> = (0..MAX_KEYS + 6)
+            .map(|i| format!(r#"{{"kty":"RSA","kid":"k{i}","n":"{good}","e":"AQAB"}}"#))
+            .collect();
+        let set = KeySet::from_jwks(format!(r#"{{"keys":[{}]}}"#, keys.join(",")).as_bytes())
+            .expect("usable");
+        assert_eq!(set.len(), MAX_KEYS);
+        assert!(set.find(Some("k63"), None).is_some());
+        assert!(set.find(Some("k64"), None).is_none(), "past the bound");
+    }
+
+    #[test]
     fn find_by_kid_x5t_or_single() {
         let good = modulus(2048);
         let set = KeySet::from_jwks(

@@ -84,6 +84,8 @@ struct Inner {
     last_forced: Mutex<Option<SystemTime>>,
     fetches: AtomicU64,
     cache: Option<TokenCache>,
+    /// Keys installed with [`TokenValidatorBuilder::static_keys`]: never fetched or refreshed.
+    static_keys: bool,
 }
 
 /// Verified tokens by their full text: a hit skips the signature check and the JSON parse,
@@ -145,6 +147,7 @@ pub struct TokenValidatorBuilder {
     min_forced_refresh_interval: Duration,
     unavailable_retry_interval: Duration,
     cache_bytes: usize,
+    static_snapshot: Option<Snapshot>,
 }
 
 impl TokenValidatorBuilder {
@@ -240,8 +243,49 @@ impl TokenValidatorBuilder {
         self
     }
 
+    /// Uses this fixed key set and issuer instead of OpenID Connect discovery: nothing is
+    /// ever fetched (no background refresh, no refresh on an unknown `kid`, which is then
+    /// simply refused), and [`TokenValidator::refresh`] does nothing. For offline tests, fuzzing, and
+    /// deployments that pin their keys; the issuer and audience rules still apply (`issuer`
+    /// may hold Entra's `{tenantid}` template; v1 issuers are not accepted in this mode).
+    ///
+    /// `jwks_json` is a JWKS document, parsed like a fetched one (RSA signature keys of
+    /// 2048 bits or more, at most 64).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `jwks_json` is not a JWKS or holds no usable key.
+    ///
+    /// ```
+    /// use tower_azure_auth::{Authority, AuthErrorKind, TokenValidator};
+    /// # use base64::Engine as _;
+    /// # let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xC5u8; 256]);
+    /// let jwks = format!(r#"{{"keys":[{{"kty":"RSA","kid":"k1","n":"{n}","e":"AQAB"}}]}}"#);
+    /// let validator = TokenValidator::builder(Authority::oidc("https://idp.example.com")?)
+    ///     .client_id("api")
+    ///     .static_keys("https://idp.example.com", jwks.as_bytes())?
+    ///     .build()?;
+    /// assert!(validator.has_keys());
+    /// let error = validator.validate_with_current_keys("not-a-token").unwrap_err();
+    /// assert_eq!(error.kind(), AuthErrorKind::MalformedToken);
+    /// # Ok::<(), tower_azure_auth::ConfigError>(())
+    /// ```
+    pub fn static_keys(mut self, issuer: &str, jwks_json: &[u8]) -> Result<Self, ConfigError> {
+        let keys = KeySet::from_jwks(jwks_json).map_err(|reason| ConfigError::Invalid {
+            key: "jwks".into(),
+            reason,
+        })?;
+        self.static_snapshot = Some(Snapshot {
+            keys,
+            issuer: issuer.to_owned(),
+            v1_issuer: None,
+        });
+        Ok(self)
+    }
+
     /// Builds the validator and, inside a Tokio runtime, starts the background key refresh
-    /// (outside one, keys are fetched on first use).
+    /// (outside one, keys are fetched on first use; with [`static_keys`](Self::static_keys),
+    /// never).
     ///
     /// # Errors
     ///
@@ -281,6 +325,7 @@ impl TokenValidatorBuilder {
             Some(http) => http,
             None => HttpClient::new()?,
         };
+        let static_keys = self.static_snapshot.is_some();
         let inner = Arc::new(Inner {
             authority: self.authority,
             http,
@@ -295,7 +340,7 @@ impl TokenValidatorBuilder {
             refresh_interval: self.refresh_interval,
             min_forced_refresh_interval: self.min_forced_refresh_interval,
             unavailable_retry_interval: self.unavailable_retry_interval,
-            snapshot: ArcSwapOption::empty(),
+            snapshot: ArcSwapOption::new(self.static_snapshot.map(Arc::new)),
             refresh_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             last_forced: Mutex::new(None),
@@ -308,7 +353,11 @@ impl TokenValidatorBuilder {
                     TokenWeight,
                 )
             }),
+            static_keys,
         });
+        if static_keys {
+            return Ok(TokenValidator { inner });
+        }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(refresh_loop(Arc::downgrade(&inner)));
         }
@@ -352,8 +401,11 @@ impl Inner {
     }
 
     /// Refreshes unless a refresh completed since generation `seen` was observed (then the
-    /// keys are already as fresh as this caller needs).
+    /// keys are already as fresh as this caller needs). Static keys are never refreshed.
     async fn refresh_since(&self, seen: u64) -> Result<(), FetchError> {
+        if self.static_keys {
+            return Ok(());
+        }
         let _guard = self.refresh_lock.lock().await;
         if self.generation.load(Ordering::SeqCst) != seen {
             return Ok(());
@@ -501,6 +553,7 @@ impl TokenValidator {
             min_forced_refresh_interval: Duration::from_secs(300),
             unavailable_retry_interval: Duration::from_secs(10),
             cache_bytes: 16 * 1024 * 1024,
+            static_snapshot: None,
         }
     }
 
@@ -568,7 +621,8 @@ impl TokenValidator {
         self.inner.fetches.load(Ordering::Relaxed)
     }
 
-    /// Fetches metadata and keys now (single flight with any refresh under way).
+    /// Fetches metadata and keys now (single flight with any refresh under way); does nothing
+    /// for a validator built with [`TokenValidatorBuilder::static_keys`].
     ///
     /// # Errors
     ///
@@ -589,7 +643,7 @@ impl TokenValidator {
         // turn into back-to-back fetches).
         let seen = self.inner.generation.load(Ordering::SeqCst);
         match self.validate_with_current_keys(token) {
-            Err(error) if needs_keys(&error) => {
+            Err(error) if needs_keys(&error) && !self.inner.static_keys => {
                 let in_progress = self.inner.refresh_lock.try_lock().is_err();
                 if in_progress || self.inner.take_forced_refresh_slot(error.kind()) {
                     // The outcome is logged by refresh; the retry below reports what matters.
@@ -1118,6 +1172,133 @@ mod tests {
                 matches_issuer(case.template, case.tid, case.iss),
                 case.ok,
                 "{}",
+                case.name
+            );
+        }
+    }
+
+    /// A token signed by hand with an RSA key generated here, and its JWKS.
+    struct StaticFixture {
+        pair: aws_lc_rs::rsa::KeyPair,
+        jwks: String,
+    }
+
+    impl StaticFixture {
+        fn new() -> Self {
+            use aws_lc_rs::signature::KeyPair as _;
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .expect("generate an RSA key");
+            let public = pair.public_key();
+            let jwks = serde_json::json!({"keys": [{
+                "kty": "RSA", "use": "sig", "kid": "k1",
+                "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+                "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+            }]})
+            .to_string();
+            Self { pair, jwks }
+        }
+
+        fn token(&self, kid: &str, claims: &serde_json::Value) -> String {
+            let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+            let message = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let mut signature = vec![0; self.pair.public_modulus_len()];
+            self.pair
+                .sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    message.as_bytes(),
+                    &mut signature,
+                )
+                .expect("sign");
+            format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+        }
+    }
+
+    #[tokio::test]
+    async fn static_keys_validate_offline_and_never_fetch() {
+        const ISSUER: &str = "https://idp.example.com";
+        let fixture = StaticFixture::new();
+        let clock = Arc::new(crate::clock::ManualClock::at_unix(1_700_000_000));
+        // An unroutable authority: any fetch would fail, and `key_fetches` would count it.
+        let validator = TokenValidator::builder(Authority::oidc(ISSUER).expect("authority"))
+            .client_id("api")
+            .clock(clock)
+            .static_keys(ISSUER, fixture.jwks.as_bytes())
+            .expect("static keys")
+            .build()
+            .expect("validator");
+        let claims = |iss: &str| {
+            serde_json::json!({"iss": iss, "aud": "api", "exp": 1_700_003_600u64,
+                "iat": 1_700_000_000u64, "roles": ["r"]})
+        };
+        struct Case {
+            name: &'static str,
+            token: String,
+            result: Result<(), AuthErrorKind>,
+        }
+        let cases = [
+            Case {
+                name: "a token signed with the static key",
+                token: fixture.token("k1", &claims(ISSUER)),
+                result: Ok(()),
+            },
+            Case {
+                name: "an unknown kid is refused without a fetch",
+                token: fixture.token("k2", &claims(ISSUER)),
+                result: Err(AuthErrorKind::UnknownSigningKey),
+            },
+            Case {
+                name: "the issuer rules still apply",
+                token: fixture.token("k1", &claims("https://other.example.com")),
+                result: Err(AuthErrorKind::InvalidIssuer),
+            },
+        ];
+        for case in cases {
+            let result = validator.validate(&case.token).await.map(|_| ());
+            assert_eq!(result.map_err(|e| e.kind()), case.result, "{}", case.name);
+        }
+        assert!(validator.has_keys());
+        assert!(validator.refresh().await.is_ok());
+        assert_eq!(
+            validator.key_fetches(),
+            0,
+            "a static validator never fetches"
+        );
+    }
+
+    #[test]
+    fn static_keys_refuse_unusable_key_sets() {
+        struct Case {
+            name: &'static str,
+            jwks: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "not json",
+                jwks: "<html>",
+            },
+            Case {
+                name: "no usable key",
+                jwks: r#"{"keys":[{"kty":"EC","kid":"e"}]}"#,
+            },
+            Case {
+                name: "empty",
+                jwks: r#"{"keys":[]}"#,
+            },
+        ];
+        for case in cases {
+            let result = TokenValidator::builder(
+                Authority::oidc("https://idp.example.com").expect("authority"),
+            )
+            .client_id("api")
+            .static_keys("https://idp.example.com", case.jwks.as_bytes());
+            assert!(
+                matches!(result, Err(ConfigError::Invalid { .. })),
+                "{}: {result:?}",
                 case.name
             );
         }
