@@ -231,6 +231,7 @@ pub mod fuzzing {
                 token_endpoint,
                 client_id,
                 now,
+                replaced: None,
             };
             match verify(raw, &expect, &self.registry) {
                 Ok(verified) => Some(verified.client_id),
