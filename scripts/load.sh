@@ -56,7 +56,7 @@ run() { # name mode token-count
   run no_auth none 1
   run validate_repeated validate 1
   run validate_fresh validate 20000
-  run validate_no_cache validate_no_cache 1
+  run validate_no_cache validate-no-cache 1
   run validate_policy policy 1
 } | tee "$WORK/results"
 
