@@ -64,9 +64,13 @@
 //!   credential trusting a managed identity).
 //!
 //! [`ManagedIdentityCredential`] is also a [`TokenSource`] of its own, for calling Azure
-//! APIs (or the layers) with the machine's identity.
+//! APIs (or the layers) with the machine's identity. With the `azure-core` feature,
+//! `AzureCoreCredential` makes any credential of the official Azure SDK (`azure_identity`'s
+//! `ManagedIdentityCredential`, `WorkloadIdentityCredential`, …) a [`TokenSource`] too.
 
 mod assertion;
+#[cfg(feature = "azure-core")]
+mod azure_credential;
 mod cache;
 mod certificate;
 mod client;
@@ -79,6 +83,8 @@ mod token_source;
 mod workload_identity;
 
 pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
+#[cfg(feature = "azure-core")]
+pub use azure_credential::AzureCoreCredential;
 pub use certificate::{
     thumbprints, CertificateError, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
 };

@@ -28,7 +28,7 @@ const SUPPORTED: &str = "KeyVault, Path, Base64Encoded, ClientSecret, SignedAsse
 ///
 /// | `SourceType` | fields | loads |
 /// |---|---|---|
-/// | `KeyVault` | `KeyVaultUrl`, `KeyVaultCertificateName`, `ManagedIdentityClientId` | the certificate and key from Azure Key Vault ([`KeyVaultCertificate`]); the vault's token from the managed identity (`ManagedIdentityClientId`, else `AZURE_CLIENT_ID`, else system-assigned) or from [`vault_token_source`](Self::vault_token_source) |
+/// | `KeyVault` | `KeyVaultUrl`, `KeyVaultCertificateName`, `ManagedIdentityClientId` | the certificate and key from Azure Key Vault ([`KeyVaultCertificate`]); the vault's token from the managed identity (`ManagedIdentityClientId`, else `AZURE_CLIENT_ID`, else system-assigned) or from [`vault_token_source`](Self::vault_token_source) (any `azure_core` `TokenCredential` with the `azure-core` feature) |
 /// | `Path` | `CertificateDiskPath`, `CertificatePassword` | a `.pfx`/`.p12` or `.pem` file |
 /// | `Base64Encoded` | `Base64EncodedValue`, `CertificatePassword` | a base64 PKCS#12 |
 /// | `ClientSecret` | `ClientSecret` | a client secret |
@@ -131,6 +131,19 @@ impl CredentialDescriptions {
     pub fn vault_token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
         self.vault_token_source = Some(source);
         self
+    }
+
+    /// Gets Key Vault tokens from a credential of the official Azure SDK (e.g.
+    /// `azure_identity`'s `ManagedIdentityCredential` or `DeveloperToolsCredential`) instead
+    /// of this crate's managed identity: [`vault_token_source`](Self::vault_token_source) with
+    /// an [`AzureCoreCredential`](super::AzureCoreCredential).
+    #[cfg(feature = "azure-core")]
+    #[must_use]
+    pub fn vault_credential(
+        self,
+        credential: Arc<dyn azure_core::credentials::TokenCredential>,
+    ) -> Self {
+        self.vault_token_source(Arc::new(super::AzureCoreCredential::new(credential)))
     }
 
     /// The descriptions.
@@ -388,7 +401,12 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
+        // Some errors (the Azure SDK's among them) already print their source in their own
+        // message; say it once.
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            let _ = write!(text, ": {message}");
+        }
         source = cause.source();
     }
     text

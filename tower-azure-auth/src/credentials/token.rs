@@ -278,6 +278,10 @@ pub enum TokenError {
     /// The client assertion could not be signed.
     #[error("cannot sign the client assertion")]
     Assertion(#[source] CertificateError),
+    /// A credential of another library (an `azure_core` `TokenCredential`, behind the
+    /// `azure-core` feature) failed; its error is the source.
+    #[error("the token credential failed")]
+    Credential(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl TokenError {
