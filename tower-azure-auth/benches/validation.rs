@@ -1,4 +1,5 @@
-//! Inbound costs: raw RSA verification (the floor), full validation without and with the
+//! Inbound costs: raw RSA verification (the floor: a pre-parsed key, and a key parsed per
+//! call for reference), full validation without and with the
 //! verified-token cache, 1 and 2 threads on the cached path, and policy evaluation.
 //!
 //! Run: `cargo bench -p tower-azure-auth --bench validation`
@@ -82,10 +83,24 @@ fn inbound(c: &mut Criterion) {
     let mut group = c.benchmark_group("inbound");
     group.throughput(Throughput::Elements(1));
 
-    // The floor: one RS256 verification with the same backend (aws-lc-rs).
+    // The floors: one RS256 verification with the same backend (aws-lc-rs), the key parsed
+    // once (what the validator does: the cheapest possible verification) and, for reference,
+    // parsed from DER for every signature.
     let (message, signature) = token.rsplit_once('.').unwrap();
     let signature = support::b64_decode(signature);
     let public = setup.key.public_der();
+    let parsed = aws_lc_rs::signature::ParsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        &public,
+    )
+    .unwrap();
+    group.bench_function("rsa_verify_parsed", |b| {
+        b.iter(|| {
+            parsed
+                .verify_sig(black_box(message.as_bytes()), black_box(&signature))
+                .unwrap();
+        })
+    });
     group.bench_function("rsa_verify_raw", |b| {
         b.iter(|| {
             let key = aws_lc_rs::signature::UnparsedPublicKey::new(

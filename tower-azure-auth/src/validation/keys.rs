@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::DecodingKey;
+use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 
 /// Keys beyond this many in one JWKS are ignored (Entra publishes fewer than 10).
@@ -14,15 +15,65 @@ pub(crate) const MAX_KEYS: usize = 64;
 /// RSA moduli below this many bits are refused.
 const MIN_RSA_BITS: usize = 2048;
 
+/// The RSA algorithms a key can verify, in the order of [`SigningKey::parsed`]; each with
+/// the aws-lc-rs parameters jsonwebtoken uses for it (keys of 2048 to 8192 bits).
+const RSA_ALGORITHMS: [(Algorithm, &RsaParameters); 6] = [
+    (Algorithm::RS256, &lc::RSA_PKCS1_2048_8192_SHA256),
+    (Algorithm::RS384, &lc::RSA_PKCS1_2048_8192_SHA384),
+    (Algorithm::RS512, &lc::RSA_PKCS1_2048_8192_SHA512),
+    (Algorithm::PS256, &lc::RSA_PSS_2048_8192_SHA256),
+    (Algorithm::PS384, &lc::RSA_PSS_2048_8192_SHA384),
+    (Algorithm::PS512, &lc::RSA_PSS_2048_8192_SHA512),
+];
+
 /// One RSA signing key from a JWKS.
+///
+/// The key is parsed once per algorithm (on first use) into an aws-lc-rs [`ParsedPublicKey`],
+/// which also keeps its Montgomery context: verifying then costs the RSA operation and the
+/// hash only, instead of building the key from `n`/`e` for every token.
 #[derive(Clone)]
 pub(crate) struct SigningKey {
     pub(crate) kid: Option<String>,
-    pub(crate) key: DecodingKey,
+    /// Modulus and exponent, big-endian without leading zeros.
+    n: Vec<u8>,
+    e: Vec<u8>,
+    /// Parsed keys by [`RSA_ALGORITHMS`] index; `None` when aws-lc refuses the key.
+    parsed: [OnceLock<Option<ParsedPublicKey>>; RSA_ALGORITHMS.len()],
     /// Entra's per-key `issuer` (may hold `{tenantid}`).
     pub(crate) issuer: Option<String>,
     /// The public key material, to recognise an unchanged key across refreshes.
     material: (String, String),
+}
+
+impl SigningKey {
+    /// Whether `signature` is `algorithm`'s signature of `message` under this key. Only the
+    /// RSA algorithms are known; any other is never verified.
+    pub(crate) fn verify(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed_for(algorithm)
+            .is_some_and(|key| key.verify_sig(message, signature).is_ok())
+    }
+
+    fn parsed_for(&self, algorithm: Algorithm) -> Option<&ParsedPublicKey> {
+        let index = RSA_ALGORITHMS.iter().position(|(a, _)| *a == algorithm)?;
+        let params = RSA_ALGORITHMS[index].1;
+        self.parsed[index]
+            .get_or_init(|| {
+                RsaPublicKeyComponents {
+                    n: self.n.as_slice(),
+                    e: self.e.as_slice(),
+                }
+                .to_parsed_public_key(params)
+                .ok()
+            })
+            .as_ref()
+    }
+}
+
+/// Big-endian bytes without the leading zeros (which aws-lc refuses in `n` and `e`).
+fn without_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    bytes.drain(..zeros);
+    bytes
 }
 
 impl fmt::Debug for SigningKey {
@@ -75,24 +126,33 @@ impl KeySet {
             let (Some(n), Some(e)) = (raw.n.as_deref(), raw.e.as_deref()) else {
                 continue;
             };
-            let Ok(modulus) = URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')) else {
+            let (Ok(modulus), Ok(exponent)) = (
+                URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')),
+                URL_SAFE_NO_PAD.decode(e.trim_end_matches('=')),
+            ) else {
                 continue;
             };
-            let significant = modulus.iter().skip_while(|b| **b == 0).count();
-            if significant * 8 < MIN_RSA_BITS {
+            let (modulus, exponent) = (
+                without_leading_zeros(modulus),
+                without_leading_zeros(exponent),
+            );
+            if modulus.len() * 8 < MIN_RSA_BITS || exponent.is_empty() {
                 continue;
             }
-            let Ok(key) =
-                DecodingKey::from_rsa_components(n.trim_end_matches('='), e.trim_end_matches('='))
-            else {
-                continue;
-            };
-            let key = Arc::new(SigningKey {
+            let key = SigningKey {
                 kid: raw.kid.clone(),
-                key,
+                n: modulus,
+                e: exponent,
+                parsed: Default::default(),
                 issuer: raw.issuer,
                 material: (n.to_owned(), e.to_owned()),
-            });
+            };
+            // Parsed for RS256 (Entra's algorithm) now, so that an unusable key is skipped
+            // here rather than refused at every token.
+            if key.parsed_for(Algorithm::RS256).is_none() {
+                continue;
+            }
+            let key = Arc::new(key);
             for id in [raw.kid, raw.x5t].into_iter().flatten() {
                 set.by_id.entry(id).or_insert_with(|| key.clone());
             }
@@ -216,6 +276,74 @@ mod tests {
         assert_eq!(set.len(), MAX_KEYS);
         assert!(set.find(Some("k63"), None).is_some());
         assert!(set.find(Some("k64"), None).is_none(), "past the bound");
+    }
+
+    #[test]
+    fn a_parsed_key_verifies_every_rsa_algorithm_and_nothing_else() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+        use aws_lc_rs::signature::{
+            KeyPair as _, RsaEncoding, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512,
+            RSA_PSS_SHA256, RSA_PSS_SHA384, RSA_PSS_SHA512,
+        };
+
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        // A leading zero byte in `n`, as some JWKS publishers write it, is accepted.
+        let mut n = vec![0u8];
+        n.extend_from_slice(&components.n);
+        let jwks = format!(
+            r#"{{"keys":[{{"kty":"RSA","kid":"k","n":"{}","e":"{}"}}]}}"#,
+            URL_SAFE_NO_PAD.encode(&n),
+            URL_SAFE_NO_PAD.encode(&components.e)
+        );
+        let set = KeySet::from_jwks(jwks.as_bytes()).unwrap();
+        let key = set.find(Some("k"), None).unwrap();
+
+        let signers: [(Algorithm, &'static dyn RsaEncoding); 6] = [
+            (Algorithm::RS256, &RSA_PKCS1_SHA256),
+            (Algorithm::RS384, &RSA_PKCS1_SHA384),
+            (Algorithm::RS512, &RSA_PKCS1_SHA512),
+            (Algorithm::PS256, &RSA_PSS_SHA256),
+            (Algorithm::PS384, &RSA_PSS_SHA384),
+            (Algorithm::PS512, &RSA_PSS_SHA512),
+        ];
+        let message = b"header.payload";
+        for (algorithm, encoding) in signers {
+            let mut signature = vec![0; pair.public_modulus_len()];
+            pair.sign(encoding, &SystemRandom::new(), message, &mut signature)
+                .unwrap();
+            assert!(key.verify(algorithm, message, &signature), "{algorithm:?}");
+            assert!(
+                !key.verify(algorithm, b"header.payloaD", &signature),
+                "{algorithm:?}: other message"
+            );
+            let mut flipped = signature.clone();
+            flipped[10] ^= 1;
+            assert!(
+                !key.verify(algorithm, message, &flipped),
+                "{algorithm:?}: flipped bit"
+            );
+            assert!(
+                !key.verify(algorithm, message, &signature[1..]),
+                "{algorithm:?}: short"
+            );
+        }
+        // A signature of one RSA algorithm never passes as another.
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            message,
+            &mut signature,
+        )
+        .unwrap();
+        assert!(!key.verify(Algorithm::PS256, message, &signature));
+        assert!(!key.verify(Algorithm::RS384, message, &signature));
+        // Not RSA: never verified.
+        for algorithm in [Algorithm::HS256, Algorithm::ES256, Algorithm::EdDSA] {
+            assert!(!key.verify(algorithm, message, &signature), "{algorithm:?}");
+        }
     }
 
     #[test]

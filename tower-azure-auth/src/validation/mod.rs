@@ -790,20 +790,14 @@ impl TokenValidator {
             })?;
         let message_len = header_b64.len() + 1 + payload_b64.len();
         let message = &token.as_bytes()[..message_len];
-        match jsonwebtoken::crypto::verify(signature_b64, message, &key.key, algorithm) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(AuthError::new(
-                    K::InvalidSignature,
-                    "the signature is invalid",
-                ))
-            }
-            Err(_) => {
-                return Err(AuthError::new(
-                    K::MalformedToken,
-                    "the token signature is not base64url",
-                ))
-            }
+        let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| {
+            AuthError::new(K::MalformedToken, "the token signature is not base64url")
+        })?;
+        if !key.verify(algorithm, message, &signature) {
+            return Err(AuthError::new(
+                K::InvalidSignature,
+                "the signature is invalid",
+            ));
         }
 
         let payload = URL_SAFE_NO_PAD
