@@ -6,6 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::Value;
 use tower_azure_auth::credentials::{ClientCertificate, ConfidentialClient, TokenError};
+use tower_azure_auth::error::error_chain;
 use tower_azure_auth::{Authority, Claims, TokenValidator};
 
 use crate::certs;
@@ -158,20 +159,9 @@ impl Fixture {
             .map_err(|e| {
                 self.provider
                     .service
-                    .explain(format!("no token for {scope}: {}", chain(&e)))
+                    .explain(format!("no token for {scope}: {}", error_chain(&e)))
             })
     }
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The JOSE header of a JWT (not verified: for `kid`/`alg` assertions only).
@@ -287,7 +277,7 @@ pub(crate) async fn run(mut suite: Suite) -> Suite {
                         );
                         Ok(())
                     }
-                    Err(e) => Err(format!("unexpected error: {}", chain(&e))),
+                    Err(e) => Err(format!("unexpected error: {}", error_chain(&e))),
                 }
             }),
         )
@@ -486,7 +476,7 @@ async fn api_cases(suite: &mut Suite, f: &Fixture, api: &ApiUnderTest, service: 
                 let after = pem_client
                     .force_refresh(&[WEATHER_SCOPE])
                     .await
-                    .map_err(|e| explain(format!("no token after rotation: {}", chain(&e))))?;
+                    .map_err(|e| explain(format!("no token after rotation: {}", error_chain(&e))))?;
                 let after = after.secret().to_owned();
                 ensure!(
                     jose_header(&after)?["kid"] == new_kid.as_str(),

@@ -206,6 +206,32 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// An error and its sources on one line, `outer: cause: root cause`: what a log line or a
+/// command-line tool should print. A source whose message the text already holds (some
+/// libraries, the Azure SDK among them, print their source in their own message) is said
+/// once.
+///
+/// ```
+/// use tower_azure_auth::error::error_chain;
+///
+/// let error = tower_azure_auth::Authority::entra("not a url", "contoso").unwrap_err();
+/// let text = error_chain(&error);
+/// assert!(text.starts_with(&error.to_string()), "{text}");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Makes `s` safe inside an RFC 7230 quoted-string and within RFC 6750's
 /// `error_description` character set (%x20-21 / %x23-5B / %x5D-7E): drops `"` and `\`
 /// and replaces anything outside visible ASCII with `?`.
@@ -223,6 +249,44 @@ pub(crate) fn quoted_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_chain_says_each_source_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl fmt::Display for E {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let root = E("connection refused", None);
+        assert_eq!(error_chain(&root), "connection refused");
+        let nested = E(
+            "no token",
+            Some(Box::new(E("cannot reach", Some(Box::new(root))))),
+        );
+        assert_eq!(
+            error_chain(&nested),
+            "no token: cannot reach: connection refused"
+        );
+        // The middle error already prints its source: said once.
+        let repeating = E(
+            "no token",
+            Some(Box::new(E(
+                "failed: connection refused",
+                Some(Box::new(E("connection refused", None))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&repeating),
+            "no token: failed: connection refused"
+        );
+    }
 
     #[test]
     fn www_authenticate_per_kind() {

@@ -17,6 +17,7 @@ use tower_azure_auth::credentials::{
     AzureCoreCredential, ClientCredential, ConfidentialClient, CredentialContext,
     CredentialDescriptions, CredentialSource, TokenError, TokenSource, KEY_VAULT_SCOPE,
 };
+use tower_azure_auth::error::error_chain;
 use tower_azure_auth::testing::{
     generate_certificate, generate_tls_certificate, ContentType, DevApi, DevApplication,
     DevAuthority, DevKeyVault, Endpoint, GeneratedCertificate,
@@ -267,15 +268,4 @@ async fn a_failing_or_misbehaving_credential_is_an_error_never_a_token() {
         AzureCoreCredential::new(Arc::new(Scripted::Expired))
     );
     assert_eq!(debug, "AzureCoreCredential { .. }");
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tower_azure_auth::error::error_chain;
 use tower_azure_auth::testing::{generate_certificate, generate_tls_certificate, DevAuthority};
 
 /// A local Microsoft Entra ID (client credentials, v1 and v2 metadata, keys and tokens).
@@ -118,7 +119,7 @@ async fn start(args: &Args) -> Result<DevAuthority, String> {
     let mut builder = DevAuthority::builder()
         .bind(args.listen)
         .from_registration_file(config)
-        .map_err(|e| with_sources(&e))?;
+        .map_err(|e| error_chain(&e))?;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let read = |path: &PathBuf| {
             std::fs::read_to_string(path)
@@ -126,18 +127,7 @@ async fn start(args: &Args) -> Result<DevAuthority, String> {
         };
         builder = builder.tls(read(cert)?, read(key)?);
     }
-    builder.start().await.map_err(|e| with_sources(&e))
-}
-
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    builder.start().await.map_err(|e| error_chain(&e))
 }
 
 fn print_endpoints(authority: &DevAuthority) {

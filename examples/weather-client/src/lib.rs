@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tower_azure_auth::authority::require_secure;
 use tower_azure_auth::credentials::{ClientCredential, ConfidentialClient, TokenError};
+use tower_azure_auth::error::error_chain;
 use tower_azure_auth::middleware::AccessTokenMiddleware;
 use tower_azure_auth::{CallApiOptions, ConfigError};
 use url::Url;
@@ -61,24 +62,13 @@ pub enum ClientError {
     Json(#[source] reqwest::Error),
 }
 
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl ClientError {
     /// One paragraph: what went wrong, the AADSTS code where there is one, and what to check.
     pub fn explain(&self) -> String {
         match self {
             Self::Config(e) => format!(
                 "weather-client could not start: {}. Check the CallApi section of the configuration file and the CallApi__… environment variables.",
-                chain(e)
+                error_chain(e)
             ),
             Self::Token { source, certificate } => {
                 let with = certificate
@@ -89,12 +79,12 @@ impl ClientError {
                     Some(authority) => format!(
                         "the authority refused the client{with}: {authority}."
                     ),
-                    None => format!("no access token could be obtained{with}: {}.", chain(source)),
+                    None => format!("no access token could be obtained{with}: {}.", error_chain(source)),
                 }
             }
             Self::Request(e) => format!(
                 "the access token was obtained but the API could not be reached: {}. Check ApiBaseAddress and that the API is running.",
-                chain(e)
+                error_chain(e)
             ),
             Self::Api { status, www_authenticate, body } => {
                 let mut text = format!("the API answered HTTP {status}");
@@ -111,7 +101,7 @@ impl ClientError {
                 });
                 text
             }
-            Self::Json(e) => format!("the API answered but not with JSON: {}.", chain(e)),
+            Self::Json(e) => format!("the API answered but not with JSON: {}.", error_chain(e)),
         }
     }
 }

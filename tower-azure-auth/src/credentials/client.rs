@@ -18,9 +18,10 @@ use crate::error::ConfigError;
 use super::assertion::{AssertionAlgorithm, AssertionRequest};
 use super::cache::{unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, MAX_RETRY_AFTER};
 use super::certificate::ClientCertificate;
-use super::sources::{chain, CredentialDescriptions};
+use super::sources::CredentialDescriptions;
 use super::token::{AccessToken, AuthorityError, TokenError};
 use super::workload_identity::AssertionProvider;
+use crate::error::error_chain;
 
 const TARGET: &str = "tower_azure_auth::credentials";
 
@@ -660,7 +661,7 @@ impl ClientInner {
         match source.load(&self.context).await {
             Ok(credential) => self.install(credential),
             Err(error) => {
-                warn!(target: TARGET, error = %chain(&error),
+                warn!(target: TARGET, error = %error_chain(&error),
                     "scheduled reload of the client credential failed; the current one stays in use");
                 self.loaded_at.store(
                     unix_millis(self.now()).max(1),

@@ -20,8 +20,8 @@ use crate::error::ConfigError;
 
 use super::certificate::{CertificateLoader, ClientCertificate};
 use super::client::{BoxFuture, ClientCredential, CredentialContext, CredentialSource};
-use super::sources::chain;
 use super::token_source::{bearer_header, TokenSource};
+use crate::error::error_chain;
 
 const TARGET: &str = "tower_azure_auth::credentials::key_vault";
 
@@ -229,7 +229,7 @@ impl KeyVaultCertificate {
                 self.invalid(format!(
                     "no token for the vault ({}): {}",
                     self.scope,
-                    chain(&e)
+                    error_chain(&e)
                 ))
             })?;
             let header = bearer_header(&token).map_err(|e| self.invalid(e))?;
@@ -243,10 +243,15 @@ impl KeyVaultCertificate {
                 .http
                 .send(request, url.as_str())
                 .await
-                .map_err(|e| self.invalid(format!("the vault cannot be reached: {}", chain(&e))))?;
+                .map_err(|e| {
+                    self.invalid(format!("the vault cannot be reached: {}", error_chain(&e)))
+                })?;
             let status = response.status().as_u16();
             let body = context.http.read_body(response).await.map_err(|e| {
-                self.invalid(format!("the vault's answer cannot be read: {}", chain(&e)))
+                self.invalid(format!(
+                    "the vault's answer cannot be read: {}",
+                    error_chain(&e)
+                ))
             })?;
             if (200..300).contains(&status) {
                 return Ok(body);
@@ -436,7 +441,7 @@ fn load_secret(
         let format = if pem { "PEM" } else { "PKCS#12" };
         format!(
             "the secret ({format}) is not a usable client certificate: {}",
-            chain(&e)
+            error_chain(&e)
         )
     })
 }

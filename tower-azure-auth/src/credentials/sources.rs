@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{CallApiOptions, CredentialDescription, SourceType};
-use crate::error::ConfigError;
+use crate::error::{error_chain, ConfigError};
 
 use super::certificate::CertificateLoader;
 use super::client::{
@@ -239,7 +239,11 @@ impl CredentialDescriptions {
                     .from_file(&resolved, password)
                     .map(ClientCredential::Certificate)
                     .map_err(|e| {
-                        format!("certificate file `{}`: {}", resolved.display(), chain(&e))
+                        format!(
+                            "certificate file `{}`: {}",
+                            resolved.display(),
+                            error_chain(&e)
+                        )
                     })
             })(),
             SourceType::Base64Encoded => (|| {
@@ -251,7 +255,7 @@ impl CredentialDescriptions {
                 loader
                     .from_base64_pkcs12(value, password)
                     .map(ClientCredential::Certificate)
-                    .map_err(|e| format!("Base64EncodedValue: {}", chain(&e)))
+                    .map_err(|e| format!("Base64EncodedValue: {}", error_chain(&e)))
             })(),
             SourceType::ClientSecret => description
                 .client_secret
@@ -269,7 +273,7 @@ impl CredentialDescriptions {
                     .ok_or("SourceType SignedAssertionFilePath needs SignedAssertionFileDiskPath or the AZURE_FEDERATED_TOKEN_FILE variable")?;
                 let file = FederatedTokenFile::new(self.resolve(path.trim()));
                 file.read()
-                    .map_err(|e| format!("signed assertion file: {}", chain(&e)))?;
+                    .map_err(|e| format!("signed assertion file: {}", error_chain(&e)))?;
                 Ok(ClientCredential::Assertion(Arc::new(file)))
             })(),
             SourceType::KeyVault | SourceType::SignedAssertionFromManagedIdentity => {
@@ -309,22 +313,22 @@ impl CredentialDescriptions {
                         let client_id =
                             mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
                         Arc::new(self.identity(client_id, context).map_err(|e| {
-                            format!("Key Vault needs a managed identity: {}", chain(&e))
+                            format!("Key Vault needs a managed identity: {}", error_chain(&e))
                         })?)
                     }
                 };
-                let vault =
-                    KeyVaultCertificate::new(url, name, token_source).map_err(|e| chain(&e))?;
+                let vault = KeyVaultCertificate::new(url, name, token_source)
+                    .map_err(|e| error_chain(&e))?;
                 vault
                     .fetch(context)
                     .await
                     .map(ClientCredential::Certificate)
-                    .map_err(|e| chain(&e))
+                    .map_err(|e| error_chain(&e))
             }
             SourceType::SignedAssertionFromManagedIdentity => {
                 let identity = self
                     .identity(mi_client_id, context)
-                    .map_err(|e| format!("managed identity: {}", chain(&e)))?;
+                    .map_err(|e| format!("managed identity: {}", error_chain(&e)))?;
                 let assertion = ManagedIdentityAssertion::new(
                     identity,
                     description.token_exchange_url.as_deref(),
@@ -334,7 +338,7 @@ impl CredentialDescriptions {
                     format!(
                         "managed identity token for {}: {}",
                         assertion.scope(),
-                        chain(&e)
+                        error_chain(&e)
                     )
                 })?;
                 Ok(ClientCredential::Assertion(Arc::new(assertion)))
@@ -394,22 +398,6 @@ impl Failures {
             ),
         }
     }
-}
-
-/// An error and its sources, joined.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        // Some errors (the Azure SDK's among them) already print their source in their own
-        // message; say it once.
-        let message = cause.to_string();
-        if !text.contains(&message) {
-            let _ = write!(text, ": {message}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl CredentialSource for CredentialDescriptions {

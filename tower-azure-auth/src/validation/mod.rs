@@ -37,6 +37,7 @@
 
 mod keys;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -500,11 +501,15 @@ impl Inner {
 /// The parts of a JWS header the validator reads; anything else (`jwk`, `jku`, `x5u`, `x5c`)
 /// is ignored on purpose.
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
-    x5t: Option<String>,
-    crit: Option<serde_json::Value>,
+struct Header<'a> {
+    // Borrowed from the decoded header when it has no escapes: no allocation per token.
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    x5t: Option<Cow<'a, str>>,
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 fn short(value: &str) -> String {
