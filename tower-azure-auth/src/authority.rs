@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -391,21 +392,59 @@ pub enum FetchError {
 
 /// The HTTP client for metadata, keys, tokens, Key Vault and managed identity: bounded time
 /// (connect 5 s, whole request 10 s by default), bounded bodies (1 MiB by default), no
-/// redirects.
+/// redirects. Proxies come from `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` / `NO_PROXY` unless
+/// [`HttpClientBuilder::proxy`] or [`HttpClientBuilder::no_proxy`] says otherwise; the
+/// managed identity endpoints on plain http (IMDS, App Service's local endpoint) are always
+/// called directly, as Azure requires for IMDS.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     max_body: usize,
+    /// What the client was built from, to build its proxy-less twin.
+    settings: Arc<HttpClientBuilder>,
+}
+
+/// Where requests go through.
+#[derive(Clone)]
+enum ProxyChoice {
+    /// `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY` (reqwest's default).
+    Environment,
+    /// Every request through this proxy.
+    Url(String),
+    /// No proxy at all.
+    Direct,
+}
+
+impl fmt::Debug for ProxyChoice {
+    /// A proxy URL may carry credentials (`http://user:password@proxy:3128`): only its
+    /// scheme, host and port are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Environment => f.write_str("Environment"),
+            Self::Direct => f.write_str("Direct"),
+            Self::Url(url) => match Url::parse(url) {
+                Ok(url) => write!(
+                    f,
+                    "Url({}://{}{})",
+                    url.scheme(),
+                    url.host_str().unwrap_or(""),
+                    url.port().map(|p| format!(":{p}")).unwrap_or_default()
+                ),
+                Err(_) => f.write_str("Url(<unparsable>)"),
+            },
+        }
+    }
 }
 
 /// Builds an [`HttpClient`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct HttpClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     max_body: usize,
     root_certificates: Vec<Vec<u8>>,
+    proxy: ProxyChoice,
 }
 
 impl Default for HttpClientBuilder {
@@ -415,6 +454,7 @@ impl Default for HttpClientBuilder {
             connect_timeout: Duration::from_secs(5),
             max_body: 1024 * 1024,
             root_certificates: Vec::new(),
+            proxy: ProxyChoice::Environment,
         }
     }
 }
@@ -444,24 +484,47 @@ impl HttpClientBuilder {
         self
     }
 
+    /// Sends every request (http and https) through this proxy, e.g.
+    /// `http://proxy.contoso.com:3128`, instead of the one the environment names. Managed
+    /// identity endpoints on plain http are still called directly.
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = ProxyChoice::Url(url.into());
+        self
+    }
+
+    /// Uses no proxy at all, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::Direct;
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
     ///
-    /// When TLS cannot be initialised or a root certificate is not DER.
+    /// When TLS cannot be initialised, a root certificate is not DER or the proxy URL is not
+    /// usable.
     pub fn build(self) -> Result<HttpClient, ConfigError> {
         let mut builder = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tower-azure-auth/", env!("CARGO_PKG_VERSION")));
-        for der in self.root_certificates {
-            let cert = reqwest::Certificate::from_der(&der).map_err(ConfigError::HttpClient)?;
+        for der in &self.root_certificates {
+            let cert = reqwest::Certificate::from_der(der).map_err(ConfigError::HttpClient)?;
             builder = builder.add_root_certificate(cert);
         }
+        builder = match &self.proxy {
+            ProxyChoice::Environment => builder,
+            ProxyChoice::Url(url) => {
+                builder.proxy(reqwest::Proxy::all(url.as_str()).map_err(ConfigError::HttpClient)?)
+            }
+            ProxyChoice::Direct => builder.no_proxy(),
+        };
         Ok(HttpClient {
             client: builder.build().map_err(ConfigError::HttpClient)?,
             max_body: self.max_body,
+            settings: Arc::new(self),
         })
     }
 }
@@ -484,7 +547,24 @@ impl HttpClient {
     /// Wraps an existing `reqwest::Client` (its timeouts and TLS settings apply); bodies are
     /// still bounded by `max_body`.
     pub fn from_reqwest(client: reqwest::Client, max_body: usize) -> Self {
-        Self { client, max_body }
+        Self {
+            client,
+            max_body,
+            settings: Arc::new(HttpClientBuilder::default().max_body(max_body)),
+        }
+    }
+
+    /// The same client without any proxy (for a client from [`HttpClient::from_reqwest`]:
+    /// the default timeouts and roots), for endpoints that must not be proxied.
+    ///
+    /// # Errors
+    ///
+    /// When the client cannot be built.
+    pub(crate) fn without_proxy(&self) -> Result<HttpClient, ConfigError> {
+        if matches!(self.settings.proxy, ProxyChoice::Direct) {
+            return Ok(self.clone());
+        }
+        (*self.settings).clone().no_proxy().build()
     }
 
     /// The underlying client.
@@ -579,6 +659,23 @@ impl HttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_proxy_credentials() {
+        let builder = HttpClient::builder().proxy("http://alice:s3cret@proxy.contoso.com:3128");
+        let debug = format!("{builder:?}");
+        assert!(
+            debug.contains("Url(http://proxy.contoso.com:3128)"),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("alice"),
+            "{debug}"
+        );
+        let client = builder.build().unwrap();
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+    }
 
     #[test]
     fn authority_forms() {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ use tower_azure_auth::credentials::{
 use tower_azure_auth::testing::{
     generate_certificate, DevApi, DevApplication, DevAuthority, Endpoint, Fault,
 };
-use tower_azure_auth::Authority;
+use tower_azure_auth::{Authority, HttpClient};
 
 const CLIENT: &str = "0b7c5d2e-0000-4000-8000-000000000002";
 const API: &str = "6f8a1c52-0000-4000-8000-000000000001";
@@ -295,6 +296,69 @@ async fn the_dev_authority_issues_managed_identity_tokens_in_both_shapes() {
             (result, expected) => panic!("{}: expected {expected:?}, got {result:?}", case.name),
         }
     }
+}
+
+#[tokio::test]
+async fn managed_identity_endpoints_are_called_without_the_proxy() {
+    let clock = ManualClock::now();
+    let authority = authority(&clock, Duration::from_secs(3600)).await;
+    // A proxy that refuses what reaches it, as a corporate proxy refuses 169.254.169.254.
+    let proxied = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&proxied);
+    let proxy = serve(Router::new().fallback(move || {
+        let counter = Arc::clone(&counter);
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (StatusCode::BAD_GATEWAY, "Fail to directly connect")
+        }
+    }))
+    .await;
+    let http = HttpClient::builder()
+        .proxy(format!("http://{proxy}"))
+        .build()
+        .unwrap();
+
+    // The proxy is in the way of everything else, loopback included.
+    let response = http
+        .reqwest()
+        .get(authority.metadata_url())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(proxied.load(Ordering::SeqCst), 1);
+
+    let cases = [
+        (
+            "imds",
+            ManagedIdentityCredential::builder().imds_endpoint(authority.imds_endpoint()),
+        ),
+        (
+            "app service",
+            ManagedIdentityCredential::builder().app_service(
+                authority.app_service_identity_endpoint(),
+                authority.identity_header(),
+            ),
+        ),
+    ];
+    for (name, builder) in cases {
+        let credential = builder
+            .http_client(http.clone())
+            .clock(Arc::new(clock.clone()))
+            .retry_delay(Duration::ZERO)
+            .build()
+            .unwrap();
+        let token = credential
+            .get_token(&[VAULT_SCOPE])
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(claims(token.secret())["appid"], IDENTITY, "{name}");
+    }
+    assert_eq!(
+        proxied.load(Ordering::SeqCst),
+        1,
+        "no managed identity request went through the proxy"
+    );
 }
 
 #[tokio::test]

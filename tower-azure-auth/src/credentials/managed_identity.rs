@@ -189,7 +189,8 @@ impl ManagedIdentityBuilder {
         self
     }
 
-    /// The HTTP client (default: [`HttpClient::new`]).
+    /// The HTTP client (default: [`HttpClient::new`]). Plain-http endpoints (IMDS, loopback)
+    /// are called without its proxy.
     pub fn http_client(mut self, http: HttpClient) -> Self {
         self.http = Some(http);
         self
@@ -278,6 +279,14 @@ impl ManagedIdentityBuilder {
         let http = match self.http {
             Some(http) => http,
             None => HttpClient::new()?,
+        };
+        // IMDS must not be reached through a proxy (Azure's IMDS documentation, "Proxies"),
+        // nor can App Service's local endpoint be: plain-http endpoints (IMDS or loopback,
+        // nothing else passes `source()`) are called directly.
+        let http = if source.endpoint().scheme() == "http" {
+            http.without_proxy()?
+        } else {
+            http
         };
         debug!(target: TARGET, source = source.name(), endpoint = %source.endpoint(), "managed identity configured");
         Ok(ManagedIdentityCredential {
