@@ -162,6 +162,40 @@ fn inbound(c: &mut Criterion) {
     group.finish();
 }
 
+/// The whole `ValidateAccessTokenLayer` on one request (bearer parsing, cache hit, claims into
+/// the extensions) around a service that answers at once, against the bare service.
+fn layer(c: &mut Criterion) {
+    use tower::{Layer as _, Service as _};
+    use tower_azure_auth::layers::ValidateAccessTokenLayer;
+
+    let setup = setup();
+    let token = setup.key.token(&claims(&setup.idp, 2));
+    let validator = validator(&setup, true);
+    validator.validate_with_current_keys(&token).unwrap();
+    let header = http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    let request = || {
+        let mut request = http::Request::new(());
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, header.clone());
+        request
+    };
+    let bare = tower::service_fn(|request: http::Request<()>| async move {
+        black_box(request.extensions().len());
+        Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::empty()))
+    });
+    let mut group = c.benchmark_group("layer");
+    let mut service = bare;
+    group.bench_function("bare_service", |b| {
+        b.iter(|| futures_util::FutureExt::now_or_never(service.call(black_box(request()))))
+    });
+    let mut service = ValidateAccessTokenLayer::new(validator).layer(bare);
+    group.bench_function("validate_access_token_cached", |b| {
+        b.iter(|| futures_util::FutureExt::now_or_never(service.call(black_box(request()))))
+    });
+    group.finish();
+}
+
 fn policy(c: &mut Criterion) {
     let setup = setup();
     let validator = validator(&setup, true);
@@ -191,6 +225,6 @@ fn policy(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = inbound, policy
+    targets = inbound, layer, policy
 }
 criterion_main!(benches);
