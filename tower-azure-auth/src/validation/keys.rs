@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use aws_lc_rs::signature::{self as lc, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
@@ -33,6 +34,10 @@ const RSA_ALGORITHMS: [(Algorithm, &RsaParameters); 6] = [
 /// hash only, instead of building the key from `n`/`e` for every token.
 #[derive(Clone)]
 pub(crate) struct SigningKey {
+    /// Unique per parsed key (kept across refreshes with the key itself, see
+    /// [`KeySet::reuse_unchanged`]): what the verified-token cache remembers, so that a hit
+    /// touches no reference count shared with other requests.
+    id: u64,
     pub(crate) kid: Option<String>,
     /// Modulus and exponent, big-endian without leading zeros.
     n: Vec<u8>,
@@ -45,7 +50,14 @@ pub(crate) struct SigningKey {
     material: (String, String),
 }
 
+/// The next [`SigningKey::id`].
+static NEXT_KEY_ID: AtomicU64 = AtomicU64::new(1);
+
 impl SigningKey {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Whether `signature` is `algorithm`'s signature of `message` under this key. Only the
     /// RSA algorithms are known; any other is never verified.
     pub(crate) fn verify(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
@@ -140,6 +152,7 @@ impl KeySet {
                 continue;
             }
             let key = SigningKey {
+                id: NEXT_KEY_ID.fetch_add(1, Ordering::Relaxed),
                 kid: raw.kid.clone(),
                 n: modulus,
                 e: exponent,
@@ -194,12 +207,10 @@ impl KeySet {
         }
     }
 
-    /// Whether `key` (the same `Arc`) is still in this set under its kid.
-    pub(crate) fn holds(&self, key: &Arc<SigningKey>) -> bool {
-        match key.kid.as_deref() {
-            Some(kid) => self.by_id.get(kid).is_some_and(|k| Arc::ptr_eq(k, key)),
-            None => self.all.iter().any(|k| Arc::ptr_eq(k, key)),
-        }
+    /// Whether the key with this [`SigningKey::id`] is still in this set (a scan: sets hold a
+    /// handful of keys, 64 at most).
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        self.all.iter().any(|k| k.id == id)
     }
 
     pub(crate) fn len(&self) -> usize {

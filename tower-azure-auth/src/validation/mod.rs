@@ -96,7 +96,8 @@ type TokenCache = quick_cache::sync::Cache<Box<str>, CachedToken, TokenWeight>;
 #[derive(Clone)]
 struct CachedToken {
     claims: Claims,
-    key: Arc<keys::SigningKey>,
+    /// The [`keys::SigningKey::id`] of the key that verified it.
+    key_id: u64,
     weight: u64,
 }
 
@@ -693,7 +694,7 @@ impl TokenValidator {
         if let Some(cache) = &inner.cache {
             if let Some(hit) = cache.get(token) {
                 let current = inner.snapshot.load();
-                if current.as_ref().is_some_and(|s| s.keys.holds(&hit.key)) {
+                if current.as_ref().is_some_and(|s| s.keys.holds(hit.key_id)) {
                     if let Err(error) = self.check_lifetime(&hit.claims) {
                         cache.remove(token);
                         return Err(error);
@@ -703,14 +704,14 @@ impl TokenValidator {
                 cache.remove(token);
             }
         }
-        let (claims, key) = self.check_uncached(token)?;
+        let (claims, key_id) = self.check_uncached(token)?;
         if let Some(cache) = &inner.cache {
             let weight = (token.len() * 2 + 256) as u64;
             cache.insert(
                 token.into(),
                 CachedToken {
                     claims: claims.clone(),
-                    key,
+                    key_id,
                     weight,
                 },
             );
@@ -718,7 +719,7 @@ impl TokenValidator {
         Ok(claims)
     }
 
-    fn check_uncached(&self, token: &str) -> Result<(Claims, Arc<keys::SigningKey>), AuthError> {
+    fn check_uncached(&self, token: &str) -> Result<(Claims, u64), AuthError> {
         use AuthErrorKind as K;
         let inner = &*self.inner;
         let mut parts = token.split('.');
@@ -824,7 +825,7 @@ impl TokenValidator {
                 "the token has neither a scp nor a roles claim (IDW10201); the caller was granted no permission on this API",
             ));
         }
-        Ok((claims, key.clone()))
+        Ok((claims, key.id()))
     }
 
     fn check_lifetime(&self, claims: &Claims) -> Result<(), AuthError> {
