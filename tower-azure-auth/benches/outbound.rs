@@ -5,8 +5,10 @@
 
 #![allow(missing_docs)]
 
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_lc_rs::encoding::AsDer;
 use axum::routing::post;
@@ -66,23 +68,15 @@ fn outbound(c: &mut Criterion) {
         group.throughput(Throughput::Elements(threads as u64));
         group.bench_function(format!("cache_hit_{threads}_threads"), |b| {
             b.iter_custom(|iterations| {
-                let start = Instant::now();
-                std::thread::scope(|scope| {
-                    for _ in 0..threads {
-                        scope.spawn(|| {
-                            for _ in 0..iterations {
-                                // A hit completes on its first poll: no I/O, no await.
-                                let token = client
-                                    .acquire_token_for_client(black_box(&[SCOPE]))
-                                    .now_or_never()
-                                    .expect("a cache hit never waits")
-                                    .unwrap();
-                                black_box(token);
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
+                common::on_threads(threads, iterations, || {
+                    // A hit completes on its first poll: no I/O, no await.
+                    let token = client
+                        .acquire_token_for_client(black_box(&[SCOPE]))
+                        .now_or_never()
+                        .expect("a cache hit never waits")
+                        .unwrap();
+                    black_box(token);
+                })
             })
         });
     }

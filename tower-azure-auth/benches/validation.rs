@@ -9,9 +9,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
@@ -142,19 +144,9 @@ fn inbound(c: &mut Criterion) {
             group.throughput(Throughput::Elements(threads as u64));
             group.bench_function(format!("{name}_{threads}_threads"), |b| {
                 b.iter_custom(|iterations| {
-                    let start = Instant::now();
-                    std::thread::scope(|scope| {
-                        for _ in 0..threads {
-                            scope.spawn(|| {
-                                for _ in 0..iterations {
-                                    black_box(
-                                        validator.validate_with_current_keys(&token).unwrap(),
-                                    );
-                                }
-                            });
-                        }
-                    });
-                    start.elapsed()
+                    common::on_threads(threads, iterations, || {
+                        black_box(validator.validate_with_current_keys(&token).unwrap());
+                    })
                 })
             });
         }
