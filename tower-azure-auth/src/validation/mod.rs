@@ -39,7 +39,7 @@ mod keys;
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -82,6 +82,9 @@ struct Inner {
     snapshot: ArcSwapOption<Snapshot>,
     refresh_lock: tokio::sync::Mutex<()>,
     generation: AtomicU64,
+    /// A refresh holds `refresh_lock` and is fetching: requests that need keys wait for it
+    /// instead of starting their own.
+    refreshing: AtomicBool,
     last_forced: Mutex<Option<SystemTime>>,
     fetches: AtomicU64,
     cache: Option<TokenCache>,
@@ -345,6 +348,7 @@ impl TokenValidatorBuilder {
             snapshot: ArcSwapOption::new(self.static_snapshot.map(Arc::new)),
             refresh_lock: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
             last_forced: Mutex::new(None),
             fetches: AtomicU64::new(0),
             cache: (self.cache_bytes > 0).then(|| {
@@ -370,10 +374,29 @@ impl TokenValidatorBuilder {
 async fn refresh_loop(inner: Weak<Inner>) {
     const FIRST_BACKOFF: Duration = Duration::from_secs(1);
     let mut backoff = FIRST_BACKOFF;
+    // The first round joins a refresh that anyone completed since the validator was built
+    // (an explicit `refresh()`, or a request's forced one, that ran before this task was
+    // first scheduled) instead of fetching the same keys again.
+    let mut first = true;
     loop {
         let wait = {
             let Some(inner) = inner.upgrade() else { return };
-            match inner.refresh().await {
+            let result = if std::mem::take(&mut first) {
+                inner.refresh_since(0).await.and_then(|()| {
+                    if inner.snapshot.load().is_some() {
+                        Ok(())
+                    } else {
+                        // Someone else's refresh failed: back off and fetch ourselves.
+                        Err(FetchError::Invalid {
+                            url: inner.authority.metadata_url().to_string(),
+                            reason: "no signing keys yet".into(),
+                        })
+                    }
+                })
+            } else {
+                inner.refresh().await
+            };
+            match result {
                 Ok(()) => {
                     backoff = FIRST_BACKOFF;
                     inner.refresh_interval
@@ -412,6 +435,7 @@ impl Inner {
         if self.generation.load(Ordering::SeqCst) != seen {
             return Ok(());
         }
+        self.refreshing.store(true, Ordering::SeqCst);
         let result = self.fetch().await;
         match &result {
             Ok(snapshot) => {
@@ -428,6 +452,7 @@ impl Inner {
             }
             self.snapshot.store(Some(Arc::new(snapshot)));
         });
+        self.refreshing.store(false, Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
         result
     }
@@ -650,8 +675,12 @@ impl TokenValidator {
         let seen = self.inner.generation.load(Ordering::SeqCst);
         match self.validate_with_current_keys(token) {
             Err(error) if needs_keys(&error) && !self.inner.static_keys => {
-                let in_progress = self.inner.refresh_lock.try_lock().is_err();
-                if in_progress || self.inner.take_forced_refresh_slot(error.kind()) {
+                if self.inner.refreshing.load(Ordering::SeqCst) {
+                    // Join the refresh under way (it holds the lock until its keys are
+                    // stored); never start another without a slot.
+                    drop(self.inner.refresh_lock.lock().await);
+                    self.validate_with_current_keys(token)
+                } else if self.inner.take_forced_refresh_slot(error.kind()) {
                     // The outcome is logged by refresh; the retry below reports what matters.
                     let _ = self.inner.refresh_since(seen).await;
                     self.validate_with_current_keys(token)
