@@ -46,8 +46,6 @@ pub(crate) struct SigningKey {
     parsed: [OnceLock<Option<ParsedPublicKey>>; RSA_ALGORITHMS.len()],
     /// Entra's per-key `issuer` (may hold `{tenantid}`).
     pub(crate) issuer: Option<String>,
-    /// The public key material, to recognise an unchanged key across refreshes.
-    material: (String, String),
 }
 
 /// The next [`SigningKey::id`].
@@ -56,6 +54,14 @@ static NEXT_KEY_ID: AtomicU64 = AtomicU64::new(1);
 impl SigningKey {
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The same key as `other`: same kid, modulus, exponent and per-key issuer.
+    fn same_as(&self, other: &SigningKey) -> bool {
+        self.kid == other.kid
+            && self.n == other.n
+            && self.e == other.e
+            && self.issuer == other.issuer
     }
 
     /// Whether `signature` is `algorithm`'s signature of `message` under this key. Only the
@@ -158,7 +164,6 @@ impl KeySet {
                 e: exponent,
                 parsed: Default::default(),
                 issuer: raw.issuer,
-                material: (n.to_owned(), e.to_owned()),
             };
             // Parsed for RS256 (Entra's algorithm) now, so that an unusable key is skipped
             // here rather than refused at every token.
@@ -191,17 +196,8 @@ impl KeySet {
     /// Keeps the previous `Arc` of every key that did not change, so that what was verified
     /// with it (the verified-token cache) stays valid across refreshes.
     pub(crate) fn reuse_unchanged(&mut self, previous: &KeySet) {
-        for key in &mut self.all {
-            if let Some(old) = previous.all.iter().find(|old| {
-                old.kid == key.kid && old.material == key.material && old.issuer == key.issuer
-            }) {
-                *key = old.clone();
-            }
-        }
-        for key in self.by_id.values_mut() {
-            if let Some(old) = previous.all.iter().find(|old| {
-                old.kid == key.kid && old.material == key.material && old.issuer == key.issuer
-            }) {
+        for key in self.all.iter_mut().chain(self.by_id.values_mut()) {
+            if let Some(old) = previous.all.iter().find(|old| old.same_as(key)) {
                 *key = old.clone();
             }
         }

@@ -381,36 +381,26 @@ async fn refresh_loop(inner: Weak<Inner>) {
     loop {
         let wait = {
             let Some(inner) = inner.upgrade() else { return };
-            let result = if std::mem::take(&mut first) {
-                inner.refresh_since(0).await.and_then(|()| {
-                    if inner.snapshot.load().is_some() {
-                        Ok(())
-                    } else {
-                        // Someone else's refresh failed: back off and fetch ourselves.
-                        Err(FetchError::Invalid {
-                            url: inner.authority.metadata_url().to_string(),
-                            reason: "no signing keys yet".into(),
-                        })
-                    }
-                })
+            // A refresh that left no keys (someone else's that failed) counts as failed.
+            let seen = if std::mem::take(&mut first) {
+                0
             } else {
-                inner.refresh().await
+                inner.generation.load(Ordering::SeqCst)
             };
-            match result {
-                Ok(()) => {
-                    backoff = FIRST_BACKOFF;
-                    inner.refresh_interval
-                }
-                Err(_) => {
-                    let wait = backoff;
-                    let cap = if inner.snapshot.load().is_some() {
-                        Duration::from_secs(300)
-                    } else {
-                        Duration::from_secs(30)
-                    };
-                    backoff = (backoff * 2).min(cap);
-                    wait
-                }
+            let refreshed =
+                inner.refresh_since(seen).await.is_ok() && inner.snapshot.load().is_some();
+            if refreshed {
+                backoff = FIRST_BACKOFF;
+                inner.refresh_interval
+            } else {
+                let wait = backoff;
+                let cap = if inner.snapshot.load().is_some() {
+                    Duration::from_secs(300)
+                } else {
+                    Duration::from_secs(30)
+                };
+                backoff = (backoff * 2).min(cap);
+                wait
             }
         };
         tokio::time::sleep(wait).await;
