@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the interop suite (tests/tests/interop.rs) needs, idempotently:
-#   - Node.js >= 18 and npm (from Debian's packages when missing and running as root),
-#     then tests/interop/oidc-provider/node_modules with `npm ci` from the committed lock file;
+#   - Node.js >= 20 and npm (from Debian's packages when missing and running as root), then
+#     tests/interop/oidc-provider/node_modules and tests/interop/msal-node/node_modules
+#     (@azure/msal-node) with `npm ci` from the committed lock files;
 #   - Python 3 with venv (python3-venv from Debian when missing), then tests/interop/.venv with
 #     the pinned msal from tests/interop/requirements.txt;
 #   - the example binaries the suite runs (cargo build --workspace --all-features --bins).
@@ -26,20 +27,24 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $2 >/dev/null || fail "apt-get install $2 failed"
 }
 
-# Node.js and oidc-provider.
+# Node.js, oidc-provider and @azure/msal-node.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     apt_install "node/npm" "nodejs npm"
 fi
 node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 18 ] || fail "Node.js $(node --version) is too old: oidc-provider 8 needs >= 18"
-lock_hash=$(sha256sum "$INTEROP/oidc-provider/package-lock.json" | cut -d' ' -f1)
-stamp="$INTEROP/oidc-provider/node_modules/.interop-installed"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
-    echo "interop-setup: npm ci in $INTEROP/oidc-provider"
-    (cd "$INTEROP/oidc-provider" && npm ci --no-audit --no-fund --loglevel=error) \
-        || fail "npm ci failed in $INTEROP/oidc-provider (is the npm registry reachable?)"
-    echo "$lock_hash" > "$stamp"
-fi
+[ "$node_major" -ge 20 ] || fail "Node.js $(node --version) is too old: @azure/msal-node 7 needs >= 20 (oidc-provider 8: >= 18)"
+for package in oidc-provider msal-node; do
+    lock_hash=$(sha256sum "$INTEROP/$package/package-lock.json" | cut -d' ' -f1)
+    stamp="$INTEROP/$package/node_modules/.interop-installed"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
+        echo "interop-setup: npm ci in $INTEROP/$package"
+        (cd "$INTEROP/$package" && npm ci --no-audit --no-fund --loglevel=error) \
+            || fail "npm ci failed in $INTEROP/$package (is the npm registry reachable?)"
+        echo "$lock_hash" > "$stamp"
+    fi
+done
+msal_node_version=$(cd "$INTEROP/msal-node" && node -p 'require("@azure/msal-node/package.json").version') \
+    || fail "@azure/msal-node does not load in $INTEROP/msal-node"
 
 # Python, venv and msal.
 if ! command -v python3 >/dev/null; then
@@ -66,4 +71,4 @@ fi
 
 # The binaries the suite starts (weather APIs, weather-client).
 cargo build --workspace --all-features --bins
-echo "interop-setup: ready (node $(node --version), $("$venv/bin/python" --version), msal $("$venv/bin/python" -c 'import msal; print(msal.__version__)'))"
+echo "interop-setup: ready (node $(node --version), @azure/msal-node $msal_node_version, $("$venv/bin/python" --version), msal $("$venv/bin/python" -c 'import msal; print(msal.__version__)'))"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the interop suite alone (oidc-provider and MSAL Python, see tests/interop/README.md):
+# Runs the interop suite alone (oidc-provider, MSAL Python and MSAL Node, see tests/interop/README.md):
 # installs its prerequisites, then `cargo test -p e2e-tests --all-features --test interop`.
 # Extra arguments filter cases by substring, e.g. `scripts/interop.sh msal`.
 set -euo pipefail

@@ -70,3 +70,11 @@ pub(crate) fn sha1_hex(certificate: &GeneratedCertificate) -> Result<String, Str
         .context("decoding x5t")?;
     Ok(raw.iter().map(|b| format!("{b:02X}")).collect())
 }
+
+/// The SHA-256 thumbprint in hex (what MSAL Node's `thumbprintSha256` takes).
+pub(crate) fn sha256_hex(certificate: &GeneratedCertificate) -> Result<String, String> {
+    let raw = URL_SAFE_NO_PAD
+        .decode(&certificate.x5t_s256)
+        .context("decoding x5t#S256")?;
+    Ok(raw.iter().map(|b| format!("{b:02X}")).collect())
+}

@@ -66,39 +66,8 @@ async fn setup() -> Result<Fixture, String> {
         .await
         .context("starting the dev authority with TLS")?;
 
-    // Our side trusts the dev authority's TLS certificate too.
-    let http = HttpClient::builder()
-        .add_root_certificate(tls.cert_der.clone())
-        .build()
-        .context("an HTTP client trusting the dev authority")?;
-    let validator = TokenValidator::builder(
-        Authority::entra(&authority.instance(), authority.tenant_id()).context("authority")?,
-    )
-    .client_id(API)
-    .http_client(http)
-    .build()
-    .context("a validator for the dev authority")?;
-
-    // The weather API (axum, in-process: it must trust the test TLS certificate), with the
-    // seed's policy: role service-api, azp = the MSAL client, azpacr 2.
-    let options: AzureAdOptions = ConfigSource::from_json_str(
-        &serde_json::json!({ "AzureAd": {
-            "Instance": authority.instance(),
-            "TenantId": authority.tenant_id(),
-            "ClientId": API,
-            "AllowedClientIds": [CLIENT],
-        }})
-        .to_string(),
-    )
-    .and_then(|c| c.section("AzureAd"))
-    .context("AzureAd options")?;
-    let policies = weather_api_axum::configure_policies(&options).context("policies")?;
-    let router = weather_api_axum::router(validator.clone(), &policies).context("router")?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the API")?;
-    let api_url = format!("http://{}", listener.local_addr().context("API address")?);
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let validator = validator_for(&authority, &tls.cert_der, API)?;
+    let api_url = serve_weather_api(&authority, validator.clone(), API, CLIENT).await?;
 
     Ok(Fixture {
         authority,
@@ -114,6 +83,55 @@ async fn setup() -> Result<Fixture, String> {
         validator,
         api_url,
     })
+}
+
+/// A validator for tokens of `api` from the dev authority, trusting its TLS certificate.
+pub(crate) fn validator_for(
+    authority: &DevAuthority,
+    tls_cert_der: &[u8],
+    api: &str,
+) -> Result<TokenValidator, String> {
+    let http = HttpClient::builder()
+        .add_root_certificate(tls_cert_der.to_vec())
+        .build()
+        .context("an HTTP client trusting the dev authority")?;
+    TokenValidator::builder(
+        Authority::entra(&authority.instance(), authority.tenant_id()).context("authority")?,
+    )
+    .client_id(api)
+    .http_client(http)
+    .build()
+    .context("a validator for the dev authority")
+}
+
+/// The weather API (axum, in-process: it must trust the test TLS certificate) for tokens of
+/// `api`, with the seed's policy: role service-api, azp = `client`, azpacr 2. Returns its
+/// base URL.
+pub(crate) async fn serve_weather_api(
+    authority: &DevAuthority,
+    validator: TokenValidator,
+    api: &str,
+    client: &str,
+) -> Result<String, String> {
+    let options: AzureAdOptions = ConfigSource::from_json_str(
+        &serde_json::json!({ "AzureAd": {
+            "Instance": authority.instance(),
+            "TenantId": authority.tenant_id(),
+            "ClientId": api,
+            "AllowedClientIds": [client],
+        }})
+        .to_string(),
+    )
+    .and_then(|c| c.section("AzureAd"))
+    .context("AzureAd options")?;
+    let policies = weather_api_axum::configure_policies(&options).context("policies")?;
+    let router = weather_api_axum::router(validator, &policies).context("router")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the API")?;
+    let api_url = format!("http://{}", listener.local_addr().context("API address")?);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(api_url)
 }
 
 impl Fixture {

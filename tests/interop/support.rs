@@ -196,6 +196,31 @@ pub(crate) fn node_with_oidc_provider() -> Result<(PathBuf, PathBuf), String> {
     Ok((PathBuf::from("node"), dir.join("server.mjs")))
 }
 
+/// `node`, checked to run, and @azure/msal-node installed in `tests/interop/msal-node`;
+/// returns the client script.
+pub(crate) fn node_with_msal_node() -> Result<PathBuf, String> {
+    let dir = interop_dir().join("msal-node");
+    let installed = dir
+        .join("node_modules")
+        .join("@azure")
+        .join("msal-node")
+        .join("package.json");
+    ensure!(
+        installed.is_file(),
+        "@azure/msal-node is not installed ({} is missing): {SETUP_HINT}",
+        installed.display()
+    );
+    let version = Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("node cannot be run ({e}): {SETUP_HINT}"))?;
+    ensure!(
+        version.status.success(),
+        "`node --version` failed: {SETUP_HINT}"
+    );
+    Ok(dir.join("client.mjs"))
+}
+
 /// A binary of this workspace, built by `scripts/interop-setup.sh`
 /// (`cargo build --workspace --all-features --bins`): found next to this test's own
 /// executable (`target/debug/deps/interop-…` → `target/debug/NAME`), so `CARGO_TARGET_DIR`

@@ -8,11 +8,16 @@
 //! * **MSAL for Python** (Microsoft's client library) against our `DevAuthority` over TLS:
 //!   the three ways MSAL builds a certificate assertion (RS256 + `x5t`, PS256 + `x5t#S256`
 //!   with and without `x5c`) are accepted, and the tokens validate and open the weather API.
+//! * **MSAL for Node** (`@azure/msal-node`) against our `DevAuthority` over TLS: certificates
+//!   by SHA-256 and SHA-1 thumbprint, tokens for two APIs in a row from one application (MSAL
+//!   reuses its client assertion, which the dev authority accepts by default as Entra does, and
+//!   refuses with AADSTS50027 under `AssertionReuse::Refuse`), a client secret, and an
+//!   unregistered certificate.
 //!
 //! A custom harness (`harness = false`): every case is printed by name; arguments that do
-//! not start with `-` filter cases by substring. Prerequisites (node + oidc-provider, the
-//! Python venv with msal, the example binaries) come from `scripts/interop-setup.sh`; when
-//! one is missing the suite FAILS, it is never skipped.
+//! not start with `-` filter cases by substring. Prerequisites (node + oidc-provider and
+//! @azure/msal-node, the Python venv with msal, the example binaries) come from
+//! `scripts/interop-setup.sh`; when one is missing the suite FAILS, it is never skipped.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -21,6 +26,8 @@ use std::sync::Arc;
 mod certs;
 #[path = "../interop/msal.rs"]
 mod msal;
+#[path = "../interop/msal_node.rs"]
+mod msal_node;
 #[path = "../interop/oidc_provider.rs"]
 mod oidc_provider;
 #[path = "../interop/oidc_suite.rs"]
@@ -67,14 +74,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (oidc, msal) = runtime.block_on(async {
+    let (oidc, msal, msal_node) = runtime.block_on(async {
         let oidc = oidc_suite::run(Suite::new("oidc-provider", Arc::clone(&filters)));
         let msal = msal::run(Suite::new("msal-python", Arc::clone(&filters)));
-        tokio::join!(oidc, msal)
+        let msal_node = msal_node::run(Suite::new("msal-node", Arc::clone(&filters)));
+        tokio::join!(oidc, msal, msal_node)
     });
-    let passed = oidc.passed + msal.passed;
-    let failed: Vec<String> = oidc.failed.into_iter().chain(msal.failed).collect();
-    let filtered = oidc.filtered_out + msal.filtered_out;
+    let suites = [oidc, msal, msal_node];
+    let passed: usize = suites.iter().map(|s| s.passed).sum();
+    let filtered: usize = suites.iter().map(|s| s.filtered_out).sum();
+    let failed: Vec<String> = suites.into_iter().flat_map(|s| s.failed).collect();
     println!(
         "\ninterop result: {}. {passed} passed; {} failed; {filtered} filtered out",
         if failed.is_empty() { "ok" } else { "FAILED" },

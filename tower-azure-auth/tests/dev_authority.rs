@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
 use tower_azure_auth::clock::{Clock, ManualClock};
 use tower_azure_auth::testing::{
-    generate_certificate, generate_tls_certificate, DevApi, DevApplication, DevAuthority, Endpoint,
-    Fault, GeneratedCertificate, IssueToken, KeepOld,
+    generate_certificate, generate_tls_certificate, AssertionReuse, DevApi, DevApplication,
+    DevAuthority, Endpoint, Fault, GeneratedCertificate, IssueToken, KeepOld,
 };
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -39,12 +39,17 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(AssertionReuse::default()).await
+}
+
+async fn fixture_with(reuse: AssertionReuse) -> Fixture {
     let cert = generate_certificate("CN=weather-client").unwrap();
     let unregistered = generate_certificate("CN=someone-else").unwrap();
     let clock = ManualClock::now();
     let authority = DevAuthority::builder()
         .tenant_id(TENANT)
         .clock(Arc::new(clock.clone()))
+        .assertion_reuse(reuse)
         .api(
             DevApi::new(WEATHER_API)
                 .app_id_uri("api://weather")
@@ -745,8 +750,8 @@ async fn token_endpoint_rules_one_by_one() {
 }
 
 #[tokio::test]
-async fn an_assertion_is_accepted_once() {
-    let f = fixture().await;
+async fn with_assertion_reuse_refused_an_assertion_is_accepted_once() {
+    let f = fixture_with(AssertionReuse::Refuse).await;
     let assertion = f.jsonwebtoken_assertion(Algorithm::PS256, &f.claims());
     let (first, _) = f.post_token(&f.certificate_form(assertion.clone())).await;
     assert_eq!(first, 200);
@@ -1255,4 +1260,165 @@ async fn debug_output_has_no_secrets() {
     let app = DevApplication::new(CLIENT).secret(SECRET);
     assert!(!format!("{app:?}").contains(SECRET));
     assert!(!format!("{:?}", f.cert).contains("PRIVATE KEY"));
+}
+
+/// The certificate form for `assertion`, asking for `scope`.
+fn form_for_scope(f: &Fixture, assertion: &str, scope: &str) -> Vec<(&'static str, String)> {
+    let mut form = f.certificate_form(assertion.to_owned());
+    form.retain(|(name, _)| *name != "scope");
+    form.push(("scope", scope.to_owned()));
+    form
+}
+
+#[tokio::test]
+async fn a_reused_assertion_gets_tokens_for_two_apis() {
+    // MSAL signs one assertion and sends it with every token request until it nears expiry;
+    // Entra accepts it, and so does the dev authority by default.
+    let f = fixture().await;
+    let assertion = f.jsonwebtoken_assertion(Algorithm::PS256, &f.claims());
+    let (weather, body) = f
+        .post_token(&form_for_scope(&f, &assertion, "api://weather/.default"))
+        .await;
+    assert_eq!(weather, 200, "{body}");
+    let claims = f
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            WEATHER_API,
+            &f.authority.issuer(TokenVersion::V2),
+        )
+        .await;
+    assert_eq!(claims["azp"], CLIENT);
+    let (legacy, body) = f
+        .post_token(&form_for_scope(&f, &assertion, "api://legacy/.default"))
+        .await;
+    assert_eq!(
+        legacy, 200,
+        "the second use of the assertion was refused: {body}"
+    );
+    let claims = f
+        .verify(
+            body["access_token"].as_str().unwrap(),
+            "api://legacy",
+            &f.authority.issuer(TokenVersion::V1),
+        )
+        .await;
+    assert_eq!(claims["appid"], CLIENT);
+    // Until it expires: exp is now + 600, with five minutes of skew.
+    f.clock.advance(Duration::from_secs(600 + 300));
+    let (again, body) = f
+        .post_token(&form_for_scope(&f, &assertion, "api://weather/.default"))
+        .await;
+    assert_eq!(again, 200, "{body}");
+    f.clock.advance(Duration::from_secs(1));
+    let (expired, body) = f
+        .post_token(&form_for_scope(&f, &assertion, "api://weather/.default"))
+        .await;
+    assert_eq!(expired, 401, "{body}");
+    assert_eq!(body["error_codes"], json!([700024]));
+}
+
+#[tokio::test]
+async fn with_assertion_reuse_refused_the_second_api_gets_aadsts50027() {
+    let f = fixture_with(AssertionReuse::Refuse).await;
+    let assertion = f.jsonwebtoken_assertion(Algorithm::PS256, &f.claims());
+    let (weather, body) = f
+        .post_token(&form_for_scope(&f, &assertion, "api://weather/.default"))
+        .await;
+    assert_eq!(weather, 200, "{body}");
+    let (legacy, body) = f
+        .post_token(&form_for_scope(&f, &assertion, "api://legacy/.default"))
+        .await;
+    assert_eq!(legacy, 400, "{body}");
+    assert_eq!(body["error"], "invalid_request");
+    assert_eq!(body["error_codes"], json!([50027]));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used (replay)"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn registration_file_sets_assertion_reuse() {
+    let dir = std::env::temp_dir().join(format!("dev-authority-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = generate_certificate("CN=file-client").unwrap();
+    let registration = |reuse: &str| {
+        json!({
+            "tenantId": TENANT,
+            "assertionReuse": reuse,
+            "apis": [{"clientId": WEATHER_API, "appIdUri": "api://weather"}],
+            "applications": [{"clientId": CLIENT, "certificatePems": [cert.cert_pem]}]
+        })
+    };
+    struct Case {
+        name: &'static str,
+        reuse: &'static str,
+        second_use: u16,
+    }
+    let cases = [
+        Case {
+            name: "withinLifetime",
+            reuse: "withinLifetime",
+            second_use: 200,
+        },
+        Case {
+            name: "refuse",
+            reuse: "refuse",
+            second_use: 400,
+        },
+    ];
+    for case in cases {
+        let path = dir.join(format!("{}.json", case.name));
+        std::fs::write(&path, registration(case.reuse).to_string()).unwrap();
+        // The file's setting replaces the builder's.
+        let authority = DevAuthority::builder()
+            .assertion_reuse(AssertionReuse::Refuse)
+            .assertion_reuse(AssertionReuse::WithinLifetime)
+            .from_registration_file(&path)
+            .unwrap()
+            .start()
+            .await
+            .unwrap();
+        let now = tower_azure_auth::clock::SystemClock.unix_seconds() as i64;
+        let mut header = Header::new(Algorithm::PS256);
+        header.x5t_s256 = Some(cert.x5t_s256.clone());
+        let assertion = jsonwebtoken::encode(
+            &header,
+            &json!({"aud": authority.token_endpoint(), "iss": CLIENT, "sub": CLIENT,
+                "jti": uuid::Uuid::new_v4().to_string(), "nbf": now, "exp": now + 600}),
+            &EncodingKey::from_rsa_pem(cert.key_pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let form = [
+            ("client_id", CLIENT),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion.as_str()),
+            ("scope", "api://weather/.default"),
+            ("grant_type", "client_credentials"),
+        ];
+        let http = reqwest::Client::new();
+        let first = http.post(authority.token_endpoint()).form(&form).send();
+        assert_eq!(first.await.unwrap().status(), 200, "{}", case.name);
+        let second = http.post(authority.token_endpoint()).form(&form).send();
+        assert_eq!(
+            second.await.unwrap().status().as_u16(),
+            case.second_use,
+            "{}",
+            case.name
+        );
+        authority.shutdown().await;
+    }
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, registration("never").to_string()).unwrap();
+    let error = DevAuthority::builder()
+        .from_registration_file(&bad)
+        .unwrap_err();
+    assert!(
+        tower_azure_auth::error::error_chain(&error).contains("never"),
+        "{error}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

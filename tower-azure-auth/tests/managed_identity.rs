@@ -26,7 +26,7 @@ use tower_azure_auth::credentials::{
     CredentialDescriptions, Environment, ManagedIdentityCredential, TokenSource, WorkloadIdentity,
 };
 use tower_azure_auth::testing::{
-    generate_certificate, DevApi, DevApplication, DevAuthority, Endpoint, Fault,
+    generate_certificate, AssertionReuse, DevApi, DevApplication, DevAuthority, Endpoint, Fault,
 };
 use tower_azure_auth::{Authority, HttpClient};
 
@@ -518,6 +518,8 @@ async fn the_federated_token_file_is_read_for_every_token_request() {
     let stranger = generate_certificate("CN=stranger").unwrap();
     let authority = DevAuthority::builder()
         .clock(Arc::new(clock.clone()))
+        // Strict replay checks: the test tells a re-read file from a cached assertion.
+        .assertion_reuse(AssertionReuse::Refuse)
         .api(
             DevApi::new(API)
                 .app_id_uri("api://weather")

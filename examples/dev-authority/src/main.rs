@@ -12,6 +12,9 @@
 //!     --out examples/dev-authority/certs/tls.pem
 //! cargo run -p dev-authority -- --config examples/dev-authority/registration.json \
 //!     --tls-cert examples/dev-authority/certs/tls.pem --tls-key examples/dev-authority/certs/tls.pem
+//! # strict replay checks (a reused client assertion gets AADSTS50027):
+//! cargo run -p dev-authority -- --config examples/dev-authority/registration.json \
+//!     --assertion-reuse refuse
 //! ```
 //!
 //! The registration format is documented in `tower_azure_auth::testing` (module docs,
@@ -21,9 +24,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tower_azure_auth::error::error_chain;
-use tower_azure_auth::testing::{generate_certificate, generate_tls_certificate, DevAuthority};
+use tower_azure_auth::testing::{
+    generate_certificate, generate_tls_certificate, AssertionReuse, DevAuthority,
+};
 
 /// A local Microsoft Entra ID (client credentials, v1 and v2 metadata, keys and tokens).
 #[derive(Debug, Parser)]
@@ -41,6 +46,11 @@ struct Args {
     /// The private key (PEM) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Whether a client assertion may be used again until it expires (as Entra allows and
+    /// MSAL does), or is refused as a replay (AADSTS50027). Replaces the registration
+    /// file's `assertionReuse`; within-lifetime by default.
+    #[arg(long, value_name = "MODE", value_enum)]
+    assertion_reuse: Option<Reuse>,
     /// Write a new client certificate and key (RSA 2048, PEM) for SUBJECT to --out, and exit.
     #[arg(
         long,
@@ -56,6 +66,24 @@ struct Args {
     /// Where --generate-certificate / --generate-tls-certificate write the PEM.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+}
+
+/// `--assertion-reuse`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Reuse {
+    /// Accept an assertion again until it expires.
+    WithinLifetime,
+    /// Refuse the second use of an assertion.
+    Refuse,
+}
+
+impl From<Reuse> for AssertionReuse {
+    fn from(reuse: Reuse) -> Self {
+        match reuse {
+            Reuse::WithinLifetime => Self::WithinLifetime,
+            Reuse::Refuse => Self::Refuse,
+        }
+    }
 }
 
 #[tokio::main]
@@ -127,6 +155,9 @@ async fn start(args: &Args) -> Result<DevAuthority, String> {
         };
         builder = builder.tls(read(cert)?, read(key)?);
     }
+    if let Some(reuse) = args.assertion_reuse {
+        builder = builder.assertion_reuse(reuse.into());
+    }
     builder.start().await.map_err(|e| error_chain(&e))
 }
 
@@ -174,6 +205,21 @@ mod tests {
                     "k.pem",
                 ],
                 ok: true,
+            },
+            Case {
+                name: "strict replay checks",
+                argv: &["--config", "r.json", "--assertion-reuse", "refuse"],
+                ok: true,
+            },
+            Case {
+                name: "assertion reuse within the lifetime",
+                argv: &["--config", "r.json", "--assertion-reuse", "within-lifetime"],
+                ok: true,
+            },
+            Case {
+                name: "unknown assertion reuse mode",
+                argv: &["--config", "r.json", "--assertion-reuse", "never"],
+                ok: false,
             },
             Case {
                 name: "no config",
@@ -228,6 +274,11 @@ mod tests {
             authority.tenant_id(),
             "8c2b3a4d-5e6f-4a1b-9c2d-3e4f5a6b7c8d"
         );
+        assert_eq!(
+            authority.assertion_reuse(),
+            AssertionReuse::WithinLifetime,
+            "MSAL's reused assertions are accepted by default"
+        );
         let http = reqwest::Client::new();
         let metadata = http.get(authority.metadata_url()).send().await.unwrap();
         assert_eq!(metadata.status(), 200);
@@ -277,6 +328,20 @@ mod tests {
         assert!(authority.metadata_url().starts_with("https://"));
         let metadata = https.get(authority.metadata_url()).send().await.unwrap();
         assert_eq!(metadata.status(), 200);
+        authority.shutdown().await;
+
+        let strict = Args::try_parse_from([
+            "dev-authority",
+            "--config",
+            dir.join("registration.json").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--assertion-reuse",
+            "refuse",
+        ])
+        .unwrap();
+        let authority = start(&strict).await.unwrap();
+        assert_eq!(authority.assertion_reuse(), AssertionReuse::Refuse);
         authority.shutdown().await;
 
         let missing =

@@ -3,7 +3,7 @@
 //! no `nbf`, PS256 with `x5t#S256`, `x5c` as a string or an array, base64 with line
 //! breaks), and checked the way Entra checks them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
@@ -361,35 +361,90 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraErr
     Ok(exp)
 }
 
-/// Remembers the `jti` of accepted assertions until they expire, so that an assertion is
-/// accepted once. Bounded: past the capacity the entry closest to expiry is dropped.
-#[derive(Debug, Default)]
+/// What [`ReplayCache::remember`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Remembered {
+    /// A (client, `jti`) not seen before, now remembered until its `exp` + skew.
+    New,
+    /// Seen before, and not yet expired: a replay.
+    Replayed,
+    /// Not seen before, but the cache is full of unexpired entries: the assertion cannot
+    /// be remembered, so it must be refused (forgetting an unexpired entry would let that
+    /// assertion be replayed). `earliest_expiry` (Unix seconds) is when room frees up.
+    Full { earliest_expiry: i64 },
+}
+
+type ReplayKey = (String, String);
+
+/// Remembers the `jti` of accepted assertions until they expire (`exp` + [`CLOCK_SKEW`],
+/// past which the lifetime check refuses them anyway), so that an assertion is accepted
+/// once. Bounded: when `capacity` unexpired entries are held, new assertions are refused
+/// ([`Remembered::Full`]) rather than an unexpired entry forgotten.
+#[derive(Debug)]
 pub(crate) struct ReplayCache {
-    seen: HashMap<(String, String), i64>,
+    capacity: usize,
+    /// (lower-case client id, jti) → exp.
+    seen: HashMap<ReplayKey, i64>,
+    /// The same entries ordered by expiry, to drop expired ones from the front.
+    by_expiry: BTreeSet<(i64, ReplayKey)>,
+}
+
+impl Default for ReplayCache {
+    fn default() -> Self {
+        Self::with_capacity(REPLAY_CAPACITY)
+    }
 }
 
 impl ReplayCache {
-    /// `true` if this (client, jti) is new (and now remembered), `false` for a replay.
-    pub(crate) fn insert(&mut self, client_id: &str, jti: &str, exp: i64, now: i64) -> bool {
+    /// A cache holding at most `capacity` unexpired entries.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            capacity,
+            seen: HashMap::new(),
+            by_expiry: BTreeSet::new(),
+        }
+    }
+
+    /// The most unexpired entries held.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Checks (client, jti) at `now` and remembers it when new.
+    pub(crate) fn remember(
+        &mut self,
+        client_id: &str,
+        jti: &str,
+        exp: i64,
+        now: i64,
+    ) -> Remembered {
+        self.drop_expired(now);
         let key = (client_id.to_ascii_lowercase(), jti.to_owned());
         if self.seen.contains_key(&key) {
-            return false;
+            return Remembered::Replayed;
         }
-        // An assertion past exp + skew is refused on its lifetime; no need to remember it.
-        self.seen
-            .retain(|_, exp| exp.saturating_add(CLOCK_SKEW) >= now);
-        if self.seen.len() >= REPLAY_CAPACITY {
-            let oldest = self
-                .seen
-                .iter()
-                .min_by_key(|(_, exp)| **exp)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
-                self.seen.remove(&oldest);
+        if self.seen.len() >= self.capacity {
+            let earliest_expiry = self
+                .by_expiry
+                .first()
+                .map_or(now, |(exp, _)| exp.saturating_add(CLOCK_SKEW));
+            return Remembered::Full { earliest_expiry };
+        }
+        self.by_expiry.insert((exp, key.clone()));
+        self.seen.insert(key, exp);
+        Remembered::New
+    }
+
+    /// Forgets the entries whose `exp` + skew is before `now`.
+    fn drop_expired(&mut self, now: i64) {
+        while let Some((exp, _)) = self.by_expiry.first() {
+            if exp.saturating_add(CLOCK_SKEW) >= now {
+                break;
+            }
+            if let Some((_, key)) = self.by_expiry.pop_first() {
+                self.seen.remove(&key);
             }
         }
-        self.seen.insert(key, exp);
-        true
     }
 
     #[cfg(test)]
@@ -880,23 +935,109 @@ mod tests {
     }
 
     #[test]
+    fn replay_cache_never_evicts_unexpired_entries() {
+        let mut cache = ReplayCache::default();
+        // The entry closest to expiry, still valid for minutes.
+        assert_eq!(
+            cache.remember(CLIENT, "first", NOW + 300, NOW),
+            Remembered::New
+        );
+        for i in 0..REPLAY_CAPACITY {
+            cache.remember(CLIENT, &format!("flood-{i}"), NOW + 600, NOW);
+        }
+        assert_eq!(cache.len(), REPLAY_CAPACITY);
+        assert_eq!(
+            cache.remember(CLIENT, "first", NOW + 300, NOW + 1),
+            Remembered::Replayed,
+            "an unexpired assertion was forgotten and accepted again"
+        );
+        assert_eq!(
+            cache.remember(CLIENT, "new", NOW + 600, NOW + 1),
+            Remembered::Full {
+                earliest_expiry: NOW + 300 + CLOCK_SKEW
+            },
+            "a full cache refuses new assertions and says when room frees up"
+        );
+        // Once the first entry expired (exp + skew), there is room again; the flood's
+        // entries are still remembered.
+        let later = NOW + 300 + CLOCK_SKEW + 1;
+        assert_eq!(
+            cache.remember(CLIENT, "new", NOW + 900, later),
+            Remembered::New
+        );
+        assert_eq!(
+            cache.remember(CLIENT, "flood-0", NOW + 600, later),
+            Remembered::Replayed
+        );
+        assert_eq!(cache.len(), REPLAY_CAPACITY, "bounded");
+    }
+
+    #[test]
+    fn replay_cache_remembers_each_entry_until_exp_plus_skew() {
+        struct Case {
+            name: &'static str,
+            at: i64,
+            remembered: Remembered,
+        }
+        let exp = NOW + 600;
+        let cases = [
+            Case {
+                name: "before exp",
+                at: exp - 1,
+                remembered: Remembered::Replayed,
+            },
+            Case {
+                name: "at exp + skew",
+                at: exp + CLOCK_SKEW,
+                remembered: Remembered::Replayed,
+            },
+            Case {
+                name: "after exp + skew",
+                at: exp + CLOCK_SKEW + 1,
+                remembered: Remembered::New,
+            },
+        ];
+        for case in cases {
+            let mut cache = ReplayCache::with_capacity(1);
+            assert_eq!(cache.remember(CLIENT, "a", exp, NOW), Remembered::New);
+            assert_eq!(
+                cache.remember(CLIENT, "a", exp, case.at),
+                case.remembered,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
     fn replay_cache() {
         let mut cache = ReplayCache::default();
-        assert!(cache.insert(CLIENT, "a", NOW + 600, NOW), "first use");
-        assert!(!cache.insert(CLIENT, "a", NOW + 600, NOW), "replay");
-        assert!(
-            !cache.insert(&CLIENT.to_uppercase(), "a", NOW + 600, NOW),
+        let new = Remembered::New;
+        assert_eq!(
+            cache.remember(CLIENT, "a", NOW + 600, NOW),
+            new,
+            "first use"
+        );
+        assert_eq!(
+            cache.remember(CLIENT, "a", NOW + 600, NOW),
+            Remembered::Replayed,
+            "replay"
+        );
+        assert_eq!(
+            cache.remember(&CLIENT.to_uppercase(), "a", NOW + 600, NOW),
+            Remembered::Replayed,
             "replay, client id case"
         );
-        assert!(
-            cache.insert(OTHER, "a", NOW + 600, NOW),
+        assert_eq!(
+            cache.remember(OTHER, "a", NOW + 600, NOW),
+            new,
             "same jti, other client"
         );
         // Past exp + skew the entries are dropped (the lifetime check refuses them anyway).
-        assert!(cache.insert(CLIENT, "b", NOW + 2000, NOW + 1000));
+        assert_eq!(cache.remember(CLIENT, "b", NOW + 2000, NOW + 1000), new);
         assert_eq!(cache.len(), 1, "expired entries were dropped");
         for i in 0..REPLAY_CAPACITY + 10 {
-            cache.insert(
+            cache.remember(
                 CLIENT,
                 &format!("jti-{i}"),
                 NOW + 5000 + i as i64,

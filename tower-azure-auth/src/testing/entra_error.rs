@@ -200,6 +200,21 @@ impl EntraError {
         ))
     }
 
+    /// With strict replay checks, no room to remember a new assertion: `capacity` unexpired
+    /// ones are held, the earliest expires at `earliest_expiry` (Unix seconds). Entra has no
+    /// such limit to document; this is the dev authority's own, transient.
+    pub(crate) fn replay_cache_full(capacity: usize, earliest_expiry: i64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            90033,
+            format!(
+                "The dev authority remembers {capacity} unexpired client assertions (its replay-check limit) and accepts no new one until the earliest expires at {}. Retry then.",
+                format_iso(earliest_expiry)
+            ),
+        )
+    }
+
     /// A request body over the size limit.
     pub(crate) fn too_large(limit: usize) -> Self {
         Self::new(

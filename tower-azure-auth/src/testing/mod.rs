@@ -30,11 +30,17 @@
 //!
 //! Clients authenticate with a **certificate** (an RFC 7523 client assertion: signature
 //! checked against the registered certificate named by `x5t#S256`, `x5t` or `x5c`; RS256 or
-//! PS256; `aud` = the token endpoint; `iss` = `sub` = client id; lifetime; single use of each
-//! `jti`) or a **client secret** (`client_secret`, or HTTP Basic). Assertions are parsed the
-//! tolerant way Entra parses them, so what MSAL.NET and MSAL Python send is
+//! PS256; `aud` = the token endpoint; `iss` = `sub` = client id; lifetime; `jti` present)
+//! or a **client secret** (`client_secret`, or HTTP Basic). Assertions are parsed the
+//! tolerant way Entra parses them, so what MSAL.NET, MSAL Python and MSAL Node send is
 //! accepted: padded `x5t`, float or string `exp`/`nbf`, no `nbf`, `x5c` as a string or an
 //! array, base64 with line breaks.
+//!
+//! Like Entra, an assertion may be used again until it expires: MSAL signs one and sends it
+//! with every token request (for any scope) until it nears expiry. Tests of a client that
+//! must send a fresh assertion each time turn on RFC 7523's replay check with
+//! [`DevAuthorityBuilder::assertion_reuse`]`(`[`AssertionReuse::Refuse`]`)`: a second use of
+//! a `jti` is then refused with AADSTS50027 until the assertion expires.
 //!
 //! Tokens carry Entra's app-only claim set: v2 `aud` (API client id), `iss`, `iat`, `nbf`,
 //! `exp`, `aio`, `azp`, `azpacr` (`"2"` certificate, `"1"` secret), `oid`, `rh`, `roles`
@@ -57,13 +63,14 @@
 //! | 700016 | `unauthorized_client` | 400 | unknown client id |
 //! | 7000218 | `invalid_client` | 401 | neither `client_assertion` nor `client_secret` |
 //! | 7000215 | `invalid_client` | 401 | wrong secret |
-//! | 50027 | `invalid_request` | 400 | malformed assertion, wrong `client_assertion_type`, `jti` replayed |
+//! | 50027 | `invalid_request` | 400 | malformed assertion, wrong `client_assertion_type`, `jti` used before (only with [`AssertionReuse::Refuse`]) |
 //! | 700027 | `invalid_client` | 401 | unknown certificate, bad signature, unsupported `alg`, expired certificate |
 //! | 700023 | `invalid_client` | 401 | `aud` is not the token endpoint |
 //! | 700021 | `invalid_client` | 401 | `iss` is not the `client_id` parameter |
 //! | 50048 | `invalid_client` | 401 | `sub` differs from `iss` |
 //! | 700024 | `invalid_client` | 401 | assertion expired, not yet valid, or valid for more than a day |
 //! | 500011 | `invalid_resource` | 400 | the scope names no registered API |
+//! | 90033 | `temporarily_unavailable` | 503 | [`AssertionReuse::Refuse`] only: 10 000 unexpired assertions are remembered, no room for a new one until the earliest expires |
 //!
 //! A role that was not granted is not an error: the token has no `roles` claim, as in Entra.
 //!
@@ -130,6 +137,7 @@
 //! {
 //!   "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
 //!   "tokenLifetimeSeconds": 3600,
+//!   "assertionReuse": "withinLifetime",
 //!   "apis": [
 //!     {
 //!       "clientId": "6f8a1c52-0000-4000-8000-000000000001",
@@ -154,7 +162,8 @@
 //!
 //! Every field but `clientId` is optional; `tenantId` defaults to a fresh GUID,
 //! `requestedAccessTokenVersion` to 1 (as in Entra), `tokenLifetimeSeconds` to Entra's
-//! random 60–90 minutes, `objectId` (per application) to a GUID derived from the tenant and
+//! random 60–90 minutes, `assertionReuse` to `"withinLifetime"` (`"refuse"` for
+//! [`AssertionReuse::Refuse`]), `objectId` (per application) to a GUID derived from the tenant and
 //! client ids. Unknown fields are refused, so typos surface.
 
 mod assertion;
@@ -275,6 +284,28 @@ pub enum KeepOld {
     Yes,
     /// Publish only the new key (tokens signed before no longer verify).
     No,
+}
+
+/// Whether the token endpoint accepts a client assertion it has already accepted (same
+/// client, same `jti`) again. Set with [`DevAuthorityBuilder::assertion_reuse`].
+///
+/// Entra accepts a reused assertion while it is valid, and Microsoft's clients count on it:
+/// MSAL (.NET, Python, Node, Go) signs one assertion and sends it with every token request
+/// until it nears expiry, for any scope. [`WithinLifetime`](Self::WithinLifetime), the
+/// default, behaves the same; [`Refuse`](Self::Refuse) is RFC 7523's strict replay check,
+/// for tests of a client that must send a fresh assertion each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AssertionReuse {
+    /// Accept an assertion again until it expires (`exp` plus five minutes of skew), as
+    /// Entra does.
+    #[default]
+    WithinLifetime,
+    /// Refuse the second use of a `jti` with AADSTS50027 until the assertion expires. The
+    /// authority remembers up to 10 000 unexpired assertions; while that many are held it
+    /// refuses new ones (503 `temporarily_unavailable`, saying when room frees up) rather
+    /// than forget one that could then be replayed.
+    Refuse,
 }
 
 /// A fault to inject into the next requests to an [`Endpoint`]: fail with a status, delay,
@@ -450,6 +481,7 @@ pub struct DevAuthorityBuilder {
     token_lifetime: Option<Duration>,
     managed_identities: Vec<String>,
     key_vault: Option<DevKeyVault>,
+    assertion_reuse: AssertionReuse,
 }
 
 #[derive(Clone)]
@@ -526,8 +558,24 @@ impl DevAuthorityBuilder {
         self
     }
 
+    /// Whether a client assertion is accepted again within its lifetime
+    /// ([`AssertionReuse::WithinLifetime`], the default, as Entra does and MSAL relies on)
+    /// or refused as a replay ([`AssertionReuse::Refuse`]).
+    ///
+    /// ```
+    /// use tower_azure_auth::testing::{AssertionReuse, DevAuthority};
+    ///
+    /// let strict = DevAuthority::builder().assertion_reuse(AssertionReuse::Refuse);
+    /// # let _ = strict;
+    /// ```
+    pub fn assertion_reuse(mut self, reuse: AssertionReuse) -> Self {
+        self.assertion_reuse = reuse;
+        self
+    }
+
     /// Adds the registrations of a JSON file (see the [module docs](self#registration-file));
-    /// its `tenantId` and `tokenLifetimeSeconds`, when present, replace the builder's.
+    /// its `tenantId`, `tokenLifetimeSeconds` and `assertionReuse`, when present, replace
+    /// the builder's.
     ///
     /// # Errors
     ///
@@ -540,6 +588,9 @@ impl DevAuthorityBuilder {
         }
         if let Some(seconds) = file.token_lifetime_seconds {
             self.token_lifetime = Some(Duration::from_secs(seconds));
+        }
+        if let Some(reuse) = file.assertion_reuse {
+            self.assertion_reuse = reuse.into();
         }
         let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
         let (apis, applications) = file.into_parts(base_dir)?;
@@ -610,6 +661,7 @@ impl DevAuthorityBuilder {
             registry,
             self.clock,
             self.token_lifetime,
+            self.assertion_reuse,
             identities,
             vault,
         )?);
@@ -728,6 +780,7 @@ impl DevAuthority {
             token_lifetime: None,
             managed_identities: Vec::new(),
             key_vault: None,
+            assertion_reuse: AssertionReuse::default(),
         }
     }
 
@@ -927,6 +980,12 @@ impl DevAuthority {
     /// When key generation fails.
     pub fn rotate_signing_key(&self, keep_old: KeepOld) -> Result<String, ConfigError> {
         self.state().rotate(keep_old == KeepOld::Yes)
+    }
+
+    /// Whether a client assertion is accepted again within its lifetime or refused as a
+    /// replay ([`DevAuthorityBuilder::assertion_reuse`]).
+    pub fn assertion_reuse(&self) -> AssertionReuse {
+        self.state().assertion_reuse()
     }
 
     /// The published key ids, the signing one first.

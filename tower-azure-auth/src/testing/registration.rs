@@ -9,6 +9,7 @@ use aws_lc_rs::digest;
 use serde::Deserialize;
 
 use super::keys::{thumbprint_sha1, thumbprint_sha256};
+use super::AssertionReuse;
 use crate::claims::TokenVersion;
 use crate::error::ConfigError;
 
@@ -452,9 +453,28 @@ pub(crate) struct RegistrationFile {
     #[serde(default)]
     pub(crate) token_lifetime_seconds: Option<u64>,
     #[serde(default)]
+    pub(crate) assertion_reuse: Option<AssertionReuseEntry>,
+    #[serde(default)]
     pub(crate) apis: Vec<ApiEntry>,
     #[serde(default)]
     pub(crate) applications: Vec<ApplicationEntry>,
+}
+
+/// `assertionReuse`: `"withinLifetime"` or `"refuse"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum AssertionReuseEntry {
+    WithinLifetime,
+    Refuse,
+}
+
+impl From<AssertionReuseEntry> for AssertionReuse {
+    fn from(entry: AssertionReuseEntry) -> Self {
+        match entry {
+            AssertionReuseEntry::WithinLifetime => Self::WithinLifetime,
+            AssertionReuseEntry::Refuse => Self::Refuse,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,13 +9,13 @@ use std::time::Duration;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Map, Value};
 
-use super::assertion::{self, Expectations, ReplayCache};
+use super::assertion::{self, Expectations, Remembered, ReplayCache};
 use super::entra_error::EntraError;
 use super::key_vault::Vault;
 use super::keys::{b64url, SigningKey};
 use super::managed_identity::Identities;
 use super::registration::{DevApi, RegisteredCertificate, Registry};
-use super::{Endpoint, Fault};
+use super::{AssertionReuse, Endpoint, Fault};
 use crate::claims::{ClientAuthentication, TokenVersion};
 use crate::clock::SharedClock;
 use crate::error::ConfigError;
@@ -45,6 +45,9 @@ pub(crate) struct State {
     pub(crate) base: String,
     pub(crate) registry: Registry,
     keys: Mutex<Vec<Arc<SigningKey>>>,
+    /// Whether an accepted assertion may be used again within its lifetime.
+    assertion_reuse: AssertionReuse,
+    /// The `jti`s of accepted assertions, with [`AssertionReuse::Refuse`].
     replay: Mutex<ReplayCache>,
     clock: SharedClock,
     token_lifetime: Option<Duration>,
@@ -97,6 +100,7 @@ impl State {
         registry: Registry,
         clock: SharedClock,
         token_lifetime: Option<Duration>,
+        assertion_reuse: AssertionReuse,
         identities: Identities,
         vault: Vault,
     ) -> Result<Self, ConfigError> {
@@ -104,6 +108,7 @@ impl State {
             base,
             registry,
             keys: Mutex::new(vec![Arc::new(SigningKey::generate()?)]),
+            assertion_reuse,
             replay: Mutex::new(ReplayCache::default()),
             clock,
             token_lifetime,
@@ -113,6 +118,10 @@ impl State {
             vault,
             replaced_certificates: Mutex::new(HashMap::new()),
         })
+    }
+
+    pub(crate) fn assertion_reuse(&self) -> AssertionReuse {
+        self.assertion_reuse
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -459,8 +468,20 @@ impl State {
             };
             let verified = assertion::verify(raw, &expect, &self.registry)?;
             drop(replaced);
-            if !lock(&self.replay).insert(&verified.client_id, &verified.jti, verified.exp, now) {
-                return Err(EntraError::replayed_assertion(&verified.jti));
+            if self.assertion_reuse == AssertionReuse::Refuse {
+                let mut replay = lock(&self.replay);
+                match replay.remember(&verified.client_id, &verified.jti, verified.exp, now) {
+                    Remembered::New => {}
+                    Remembered::Replayed => {
+                        return Err(EntraError::replayed_assertion(&verified.jti))
+                    }
+                    Remembered::Full { earliest_expiry } => {
+                        return Err(EntraError::replay_cache_full(
+                            replay.capacity(),
+                            earliest_expiry,
+                        ))
+                    }
+                }
             }
             (verified.client_id, ClientAuthentication::Certificate)
         } else {
