@@ -103,7 +103,7 @@ pub fn require_secure(url: &Url, key: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -363,6 +363,17 @@ pub enum FetchError {
         /// The status.
         status: u16,
     },
+    /// The server answered with a redirect (3xx). Redirects are never followed, so a
+    /// request (and the credential or token it carries) is never sent again elsewhere.
+    #[error("{url} redirected (HTTP {status}{}); redirects are never followed", location.as_deref().map(|l| format!(" to {l}")).unwrap_or_default())]
+    Redirected {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+        /// Where it pointed (`Location` without its query), when it said.
+        location: Option<String>,
+    },
     /// The body is larger than the limit.
     #[error("{url} sent more than {limit} bytes")]
     TooLarge {
@@ -544,14 +555,41 @@ impl HttpClient {
         HttpClientBuilder::default()
     }
 
-    /// Wraps an existing `reqwest::Client` (its timeouts and TLS settings apply); bodies are
-    /// still bounded by `max_body`.
-    pub fn from_reqwest(client: reqwest::Client, max_body: usize) -> Self {
-        Self {
+    /// Builds the client from a `reqwest::ClientBuilder` the caller configured (its timeouts,
+    /// TLS, proxy and other settings apply); bodies are bounded by `max_body`.
+    ///
+    /// The builder's redirect policy is replaced by [`reqwest::redirect::Policy::none`]: this
+    /// client never follows a redirect, so a token endpoint answering 307 cannot make it post
+    /// the client assertion or secret to another origin (the 3xx becomes
+    /// [`FetchError::Redirected`]). A built `reqwest::Client` is not accepted because its
+    /// redirect policy can be neither read nor changed.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_azure_auth::HttpClient;
+    ///
+    /// let builder = reqwest::Client::builder().timeout(Duration::from_secs(3));
+    /// let http = HttpClient::from_reqwest(builder, 64 * 1024)?;
+    /// assert_eq!(http.max_body(), 64 * 1024);
+    /// # Ok::<(), tower_azure_auth::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::HttpClient`] when reqwest cannot build the client.
+    pub fn from_reqwest(
+        builder: reqwest::ClientBuilder,
+        max_body: usize,
+    ) -> Result<Self, ConfigError> {
+        let client = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(ConfigError::HttpClient)?;
+        Ok(Self {
             client,
             max_body,
             settings: Arc::new(HttpClientBuilder::default().max_body(max_body)),
-        }
+        })
     }
 
     /// The same client without any proxy (for a client from [`HttpClient::from_reqwest`]:
@@ -577,23 +615,43 @@ impl HttpClient {
         self.max_body
     }
 
-    /// Sends a request and returns the response, whatever its status.
+    /// Sends a request and returns the response, whatever its status except a redirect.
     ///
     /// # Errors
     ///
-    /// [`FetchError::Transport`].
+    /// [`FetchError::Transport`]; [`FetchError::Redirected`] for any 3xx answer (redirects
+    /// are never followed).
     pub async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        request
+        let response = request
             .send()
             .await
             .map_err(|source| FetchError::Transport {
                 url: url.to_owned(),
                 source,
-            })
+            })?;
+        if response.status().is_redirection() {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .map(|location| {
+                    location
+                        .split(['?', '#'])
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                });
+            return Err(FetchError::Redirected {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+                location,
+            });
+        }
+        Ok(response)
     }
 
     /// Reads a body up to the limit.

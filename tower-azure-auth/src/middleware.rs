@@ -2,11 +2,22 @@
 //! of [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer), sharing its
 //! [`TokenSource`]. (The module is not called `reqwest`, which would clash with the crate.)
 //!
-//! Every request gets `Authorization: Bearer <token>` (marked sensitive). When the API answers
-//! 401 with `WWW-Authenticate: Bearer error="invalid_token"`, the token is force-refreshed
-//! once and the request is sent again **if reqwest can clone it**
-//! ([`reqwest::Request::try_clone`]: any request without a streaming body); otherwise the 401
-//! is returned. Token failures are [`reqwest_middleware::Error::Middleware`] wrapping the
+//! The token goes only to the API's origins (scheme, host and port), named when the middleware
+//! is built ([`AccessTokenMiddleware::new`], or [`AccessTokenMiddleware::builder`] for several):
+//! a request to any other origin is **sent without the token** (logged at debug under
+//! `tower_azure_auth::credentials`), so a client shared with other calls, or a URL built from
+//! data, never hands the API's token to another host. An origin on plain http is refused when
+//! the middleware is built unless it is a loopback address (`127.0.0.1`, `::1`, `localhost`)
+//! or [`AccessTokenMiddlewareBuilder::allow_http`] is on.
+//!
+//! A request to the API gets `Authorization: Bearer <token>` (marked sensitive). When the API
+//! answers 401 with `WWW-Authenticate: Bearer error="invalid_token"`, a refreshed token is
+//! asked for and, **if it differs from the refused one and reqwest can clone the request**
+//! ([`reqwest::Request::try_clone`]: any request without a streaming body), the request is
+//! sent once more with it; otherwise the 401 is returned. The token source rate-limits these
+//! forced refreshes (see [`TokenSource::token`]), so an API that refuses every token cannot
+//! make the client hammer the authority. Token failures are
+//! [`reqwest_middleware::Error::Middleware`] wrapping the
 //! [`TokenError`](crate::credentials::TokenError).
 //!
 //! ```no_run
@@ -18,11 +29,16 @@
 //!     .authority(Authority::entra("https://login.microsoftonline.com/", "contoso.onmicrosoft.com")?)
 //!     .certificate(ClientCertificate::from_file("client.pfx", Some("password"))?)
 //!     .build()?;
+//! let middleware = AccessTokenMiddleware::new(
+//!     client, ["api://weather/.default"], "https://weather.example.com")?;
 //! let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(AccessTokenMiddleware::new(client, ["api://weather/.default"]))
+//!     .with(middleware)
 //!     .build();
 //! let forecast = http.get("https://weather.example.com/weatherforecast").send().await?;
 //! assert!(forecast.status().is_success());
+//! // Another origin: sent, without the token.
+//! let other = http.get("https://status.example.org/").send().await?;
+//! # let _ = other;
 //! # Ok(()) }
 //! ```
 
@@ -34,33 +50,63 @@ use http::header::AUTHORIZATION;
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
-use crate::credentials::{is_invalid_token, BearerAuth, TokenSource};
+use crate::credentials::{is_invalid_token, BearerAuth, BearerAuthBuilder, TokenSource};
+use crate::error::ConfigError;
 
-/// Attaches access tokens to reqwest requests; see the [module docs](self).
+/// Attaches access tokens to reqwest requests to the API's origins; see the
+/// [module docs](self).
 #[derive(Clone, Debug)]
 pub struct AccessTokenMiddleware {
     auth: BearerAuth,
 }
 
 impl AccessTokenMiddleware {
-    /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`.
-    pub fn new<T, I, S>(source: T, scopes: I) -> Self
+    /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`, sent
+    /// only to the origin of `api_base_address` (e.g. the `CallApi:ApiBaseAddress` value
+    /// `https://weather.example.com/api/`; only its scheme, host and port count).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `api_base_address` is not an http(s) URL with a host;
+    /// [`ConfigError::InsecureUrl`] for plain http to a host other than loopback (see
+    /// [`AccessTokenMiddlewareBuilder::allow_http`]).
+    pub fn new<T, I, S>(source: T, scopes: I, api_base_address: &str) -> Result<Self, ConfigError>
     where
         T: TokenSource,
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::from_shared(Arc::new(source), scopes)
+        Self::from_shared(Arc::new(source), scopes, api_base_address)
     }
 
     /// Like [`new`](Self::new), for a source shared with others (e.g. a tower layer).
-    pub fn from_shared<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> Self
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn from_shared<I, S>(
+        source: Arc<dyn TokenSource>,
+        scopes: I,
+        api_base_address: &str,
+    ) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self {
-            auth: BearerAuth::new(source, scopes),
+        Self::builder(source, scopes)
+            .add_origin(api_base_address)
+            .build()
+    }
+
+    /// A builder, for several origins or plain http beyond loopback; at least one origin
+    /// must be added.
+    pub fn builder<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> AccessTokenMiddlewareBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        AccessTokenMiddlewareBuilder {
+            auth: BearerAuthBuilder::new(source, scopes),
         }
     }
 
@@ -70,13 +116,16 @@ impl AccessTokenMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<reqwest::Response> {
+        if !self.auth.allows_url(request.url()) {
+            return next.run(request, extensions).await;
+        }
         let replay = request.try_clone();
-        let header = self
+        let sent = self
             .auth
             .header(false)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        request.headers_mut().insert(AUTHORIZATION, header);
+        request.headers_mut().insert(AUTHORIZATION, sent.clone());
         let response = next.clone().run(request, extensions).await?;
         if !is_invalid_token(response.status(), response.headers()) {
             return Ok(response);
@@ -89,6 +138,11 @@ impl AccessTokenMiddleware {
                 return Ok(response);
             }
         };
+        if header == sent {
+            tracing::debug!(target: "tower_azure_auth::credentials",
+                "the API refused the token and no newer one is available yet (forced refreshes are rate-limited); not replayed");
+            return Ok(response);
+        }
         let Some(mut retry) = replay else {
             tracing::debug!(target: "tower_azure_auth::credentials",
                 "the API refused the token; refreshed it, but the request cannot be cloned and is not replayed");
@@ -121,5 +175,41 @@ impl Middleware for AccessTokenMiddleware {
         Self: 'async_trait,
     {
         Box::pin(self.run(req, extensions, next))
+    }
+}
+
+/// Builds an [`AccessTokenMiddleware`]; from [`AccessTokenMiddleware::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct AccessTokenMiddlewareBuilder {
+    auth: BearerAuthBuilder,
+}
+
+impl AccessTokenMiddlewareBuilder {
+    /// Adds an origin the token is sent to, given as a URL (`https://weather.example.com`,
+    /// an `ApiBaseAddress`); only its scheme, host and port count.
+    pub fn add_origin(mut self, url: impl Into<String>) -> Self {
+        self.auth.add_origin(url.into());
+        self
+    }
+
+    /// Allows origins on plain http to hosts other than loopback (default false: the token
+    /// would cross the network unencrypted). Loopback http is always allowed.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.auth.allow_http(allow);
+        self
+    }
+
+    /// Builds the middleware.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Missing`] without an origin; [`ConfigError::Invalid`] for an origin that
+    /// is not an http(s) URL with a host; [`ConfigError::InsecureUrl`] for a plain-http origin
+    /// other than loopback unless [`allow_http`](Self::allow_http).
+    pub fn build(self) -> Result<AccessTokenMiddleware, ConfigError> {
+        Ok(AccessTokenMiddleware {
+            auth: self.auth.build()?,
+        })
     }
 }

@@ -489,3 +489,79 @@ async fn descriptions_load_the_vault_with_the_managed_identity_from_the_environm
         assert!(error.contains(needle), "{error:?} lacks {needle:?}");
     }
 }
+
+#[tokio::test]
+async fn the_vault_token_was_sent_to_any_key_vault_url_host() {
+    let f = fixture(ContentType::Pkcs12).await;
+    let env = Environment::from_pairs([
+        (
+            "MSAL_MANAGED_IDENTITY_ENDPOINT",
+            f.authority.imds_endpoint(),
+        ),
+        ("AZURE_CLIENT_ID", IDENTITY.to_owned()),
+    ]);
+    let options = |vault: &str| {
+        call_api(&format!(
+            r#"{{"CallApi": {{"ClientCertificates": [
+                {{"SourceType": "KeyVault", "KeyVaultUrl": "{vault}", "KeyVaultCertificateName": "{CERT_NAME}"}}]}}}}"#
+        ))
+    };
+    // A host that is not Key Vault's: refused before any token is asked for.
+    for vault in [
+        "https://vault.contoso.invalid",
+        "https://contoso.vault.azure.net.contoso.invalid",
+        "https://contosovault.azure.net",
+    ] {
+        f.authority.reset_request_counts();
+        let error = CredentialDescriptions::from_call_api(&options(vault))
+            .environment(env.clone())
+            .load(&f.context())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("KeyVaultUrl") && error.contains("not a Key Vault host"),
+            "{vault}: {error}"
+        );
+        assert_eq!(
+            f.authority.request_count(Endpoint::ManagedIdentity),
+            0,
+            "{vault}: no vault token was requested"
+        );
+        let direct = KeyVaultCertificate::new(vault, CERT_NAME, Arc::new(f.identity()));
+        assert!(direct.is_err(), "{vault}");
+    }
+    // The dev authority's vault (loopback) and the clouds' vaults are accepted.
+    for vault in [
+        "https://contoso.vault.azure.net",
+        "https://contoso.vault.azure.cn",
+        "https://contoso.vault.usgovcloudapi.net",
+        "https://contoso.vault.microsoftazure.de",
+        "https://contoso.managedhsm.azure.net",
+        "https://CONTOSO.VAULT.AZURE.NET",
+        &f.authority.vault_url(),
+    ] {
+        KeyVaultCertificate::new(vault, CERT_NAME, Arc::new(f.identity()))
+            .unwrap_or_else(|e| panic!("{vault}: {e}"));
+    }
+    // The opt-out: any https host, then the token goes there (here: a host that never
+    // resolves, so the load fails after the token was obtained).
+    f.authority.reset_request_counts();
+    let error = CredentialDescriptions::from_call_api(&options("https://vault.contoso.invalid"))
+        .environment(env)
+        .allow_any_key_vault_host(true)
+        .load(&f.context())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("cannot be reached"), "{error}");
+    assert_eq!(f.authority.request_count(Endpoint::ManagedIdentity), 1);
+    KeyVaultCertificate::builder(
+        "https://vault.contoso.invalid",
+        CERT_NAME,
+        Arc::new(f.identity()),
+    )
+    .allow_any_host(true)
+    .build()
+    .unwrap();
+}

@@ -667,3 +667,30 @@ async fn a_managed_identity_token_is_the_client_assertion() {
         .unwrap();
     assert_eq!(again.secret(), "app.token.x");
 }
+
+#[tokio::test]
+async fn forced_managed_identity_refreshes_were_unlimited_now_one_per_interval() {
+    let clock = ManualClock::now();
+    let authority = authority(&clock, Duration::from_secs(3600)).await;
+    let identity = ManagedIdentityCredential::builder()
+        .imds_endpoint(authority.imds_endpoint())
+        .client_id(Some(IDENTITY))
+        .clock(Arc::new(clock.clone()))
+        .forced_refresh_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let scopes = [VAULT_SCOPE.to_owned()];
+    identity.get_token(&scopes).await.unwrap();
+    // A vault or an API refusing every token: one forced request, then the cached token.
+    for _ in 0..10 {
+        identity.token(&scopes, true).await.unwrap();
+    }
+    assert_eq!(authority.request_count(Endpoint::ManagedIdentity), 2);
+    clock.advance(Duration::from_secs(59));
+    identity.token(&scopes, true).await.unwrap();
+    assert_eq!(authority.request_count(Endpoint::ManagedIdentity), 2);
+    clock.advance(Duration::from_secs(1));
+    identity.token(&scopes, true).await.unwrap();
+    identity.token(&scopes, true).await.unwrap();
+    assert_eq!(authority.request_count(Endpoint::ManagedIdentity), 3);
+}

@@ -674,7 +674,14 @@ async fn the_tower_layer_attaches_a_sensitive_bearer_token_and_retries_once_afte
         let api = api(case.accepted).await;
         let sensitive = Arc::new(Mutex::new(Vec::new()));
         let mut service = tower::ServiceBuilder::new()
-            .layer(AddAccessTokenLayer::new(s.client.clone(), [SCOPE]))
+            .layer(
+                AddAccessTokenLayer::new(
+                    s.client.clone(),
+                    [SCOPE],
+                    &format!("http://{}", api.addr),
+                )
+                .unwrap(),
+            )
             .service(http_client(Arc::clone(&sensitive)));
         let request = http::Request::builder()
             .method(case.method)
@@ -704,10 +711,14 @@ async fn the_tower_layer_reports_token_failures_as_token_errors() {
     let s = setup().await;
     let api = api("token-1").await;
     let mut service = tower::ServiceBuilder::new()
-        .layer(AddAccessTokenLayer::new(
-            s.client.clone(),
-            ["api://weather/read"],
-        ))
+        .layer(
+            AddAccessTokenLayer::new(
+                s.client.clone(),
+                ["api://weather/read"],
+                &format!("http://{}", api.addr),
+            )
+            .unwrap(),
+        )
         .service(http_client(Arc::default()));
     let request = http::Request::get(format!("http://{}/weatherforecast", api.addr))
         .body(String::new())
@@ -766,7 +777,14 @@ async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invali
         let s = setup().await;
         let api = api(case.accepted).await;
         let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(AccessTokenMiddleware::new(s.client.clone(), [SCOPE]))
+            .with(
+                AccessTokenMiddleware::new(
+                    s.client.clone(),
+                    [SCOPE],
+                    &format!("http://{}", api.addr),
+                )
+                .unwrap(),
+            )
             .build();
         let response = http
             .post(format!("http://{}/weatherforecast", api.addr))
@@ -786,10 +804,14 @@ async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invali
     // Token failures surface as middleware errors wrapping the TokenError.
     let s = setup().await;
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(AccessTokenMiddleware::new(
-            s.client.clone(),
-            ["api://weather/read"],
-        ))
+        .with(
+            AccessTokenMiddleware::new(
+                s.client.clone(),
+                ["api://weather/read"],
+                &format!("http://{}", s.server.addr),
+            )
+            .unwrap(),
+        )
         .build();
     let error = http
         .get(format!("http://{}/", s.server.addr))
@@ -797,4 +819,382 @@ async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invali
         .await
         .unwrap_err();
     assert!(error.to_string().contains("/.default"), "{error}");
+}
+
+/// A server that records the `Authorization` header of every request (`None` when absent)
+/// and answers 200.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    seen: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl Recorder {
+    async fn start() -> Self {
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let s = Arc::clone(&seen);
+        let app = Router::new().fallback(any(move |headers: HeaderMap| {
+            let s = Arc::clone(&s);
+            async move {
+                s.lock().unwrap().push(
+                    headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                );
+                StatusCode::OK
+            }
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Option<String>> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn the_outbound_token_went_to_every_origin_now_only_to_the_configured_one() {
+    use tower_azure_auth::middleware::AccessTokenMiddleware;
+    let s = setup().await;
+    let api = Recorder::start().await;
+    let elsewhere = Recorder::start().await;
+    let token = Some("Bearer token-1".to_owned());
+
+    // reqwest middleware, bound to the API's base address (a path in it does not matter).
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(
+            AccessTokenMiddleware::new(s.client.clone(), [SCOPE], &format!("{}/api/", api.url()))
+                .unwrap(),
+        )
+        .build();
+    for url in [
+        format!("{}/weatherforecast", api.url()),
+        format!("{}/collect", elsewhere.url()),
+    ] {
+        assert_eq!(http.get(url).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        api.seen(),
+        std::slice::from_ref(&token),
+        "the API gets the token"
+    );
+    assert_eq!(
+        elsewhere.seen(),
+        [None],
+        "another origin is called without it"
+    );
+
+    // The tower layer, with two origins from the builder.
+    let second = Recorder::start().await;
+    let layer = AddAccessTokenLayer::builder(Arc::new(s.client.clone()), [SCOPE])
+        .add_origin(api.url())
+        .add_origin(second.url())
+        .build()
+        .unwrap();
+    let mut service = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service(http_client(Arc::default()));
+    for url in [
+        format!("{}/weatherforecast", api.url()),
+        format!("{}/weatherforecast", second.url()),
+        format!("{}/collect", elsewhere.url()),
+    ] {
+        let request = http::Request::get(url).body(String::new()).unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // A relative URI names no origin: no token.
+    let relative = http::Request::get("/weatherforecast")
+        .body(String::new())
+        .unwrap();
+    let mut bare = tower::ServiceBuilder::new()
+        .layer(AddAccessTokenLayer::new(s.client.clone(), [SCOPE], &api.url()).unwrap())
+        .service(tower::service_fn(
+            |request: http::Request<String>| async move {
+                assert!(request.headers().get("authorization").is_none());
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            },
+        ));
+    bare.ready().await.unwrap().call(relative).await.unwrap();
+
+    assert_eq!(api.seen(), [token.clone(), token.clone()]);
+    assert_eq!(second.seen(), [token]);
+    assert_eq!(elsewhere.seen(), [None, None]);
+    assert_eq!(s.server.requests(), 1, "one token, from the cache after");
+}
+
+#[tokio::test]
+async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
+    use tower_azure_auth::middleware::AccessTokenMiddleware;
+    use tower_azure_auth::ConfigError;
+    let s = setup().await;
+    let shared: Arc<dyn tower_azure_auth::credentials::TokenSource> = Arc::new(s.client.clone());
+    struct Case {
+        name: &'static str,
+        origins: &'static [&'static str],
+        allow_http: bool,
+        expected: Result<(), &'static str>,
+    }
+    let cases = [
+        Case {
+            name: "https",
+            origins: &["https://weather.example.com/api"],
+            allow_http: false,
+            expected: Ok(()),
+        },
+        Case {
+            name: "loopback http",
+            origins: &[
+                "http://127.0.0.1:5000",
+                "http://localhost:5000",
+                "http://[::1]:5000",
+            ],
+            allow_http: false,
+            expected: Ok(()),
+        },
+        Case {
+            name: "plain http to another host",
+            origins: &["https://weather.example.com", "http://weather.example.com"],
+            allow_http: false,
+            expected: Err("InsecureUrl"),
+        },
+        Case {
+            name: "plain http, allowed explicitly",
+            origins: &["http://weather.internal"],
+            allow_http: true,
+            expected: Ok(()),
+        },
+        Case {
+            name: "no origin",
+            origins: &[],
+            allow_http: false,
+            expected: Err("Missing"),
+        },
+        Case {
+            name: "not a URL",
+            origins: &["weather.example.com"],
+            allow_http: false,
+            expected: Err("Invalid"),
+        },
+        Case {
+            name: "another scheme",
+            origins: &["ftp://weather.example.com"],
+            allow_http: true,
+            expected: Err("Invalid"),
+        },
+    ];
+    let kind = |error: &ConfigError| match error {
+        ConfigError::InsecureUrl { .. } => "InsecureUrl",
+        ConfigError::Missing { .. } => "Missing",
+        ConfigError::Invalid { .. } => "Invalid",
+        _ => "other",
+    };
+    for case in cases {
+        let mut layer =
+            AddAccessTokenLayer::builder(Arc::clone(&shared), [SCOPE]).allow_http(case.allow_http);
+        let mut middleware = AccessTokenMiddleware::builder(Arc::clone(&shared), [SCOPE])
+            .allow_http(case.allow_http);
+        for origin in case.origins {
+            layer = layer.add_origin(*origin);
+            middleware = middleware.add_origin(*origin);
+        }
+        let layer = layer.build().map(drop);
+        let middleware = middleware.build().map(drop);
+        for (what, result) in [("layer", layer), ("middleware", middleware)] {
+            match (&result, case.expected) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(expected)) => {
+                    assert_eq!(kind(e), expected, "{} ({what}): {e}", case.name);
+                    assert!(
+                        e.to_string().contains("ApiBaseAddress") || expected == "InsecureUrl",
+                        "{} ({what}): {e}",
+                        case.name
+                    );
+                }
+                _ => panic!(
+                    "{} ({what}): {result:?}, expected {:?}",
+                    case.name, case.expected
+                ),
+            }
+        }
+    }
+    // The one-origin constructors check the same way.
+    assert!(matches!(
+        AddAccessTokenLayer::new(s.client.clone(), [SCOPE], "http://weather.example.com"),
+        Err(ConfigError::InsecureUrl { .. })
+    ));
+    assert!(matches!(
+        AccessTokenMiddleware::new(s.client.clone(), [SCOPE], "http://weather.example.com"),
+        Err(ConfigError::InsecureUrl { .. })
+    ));
+}
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn an_api_answering_401_invalid_token_forever_made_the_client_request_a_token_per_call() {
+    use tower_azure_auth::middleware::AccessTokenMiddleware;
+    use tower_azure_auth::testing::{
+        generate_certificate, DevApi, DevApplication, DevAuthority, Endpoint,
+    };
+    const API_ID: &str = "6f8a1c52-0000-4000-8000-000000000001";
+    let clock = ManualClock::at_unix(START);
+    let certificate = generate_certificate("CN=weather-client").unwrap();
+    let authority = DevAuthority::builder()
+        .clock(Arc::new(clock.clone()))
+        .api(DevApi::new(API_ID).app_id_uri("api://weather"))
+        .application(
+            DevApplication::new(CLIENT_ID)
+                .certificate_pem(&certificate.cert_pem)
+                .unwrap()
+                .grant("api://weather", Vec::<String>::new()),
+        )
+        .start()
+        .await
+        .unwrap();
+    let client = ConfidentialClient::builder(CLIENT_ID)
+        .authority(Authority::entra(&authority.instance(), authority.tenant_id()).unwrap())
+        .certificate(
+            ClientCertificate::loader()
+                .clock(Arc::new(clock.clone()))
+                .from_pem(certificate.combined_pem().as_bytes())
+                .unwrap(),
+        )
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    // The hostile API: every token is refused as invalid.
+    let hostile = api("never").await;
+    let base = format!("http://{}", hostile.addr);
+    let url = format!("{base}/weatherforecast");
+
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AccessTokenMiddleware::new(client.clone(), [SCOPE], &base).unwrap())
+        .build();
+    for _ in 0..20 {
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    // The first token, then one forced refresh (the first 401's); the other 19 refusals get
+    // the cached token, and a refused token that did not change is not sent again.
+    assert_eq!(authority.request_count(Endpoint::Token), 2);
+    assert_eq!(hostile.calls.load(Ordering::SeqCst), 21);
+
+    // Past the interval, a refusal forces exactly one more request.
+    clock.advance(Duration::from_secs(31));
+    for _ in 0..5 {
+        http.get(&url).send().await.unwrap();
+    }
+    assert_eq!(authority.request_count(Endpoint::Token), 3);
+    assert_eq!(hostile.calls.load(Ordering::SeqCst), 21 + 2 + 4);
+
+    // The tower layer shares the limit: it is the client's, per scope set.
+    let mut service = tower::ServiceBuilder::new()
+        .layer(AddAccessTokenLayer::new(client.clone(), [SCOPE], &base).unwrap())
+        .service(http_client(Arc::default()));
+    for _ in 0..20 {
+        let request = http::Request::get(&url).body(String::new()).unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(authority.request_count(Endpoint::Token), 3);
+
+    // The interval is configurable; an explicit force_refresh is not limited.
+    let eager = ConfidentialClient::builder(CLIENT_ID)
+        .authority(Authority::entra(&authority.instance(), authority.tenant_id()).unwrap())
+        .certificate(
+            ClientCertificate::loader()
+                .clock(Arc::new(clock.clone()))
+                .from_pem(certificate.combined_pem().as_bytes())
+                .unwrap(),
+        )
+        .clock(Arc::new(clock.clone()))
+        .forced_refresh_interval(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(AccessTokenMiddleware::new(eager.clone(), [SCOPE], &base).unwrap())
+        .build();
+    http.get(&url).send().await.unwrap();
+    assert_eq!(authority.request_count(Endpoint::Token), 5);
+    clock.advance(Duration::from_secs(31));
+    http.get(&url).send().await.unwrap();
+    assert_eq!(authority.request_count(Endpoint::Token), 5, "inside 300 s");
+    eager.force_refresh(&[SCOPE]).await.unwrap();
+    eager.force_refresh(&[SCOPE]).await.unwrap();
+    assert_eq!(authority.request_count(Endpoint::Token), 7);
+}
+
+#[tokio::test]
+async fn a_token_endpoint_redirect_was_followed_with_the_client_secret() {
+    use tower_azure_auth::HttpClient;
+    // The second origin counts what reaches it.
+    let stolen = Arc::new(AtomicUsize::new(0));
+    let st = Arc::clone(&stolen);
+    let thief = Router::new().fallback(any(move || {
+        let st = Arc::clone(&st);
+        async move {
+            st.fetch_add(1, Ordering::SeqCst);
+            axum::Json(
+                json!({"token_type": "Bearer", "access_token": "stolen", "expires_in": 3600}),
+            )
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let thief_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, thief).await.unwrap() });
+    // The authority: its token endpoint and its discovery document answer 307 to it.
+    let location = format!("http://{thief_addr}/collect");
+    let app = Router::new().fallback(any(move || {
+        let location = location.clone();
+        async move {
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [("location", format!("{location}?from=authority"))],
+            )
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // A user-built reqwest client with reqwest's default policy (follow up to 10 redirects).
+    let http = HttpClient::from_reqwest(reqwest::Client::builder(), 1 << 20).unwrap();
+    let client = ConfidentialClient::builder(CLIENT_ID)
+        .authority(Authority::entra(&format!("http://{addr}/"), "tenant-1").unwrap())
+        .client_secret("s3cret-value")
+        .http_client(http.clone())
+        .retry_delay(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let error = client.acquire_token_for_client(&[SCOPE]).await.unwrap_err();
+    let text = tower_azure_auth::error::error_chain(&error);
+    assert!(
+        text.contains("the authority redirected the token request") && text.contains("307"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(!error.is_transient(), "a redirect is not retried: {text}");
+    // The metadata / JWKS path: a GET is not followed either.
+    let metadata =
+        url::Url::parse(&format!("http://{addr}/.well-known/openid-configuration")).unwrap();
+    let error = http
+        .get_json::<serde_json::Value>(&metadata)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("redirected (HTTP 307"),
+        "{error}"
+    );
+    assert_eq!(
+        stolen.load(Ordering::SeqCst),
+        0,
+        "nothing reached the other origin"
+    );
 }

@@ -173,7 +173,8 @@ pub async fn run(options: CallApiOptions) -> Result<serde_json::Value, ClientErr
         .build()
         .map_err(|e| ClientError::Request(e.into()))?;
     let http = reqwest_middleware::ClientBuilder::new(reqwest)
-        .with(AccessTokenMiddleware::new(client, [scope]))
+        // The token goes to ApiBaseAddress's origin only.
+        .with(AccessTokenMiddleware::new(client, [scope], base.as_str())?)
         .build();
     let response = http
         .get(url)

@@ -236,7 +236,11 @@ pub async fn run() -> Result<Report, DemoError> {
     );
     // ... and the token attached by the reqwest middleware.
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(AccessTokenMiddleware::new(client.clone(), [scope.clone()]))
+        .with(AccessTokenMiddleware::new(
+            client.clone(),
+            [scope.clone()],
+            &api,
+        )?)
         .build();
     let response = http
         .get(&forecast_url)

@@ -18,6 +18,10 @@ pub(crate) const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 /// `Retry-After` values are capped at one hour (MSAL's `RetryAfterProvider`).
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// The default least time between two forced refreshes of one cache entry after the called
+/// API refused its token.
+pub(crate) const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
 /// After a failed background refresh, the next one waits this long.
 const REFRESH_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -60,6 +64,8 @@ pub(crate) struct Slot {
     pub(crate) refresh_not_before: AtomicU64,
     /// Unix milliseconds until which requests are refused (`Retry-After`).
     pub(crate) throttled_until: AtomicU64,
+    /// Unix milliseconds of the last forced refresh after a refusal (0: never).
+    pub(crate) last_forced: AtomicU64,
 }
 
 pub(crate) fn unix_millis(time: SystemTime) -> u64 {
@@ -86,6 +92,26 @@ impl Slot {
             u64::try_from(retry_after.min(MAX_RETRY_AFTER).as_millis()).unwrap_or(u64::MAX),
         );
         self.throttled_until.store(until, Ordering::SeqCst);
+    }
+
+    /// Claims the right to a forced refresh after the called API refused the token: at most
+    /// one per `interval` for this slot (the first one always).
+    pub(crate) fn claim_forced(&self, now: SystemTime, interval: Duration) -> bool {
+        let now = unix_millis(now).max(1);
+        let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+        let mut last = self.last_forced.load(Ordering::SeqCst);
+        loop {
+            if last != 0 && now < last.saturating_add(interval) {
+                return false;
+            }
+            match self
+                .last_forced
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(current) => last = current,
+            }
+        }
     }
 
     /// Claims the right to start a background refresh; false if one runs or one failed
@@ -240,6 +266,27 @@ mod tests {
             );
             assert!(cache.len() <= 3, "after {i}: {}", cache.len());
         }
+    }
+
+    #[test]
+    fn forced_refreshes_are_claimed_at_most_once_per_interval() {
+        let slot = Slot::default();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let interval = Duration::from_secs(30);
+        assert!(slot.claim_forced(now, interval), "the first one");
+        assert!(!slot.claim_forced(now, interval), "again at once");
+        assert!(
+            !slot.claim_forced(now + Duration::from_secs(29), interval),
+            "inside the interval"
+        );
+        assert!(
+            slot.claim_forced(now + interval, interval),
+            "once the interval passed"
+        );
+        assert!(
+            !slot.claim_forced(now + interval, interval),
+            "then not again"
+        );
     }
 
     #[test]

@@ -16,7 +16,10 @@ use crate::config::CallApiOptions;
 use crate::error::ConfigError;
 
 use super::assertion::{AssertionAlgorithm, AssertionRequest};
-use super::cache::{unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, MAX_RETRY_AFTER};
+use super::cache::{
+    unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL,
+    MAX_RETRY_AFTER,
+};
 use super::certificate::ClientCertificate;
 use super::sources::CredentialDescriptions;
 use super::token::{AccessToken, AuthorityError, TokenError};
@@ -127,6 +130,7 @@ pub struct ConfidentialClientBuilder {
     retry_delay: Duration,
     max_cache_entries: usize,
     reload_interval: Option<Duration>,
+    forced_refresh_interval: Duration,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -219,6 +223,18 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// The least time between two token requests forced by the called API refusing a token
+    /// (a 401 `invalid_token` seen by [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer),
+    /// the reqwest middleware or a Key Vault load), per scope set; default 30 s. Inside it
+    /// such a refusal gets the cached token (a newer one when another request refreshed it
+    /// meanwhile) without asking the authority, so an API that refuses every token cannot
+    /// make the client hammer the authority (and be throttled by it).
+    /// [`ConfidentialClient::force_refresh`], called explicitly, is not limited.
+    pub fn forced_refresh_interval(mut self, interval: Duration) -> Self {
+        self.forced_refresh_interval = interval;
+        self
+    }
+
     /// How often the credential source is read again (certificate rotation in a vault or on
     /// disk), default 1 hour; `None` reloads only when the authority refuses the credential.
     /// The check happens when a token is requested from the authority (not on cache hits),
@@ -285,6 +301,7 @@ impl ConfidentialClientBuilder {
                 pii: self.pii,
                 retry_delay: self.retry_delay,
                 cache: TokenCache::new(self.max_cache_entries),
+                forced_refresh_interval: self.forced_refresh_interval,
                 token_endpoint: tokio::sync::OnceCell::new(),
             }),
         })
@@ -336,6 +353,7 @@ struct ClientInner {
     pii: bool,
     retry_delay: Duration,
     cache: TokenCache,
+    forced_refresh_interval: Duration,
     token_endpoint: tokio::sync::OnceCell<Url>,
 }
 
@@ -375,6 +393,7 @@ impl ConfidentialClient {
             retry_delay: Duration::from_secs(1),
             max_cache_entries: 256,
             reload_interval: Some(Duration::from_secs(3600)),
+            forced_refresh_interval: FORCED_REFRESH_INTERVAL,
         }
     }
 
@@ -446,7 +465,7 @@ impl ConfidentialClient {
         scopes: &[S],
     ) -> Result<AccessToken, TokenError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
-        self.inner.acquire(&scopes, false).await
+        self.inner.acquire(&scopes, Fetch::Cached).await
     }
 
     /// Like [`acquire_token_for_client`](Self::acquire_token_for_client) but skips the
@@ -461,8 +480,29 @@ impl ConfidentialClient {
         scopes: &[S],
     ) -> Result<AccessToken, TokenError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
-        self.inner.acquire(&scopes, true).await
+        self.inner.acquire(&scopes, Fetch::Forced).await
     }
+
+    /// A new token after the called API refused the current one: a forced refresh at most
+    /// once per [`forced_refresh_interval`](ConfidentialClientBuilder::forced_refresh_interval)
+    /// per scope set, else the cached token.
+    pub(crate) async fn refresh_after_refusal(
+        &self,
+        scopes: &[String],
+    ) -> Result<AccessToken, TokenError> {
+        self.inner.acquire(scopes, Fetch::AfterRefusal).await
+    }
+}
+
+/// How [`ClientInner::acquire`] treats the cached token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Returned while usable.
+    Cached,
+    /// Skipped (an explicit forced refresh).
+    Forced,
+    /// Skipped at most once per forced-refresh interval (the called API refused it).
+    AfterRefusal,
 }
 
 /// The outcome of one HTTP exchange with the token endpoint.
@@ -515,12 +555,26 @@ impl ClientInner {
     async fn acquire(
         self: &Arc<Self>,
         scopes: &[String],
-        force: bool,
+        fetch: Fetch,
     ) -> Result<AccessToken, TokenError> {
         self.check_scopes(scopes)?;
         let key = CacheKey::new(&self.authority_key, &self.client_id, scopes);
         let now = self.now();
         let slot = self.cache.slot(&key, now);
+        let force = match fetch {
+            Fetch::Cached => false,
+            Fetch::Forced => true,
+            Fetch::AfterRefusal => {
+                let claimed = slot.claim_forced(now, self.forced_refresh_interval);
+                if !claimed {
+                    debug!(target: TARGET,
+                        "the API refused the token again inside the forced-refresh interval; the cached token is used");
+                    // A request to the authority in flight may bring a newer token: wait for it.
+                    drop(slot.flight.lock().await);
+                }
+                claimed
+            }
+        };
         if !force {
             if let Some(token) = slot.token.load_full() {
                 if token.usable_at(now, EXPIRY_MARGIN) {
@@ -807,6 +861,12 @@ impl ClientInner {
             .form(&form);
         let response = match http.send(request, endpoint.as_str()).await {
             Ok(response) => response,
+            // Not followed and not retried: the credential goes to the token endpoint only.
+            Err(e @ FetchError::Redirected { .. }) => {
+                return Attempt::Failed(TokenError::BadResponse {
+                    reason: format!("the authority redirected the token request: {e}"),
+                })
+            }
             Err(e) => return Attempt::Retryable(TokenError::Transport(e)),
         };
         let status = response.status();

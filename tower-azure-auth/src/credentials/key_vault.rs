@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tracing::debug;
 use url::Url;
 
-use crate::authority::require_secure;
+use crate::authority::{is_loopback, require_secure};
 use crate::error::ConfigError;
 
 use super::certificate::{CertificateLoader, ClientCertificate};
@@ -30,6 +30,22 @@ pub const KEY_VAULT_API_VERSION: &str = "7.4";
 
 /// The scope of Key Vault tokens in the public cloud (resource `https://vault.azure.net`).
 pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+
+/// The DNS suffixes of Key Vault and Managed HSM in Azure's clouds (public, China, US
+/// Government, Germany), the hosts [`KeyVaultCertificate`] sends the vault's token to (the
+/// list Microsoft.Data.SqlClient's Key Vault provider trusts). Loopback hosts are accepted
+/// too, for tests; any other host needs
+/// [`KeyVaultCertificateBuilder::allow_any_host`].
+pub const KEY_VAULT_DNS_SUFFIXES: &[&str] = &[
+    ".vault.azure.net",
+    ".vault.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+    ".managedhsm.azure.net",
+    ".managedhsm.azure.cn",
+    ".managedhsm.usgovcloudapi.net",
+    ".managedhsm.microsoftazure.de",
+];
 
 /// The content type of a certificate secret held as PKCS#12 (base64, no password).
 pub const CONTENT_TYPE_PKCS12: &str = "application/x-pkcs12";
@@ -55,6 +71,14 @@ pub const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
 /// certificate, the status and the code, with what to check. A 401 is retried once with a
 /// fresh token.
 ///
+/// The vault's token is sent only to a Key Vault host: a `KeyVaultUrl` whose host ends with
+/// one of [`KEY_VAULT_DNS_SUFFIXES`] (`contoso.vault.azure.net`, …) or is a loopback
+/// address (tests). A vault elsewhere (Azure Stack Hub, a private DNS name) is refused unless
+/// [`KeyVaultCertificateBuilder::allow_any_host`] (or
+/// [`CredentialDescriptions::allow_any_key_vault_host`](super::CredentialDescriptions::allow_any_key_vault_host))
+/// says so, because a managed identity's token for Key Vault opens every vault the identity
+/// can read.
+///
 /// ```
 /// use std::sync::Arc;
 /// use tower_azure_auth::credentials::{Environment, KeyVaultCertificate, ManagedIdentityCredential};
@@ -67,8 +91,16 @@ pub const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
 /// assert_eq!(source.scope(), "https://vault.azure.net/.default");
 ///
 /// // Only https (or loopback http, for tests).
-/// let refused = KeyVaultCertificate::new("http://contoso.vault.azure.net", "c", Arc::new(identity));
+/// let refused = KeyVaultCertificate::new("http://contoso.vault.azure.net", "c", Arc::new(identity.clone()));
 /// assert!(refused.is_err());
+///
+/// // Only Key Vault hosts, unless allowed explicitly.
+/// let elsewhere = KeyVaultCertificate::new("https://vault.contoso.com", "c", Arc::new(identity.clone()));
+/// assert!(elsewhere.unwrap_err().to_string().contains("KeyVaultUrl"));
+/// let stack_hub = KeyVaultCertificate::builder("https://contoso.vault.local.azurestack.external", "c", Arc::new(identity))
+///     .allow_any_host(true)
+///     .build()?;
+/// # let _ = stack_hub;
 /// # Ok::<(), tower_azure_auth::ConfigError>(())
 /// ```
 #[derive(Clone)]
@@ -90,33 +122,72 @@ impl fmt::Debug for KeyVaultCertificate {
     }
 }
 
-/// `https://vault.{suffix}/.default` for `{name}.vault.{suffix}`.
+/// `https://vault.{suffix}/.default` for `{name}.vault.{suffix}`,
+/// `https://managedhsm.{suffix}/.default` for `{name}.managedhsm.{suffix}`.
 fn scope_for(vault: &Url) -> String {
-    vault
-        .host_str()
-        .and_then(|host| host.split_once(".vault."))
-        .map(|(_, suffix)| format!("https://vault.{suffix}/.default"))
-        .unwrap_or_else(|| KEY_VAULT_SCOPE.to_owned())
+    let host = vault.host_str().unwrap_or_default();
+    if let Some((_, suffix)) = host.split_once(".vault.") {
+        return format!("https://vault.{suffix}/.default");
+    }
+    if let Some((_, suffix)) = host.split_once(".managedhsm.") {
+        return format!("https://managedhsm.{suffix}/.default");
+    }
+    KEY_VAULT_SCOPE.to_owned()
+}
+
+/// Whether the vault's token may go to `vault`'s host: a Key Vault suffix or loopback.
+fn is_key_vault_host(vault: &Url) -> bool {
+    if is_loopback(vault) {
+        return true;
+    }
+    let Some(url::Host::Domain(host)) = vault.host() else {
+        return false;
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    KEY_VAULT_DNS_SUFFIXES
+        .iter()
+        .any(|suffix| host.len() > suffix.len() && host.ends_with(suffix))
 }
 
 fn valid_name(name: &str) -> bool {
     (1..=127).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-impl KeyVaultCertificate {
-    /// The certificate `name` in the vault at `vault_url` (`https://{vault}.vault.azure.net`),
-    /// with tokens from `token_source`.
+/// Builds a [`KeyVaultCertificate`]; from [`KeyVaultCertificate::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct KeyVaultCertificateBuilder {
+    vault_url: String,
+    name: String,
+    token_source: Arc<dyn TokenSource>,
+    allow_any_host: bool,
+}
+
+impl KeyVaultCertificateBuilder {
+    /// Sends the vault's token to a vault on any host (Azure Stack Hub, a private DNS name),
+    /// not only to [`KEY_VAULT_DNS_SUFFIXES`] and loopback. Default false. https is still
+    /// required (http only on loopback).
+    pub fn allow_any_host(mut self, allow: bool) -> Self {
+        self.allow_any_host = allow;
+        self
+    }
+
+    /// Builds the source.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::InsecureUrl`] for plain http other than loopback,
-    /// [`ConfigError::Invalid`] for a URL with a query, or a name that is not 1–127 letters,
-    /// digits and dashes.
-    pub fn new(
-        vault_url: &str,
-        name: &str,
-        token_source: Arc<dyn TokenSource>,
-    ) -> Result<Self, ConfigError> {
+    /// [`ConfigError::InsecureUrl`] for plain http other than loopback;
+    /// [`ConfigError::Invalid`] naming `KeyVaultUrl` for a URL with a query or on a host that
+    /// is not a Key Vault host (unless [`allow_any_host`](Self::allow_any_host)), naming
+    /// `KeyVaultCertificateName` for a name that is not 1–127 letters, digits and dashes.
+    pub fn build(self) -> Result<KeyVaultCertificate, ConfigError> {
+        let Self {
+            vault_url,
+            name,
+            token_source,
+            allow_any_host,
+        } = self;
+        let vault_url = vault_url.as_str();
         let mut vault = Url::parse(vault_url.trim()).map_err(|e| ConfigError::Invalid {
             key: "KeyVaultUrl".into(),
             reason: format!("`{vault_url}` is not a URL: {e}"),
@@ -126,6 +197,15 @@ impl KeyVaultCertificate {
             return Err(ConfigError::Invalid {
                 key: "KeyVaultUrl".into(),
                 reason: format!("`{vault_url}` must be the vault's base URL, without a query"),
+            });
+        }
+        if !allow_any_host && !is_key_vault_host(&vault) {
+            return Err(ConfigError::Invalid {
+                key: "KeyVaultUrl".into(),
+                reason: format!(
+                    "`{vault_url}` is not a Key Vault host (*{}); the vault's token is sent only to Key Vault (allow another host with allow_any_host / allow_any_key_vault_host)",
+                    KEY_VAULT_DNS_SUFFIXES.join(", *")
+                ),
             });
         }
         if !vault.path().ends_with('/') {
@@ -141,12 +221,43 @@ impl KeyVaultCertificate {
                 ),
             });
         }
-        Ok(Self {
+        Ok(KeyVaultCertificate {
             scope: scope_for(&vault),
             vault,
             name: name.to_owned(),
             token_source,
         })
+    }
+}
+
+impl KeyVaultCertificate {
+    /// The certificate `name` in the vault at `vault_url` (`https://{vault}.vault.azure.net`),
+    /// with tokens from `token_source`; the vault must be on a Key Vault host (see
+    /// [`KeyVaultCertificateBuilder::allow_any_host`] for others).
+    ///
+    /// # Errors
+    ///
+    /// As [`KeyVaultCertificateBuilder::build`].
+    pub fn new(
+        vault_url: &str,
+        name: &str,
+        token_source: Arc<dyn TokenSource>,
+    ) -> Result<Self, ConfigError> {
+        Self::builder(vault_url, name, token_source).build()
+    }
+
+    /// A builder, for a vault on a host other than Key Vault's.
+    pub fn builder(
+        vault_url: impl Into<String>,
+        name: impl Into<String>,
+        token_source: Arc<dyn TokenSource>,
+    ) -> KeyVaultCertificateBuilder {
+        KeyVaultCertificateBuilder {
+            vault_url: vault_url.into(),
+            name: name.into(),
+            token_source,
+            allow_any_host: false,
+        }
     }
 
     /// Asks the token source for this scope instead of the derived one.
@@ -608,6 +719,105 @@ mod tests {
     }
 
     #[test]
+    fn only_key_vault_hosts_get_the_vault_token() {
+        struct Case {
+            name: &'static str,
+            url: &'static str,
+            accepted: bool,
+        }
+        let cases = [
+            Case {
+                name: "public",
+                url: "https://contoso.vault.azure.net",
+                accepted: true,
+            },
+            Case {
+                name: "china",
+                url: "https://contoso.vault.azure.cn/",
+                accepted: true,
+            },
+            Case {
+                name: "us government",
+                url: "https://c.vault.usgovcloudapi.net",
+                accepted: true,
+            },
+            Case {
+                name: "germany",
+                url: "https://c.vault.microsoftazure.de",
+                accepted: true,
+            },
+            Case {
+                name: "managed hsm",
+                url: "https://c.managedhsm.azure.net",
+                accepted: true,
+            },
+            Case {
+                name: "managed hsm china",
+                url: "https://c.managedhsm.azure.cn",
+                accepted: true,
+            },
+            Case {
+                name: "managed hsm us gov",
+                url: "https://c.managedhsm.usgovcloudapi.net",
+                accepted: true,
+            },
+            Case {
+                name: "upper case",
+                url: "https://C.VAULT.AZURE.NET",
+                accepted: true,
+            },
+            Case {
+                name: "trailing dot",
+                url: "https://c.vault.azure.net.",
+                accepted: true,
+            },
+            Case {
+                name: "loopback",
+                url: "http://127.0.0.1:8080/vault",
+                accepted: true,
+            },
+            Case {
+                name: "localhost",
+                url: "https://localhost:8443",
+                accepted: true,
+            },
+            Case {
+                name: "the suffix alone",
+                url: "https://vault.azure.net",
+                accepted: false,
+            },
+            Case {
+                name: "no dot before the suffix",
+                url: "https://evilvault.azure.net",
+                accepted: false,
+            },
+            Case {
+                name: "suffix inside the host",
+                url: "https://c.vault.azure.net.evil.example",
+                accepted: false,
+            },
+            Case {
+                name: "another host",
+                url: "https://vault.contoso.com",
+                accepted: false,
+            },
+            Case {
+                name: "an ip address",
+                url: "https://10.0.0.4",
+                accepted: false,
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                is_key_vault_host(&Url::parse(case.url).unwrap()),
+                case.accepted,
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
     fn scopes_follow_the_cloud() {
         struct Case {
             name: &'static str,
@@ -629,6 +839,11 @@ mod tests {
                 name: "us government",
                 vault: "https://contoso.vault.usgovcloudapi.net",
                 scope: "https://vault.usgovcloudapi.net/.default",
+            },
+            Case {
+                name: "managed hsm",
+                vault: "https://contoso.managedhsm.azure.net",
+                scope: "https://managedhsm.azure.net/.default",
             },
             Case {
                 name: "local test server",

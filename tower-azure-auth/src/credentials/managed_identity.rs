@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{debug, warn};
 use url::Url;
 
-use crate::authority::{require_secure, HttpClient};
+use crate::authority::{require_secure, FetchError, HttpClient};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
 
-use super::cache::{CacheKey, Slot, TokenCache, EXPIRY_MARGIN};
+use super::cache::{CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL};
 use super::client::{BoxFuture, ClientSecret};
 use super::environment::Environment;
 use super::token::{AccessToken, AuthorityError, TokenError};
@@ -137,6 +137,7 @@ pub struct ManagedIdentityBuilder {
     retry_delay: Duration,
     max_retries: u32,
     max_cache_entries: usize,
+    forced_refresh_interval: Duration,
 }
 
 impl fmt::Debug for ManagedIdentityBuilder {
@@ -212,6 +213,14 @@ impl ManagedIdentityBuilder {
     /// 3, as MSAL).
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.max_retries = retries;
+        self
+    }
+
+    /// The least time between two token requests forced by a called API (or a vault)
+    /// refusing a token ([`TokenSource::token`] with `force_refresh`), per resource; default
+    /// 30 s. Inside it such a refusal gets the cached token without asking the endpoint.
+    pub fn forced_refresh_interval(mut self, interval: Duration) -> Self {
+        self.forced_refresh_interval = interval;
         self
     }
 
@@ -299,6 +308,7 @@ impl ManagedIdentityBuilder {
                 retry_delay: self.retry_delay,
                 max_retries: self.max_retries,
                 cache: TokenCache::new(self.max_cache_entries),
+                forced_refresh_interval: self.forced_refresh_interval,
             }),
         })
     }
@@ -355,6 +365,7 @@ struct Inner {
     retry_delay: Duration,
     max_retries: u32,
     cache: TokenCache,
+    forced_refresh_interval: Duration,
 }
 
 impl fmt::Debug for ManagedIdentityCredential {
@@ -386,6 +397,7 @@ impl ManagedIdentityCredential {
             retry_delay: Duration::from_secs(1),
             max_retries: 3,
             max_cache_entries: 64,
+            forced_refresh_interval: FORCED_REFRESH_INTERVAL,
         }
     }
 
@@ -458,6 +470,17 @@ impl Inner {
         );
         let now = self.now();
         let slot = self.cache.slot(&key, now);
+        // A forced refresh comes from a refusal (`TokenSource`): at most one per interval.
+        let force = force
+            && {
+                let claimed = slot.claim_forced(now, self.forced_refresh_interval);
+                if !claimed {
+                    debug!(target: TARGET,
+                    "a token was refused again inside the forced-refresh interval; the cached token is used");
+                    drop(slot.flight.lock().await);
+                }
+                claimed
+            };
         if !force {
             if let Some(token) = slot.token.load_full() {
                 if token.usable_at(now, EXPIRY_MARGIN) {
@@ -581,7 +604,11 @@ impl Inner {
             .http
             .send(request, endpoint)
             .await
-            .map_err(|e| Failure::Retryable(TokenError::Transport(e)))?;
+            .map_err(|e| match e {
+                // Never followed, and not worth a retry.
+                FetchError::Redirected { .. } => Failure::Final(TokenError::Transport(e)),
+                e => Failure::Retryable(TokenError::Transport(e)),
+            })?;
         let status = response.status().as_u16();
         let body = self
             .http

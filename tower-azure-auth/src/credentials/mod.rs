@@ -94,8 +94,8 @@ pub use client::{
 };
 pub use environment::Environment;
 pub use key_vault::{
-    KeyVaultCertificate, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12, KEY_VAULT_API_VERSION,
-    KEY_VAULT_SCOPE,
+    KeyVaultCertificate, KeyVaultCertificateBuilder, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12,
+    KEY_VAULT_API_VERSION, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
 };
 pub use managed_identity::{
     ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId, IMDS_ENDPOINT,
@@ -108,7 +108,7 @@ pub use workload_identity::{
     TOKEN_EXCHANGE_URL,
 };
 
-pub(crate) use token_source::{is_invalid_token, BearerAuth};
+pub(crate) use token_source::{is_invalid_token, BearerAuth, BearerAuthBuilder};
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`; compiled only under `--cfg fuzzing`
 /// (which cargo-fuzz sets), never part of the public API.

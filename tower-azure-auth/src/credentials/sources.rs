@@ -70,6 +70,7 @@ pub struct CredentialDescriptions {
     base_dir: Option<PathBuf>,
     environment: Environment,
     vault_token_source: Option<Arc<dyn TokenSource>>,
+    allow_any_key_vault_host: bool,
     /// Managed identities by client id (`""`: system-assigned), built on first use.
     identities: Arc<Mutex<HashMap<String, ManagedIdentityCredential>>>,
 }
@@ -91,6 +92,7 @@ impl CredentialDescriptions {
             base_dir: None,
             environment: Environment::process(),
             vault_token_source: None,
+            allow_any_key_vault_host: false,
             identities: Arc::default(),
         }
     }
@@ -130,6 +132,16 @@ impl CredentialDescriptions {
     #[must_use]
     pub fn vault_token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
         self.vault_token_source = Some(source);
+        self
+    }
+
+    /// Lets a `KeyVaultUrl` be on any host, not only a Key Vault one
+    /// ([`KEY_VAULT_DNS_SUFFIXES`](super::KEY_VAULT_DNS_SUFFIXES) or loopback): for Azure
+    /// Stack Hub or a private DNS name. Default false: the vault's token goes only to Key
+    /// Vault. See [`KeyVaultCertificateBuilder::allow_any_host`](super::KeyVaultCertificateBuilder::allow_any_host).
+    #[must_use]
+    pub fn allow_any_key_vault_host(mut self, allow: bool) -> Self {
+        self.allow_any_key_vault_host = allow;
         self
     }
 
@@ -317,7 +329,9 @@ impl CredentialDescriptions {
                         })?)
                     }
                 };
-                let vault = KeyVaultCertificate::new(url, name, token_source)
+                let vault = KeyVaultCertificate::builder(url, name, token_source)
+                    .allow_any_host(self.allow_any_key_vault_host)
+                    .build()
                     .map_err(|e| error_chain(&e))?;
                 vault
                     .fetch(context)

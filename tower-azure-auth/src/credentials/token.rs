@@ -304,6 +304,8 @@ impl TokenError {
     /// Whether trying again later may succeed (throttling, 5xx, transport).
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Transport(FetchError::Redirected { .. })
+            | Self::Metadata(FetchError::Redirected { .. }) => false,
             Self::Throttled { .. } | Self::Transport(_) | Self::Metadata(_) => true,
             Self::Rejected(e) => e.status >= 500 || e.status == 429,
             _ => false,

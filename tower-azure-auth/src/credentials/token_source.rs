@@ -4,17 +4,29 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::header::{HeaderMap, WWW_AUTHENTICATE};
-use http::{HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode, Uri};
+use url::{Origin, Url};
 
 use super::client::{BoxFuture, ConfidentialClient};
 use super::token::{AccessToken, TokenError};
+use crate::authority::is_loopback;
+use crate::error::ConfigError;
+
+const TARGET: &str = "tower_azure_auth::credentials";
+
+/// The configuration key named in errors about the API's origins.
+const ORIGIN_KEY: &str = "CallApi:ApiBaseAddress";
 
 /// A source of access tokens, shared by
 /// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer) and the reqwest
 /// middleware. [`ConfidentialClient`] implements it; so can a test double or another flow.
 pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
-    /// A token for `scopes`; `force_refresh` skips any cached token (used once after the
-    /// called API answers 401 `invalid_token`).
+    /// A token for `scopes`; `force_refresh` asks for a new token instead of the cached one
+    /// (used once after the called API answers 401 `invalid_token`). A source may rate-limit
+    /// forced refreshes: [`ConfidentialClient`] and
+    /// [`ManagedIdentityCredential`](super::ManagedIdentityCredential) make at most one per
+    /// cache entry per interval (30 s by default) and otherwise answer with the cached token,
+    /// so an API that refuses every token cannot make them hammer the authority.
     fn token<'a>(
         &'a self,
         scopes: &'a [String],
@@ -30,7 +42,7 @@ impl TokenSource for ConfidentialClient {
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
         Box::pin(async move {
             if force_refresh {
-                self.force_refresh(scopes).await
+                self.refresh_after_refusal(scopes).await
             } else {
                 self.acquire_token_for_client(scopes).await
             }
@@ -48,15 +60,16 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
     }
 }
 
-/// A token source with the scopes to ask for: the part shared by the tower layer and the
-/// reqwest middleware.
-#[derive(Clone, Debug)]
-pub(crate) struct BearerAuth {
+/// What the tower layer's and the reqwest middleware's builders collect.
+#[derive(Debug)]
+pub(crate) struct BearerAuthBuilder {
     source: Arc<dyn TokenSource>,
-    scopes: Arc<[String]>,
+    scopes: Vec<String>,
+    origins: Vec<String>,
+    allow_http: bool,
 }
 
-impl BearerAuth {
+impl BearerAuthBuilder {
     pub(crate) fn new<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -65,7 +78,109 @@ impl BearerAuth {
         Self {
             source,
             scopes: scopes.into_iter().map(Into::into).collect(),
+            origins: Vec::new(),
+            allow_http: false,
         }
+    }
+
+    pub(crate) fn add_origin(&mut self, origin: String) {
+        self.origins.push(origin);
+    }
+
+    pub(crate) fn allow_http(&mut self, allow: bool) {
+        self.allow_http = allow;
+    }
+
+    pub(crate) fn build(self) -> Result<BearerAuth, ConfigError> {
+        if self.origins.is_empty() {
+            return Err(ConfigError::Missing {
+                key: ORIGIN_KEY,
+                hint: "name the API origin (scheme, host and port) the token may be sent to",
+            });
+        }
+        let origins = self
+            .origins
+            .iter()
+            .map(|origin| parse_origin(origin, self.allow_http))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(BearerAuth {
+            source: self.source,
+            scopes: self.scopes.into(),
+            origins: origins.into(),
+        })
+    }
+}
+
+/// The origin of an API base URL: http(s) with a host; plain http only to loopback unless
+/// `allow_http`. A path, query or fragment is ignored.
+fn parse_origin(value: &str, allow_http: bool) -> Result<Origin, ConfigError> {
+    let url = Url::parse(value.trim()).map_err(|e| ConfigError::Invalid {
+        key: ORIGIN_KEY.to_owned(),
+        reason: format!("`{value}` is not a URL: {e}"),
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http || is_loopback(&url) => {}
+        "http" => {
+            return Err(ConfigError::InsecureUrl {
+                url: url.to_string(),
+            })
+        }
+        other => {
+            return Err(ConfigError::Invalid {
+                key: ORIGIN_KEY.to_owned(),
+                reason: format!("`{value}`: tokens are sent over https (or http), not `{other}`"),
+            })
+        }
+    }
+    if url.host().is_none() {
+        return Err(ConfigError::Invalid {
+            key: ORIGIN_KEY.to_owned(),
+            reason: format!("`{value}` has no host"),
+        });
+    }
+    Ok(url.origin())
+}
+
+/// The origin of an absolute request URI; `None` for a relative one.
+fn uri_origin(uri: &Uri) -> Option<Origin> {
+    let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+    Url::parse(&format!("{scheme}://{authority}/"))
+        .ok()
+        .map(|url| url.origin())
+}
+
+/// A token source with the scopes to ask for and the origins the token may go to: the part
+/// shared by the tower layer and the reqwest middleware.
+#[derive(Clone, Debug)]
+pub(crate) struct BearerAuth {
+    source: Arc<dyn TokenSource>,
+    scopes: Arc<[String]>,
+    origins: Arc<[Origin]>,
+}
+
+impl BearerAuth {
+    /// Whether a request to `url` gets the token; logs the refusal at debug.
+    pub(crate) fn allows_url(&self, url: &Url) -> bool {
+        self.allows(Some(url.origin()))
+    }
+
+    /// Whether a request to `uri` gets the token (a relative URI never does); logs the
+    /// refusal at debug.
+    pub(crate) fn allows_uri(&self, uri: &Uri) -> bool {
+        self.allows(uri_origin(uri))
+    }
+
+    fn allows(&self, origin: Option<Origin>) -> bool {
+        let allowed = origin
+            .as_ref()
+            .is_some_and(|origin| self.origins.contains(origin));
+        if !allowed {
+            tracing::debug!(target: TARGET,
+                origin = %origin.map_or_else(|| "<relative URI>".to_owned(), |o| o.ascii_serialization()),
+                "the request goes to an origin the access token is not for; sent without the token");
+        }
+        allowed
     }
 
     /// `Bearer …`, marked sensitive.

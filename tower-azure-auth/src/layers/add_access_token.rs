@@ -1,15 +1,26 @@
 //! Outbound: [`AddAccessTokenLayer`] puts `Authorization: Bearer <token>` (marked sensitive)
-//! on every request sent through any tower `Service<http::Request<B>>` — a hyper-util client,
-//! a tonic channel, a tower client stack.
+//! on the requests to the API sent through any tower `Service<http::Request<B>>` — a
+//! hyper-util client, a tonic channel, a tower client stack.
+//!
+//! The token goes only to the API's origins (scheme, host and port of an absolute request
+//! URI), named when the layer is built ([`AddAccessTokenLayer::new`], or
+//! [`AddAccessTokenLayer::builder`] for several): a request to any other origin, or with a
+//! relative URI, is **sent without the token** (logged at debug under
+//! `tower_azure_auth::credentials`). An origin on plain http is refused when the layer is
+//! built unless it is a loopback address (`127.0.0.1`, `::1`, `localhost`) or
+//! [`AddAccessTokenLayerBuilder::allow_http`] is on.
 //!
 //! Tokens come from a [`TokenSource`] (usually a
 //! [`ConfidentialClient`](crate::credentials::ConfidentialClient), whose cache makes this
 //! cheap). When the called API answers 401 with `WWW-Authenticate: Bearer
-//! error="invalid_token"`, the layer forces one token refresh and, **if the request body is
-//! empty** (`http_body::Body::is_end_stream()` was true when the request came in, e.g. a GET),
-//! sends the request once more with the new token and an empty body made with
-//! `B::default()`. Requests with a body are not replayed (the body has been consumed): their
-//! 401 goes back to the caller, and the next request carries the refreshed token.
+//! error="invalid_token"`, the layer asks for a refreshed token and, **if it differs from the
+//! refused one and the request body is empty** (`http_body::Body::is_end_stream()` was true
+//! when the request came in, e.g. a GET), sends the request once more with the new token and
+//! an empty body made with `B::default()`. Requests with a body are not replayed (the body
+//! has been consumed): their 401 goes back to the caller, and the next request carries the
+//! refreshed token. The token source rate-limits these forced refreshes (see
+//! [`TokenSource::token`]), so an API that refuses every token cannot make the client hammer
+//! the authority.
 //!
 //! Errors: the service's error type is [`BoxError`]; a token failure is a
 //! [`TokenError`](crate::credentials::TokenError) inside (downcast it), the inner service's
@@ -43,18 +54,27 @@
 //!     Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(String::new()).unwrap())
 //! });
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let mut client = ServiceBuilder::new()
-//!     .layer(AddAccessTokenLayer::new(Fixed, ["api://weather/.default"]))
-//!     .service(api.clone());
-//! let response = client.ready().await.unwrap().call(Request::new(String::new())).await.unwrap();
+//! # async fn run<S>(api: S) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+//! # where S: Service<Request<String>, Response = Response<String>, Error = std::convert::Infallible> + Clone + Send + 'static, S::Future: Send + 'static {
+//! let layer = AddAccessTokenLayer::new(Fixed, ["api://weather/.default"], "https://weather.example.com")?;
+//! let mut client = ServiceBuilder::new().layer(layer).service(api.clone());
+//! let to_api = Request::get("https://weather.example.com/weatherforecast").body(String::new())?;
+//! let response = client.ready().await?.call(to_api).await?;
 //! assert_eq!(response.status(), StatusCode::OK);
 //!
+//! // Another origin: the request is sent without the token.
+//! let elsewhere = Request::get("https://other.example.org/weatherforecast").body(String::new())?;
+//! let response = client.ready().await?.call(elsewhere).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//!
 //! // No token can be obtained for this scope: the call fails with the TokenError inside.
-//! let mut refused = ServiceBuilder::new()
-//!     .layer(AddAccessTokenLayer::new(Fixed, ["api://weather/read"]))
-//!     .service(api);
-//! let error = refused.ready().await.unwrap().call(Request::new(String::new())).await.unwrap_err();
+//! let layer = AddAccessTokenLayer::new(Fixed, ["api://weather/read"], "https://weather.example.com")?;
+//! let mut refused = ServiceBuilder::new().layer(layer).service(api);
+//! let to_api = Request::get("https://weather.example.com/weatherforecast").body(String::new())?;
+//! let error = refused.ready().await?.call(to_api).await.unwrap_err();
 //! assert!(error.downcast_ref::<TokenError>().is_some(), "{error}");
+//! # Ok(()) }
+//! # run(api).await.unwrap();
 //! # });
 //! ```
 
@@ -69,39 +89,105 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::credentials::{is_invalid_token, BearerAuth, TokenSource};
+use crate::credentials::{is_invalid_token, BearerAuth, BearerAuthBuilder, TokenSource};
+use crate::error::ConfigError;
 
 /// The error type of [`AddAccessToken`]: a boxed [`TokenError`](crate::credentials::TokenError)
 /// or the inner service's error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Adds `Authorization: Bearer <token>` to requests; see the [module docs](self).
+/// Adds `Authorization: Bearer <token>` to requests to the API's origins; see the
+/// [module docs](self).
 #[derive(Clone, Debug)]
 pub struct AddAccessTokenLayer {
     auth: BearerAuth,
 }
 
 impl AddAccessTokenLayer {
-    /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`.
-    pub fn new<T, I, S>(source: T, scopes: I) -> Self
+    /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`, sent
+    /// only to the origin of `api_base_address` (e.g. `https://weather.example.com/api/`;
+    /// only its scheme, host and port count).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] when `api_base_address` is not an http(s) URL with a host;
+    /// [`ConfigError::InsecureUrl`] for plain http to a host other than loopback (see
+    /// [`AddAccessTokenLayerBuilder::allow_http`]).
+    pub fn new<T, I, S>(source: T, scopes: I, api_base_address: &str) -> Result<Self, ConfigError>
     where
         T: TokenSource,
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self::from_shared(Arc::new(source), scopes)
+        Self::from_shared(Arc::new(source), scopes, api_base_address)
     }
 
     /// Like [`new`](Self::new), for a source already shared with others (e.g. the reqwest
     /// middleware).
-    pub fn from_shared<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> Self
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn from_shared<I, S>(
+        source: Arc<dyn TokenSource>,
+        scopes: I,
+        api_base_address: &str,
+    ) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self {
-            auth: BearerAuth::new(source, scopes),
+        Self::builder(source, scopes)
+            .add_origin(api_base_address)
+            .build()
+    }
+
+    /// A builder, for several origins or plain http beyond loopback; at least one origin
+    /// must be added.
+    pub fn builder<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> AddAccessTokenLayerBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        AddAccessTokenLayerBuilder {
+            auth: BearerAuthBuilder::new(source, scopes),
         }
+    }
+}
+
+/// Builds an [`AddAccessTokenLayer`]; from [`AddAccessTokenLayer::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct AddAccessTokenLayerBuilder {
+    auth: BearerAuthBuilder,
+}
+
+impl AddAccessTokenLayerBuilder {
+    /// Adds an origin the token is sent to, given as a URL (`https://weather.example.com`,
+    /// an `ApiBaseAddress`); only its scheme, host and port count.
+    pub fn add_origin(mut self, url: impl Into<String>) -> Self {
+        self.auth.add_origin(url.into());
+        self
+    }
+
+    /// Allows origins on plain http to hosts other than loopback (default false: the token
+    /// would cross the network unencrypted). Loopback http is always allowed.
+    pub fn allow_http(mut self, allow: bool) -> Self {
+        self.auth.allow_http(allow);
+        self
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Missing`] without an origin; [`ConfigError::Invalid`] for an origin that
+    /// is not an http(s) URL with a host; [`ConfigError::InsecureUrl`] for a plain-http origin
+    /// other than loopback unless [`allow_http`](Self::allow_http).
+    pub fn build(self) -> Result<AddAccessTokenLayer, ConfigError> {
+        Ok(AddAccessTokenLayer {
+            auth: self.auth.build()?,
+        })
     }
 }
 
@@ -163,9 +249,12 @@ where
         let auth = self.auth.clone();
         ResponseFuture {
             future: Box::pin(async move {
+                if !auth.allows_uri(request.uri()) {
+                    return inner.call(request).await.map_err(Into::into);
+                }
                 let replay = request.body().is_end_stream().then(|| Replay::of(&request));
-                let header = auth.header(false).await?;
-                request.headers_mut().insert(AUTHORIZATION, header);
+                let sent = auth.header(false).await?;
+                request.headers_mut().insert(AUTHORIZATION, sent.clone());
                 let response = inner.call(request).await.map_err(Into::into)?;
                 if !is_invalid_token(response.status(), response.headers()) {
                     return Ok(response);
@@ -178,6 +267,11 @@ where
                         return Ok(response);
                     }
                 };
+                if header == sent {
+                    tracing::debug!(target: "tower_azure_auth::credentials",
+                        "the API refused the token and no newer one is available yet (forced refreshes are rate-limited); not replayed");
+                    return Ok(response);
+                }
                 let Some(replay) = replay else {
                     tracing::debug!(target: "tower_azure_auth::credentials",
                         "the API refused the token; refreshed it, but the request has a body and is not replayed");
