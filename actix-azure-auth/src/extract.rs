@@ -57,21 +57,41 @@ impl FromRequest for Authenticated {
     type Future = Ready<Result<Self, MissingClaims>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let claims = request.extensions().get::<Claims>().cloned();
-        ready(claims.map(Self).ok_or(MissingClaims))
+        let extensions = request.extensions();
+        let result = match extensions.get::<Claims>() {
+            Some(claims) => Ok(Self(claims.clone())),
+            None => Err(MissingClaims {
+                error: extensions.get::<AuthError>().cloned(),
+            }),
+        };
+        ready(result)
     }
 }
 
 /// The error of the [`Authenticated`] extractor: responds `401` with `WWW-Authenticate: Bearer`
-/// ([`Rejection::unauthenticated`] for a missing token).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MissingClaims;
+/// ([`Rejection::unauthenticated`] for a missing token), or, when
+/// [`defer_refusals`](crate::ValidateAccessToken::defer_refusals) let a refused token through,
+/// the response for its [`AuthError`] (`invalid_token`, or 503).
+#[derive(Debug, Clone, Default)]
+pub struct MissingClaims {
+    error: Option<AuthError>,
+}
+
+impl MissingClaims {
+    /// The authentication failure recorded for the request, if there was one.
+    pub fn error(&self) -> Option<&AuthError> {
+        self.error.as_ref()
+    }
+}
 
 impl fmt::Display for MissingClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            "the request carries no verified claims (is ValidateAccessToken wrapped around this route?)",
-        )
+        match &self.error {
+            Some(error) => write!(f, "the request is not authenticated: {}", error.reason()),
+            None => f.write_str(
+                "the request carries no verified claims (is ValidateAccessToken wrapped around this route?)",
+            ),
+        }
     }
 }
 
@@ -79,10 +99,16 @@ impl std::error::Error for MissingClaims {}
 
 impl ResponseError for MissingClaims {
     fn status_code(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
+        match &self.error {
+            Some(error) => {
+                StatusCode::from_u16(error.status().as_u16()).unwrap_or(StatusCode::UNAUTHORIZED)
+            }
+            None => StatusCode::UNAUTHORIZED,
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
-        rejection_response(&Rejection::unauthenticated(&AuthError::missing_token()))
+        let error = self.error.clone().unwrap_or_else(AuthError::missing_token);
+        rejection_response(&Rejection::unauthenticated(&error))
     }
 }

@@ -8,8 +8,12 @@
 //!
 //! * [`ValidateAccessToken`] (`wrap()`): `Authorization: Bearer` → verified [`Claims`] in the
 //!   request extensions; `401`/`503` per RFC 6750 otherwise.
-//! * [`RequirePolicy`], [`RequireRole`], [`RequireClaim`] (`wrap()`): `403` with a JSON body
-//!   naming the failed requirements; `401` when there are no claims.
+//! * [`Authorize`] (`wrap()` on the `App`): each route's own policy, the default policy, none
+//!   (anonymous routes), or the registry's fallback policy for every route that declares
+//!   nothing; see [Router-wide authorization](#router-wide-authorization).
+//! * [`RequirePolicy`], [`RequireRole`], [`RequireClaim`], [`RequireClientAuthentication`]
+//!   (`wrap()`): `403` with a JSON body naming the failed requirements; `401` when there are
+//!   no claims.
 //! * [`Authenticated`] / `Option<Authenticated>`: the claims as a handler argument.
 //! * [`rejection_response`]: any shared [`Rejection`] as an `HttpResponse`.
 //!
@@ -27,8 +31,27 @@
 //!     .wrap(ValidateAccessToken::new(validator.clone()))                   // runs first
 //! ```
 //!
-//! An open route (a health check) must not sit under [`ValidateAccessToken`]: wrap the
-//! protected resources or scope, not the whole `App`.
+//! An open route (a health check) must not sit under a refusing [`ValidateAccessToken`]: wrap
+//! the protected resources or scope, or declare the route anonymous in [`Authorize`] and let
+//! the validation defer its refusals.
+//!
+//! # Router-wide authorization
+//!
+//! As ASP.NET Core's `UseAuthentication()` + `UseAuthorization()` with a fallback policy:
+//!
+//! ```text
+//! App::new()
+//!     .route("/weatherforecast", web::get().to(forecast))
+//!     .route("/healthz", web::get().to(health))
+//!     .wrap(Authorize::new(&policies)                                  // runs second
+//!         .route("/weatherforecast", "ValidateAccessTokenPolicy")?
+//!         .anonymous("/healthz"))
+//!     .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals()) // runs first
+//! ```
+//!
+//! Every route not listed gets the fallback policy of [`Policies`]; the listed ones their own
+//! (or the default policy, [`Authorize::default_for`]); `/healthz` is open even with a missing
+//! or refused token. See [`Authorize`] for a tested example.
 //!
 //! # Example
 //!
@@ -143,13 +166,17 @@
 //! [`Policies`]: tower_azure_auth::authorization::Policies
 //! [`Rejection`]: tower_azure_auth::rejection::Rejection
 
+mod authorize;
 mod extract;
 mod require;
 mod response;
 mod validate;
 
+pub use authorize::{Authorize, AuthorizeMiddleware};
 pub use extract::{Authenticated, MissingClaims};
-pub use require::{RequireClaim, RequirePolicy, RequirePolicyMiddleware, RequireRole};
+pub use require::{
+    RequireClaim, RequireClientAuthentication, RequirePolicy, RequirePolicyMiddleware, RequireRole,
+};
 pub use response::{rejection_response, ResponseFuture};
 pub use validate::{
     DefaultRejection, OnRejection, ValidateAccessToken, ValidateAccessTokenMiddleware,

@@ -10,6 +10,7 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{Error, HttpMessage};
 use tower_azure_auth::authorization::{AuthorizationContext, Policies, Policy, RequestFacts};
+use tower_azure_auth::claims::ClientAuthentication;
 use tower_azure_auth::rejection::Rejection;
 use tower_azure_auth::{AuthError, Claims, ConfigError};
 
@@ -107,12 +108,68 @@ impl RequirePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequireRole<R>(pub R);
 
-/// Requires a claim with a value: `.wrap(RequireClaim("azpacr", "2"))`.
+/// Requires a claim with a value: `.wrap(RequireClaim("tid", tenant_id))`.
 ///
 /// A string claim must equal the value; an array claim must contain it. Answers as the Tower
-/// `RequireClaim`, byte for byte.
+/// `RequireClaim`, byte for byte. For the calling client's authentication, which v1 tokens
+/// carry in `appidacr` rather than `azpacr`, use [`RequireClientAuthentication`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequireClaim<N, V>(pub N, pub V);
+
+/// Requires the calling client to have authenticated this way, in v2 tokens (`azpacr`) and v1
+/// tokens (`appidacr`) alike:
+/// `.wrap(RequireClientAuthentication(ClientAuthentication::Certificate))`. Answers as the
+/// Tower `RequireClientAuthentication`, byte for byte.
+///
+/// ```
+/// use actix_azure_auth::RequireClientAuthentication;
+/// use actix_web::dev::Service as _;
+/// use actix_web::{test, web, App, HttpMessage as _};
+/// use tower_azure_auth::claims::{Claims, ClientAuthentication};
+///
+/// # #[actix_web::main]
+/// # async fn main() {
+/// let app = test::init_service(
+///     App::new()
+///         .route("/", web::get().to(|| async { "ok" }))
+///         .wrap(RequireClientAuthentication(ClientAuthentication::Certificate))
+///         // stand-in for ValidateAccessToken: claims from the `x-test-claims` header
+///         .wrap_fn(|request, service| {
+///             let claims = request.headers().get("x-test-claims")
+///                 .and_then(|v| serde_json::from_slice(v.as_bytes()).ok())
+///                 .and_then(|v| Claims::from_json(v).ok());
+///             if let Some(claims) = claims {
+///                 request.extensions_mut().insert(claims);
+///             }
+///             service.call(request)
+///         }),
+/// )
+/// .await;
+/// let status = |claims: &'static str| {
+///     let request = test::TestRequest::get().uri("/").insert_header(("x-test-claims", claims));
+///     let app = &app;
+///     async move { test::call_service(app, request.to_request()).await.status().as_u16() }
+/// };
+/// assert_eq!(status(r#"{"ver":"2.0","azpacr":"2"}"#).await, 200);
+/// assert_eq!(status(r#"{"ver":"1.0","appidacr":"2"}"#).await, 200);
+/// assert_eq!(status(r#"{"ver":"2.0","azpacr":"1"}"#).await, 403);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequireClientAuthentication(pub ClientAuthentication);
+
+impl RequireClientAuthentication {
+    fn require(&self) -> RequirePolicy {
+        RequirePolicy {
+            request_facts: false,
+            ..RequirePolicy::new(
+                Policy::builder()
+                    .require_client_authentication(self.0)
+                    .build(),
+            )
+        }
+    }
+}
 
 impl<R: AsRef<str>> RequireRole<R> {
     fn require(&self) -> RequirePolicy {
@@ -164,8 +221,10 @@ macro_rules! transform {
 transform!(RequirePolicy, [], this => this);
 transform!(RequireRole<R>, [R: AsRef<str>], this => this.require());
 transform!(RequireClaim<N, V>, [N: AsRef<str>, V: AsRef<str>], this => this.require());
+transform!(RequireClientAuthentication, [], this => this.require());
 
-/// The service of [`RequirePolicy`], [`RequireRole`] and [`RequireClaim`].
+/// The service of [`RequirePolicy`], [`RequireRole`], [`RequireClaim`] and
+/// [`RequireClientAuthentication`].
 pub struct RequirePolicyMiddleware<S> {
     service: Rc<S>,
     require: RequirePolicy,
@@ -233,70 +292,104 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let claims = request.extensions().get::<Claims>().cloned();
-        let Some(claims) = claims else {
+        let RequirePolicy {
+            policies,
+            policy,
+            request_facts,
+        } = &self.require;
+        authorize(&self.service, policies, policy, *request_facts, request)
+    }
+}
+
+/// The `401` (or `503`) for a request without claims: with the authentication failure that a
+/// deferring [`ValidateAccessToken`](crate::ValidateAccessToken) recorded, else for a missing
+/// token.
+pub(crate) fn not_authenticated<B>(request: ServiceRequest) -> ServiceResponse<EitherBody<B>> {
+    let recorded = request.extensions().get::<AuthError>().cloned();
+    match recorded {
+        Some(error) => {
+            let response = rejection_response(&Rejection::unauthenticated(&error));
+            refuse(request, response, error.kind().as_str(), &error.reason())
+        }
+        None => {
             let error = AuthError::missing_token();
             let response = rejection_response(&Rejection::unauthenticated(&error));
-            return ResponseFuture::refused(refuse(
+            refuse(
                 request,
                 response,
                 error.kind().as_str(),
                 &"no verified claims in the request extensions: not authenticated (is ValidateAccessToken wrapped around this middleware?)",
-            ));
-        };
-        let facts = if self.require.request_facts {
-            match OwnedFacts::from_request(&request) {
-                Some(facts) => Some(facts),
-                None => {
-                    let response = rejection_response(&Rejection::json(
-                        http::StatusCode::BAD_REQUEST,
-                        &serde_json::json!({
-                            "error": "invalid_request",
-                            "error_description": "the request line or headers cannot be represented for authorization",
-                        }),
-                    ));
-                    return ResponseFuture::refused(refuse(
-                        request,
-                        response,
-                        "invalid_request",
-                        &"request not representable in http 1",
-                    ));
-                }
-            }
-        } else {
-            None
-        };
-        let RequirePolicy {
-            policies, policy, ..
-        } = &self.require;
-        let decided = policies.authorize_sync(policy, &context(&claims, facts.as_ref()));
-        match decided {
-            Some(Ok(())) => ResponseFuture::inner(self.service.call(request)),
-            Some(Err(failure)) => {
-                let response = rejection_response(&Rejection::forbidden(&failure));
-                ResponseFuture::refused(refuse(request, response, "forbidden", &failure))
-            }
+            )
+        }
+    }
+}
+
+/// Decides `policy` for `request` and calls `service` when the caller satisfies it:
+/// synchronously when the policy allows, else in a boxed future.
+pub(crate) fn authorize<S, B>(
+    service: &Rc<S>,
+    policies: &Policies,
+    policy: &Policy,
+    request_facts: bool,
+    request: ServiceRequest,
+) -> ResponseFuture<S::Future, B>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    let claims = request.extensions().get::<Claims>().cloned();
+    let Some(claims) = claims else {
+        return ResponseFuture::refused(not_authenticated(request));
+    };
+    let facts = if request_facts {
+        match OwnedFacts::from_request(&request) {
+            Some(facts) => Some(facts),
             None => {
-                // An asynchronous handler must be awaited.
-                let service = Rc::clone(&self.service);
-                let policies = policies.clone();
-                let policy = policy.clone();
-                ResponseFuture::boxed(async move {
-                    let result = policies
-                        .authorize(&policy, &context(&claims, facts.as_ref()))
-                        .await;
-                    match result {
-                        Ok(()) => service
-                            .call(request)
-                            .await
-                            .map(ServiceResponse::map_into_left_body),
-                        Err(failure) => {
-                            let response = rejection_response(&Rejection::forbidden(&failure));
-                            Ok(refuse(request, response, "forbidden", &failure))
-                        }
-                    }
-                })
+                let response = rejection_response(&Rejection::json(
+                    http::StatusCode::BAD_REQUEST,
+                    &serde_json::json!({
+                        "error": "invalid_request",
+                        "error_description": "the request line or headers cannot be represented for authorization",
+                    }),
+                ));
+                return ResponseFuture::refused(refuse(
+                    request,
+                    response,
+                    "invalid_request",
+                    &"request not representable in http 1",
+                ));
             }
+        }
+    } else {
+        None
+    };
+    let decided = policies.authorize_sync(policy, &context(&claims, facts.as_ref()));
+    match decided {
+        Some(Ok(())) => ResponseFuture::inner(service.call(request)),
+        Some(Err(failure)) => {
+            let response = rejection_response(&Rejection::forbidden(&failure));
+            ResponseFuture::refused(refuse(request, response, "forbidden", &failure))
+        }
+        None => {
+            // An asynchronous handler must be awaited.
+            let service = Rc::clone(service);
+            let policies = policies.clone();
+            let policy = policy.clone();
+            ResponseFuture::boxed(async move {
+                let result = policies
+                    .authorize(&policy, &context(&claims, facts.as_ref()))
+                    .await;
+                match result {
+                    Ok(()) => service
+                        .call(request)
+                        .await
+                        .map(ServiceResponse::map_into_left_body),
+                    Err(failure) => {
+                        let response = rejection_response(&Rejection::forbidden(&failure));
+                        Ok(refuse(request, response, "forbidden", &failure))
+                    }
+                }
+            })
         }
     }
 }

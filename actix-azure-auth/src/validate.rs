@@ -7,13 +7,13 @@ use std::rc::Rc;
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::{Error, HttpMessage, HttpResponse};
 use tower_azure_auth::rejection::Rejection;
 use tower_azure_auth::validation::{bearer_token, may_resolve_after_refresh};
 use tower_azure_auth::{AuthError, Claims, TokenValidator};
 
-use crate::response::{refuse, rejection_response, ResponseFuture};
+use crate::response::{refuse, rejection_response, ResponseFuture, LOG_TARGET};
 
 /// Builds the response sent when authentication fails.
 ///
@@ -54,6 +54,14 @@ where
 /// A token signed with a known key is decided synchronously, with no boxing; only an unknown
 /// `kid` (or no keys yet) waits for a key refresh, within the validator's refresh rules.
 ///
+/// The `Authorization` header's values are marked sensitive before the inner service sees the
+/// request, as the Tower layer does.
+///
+/// With [`defer_refusals`](Self::defer_refusals), a missing or refused token is not answered
+/// here but left (as its [`AuthError`]) for the [`Authorize`](crate::Authorize) middleware,
+/// [`RequirePolicy`](crate::RequirePolicy) or the [`Authenticated`](crate::Authenticated)
+/// extractor to answer, so that anonymous routes work under an `App`-wide validation.
+///
 /// Layer order: actix-web runs the *last* `wrap()` first, so register this one after the
 /// authorization middlewares that read the claims it inserts (or on an enclosing scope/app).
 /// See the [crate docs](crate).
@@ -61,12 +69,14 @@ where
 pub struct ValidateAccessToken<R = DefaultRejection> {
     validator: TokenValidator,
     rejection: R,
+    defer: bool,
 }
 
 impl<R> fmt::Debug for ValidateAccessToken<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidateAccessToken")
             .field("validator", &self.validator)
+            .field("defer_refusals", &self.defer)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +87,7 @@ impl ValidateAccessToken {
         Self {
             validator,
             rejection: DefaultRejection,
+            defer: false,
         }
     }
 }
@@ -112,7 +123,25 @@ impl<R> ValidateAccessToken<R> {
         ValidateAccessToken {
             validator: self.validator,
             rejection,
+            defer: self.defer,
         }
+    }
+
+    /// Lets a request with a missing or refused token through, with the [`AuthError`] in its
+    /// extensions instead of [`Claims`], for the authorization to answer: the
+    /// [`Authorize`](crate::Authorize) middleware, [`RequirePolicy`](crate::RequirePolicy),
+    /// [`RequireRole`](crate::RequireRole) and the [`Authenticated`](crate::Authenticated)
+    /// extractor answer `401` (or `503`) with that error, the response this middleware sends
+    /// otherwise; a route declared anonymous is reached without claims (ASP.NET Core's model:
+    /// authentication never refuses, authorization challenges).
+    ///
+    /// A route that nothing protects is then reached by any caller, as in ASP.NET Core.
+    /// Deferred refusals are answered with the shared responses, not with a
+    /// [`with_rejection`](Self::with_rejection) builder.
+    #[must_use]
+    pub fn defer_refusals(mut self) -> Self {
+        self.defer = true;
+        self
     }
 
     /// The validator.
@@ -138,6 +167,7 @@ where
             service: Rc::new(service),
             validator: self.validator.clone(),
             rejection: self.rejection.clone(),
+            defer: self.defer,
         }))
     }
 }
@@ -147,6 +177,7 @@ pub struct ValidateAccessTokenMiddleware<S, R = DefaultRejection> {
     service: Rc<S>,
     validator: TokenValidator,
     rejection: R,
+    defer: bool,
 }
 
 impl<S, R> fmt::Debug for ValidateAccessTokenMiddleware<S, R> {
@@ -183,6 +214,32 @@ impl<S, R> ValidateAccessTokenMiddleware<S, R> {
     }
 }
 
+/// Marks every `Authorization` value sensitive, so that what honours the flag (`Debug`,
+/// loggers) does not print the token.
+fn mark_authorization_sensitive(headers: &mut HeaderMap) {
+    if headers.contains_key(AUTHORIZATION) {
+        headers.retain(|name, value| {
+            if name == AUTHORIZATION {
+                value.set_sensitive(true);
+            }
+            true
+        });
+    }
+}
+
+/// Leaves the refusal for the authorization to answer.
+fn deferred(request: &ServiceRequest, error: AuthError) {
+    tracing::debug!(
+        target: LOG_TARGET,
+        method = %request.method(),
+        path = request.path(),
+        kind = %error.kind(),
+        reason = error.reason(),
+        "token refused; the refusal is deferred to the authorization"
+    );
+    request.extensions_mut().insert(error);
+}
+
 fn refused<B>(
     request: ServiceRequest,
     rejection: &impl OnRejection,
@@ -204,10 +261,15 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, request: ServiceRequest) -> Self::Future {
+    fn call(&self, mut request: ServiceRequest) -> Self::Future {
+        mark_authorization_sensitive(request.headers_mut());
         match self.inspect(&request) {
             Outcome::Accepted(claims) => {
                 request.extensions_mut().insert(claims);
+                ResponseFuture::inner(self.service.call(request))
+            }
+            Outcome::Refused(error) if self.defer => {
+                deferred(&request, error);
                 ResponseFuture::inner(self.service.call(request))
             }
             Outcome::Refused(error) => {
@@ -217,11 +279,19 @@ where
                 // Slow path (unknown kid or no keys yet): may wait for a key refresh.
                 let validator = self.validator.clone();
                 let rejection = self.rejection.clone();
+                let defer = self.defer;
                 let service = Rc::clone(&self.service);
                 ResponseFuture::boxed(async move {
                     match validator.validate(&token).await {
                         Ok(claims) => {
                             request.extensions_mut().insert(claims);
+                            service
+                                .call(request)
+                                .await
+                                .map(ServiceResponse::map_into_left_body)
+                        }
+                        Err(error) if defer => {
+                            deferred(&request, error);
                             service
                                 .call(request)
                                 .await

@@ -12,16 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_azure_auth::{
-    rejection_response, Authenticated, RequireClaim, RequirePolicy, RequireRole,
-    ValidateAccessToken,
+    rejection_response, Authenticated, Authorize, RequireClaim, RequireClientAuthentication,
+    RequirePolicy, RequireRole, ValidateAccessToken,
 };
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 use support::{TestIdp, TestKey};
 use tower_azure_auth::authorization::{
     AuthorizationContext, AuthorizationHandler, HandlerOutcome, Policies, Policy, Requirement,
 };
+use tower_azure_auth::claims::ClientAuthentication;
 use tower_azure_auth::clock::ManualClock;
 use tower_azure_auth::rejection::Rejection;
 use tower_azure_auth::{layers, AuthError, Authority, Claims, TokenValidator};
@@ -107,6 +108,20 @@ fn claims(idp: &TestIdp) -> Value {
     })
 }
 
+/// Claims of a valid v1 token (`appid`/`appidacr`, the v1 issuer and audience).
+fn claims_v1(idp: &TestIdp) -> Value {
+    let mut claims = claims(idp);
+    let object = claims.as_object_mut().unwrap();
+    object.remove("azp");
+    object.remove("azpacr");
+    object.insert("appid".into(), json!(CALLER));
+    object.insert("appidacr".into(), json!("2"));
+    object.insert("ver".into(), json!("1.0"));
+    object.insert("iss".into(), json!(idp.issuer_v1()));
+    object.insert("aud".into(), json!(format!("api://{API}")));
+    claims
+}
+
 fn with(claims: &Value, patch: Value) -> Value {
     let mut claims = claims.clone();
     if let (Some(target), Some(patch)) = (claims.as_object_mut(), patch.as_object()) {
@@ -168,6 +183,13 @@ fn actix_app(cfg: &mut web::ServiceConfig, validator: TokenValidator, policies: 
                         .wrap(RequireClaim("azpacr", "2")),
                 )
                 .service(
+                    web::resource("/client-certificate")
+                        .route(web::get().to(ok))
+                        .wrap(RequireClientAuthentication(
+                            ClientAuthentication::Certificate,
+                        )),
+                )
+                .service(
                     web::resource("/facts")
                         .route(web::get().to(ok))
                         .wrap(RequirePolicy::new(facts_policy())),
@@ -204,6 +226,12 @@ fn axum_app(validator: TokenValidator, policies: &Policies) -> axum::Router {
         .route(
             "/api/certificate",
             get(ok).layer(layers::RequireClaim("azpacr", "2")),
+        )
+        .route(
+            "/api/client-certificate",
+            get(ok).layer(layers::RequireClientAuthentication(
+                ClientAuthentication::Certificate,
+            )),
         )
         .route(
             "/api/facts",
@@ -466,6 +494,51 @@ fn cases(f: &Fixture) -> Vec<Case> {
             status: 403,
             challenge: None,
             body: "claim `azp`",
+        },
+        Case {
+            name: "RequireClientAuthentication accepts a v2 certificate token",
+            path: "/api/client-certificate",
+            token: token(&good),
+            headers: &[],
+            status: 200,
+            challenge: None,
+            body: "ok",
+        },
+        Case {
+            name: "RequireClientAuthentication accepts a v1 certificate token",
+            path: "/api/client-certificate",
+            token: token(&claims_v1(&f.idp)),
+            headers: &[],
+            status: 200,
+            challenge: None,
+            body: "ok",
+        },
+        Case {
+            name: "RequireClientAuthentication refuses a v2 secret token",
+            path: "/api/client-certificate",
+            token: token(&with(&good, json!({"azpacr": "1"}))),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "the client must authenticate with a certificate",
+        },
+        Case {
+            name: "RequireClientAuthentication refuses a v1 secret token",
+            path: "/api/client-certificate",
+            token: token(&with(&claims_v1(&f.idp), json!({"appidacr": "1"}))),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "the client must authenticate with a certificate",
+        },
+        Case {
+            name: "RequireClaim(azpacr) on a v1 token says v1 carries appidacr",
+            path: "/api/certificate",
+            token: token(&claims_v1(&f.idp)),
+            headers: &[],
+            status: 403,
+            challenge: None,
+            body: "the token has no `azpacr` claim (v1 tokens carry `appidacr` instead",
         },
         Case {
             name: "handlers see method, path, query and headers",
@@ -866,4 +939,282 @@ async fn only_refreshes_and_async_handlers_box() {
         assert!(debug.contains(case.state), "{}: {debug}", case.name);
     }
     f.handle.stop(false).await;
+}
+
+/// The policies of the router-wide tests: the seed's policy for one route, a fallback for
+/// every route that declares none.
+fn policies_with_fallback() -> Policies {
+    Policies::builder()
+        .add_handler(HasServiceApiRoleHandler)
+        .add_policy(
+            POLICY,
+            Policy::builder()
+                .requirement(HasServiceApiRoleRequirement)
+                .require_claim("azp", [CALLER])
+                .require_claim("azpacr", ["2"])
+                .build(),
+        )
+        .fallback_policy(Policy::builder().require_role("reader").build())
+        .build()
+}
+
+/// `PoliciesBuilder::fallback_policy` was stored and applied by no middleware: an `App`-wide
+/// `Authorize` applies it to the routes that declare no policy, the route's own policy where it
+/// declares one, nothing on anonymous routes; the Tower `AuthorizeLayer` on axum answers the
+/// same requests byte for byte the same.
+#[tokio::test]
+async fn app_wide_authorize_applies_the_fallback_policy_and_matches_tower() {
+    let f = fixture().await;
+    let policies = policies_with_fallback();
+    let authorize = Authorize::new(&policies)
+        .route("/weatherforecast", POLICY)
+        .unwrap()
+        .anonymous("/healthz")
+        .anonymous("/public/{name}");
+    let tower_authorize = layers::AuthorizeLayer::new(&policies)
+        .route("/weatherforecast", POLICY)
+        .unwrap()
+        .anonymous("/healthz")
+        .anonymous("/public/{name}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let actix = format!("http://{}", listener.local_addr().unwrap());
+    let validator = f.validator.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .route("/weatherforecast", web::get().to(ok))
+            .route("/report", web::get().to(ok))
+            .service(web::scope("/api").route("/items/{id}", web::get().to(ok)))
+            .route("/healthz", web::get().to(ok))
+            .route("/public/{name}", web::get().to(ok))
+            .wrap(authorize.clone())
+            .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals())
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    let axum = {
+        use axum::routing::get;
+        support::serve(
+            axum::Router::new()
+                .route("/weatherforecast", get(ok))
+                .route("/report", get(ok))
+                .route("/api/items/{id}", get(ok))
+                .route("/healthz", get(ok))
+                .route("/public/{name}", get(ok))
+                .layer(tower_authorize)
+                .layer(layers::ValidateAccessTokenLayer::new(f.validator.clone()).defer_refusals()),
+        )
+        .await
+    };
+
+    let good = claims(&f.idp);
+    let service = f.key.token(&good); // role service-api: the route's policy, not the fallback
+    let reader = f.key.token(&with(&good, json!({"roles": ["reader"]})));
+    let expired = f.key.token(&with(
+        &good,
+        json!({"roles": ["reader"], "iat": NOW - 7200, "nbf": NOW - 7200, "exp": NOW - 3600}),
+    ));
+    let forged = TestKey::generate("key-1").token(&good);
+    let cases: [(&str, &str, Option<&str>, u16); 15] = [
+        ("fallback: satisfied", "/report", Some(&reader), 200),
+        (
+            "fallback: a caller who fails it",
+            "/report",
+            Some(&service),
+            403,
+        ),
+        ("fallback: no token", "/report", None, 401),
+        ("fallback: an expired token", "/report", Some(&expired), 401),
+        (
+            "fallback in a scope, by pattern",
+            "/api/items/7",
+            Some(&service),
+            403,
+        ),
+        (
+            "fallback in a scope: satisfied",
+            "/api/items/7",
+            Some(&reader),
+            200,
+        ),
+        (
+            "fallback on a path no route matches",
+            "/no-such-route",
+            None,
+            401,
+        ),
+        (
+            "own policy: fails the fallback, passes its own",
+            "/weatherforecast",
+            Some(&service),
+            200,
+        ),
+        (
+            "own policy: passes the fallback, fails its own",
+            "/weatherforecast",
+            Some(&reader),
+            403,
+        ),
+        ("own policy: no token", "/weatherforecast", None, 401),
+        ("anonymous: no token", "/healthz", None, 200),
+        (
+            "anonymous: an expired token",
+            "/healthz",
+            Some(&expired),
+            200,
+        ),
+        ("anonymous: a forged token", "/healthz", Some(&forged), 200),
+        ("anonymous by pattern", "/public/x", None, 200),
+        (
+            "anonymous by pattern, forged token",
+            "/public/y",
+            Some(&forged),
+            200,
+        ),
+    ];
+    for (name, path, token, status) in cases {
+        let on_actix = get(&actix, path, token, &[]).await;
+        assert_eq!(on_actix.status, status, "{name}: {}", on_actix.text());
+        let on_axum = get(&axum, path, token, &[]).await;
+        assert_eq!(on_actix, on_axum, "{name}");
+        match status {
+            401 if token.is_none() => {
+                assert_eq!(
+                    on_actix.www_authenticate.as_deref(),
+                    Some("Bearer"),
+                    "{name}"
+                )
+            }
+            401 => assert!(
+                on_actix
+                    .www_authenticate
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("Bearer error=\"invalid_token\"")),
+                "{name}: {:?}",
+                on_actix.www_authenticate
+            ),
+            403 => assert_eq!(on_actix.json()["error"], "forbidden", "{name}"),
+            _ => assert_eq!(on_actix.text(), "ok", "{name}"),
+        }
+    }
+    handle.stop(false).await;
+    f.handle.stop(false).await;
+}
+
+/// A deferred refusal reaches the client from the `Authenticated` extractor and a
+/// resource's own middleware as the validation would have sent it (`invalid_token`).
+#[tokio::test]
+async fn deferred_refusals_are_answered_by_the_extractor_and_resource_middleware() {
+    let f = fixture().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let validator = f.validator.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .route("/whoami", web::get().to(whoami))
+            .route("/maybe", web::get().to(maybe))
+            .service(
+                web::resource("/role")
+                    .route(web::get().to(ok))
+                    .wrap(RequireRole("service-api")),
+            )
+            .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals())
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let expired = f.key.token(&with(
+        &claims(&f.idp),
+        json!({"iat": NOW - 7200, "nbf": NOW - 7200, "exp": NOW - 3600}),
+    ));
+    for path in ["/whoami", "/role"] {
+        let answer = get(&base, path, Some(&expired), &[]).await;
+        assert_eq!(answer.status, 401, "{path}: {}", answer.text());
+        assert!(
+            answer
+                .www_authenticate
+                .as_deref()
+                .is_some_and(|c| c.starts_with("Bearer error=\"invalid_token\"")),
+            "{path}: {:?}",
+            answer.www_authenticate
+        );
+        assert_eq!(answer.json()["error"], "invalid_token", "{path}");
+    }
+    let answer = get(&base, "/maybe", Some(&expired), &[]).await;
+    assert_eq!((answer.status, answer.text().as_str()), (200, "anonymous"));
+    let good = f.key.token(&claims(&f.idp));
+    let answer = get(&base, "/whoami", Some(&good), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    handle.stop(false).await;
+    f.handle.stop(false).await;
+}
+
+/// The inbound `Authorization` header reached the handler as an ordinary header value, so
+/// `Debug` of the request (and loggers that honour the flag) printed the token.
+#[tokio::test]
+async fn the_handler_sees_the_authorization_header_marked_sensitive() {
+    async fn sensitive(request: HttpRequest) -> String {
+        let values: Vec<bool> = request
+            .headers()
+            .get_all(actix_web::http::header::AUTHORIZATION)
+            .map(|v| v.is_sensitive())
+            .collect();
+        format!("{values:?}")
+    }
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    // No keys fetched yet: the first request waits for a refresh, the second is synchronous.
+    let validator = validator(&idp, &ManualClock::at_unix(NOW));
+    let policies = Policies::builder().build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new()
+            .service(
+                web::resource("/api")
+                    .route(web::get().to(sensitive))
+                    .wrap(ValidateAccessToken::new(validator.clone())),
+            )
+            .service(
+                web::scope("/deferred")
+                    .route("/open", web::get().to(sensitive))
+                    .wrap(Authorize::new(&policies).anonymous("/deferred/open"))
+                    .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals()),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let token = key.token(&claims(&idp));
+    let forged = TestKey::generate("key-1").token(&claims(&idp));
+    for (name, path, token) in [
+        ("refresh path", "/api", &token),
+        ("synchronous path", "/api", &token),
+        ("anonymous route, refused token", "/deferred/open", &forged),
+    ] {
+        let answer = get(&base, path, Some(token), &[]).await;
+        assert_eq!(
+            (answer.status, answer.text().as_str()),
+            (200, "[true]"),
+            "{name}"
+        );
+    }
+    handle.stop(false).await;
 }

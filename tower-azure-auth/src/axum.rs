@@ -41,13 +41,26 @@ use crate::claims::Claims;
 use crate::error::AuthError;
 use crate::rejection::Rejection;
 
-/// The rejection of the [`Claims`] extractor: 401 with `WWW-Authenticate: Bearer`.
+/// The rejection of the [`Claims`] extractor: 401 with `WWW-Authenticate: Bearer`, or, when
+/// [`defer_refusals`](crate::layers::ValidateAccessTokenLayer::defer_refusals) let a refused
+/// token through, the response for its [`AuthError`] (`invalid_token`, or 503).
 #[derive(Debug)]
-pub struct MissingClaims;
+pub struct MissingClaims {
+    error: Option<AuthError>,
+}
+
+impl MissingClaims {
+    /// The authentication failure recorded for the request, if there was one (else no token
+    /// was validated at all).
+    pub fn error(&self) -> Option<&AuthError> {
+        self.error.as_ref()
+    }
+}
 
 impl IntoResponse for MissingClaims {
     fn into_response(self) -> Response {
-        Rejection::unauthenticated(&AuthError::missing_token()).into_response()
+        let error = self.error.unwrap_or_else(AuthError::missing_token);
+        Rejection::unauthenticated(&error).into_response()
     }
 }
 
@@ -59,7 +72,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Claims {
             .extensions
             .get::<Claims>()
             .cloned()
-            .ok_or(MissingClaims)
+            .ok_or_else(|| MissingClaims {
+                error: parts.extensions.get::<AuthError>().cloned(),
+            })
     }
 }
 

@@ -1,8 +1,12 @@
 //! ASP.NET Core-style authorization, independent of the HTTP stack: [`Requirement`]s,
-//! [`AuthorizationHandler`]s, [`Policy`]s and the [`Policies`] registry. The Tower layers
-//! that apply them are in [`layers`](crate::layers) ([`RequireRole`](crate::layers::RequireRole),
-//! [`RequireClaim`](crate::layers::RequireClaim), [`RequirePolicy`](crate::layers::RequirePolicy));
-//! the actix-web adapter calls [`Policies`] directly.
+//! [`AuthorizationHandler`]s, [`Policy`]s, the [`Policies`] registry (named, default and
+//! fallback policies) and the [`RoutePolicies`] route table. The Tower layers that apply them
+//! are in [`layers`](crate::layers): per route [`RequireRole`](crate::layers::RequireRole),
+//! [`RequireClaim`](crate::layers::RequireClaim),
+//! [`RequireClientAuthentication`](crate::layers::RequireClientAuthentication),
+//! [`RequirePolicy`](crate::layers::RequirePolicy); router-wide, with the default and fallback
+//! policies and anonymous routes, [`AuthorizeLayer`](crate::layers::AuthorizeLayer). The
+//! actix-web adapter calls [`Policies`] and [`RoutePolicies`] directly.
 //!
 //! A request that reaches a layer carries the caller's verified [`Claims`] in its extensions
 //! (put there by [`ValidateAccessTokenLayer`](crate::layers::ValidateAccessTokenLayer)); here
@@ -150,6 +154,7 @@ mod handler;
 mod policies;
 mod policy;
 mod requirement;
+mod routes;
 
 pub use context::{AuthorizationContext, RequestFacts};
 pub use failure::{AuthorizationFailure, AuthorizationResult, FailedRequirement};
@@ -163,6 +168,7 @@ pub use requirement::{
     AssertionRequirement, ClaimRequirement, ClientAuthenticationRequirement, ClientIdRequirement,
     Decision, Requirement, RolesRequirement, ScopeOrAppPermissionRequirement, ScopesRequirement,
 };
+pub use routes::{RouteAuthorization, RoutePolicies};
 
 pub(crate) use policies::authorize_requirement;
 

@@ -68,13 +68,22 @@ impl PoliciesBuilder {
     }
 
     /// The policy for endpoints that ask for authorization without naming a policy
-    /// (`[Authorize]`). Defaults to [`Policy::authenticated`].
+    /// (`[Authorize]`): [`RequirePolicy::default_policy`](crate::layers::RequirePolicy::default_policy)
+    /// and the routes listed with [`RoutePolicies::default_for`](super::RoutePolicies::default_for).
+    /// Defaults to [`Policy::authenticated`].
     pub fn default_policy(mut self, policy: Policy) -> Self {
         self.inner.default = Some(policy);
         self
     }
 
-    /// The policy for endpoints that declare none. Defaults to none: such endpoints are open.
+    /// The policy for endpoints that declare none, applied by the router-wide
+    /// [`AuthorizeLayer`](crate::layers::AuthorizeLayer) (and actix-web's `Authorize`) to every
+    /// route not listed in its route table and to every path that matches no route. Defaults
+    /// to none: such endpoints are left as they are (open unless something else protects
+    /// them).
+    ///
+    /// Only a router-wide authorization layer applies it; per-route layers
+    /// ([`RequirePolicy`](crate::layers::RequirePolicy)) apply their own policy.
     pub fn fallback_policy(mut self, policy: Policy) -> Self {
         self.inner.fallback = Some(policy);
         self

@@ -312,11 +312,30 @@ impl Requirement for ClaimRequirement {
     }
 
     fn unmet_reason(&self, ctx: &AuthorizationContext<'_>, show_values: bool) -> Cow<'static, str> {
+        if let Some(hint) = v1_hint(&self.claim) {
+            if matches!(ctx.claims().get(&self.claim), None | Some(Value::Null)) {
+                // The presence of a claim is not the caller's data: said with or without PII.
+                return format!("the token has no `{}` claim ({hint})", self.claim).into();
+            }
+        }
         match (show_values, &self.allowed) {
             (true, _) => shown_claim(ctx, &self.claim),
             (false, Some(_)) => Cow::Borrowed("the token has a different value or none"),
             (false, None) => Cow::Borrowed("the token has none"),
         }
+    }
+}
+
+/// For the v2-only claims about the calling client, where v1 tokens carry them: the hint
+/// added when a token lacks one.
+fn v1_hint(claim: &str) -> Option<&'static str> {
+    match claim {
+        "azpacr" => Some(
+            "v1 tokens carry `appidacr` instead; `require_client_authentication` and \
+             `RequireClientAuthentication` read either",
+        ),
+        "azp" => Some("v1 tokens carry `appid` instead; `require_client_id` reads either"),
+        _ => None,
     }
 }
 

@@ -1,12 +1,21 @@
-//! Authorization layers: [`RequireRole`], [`RequireClaim`] and [`RequirePolicy`].
+//! Authorization layers: [`RequireRole`], [`RequireClaim`], [`RequireClientAuthentication`]
+//! and [`RequirePolicy`].
 //!
 //! They read the caller's [`Claims`] from the request extensions, where
 //! [`ValidateAccessTokenLayer`](super::ValidateAccessTokenLayer) puts them, so they go *inside*
 //! it (in axum: `.layer(RequireRole(..))` before `.layer(ValidateAccessTokenLayer ..)`, or per
-//! route with the validation router-wide). Without claims they answer `401` with
-//! `WWW-Authenticate: Bearer`; when the caller is not authorized, `403` with a JSON body that
-//! names the failed requirements (see [`Rejection::forbidden`]). The inner service's error type
-//! is unchanged.
+//! route with the validation router-wide). Without claims they answer `401`: with the
+//! [`AuthError`] that [`defer_refusals`](super::ValidateAccessTokenLayer::defer_refusals) left
+//! in the extensions, else with `WWW-Authenticate: Bearer`; when the caller is not authorized,
+//! `403` with a JSON body that names the failed requirements (see [`Rejection::forbidden`]).
+//! The inner service's error type is unchanged.
+//!
+//! To apply the registry's default and fallback policies router-wide, with anonymous routes,
+//! see [`AuthorizeLayer`](super::AuthorizeLayer).
+//!
+//! For "certificate-authenticated clients only", use [`RequireClientAuthentication`], which
+//! reads `azpacr` in v2 tokens and `appidacr` in v1 tokens; `RequireClaim("azpacr", "2")`
+//! refuses every v1 token.
 //!
 //! ```
 //! use axum::body::Body;
@@ -47,16 +56,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Extensions, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authorization::{
-    authorize_requirement, AuthorizationContext, ClaimRequirement, Policies, Policy, RequestFacts,
-    Requirement, RolesRequirement, LOG_TARGET,
+    authorize_requirement, AuthorizationContext, ClaimRequirement, ClientAuthenticationRequirement,
+    Policies, Policy, RequestFacts, Requirement, RolesRequirement, LOG_TARGET,
 };
-use crate::claims::Claims;
+use crate::claims::{Claims, ClientAuthentication};
 use crate::error::{AuthError, ConfigError};
 use crate::rejection::Rejection;
 
@@ -67,12 +76,49 @@ use crate::rejection::Rejection;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequireRole<R>(pub R);
 
-/// Requires a claim with a value: `.layer(RequireClaim("azpacr", "2"))`.
+/// Requires a claim with a value: `.layer(RequireClaim("tid", tenant_id))`.
 ///
 /// A string claim must equal the value; an array claim must contain it. For several accepted
 /// values or "claim present", build a [`Policy`] and use [`RequirePolicy`].
+///
+/// `azp`/`azpacr` exist only in v2 tokens (v1 tokens carry `appid`/`appidacr`); for those, use
+/// [`RequireClientAuthentication`] or [`PolicyBuilder::require_client_id`](crate::authorization::PolicyBuilder::require_client_id),
+/// which read either. A failure on a missing `azp`/`azpacr` says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequireClaim<N, V>(pub N, pub V);
+
+/// Requires the calling client to have authenticated this way, in v2 tokens (`azpacr`) and v1
+/// tokens (`appidacr`) alike: `.layer(RequireClientAuthentication(ClientAuthentication::Certificate))`
+/// ([`PolicyBuilder::require_client_authentication`](crate::authorization::PolicyBuilder::require_client_authentication)
+/// as a layer).
+///
+/// ```
+/// use axum::body::Body;
+/// use http::{Request, Response, StatusCode};
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_azure_auth::claims::{Claims, ClientAuthentication};
+/// use tower_azure_auth::layers::RequireClientAuthentication;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let api = RequireClientAuthentication(ClientAuthentication::Certificate).layer(service_fn(
+///     |_req: Request<Body>| async { Ok::<_, std::convert::Infallible>(Response::new(Body::empty())) },
+/// ));
+/// let request = |claims: serde_json::Value| {
+///     let mut request = Request::new(Body::empty());
+///     request.extensions_mut().insert(Claims::from_json(claims).unwrap());
+///     request
+/// };
+/// let v2 = serde_json::json!({ "ver": "2.0", "azpacr": "2" });
+/// let v1 = serde_json::json!({ "ver": "1.0", "appidacr": "2" });
+/// let secret = serde_json::json!({ "ver": "2.0", "azpacr": "1" });
+/// assert_eq!(api.clone().oneshot(request(v2)).await.unwrap().status(), StatusCode::OK);
+/// assert_eq!(api.clone().oneshot(request(v1)).await.unwrap().status(), StatusCode::OK);
+/// assert_eq!(api.oneshot(request(secret)).await.unwrap().status(), StatusCode::FORBIDDEN);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequireClientAuthentication(pub ClientAuthentication);
 
 impl<S, R: AsRef<str>> Layer<S> for RequireRole<R> {
     type Service = Require<S>;
@@ -93,8 +139,16 @@ impl<S, N: AsRef<str>, V: AsRef<str>> Layer<S> for RequireClaim<N, V> {
     }
 }
 
-/// The service of [`RequireRole`] and [`RequireClaim`]: one requirement that decides itself,
-/// synchronously.
+impl<S> Layer<S> for RequireClientAuthentication {
+    type Service = Require<S>;
+
+    fn layer(&self, inner: S) -> Require<S> {
+        Require::new(inner, ClientAuthenticationRequirement::new(self.0))
+    }
+}
+
+/// The service of [`RequireRole`], [`RequireClaim`] and [`RequireClientAuthentication`]: one
+/// requirement that decides itself, synchronously.
 #[derive(Debug, Clone)]
 pub struct Require<S> {
     inner: S,
@@ -128,12 +182,28 @@ impl<S> Require<S> {
     }
 }
 
-fn missing_claims() -> Rejection {
-    tracing::debug!(
-        target: LOG_TARGET,
-        "no verified claims in the request extensions: not authenticated (is ValidateAccessTokenLayer in front of this layer?)"
-    );
-    Rejection::unauthenticated(&AuthError::missing_token())
+/// The `401` (or `503`) for a request without claims: with the authentication failure that a
+/// deferring [`ValidateAccessTokenLayer`](super::ValidateAccessTokenLayer) recorded, else for a
+/// missing token.
+pub(crate) fn not_authenticated(extensions: &Extensions) -> Rejection {
+    match extensions.get::<AuthError>() {
+        Some(error) => {
+            tracing::debug!(
+                target: LOG_TARGET,
+                kind = %error.kind(),
+                reason = error.reason(),
+                "not authenticated: the token was refused"
+            );
+            Rejection::unauthenticated(error)
+        }
+        None => {
+            tracing::debug!(
+                target: LOG_TARGET,
+                "no verified claims in the request extensions: not authenticated (is ValidateAccessTokenLayer in front of this layer?)"
+            );
+            Rejection::unauthenticated(&AuthError::missing_token())
+        }
+    }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
@@ -151,7 +221,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let decision = match request.extensions().get::<Claims>() {
-            None => Err(missing_claims()),
+            None => Err(not_authenticated(request.extensions())),
             Some(claims) => {
                 let ctx =
                     AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
@@ -184,6 +254,10 @@ where
 ///     Err(ConfigError::UnknownPolicy { .. })
 /// ));
 /// ```
+///
+/// Per route it applies its policy; router-wide it applies that one policy to every route.
+/// To give each route its own policy, the default policy or none (anonymous), with the
+/// registry's fallback policy for the others, use [`AuthorizeLayer`](super::AuthorizeLayer).
 ///
 /// When every requirement decides itself (or only synchronous handlers serve it), the
 /// decision is made in `call` with no boxing; when a handler must be awaited, the request
@@ -292,41 +366,59 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let decided = match request.extensions().get::<Claims>() {
-            None => return ResponseFuture::rejected(missing_claims()),
-            Some(claims) => {
-                let ctx =
-                    AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
-                self.policies.authorize_sync(&self.policy, &ctx)
-            }
-        };
-        match decided {
-            Some(Ok(())) => ResponseFuture::inner(self.inner.call(request)),
-            Some(Err(failure)) => ResponseFuture::rejected(Rejection::forbidden(&failure)),
-            None => {
-                let (parts, body) = request.into_parts();
-                let Some(claims) = parts.extensions.get::<Claims>().cloned() else {
-                    return ResponseFuture::rejected(missing_claims());
+        authorize(&mut self.inner, &self.policies, &self.policy, request)
+    }
+}
+
+/// Decides `policy` for `request` and calls `inner` when the caller satisfies it: in `call`
+/// when the policy decides synchronously, in a boxed future (with `inner`, which is ready,
+/// moved into it and a clone left behind) when a handler must be awaited.
+pub(crate) fn authorize<S, ReqBody, ResBody>(
+    inner: &mut S,
+    policies: &Policies,
+    policy: &Policy,
+    request: Request<ReqBody>,
+) -> ResponseFuture<S::Future, ResBody, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<Bytes> + 'static,
+{
+    let decided = match request.extensions().get::<Claims>() {
+        None => return ResponseFuture::rejected(not_authenticated(request.extensions())),
+        Some(claims) => {
+            let ctx =
+                AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
+            policies.authorize_sync(policy, &ctx)
+        }
+    };
+    match decided {
+        Some(Ok(())) => ResponseFuture::inner(inner.call(request)),
+        Some(Err(failure)) => ResponseFuture::rejected(Rejection::forbidden(&failure)),
+        None => {
+            let (parts, body) = request.into_parts();
+            let Some(claims) = parts.extensions.get::<Claims>().cloned() else {
+                return ResponseFuture::rejected(not_authenticated(&parts.extensions));
+            };
+            // `inner` is ready; keep it for this request and leave a fresh clone behind.
+            let clone = inner.clone();
+            let mut inner = std::mem::replace(inner, clone);
+            let policies = policies.clone();
+            let policy = policy.clone();
+            ResponseFuture::authorizing(Box::pin(async move {
+                let result = {
+                    let ctx = AuthorizationContext::for_request(
+                        &claims,
+                        RequestFacts::from_parts(&parts),
+                    );
+                    policies.authorize(&policy, &ctx).await
                 };
-                // `inner` is ready; keep it for this request and leave a fresh clone behind.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let policies = self.policies.clone();
-                let policy = self.policy.clone();
-                ResponseFuture::authorizing(Box::pin(async move {
-                    let result = {
-                        let ctx = AuthorizationContext::for_request(
-                            &claims,
-                            RequestFacts::from_parts(&parts),
-                        );
-                        policies.authorize(&policy, &ctx).await
-                    };
-                    match result {
-                        Ok(()) => inner.call(Request::from_parts(parts, body)).await,
-                        Err(failure) => Ok(Rejection::forbidden(&failure).into_response()),
-                    }
-                }))
-            }
+                match result {
+                    Ok(()) => inner.call(Request::from_parts(parts, body)).await,
+                    Err(failure) => Ok(Rejection::forbidden(&failure).into_response()),
+                }
+            }))
         }
     }
 }
@@ -334,7 +426,8 @@ where
 type Authorizing<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
-    /// The response future of [`Require`] and [`RequirePolicyService`].
+    /// The response future of [`Require`], [`RequirePolicyService`] and
+    /// [`Authorize`](super::Authorize).
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -351,7 +444,7 @@ pin_project! {
 }
 
 impl<F, B, E> ResponseFuture<F, B, E> {
-    fn inner(future: F) -> Self {
+    pub(super) fn inner(future: F) -> Self {
         Self {
             state: State::Inner { future },
         }

@@ -7,6 +7,18 @@
 //! yet. The inner service's error type is unchanged; [`ValidateAccessTokenLayer::with_rejection`]
 //! swaps the response builder.
 //!
+//! The `Authorization` header's values are marked sensitive
+//! ([`HeaderValue::set_sensitive`](http::HeaderValue::set_sensitive)) before the inner service
+//! sees the request, so that HTTP stacks and loggers that honour the flag do not print the
+//! token.
+//!
+//! With [`defer_refusals`](ValidateAccessTokenLayer::defer_refusals), a request whose token is
+//! missing or refused is not answered here: it goes on with the [`AuthError`] in its
+//! extensions instead of [`Claims`], and the authorization layers answer `401` (or `503`) with
+//! it where a route needs a caller, while anonymous routes are reached, as in ASP.NET Core,
+//! where authentication never refuses and authorization challenges. Use it with a router-wide
+//! [`AuthorizeLayer`](crate::layers::AuthorizeLayer).
+//!
 //! Layer order: this layer must run before the authorization layers
 //! ([`RequireRole`](crate::layers::RequireRole), [`RequirePolicy`](crate::layers::RequirePolicy)),
 //! which read the claims it inserts. In axum, `.layer()` calls wrap what is above them, so add
@@ -42,8 +54,8 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
-use http::{Request, Response};
+use http::header::{Entry, AUTHORIZATION};
+use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -83,12 +95,14 @@ where
 pub struct ValidateAccessTokenLayer<R = DefaultRejection> {
     validator: TokenValidator,
     rejection: R,
+    defer: bool,
 }
 
 impl<R> fmt::Debug for ValidateAccessTokenLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ValidateAccessTokenLayer")
             .field("validator", &self.validator)
+            .field("defer_refusals", &self.defer)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +113,7 @@ impl ValidateAccessTokenLayer {
         Self {
             validator,
             rejection: DefaultRejection,
+            defer: false,
         }
     }
 }
@@ -110,7 +125,26 @@ impl<R> ValidateAccessTokenLayer<R> {
         ValidateAccessTokenLayer {
             validator: self.validator,
             rejection,
+            defer: self.defer,
         }
+    }
+
+    /// Lets a request with a missing or refused token through, with the [`AuthError`] in its
+    /// extensions instead of [`Claims`], for the authorization layers to answer: a router-wide
+    /// [`AuthorizeLayer`](crate::layers::AuthorizeLayer), [`RequirePolicy`](crate::layers::RequirePolicy),
+    /// [`RequireRole`](crate::layers::RequireRole) and the `Claims` extractor answer `401`
+    /// (or `503` while the keys are unavailable) with that error, the same response this
+    /// layer sends otherwise; a route declared anonymous is reached without claims. This is
+    /// ASP.NET Core's model: authentication never refuses, authorization challenges.
+    ///
+    /// A route that nothing protects (no authorization layer, no fallback policy, no `Claims`
+    /// extractor) is then reached by any caller, as in ASP.NET Core. The responses are the
+    /// shared [`Rejection::unauthenticated`] ones: a [`with_rejection`](Self::with_rejection)
+    /// builder is not used for deferred refusals.
+    #[must_use]
+    pub fn defer_refusals(mut self) -> Self {
+        self.defer = true;
+        self
     }
 }
 
@@ -122,6 +156,7 @@ impl<S, R: Clone> Layer<S> for ValidateAccessTokenLayer<R> {
             inner,
             validator: self.validator.clone(),
             rejection: self.rejection.clone(),
+            defer: self.defer,
         }
     }
 }
@@ -132,6 +167,7 @@ pub struct ValidateAccessToken<S, R = DefaultRejection> {
     inner: S,
     validator: TokenValidator,
     rejection: R,
+    defer: bool,
 }
 
 impl<S: fmt::Debug, R> fmt::Debug for ValidateAccessToken<S, R> {
@@ -139,7 +175,22 @@ impl<S: fmt::Debug, R> fmt::Debug for ValidateAccessToken<S, R> {
         f.debug_struct("ValidateAccessToken")
             .field("inner", &self.inner)
             .field("validator", &self.validator)
+            .field("defer_refusals", &self.defer)
             .finish_non_exhaustive()
+    }
+}
+
+/// Marks every `Authorization` value sensitive, so that the token is not printed by what
+/// honours the flag (hyper's and http's `Debug`, loggers).
+pub(crate) fn mark_authorization_sensitive(headers: &mut HeaderMap) {
+    // `contains_key` first: `entry` may grow the map even when the header is absent.
+    if !headers.contains_key(AUTHORIZATION) {
+        return;
+    }
+    if let Entry::Occupied(mut entry) = headers.entry(AUTHORIZATION) {
+        for value in entry.iter_mut() {
+            value.set_sensitive(true);
+        }
     }
 }
 
@@ -179,6 +230,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        mark_authorization_sensitive(request.headers_mut());
         let token = bearer_token(
             request
                 .headers()
@@ -189,8 +241,8 @@ where
         let token = match token {
             Ok(token) => token,
             Err(error) => {
-                tracing::debug!(target: "tower_azure_auth::validation", kind = %error.kind(), reason = error.reason(), "request refused");
-                return ResponseFuture::rejected(self.rejection.on_rejection(&error));
+                tracing::debug!(target: "tower_azure_auth::validation", kind = %error.kind(), reason = error.reason(), deferred = self.defer, "request refused");
+                return self.refuse(request, error);
             }
         };
         match self.validator.validate_with_current_keys(token) {
@@ -203,6 +255,7 @@ where
                 let token = token.to_owned();
                 let validator = self.validator.clone();
                 let rejection = self.rejection.clone();
+                let defer = self.defer;
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::boxed(Box::pin(async move {
@@ -211,11 +264,36 @@ where
                             request.extensions_mut().insert::<Claims>(claims);
                             inner.call(request).await
                         }
+                        Err(error) if defer => {
+                            request.extensions_mut().insert(error);
+                            inner.call(request).await
+                        }
                         Err(error) => Ok(rejection.on_rejection(&error)),
                     }
                 }))
             }
-            Err(error) => ResponseFuture::rejected(self.rejection.on_rejection(&error)),
+            Err(error) => self.refuse(request, error),
+        }
+    }
+}
+
+impl<S, R> ValidateAccessToken<S, R> {
+    /// Answers a refused request, or lets it through with the error when refusals are
+    /// deferred.
+    fn refuse<ReqBody, ResBody>(
+        &mut self,
+        mut request: Request<ReqBody>,
+        error: AuthError,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+        R: OnRejection<ResBody>,
+    {
+        if self.defer {
+            request.extensions_mut().insert(error);
+            ResponseFuture::inner(self.inner.call(request))
+        } else {
+            ResponseFuture::rejected(self.rejection.on_rejection(&error))
         }
     }
 }
