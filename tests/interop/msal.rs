@@ -75,6 +75,8 @@ async fn setup() -> Result<Fixture, String> {
         Authority::entra(&authority.instance(), authority.tenant_id()).context("authority")?,
     )
     .client_id(API)
+    // AllowedClientIds below: the library's rule, as `TokenValidator::from_options` sets it.
+    .allowed_client_ids([CLIENT])
     .http_client(http)
     .build()
     .context("a validator for the dev authority")?;
