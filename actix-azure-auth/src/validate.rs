@@ -246,7 +246,13 @@ fn refused<B>(
     error: &AuthError,
 ) -> ServiceResponse<EitherBody<B>> {
     let response = rejection.on_rejection(error);
-    refuse(request, response, error.kind().as_str(), &error.reason())
+    // The detail (expected and actual values) is there only with PII logging or detailed
+    // errors on.
+    let reason: std::borrow::Cow<'_, str> = match error.detail() {
+        Some(detail) => format!("{}; {detail}", error.reason()).into(),
+        None => error.reason().into(),
+    };
+    refuse(request, response, error.kind().as_str(), &reason)
 }
 
 impl<S, B, R> Service<ServiceRequest> for ValidateAccessTokenMiddleware<S, R>

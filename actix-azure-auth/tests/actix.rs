@@ -445,7 +445,8 @@ fn cases(f: &Fixture) -> Vec<Case> {
             headers: &[],
             status: 401,
             challenge: invalid,
-            body: "api://someone-else",
+            // The check's name; the values only with detailed errors on.
+            body: "the audience is not accepted",
         },
         Case {
             name: "missing role, RequireRole",
@@ -716,6 +717,81 @@ async fn actix_and_tower_answer_byte_for_byte_the_same() {
     }
     f.handle.stop(false).await;
     handle_down.stop(false).await;
+}
+
+#[tokio::test]
+async fn detailed_errors_reach_actix_and_tower_responses_alike() {
+    let f = fixture().await;
+    let token = f
+        .key
+        .token(&with(&claims(&f.idp), json!({"aud": "api://someone-else"})));
+    let detailed = TokenValidator::builder(Authority::entra(&f.idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(f.clock.clone()))
+        .detailed_errors(true)
+        .build()
+        .unwrap();
+    detailed.refresh().await.unwrap();
+    let (handle_detailed, actix_detailed) = serve_actix(detailed.clone(), policies());
+    let axum_detailed = support::serve(axum_app(detailed, &policies())).await;
+    let axum_default = support::serve(axum_app(f.validator.clone(), &policies())).await;
+    struct Case {
+        name: &'static str,
+        base: String,
+        detailed: bool,
+    }
+    let cases = [
+        Case {
+            name: "actix, default",
+            base: f.actix.clone(),
+            detailed: false,
+        },
+        Case {
+            name: "tower, default",
+            base: axum_default,
+            detailed: false,
+        },
+        Case {
+            name: "actix, detailed errors",
+            base: actix_detailed,
+            detailed: true,
+        },
+        Case {
+            name: "tower, detailed errors",
+            base: axum_detailed,
+            detailed: true,
+        },
+    ];
+    let mut answers = Vec::new();
+    for case in &cases {
+        let answer = get(&case.base, "/api/whoami", Some(&token), &[]).await;
+        assert_eq!(answer.status, 401, "{}", case.name);
+        let challenge = answer.www_authenticate.clone().unwrap_or_default();
+        let description = answer.json()["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for text in [&challenge, &description] {
+            assert!(
+                text.contains("the audience is not accepted"),
+                "{}: {text}",
+                case.name
+            );
+            for value in ["api://someone-else", API] {
+                assert_eq!(
+                    text.contains(value),
+                    case.detailed,
+                    "{}: {value} in {text}",
+                    case.name
+                );
+            }
+        }
+        answers.push(answer);
+    }
+    assert_eq!(answers[0], answers[1], "default: actix and tower alike");
+    assert_eq!(answers[2], answers[3], "detailed: actix and tower alike");
+    f.handle.stop(false).await;
+    handle_detailed.stop(false).await;
 }
 
 /// `wrap()` on the `App` itself, in memory, and a custom rejection response.

@@ -66,7 +66,7 @@ async fn setup() -> Result<Fixture, String> {
         .await
         .context("starting the dev authority with TLS")?;
 
-    let validator = validator_for(&authority, &tls.cert_der, API)?;
+    let validator = validator_for(&authority, &tls.cert_der, API, CLIENT)?;
     let api_url = serve_weather_api(&authority, validator.clone(), API, CLIENT).await?;
 
     Ok(Fixture {
@@ -90,6 +90,7 @@ pub(crate) fn validator_for(
     authority: &DevAuthority,
     tls_cert_der: &[u8],
     api: &str,
+    client: &str,
 ) -> Result<TokenValidator, String> {
     let http = HttpClient::builder()
         .add_root_certificate(tls_cert_der.to_vec())
@@ -99,6 +100,9 @@ pub(crate) fn validator_for(
         Authority::entra(&authority.instance(), authority.tenant_id()).context("authority")?,
     )
     .client_id(api)
+    // AllowedClientIds, as `serve_weather_api` configures it: the library's rule, as
+    // `TokenValidator::from_options` sets it.
+    .allowed_client_ids([client])
     .http_client(http)
     .build()
     .context("a validator for the dev authority")

@@ -86,8 +86,8 @@ async fn setup() -> Result<Fixture, String> {
 
     let authority = start_authority(&tls, &client, AssertionReuse::WithinLifetime).await?;
     let strict = start_authority(&tls, &client, AssertionReuse::Refuse).await?;
-    let weather = validator_for(&authority, &tls.cert_der, WEATHER_API)?;
-    let inventory = validator_for(&authority, &tls.cert_der, INVENTORY_API)?;
+    let weather = validator_for(&authority, &tls.cert_der, WEATHER_API, CLIENT)?;
+    let inventory = validator_for(&authority, &tls.cert_der, INVENTORY_API, CLIENT)?;
     let api_url = serve_weather_api(&authority, weather.clone(), WEATHER_API, CLIENT).await?;
     Ok(Fixture {
         authority,

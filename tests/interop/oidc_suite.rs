@@ -306,7 +306,10 @@ fn start_api(api: &ApiUnderTest, issuer: &str) -> Result<Service, String> {
         .env("AzureAd__Authority", issuer)
         .env("AzureAd__ClientId", WEATHER_API)
         .env("AzureAd__AllowedClientIds__0", CERT_CLIENT)
-        .env("AzureAd__AllowedClientIds__1", X5T_CLIENT);
+        .env("AzureAd__AllowedClientIds__1", X5T_CLIENT)
+        // An allowed caller, so that its refusal (403) is about azpacr alone: the validator
+        // refuses callers outside AllowedClientIds with 401 before the policy runs.
+        .env("AzureAd__AllowedClientIds__2", SECRET_CLIENT);
     Service::spawn(api.binary, command)
 }
 

@@ -59,23 +59,26 @@ pub struct AzureAdOptions {
     /// issuer is accepted (its metadata is read from `{Authority}/.well-known/openid-configuration`).
     #[serde(rename = "authority")]
     pub authority: Option<String>,
-    /// `Audience`: the accepted audience, replacing the per-version default
-    /// (`ClientId` for v2 tokens, `api://{ClientId}` for v1 tokens).
+    /// `Audience`: the accepted audience, replacing the default (`ClientId`, and for v1
+    /// tokens of an Entra authority also `api://{ClientId}`).
     #[serde(rename = "audience")]
     pub audience: Option<String>,
     /// `Audiences`: more accepted audiences.
     #[serde(rename = "audiences", default, deserialize_with = "de_string_list")]
     pub audiences: Vec<String>,
     /// `AllowedTenants`: for multi-tenant APIs, the tenants whose tokens are accepted
-    /// (empty: any tenant that the issuer rules accept).
+    /// (empty: any tenant that the issuer rules accept). Trimmed, compared ignoring case.
     #[serde(
         rename = "allowedtenants",
         default,
         deserialize_with = "de_string_list"
     )]
     pub allowed_tenants: Vec<String>,
-    /// `AllowedClientIds`: the callers (`azp`/`appid`) the weather API's policy accepts;
-    /// defaults to `ClientId`, as in the seed.
+    /// `AllowedClientIds`: the only calling applications (`azp` in v2 tokens, `appid` in v1
+    /// tokens) whose tokens the validator accepts; any other caller gets 401 `invalid_token`
+    /// ([`AuthErrorKind::ClientNotAllowed`](crate::AuthErrorKind::ClientNotAllowed)). Empty
+    /// (the default): any caller. Trimmed, compared ignoring case. See
+    /// [`TokenValidatorBuilder::allowed_client_ids`](crate::validation::TokenValidatorBuilder::allowed_client_ids).
     #[serde(
         rename = "allowedclientids",
         default,
@@ -117,10 +120,18 @@ pub struct AzureAdOptions {
     /// authentication). Default false.
     #[serde(rename = "sendx5c", default, deserialize_with = "de_opt_bool")]
     pub send_x5c: Option<bool>,
-    /// `EnablePiiLogging`: log personal data (client ids, tenant ids, claims values) at debug.
-    /// Tokens, assertions and keys are never logged. Default false.
+    /// `EnablePiiLogging`: log personal data (client ids, tenant ids, claims values) at debug,
+    /// including the expected and actual values of a refused token. Tokens, assertions and
+    /// keys are never logged. Default false.
     #[serde(rename = "enablepiilogging", default, deserialize_with = "de_opt_bool")]
     pub enable_pii_logging: Option<bool>,
+    /// `DetailedErrors`: for development only, put the expected and actual values of a
+    /// refused token (audience, issuer, tenant, client, key id) in the 401 response's
+    /// `error_description` (and in the log); by default the response names the failed check
+    /// only. Default false. See
+    /// [`TokenValidatorBuilder::detailed_errors`](crate::validation::TokenValidatorBuilder::detailed_errors).
+    #[serde(rename = "detailederrors", default, deserialize_with = "de_opt_bool")]
+    pub detailed_errors: Option<bool>,
 }
 
 /// The `CallApi` section of the seed's client: where to get a token and which API to call.
@@ -320,6 +331,8 @@ impl fmt::Debug for AzureAdOptions {
             .field("allowed_tenants", &self.allowed_tenants)
             .field("allowed_client_ids", &self.allowed_client_ids)
             .field("valid_algorithms", &self.valid_algorithms)
+            .field("enable_pii_logging", &self.enable_pii_logging)
+            .field("detailed_errors", &self.detailed_errors)
             .field("client_secret", &redacted(&self.client_secret))
             .field("client_certificates", &self.client_certificates)
             .field("client_credentials", &self.client_credentials)

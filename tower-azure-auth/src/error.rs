@@ -105,6 +105,9 @@ pub enum AuthErrorKind {
     /// The signing keys could not be obtained from the authority yet; the token could not be
     /// checked. Answered with 503 and `Retry-After`, not 401: the caller did nothing wrong.
     KeysUnavailable,
+    /// The calling application (`azp` in v2 tokens, `appid` in v1 tokens) is not one of the
+    /// allowed client ids (`AllowedClientIds`), or the token names no calling application.
+    ClientNotAllowed,
 }
 
 impl AuthErrorKind {
@@ -125,6 +128,7 @@ impl AuthErrorKind {
             Self::NotYetValid => "not_yet_valid",
             Self::InvalidClaim => "invalid_claim",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::ClientNotAllowed => "client_not_allowed",
         }
     }
 }
@@ -137,21 +141,64 @@ impl fmt::Display for AuthErrorKind {
 
 /// Why an inbound request was not authenticated.
 ///
-/// The reason names the check, the expected and the actual value; it never contains token
-/// bytes, so it is safe to log and to send back in `WWW-Authenticate`.
+/// Two parts, as Microsoft.IdentityModel keeps them apart ("PII is hidden"):
+///
+/// * the [`reason`](Self::reason) names the check that failed ("the audience is not
+///   accepted") and holds no value from the token or the API's configuration that identifies
+///   anyone (no audience, issuer, tenant, client id or key id); it never contains token bytes.
+///   It is what responses carry by default.
+/// * the [`detail`](Self::detail) holds the expected and actual values. The validator fills it
+///   only when PII logging ([`TokenValidatorBuilder::enable_pii_logging`]) or detailed errors
+///   ([`TokenValidatorBuilder::detailed_errors`]) are on; it is logged when present, and sent
+///   in responses ([`description`](Self::description)) only with detailed errors.
+///
+/// [`TokenValidatorBuilder::enable_pii_logging`]: crate::validation::TokenValidatorBuilder::enable_pii_logging
+/// [`TokenValidatorBuilder::detailed_errors`]: crate::validation::TokenValidatorBuilder::detailed_errors
+///
+/// ```
+/// use tower_azure_auth::{AuthError, AuthErrorKind};
+///
+/// let error = AuthError::new(AuthErrorKind::InvalidAudience, "the audience is not accepted")
+///     .with_detail("the audience 'api://other' is not accepted; expected 'api://weather'");
+/// assert_eq!(error.description(), "the audience is not accepted");
+/// let detailed = error.clone().with_detail_in_response(true);
+/// assert_eq!(
+///     detailed.description(),
+///     "the audience is not accepted: the audience 'api://other' is not accepted; expected 'api://weather'"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthError {
     kind: AuthErrorKind,
     reason: Cow<'static, str>,
+    detail: Option<Box<str>>,
+    detail_in_response: bool,
 }
 
 impl AuthError {
-    /// A new error of the given kind.
+    /// A new error of the given kind; `reason` names the check and must hold no personal data.
     pub fn new(kind: AuthErrorKind, reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind,
             reason: reason.into(),
+            detail: None,
+            detail_in_response: false,
         }
+    }
+
+    /// Adds the expected and actual values (personal data: client, tenant, audience, issuer).
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into().into_boxed_str());
+        self
+    }
+
+    /// Whether [`description`](Self::description) (the response's `error_description`)
+    /// includes the detail; off by default.
+    #[must_use]
+    pub fn with_detail_in_response(mut self, include: bool) -> Self {
+        self.detail_in_response = include;
+        self
     }
 
     /// No bearer token was presented.
@@ -164,9 +211,24 @@ impl AuthError {
         self.kind
     }
 
-    /// The human reason.
+    /// The check that failed, without personal data.
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+
+    /// The expected and actual values, when the validator was asked to keep them (PII
+    /// logging or detailed errors).
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// What a response says: the reason, followed by the detail only when detailed errors
+    /// are on.
+    pub fn description(&self) -> Cow<'_, str> {
+        match (&self.detail, self.detail_in_response) {
+            (Some(detail), true) => Cow::Owned(format!("{}: {detail}", self.reason)),
+            _ => Cow::Borrowed(&self.reason),
+        }
     }
 
     /// The HTTP status to answer with: 401, or 503 when the keys are not available yet.
@@ -179,18 +241,19 @@ impl AuthError {
 
     /// The RFC 6750 `WWW-Authenticate` value: a bare `Bearer` challenge when no token was
     /// presented, `Bearer error="invalid_request"` for a malformed header, otherwise
-    /// `Bearer error="invalid_token", error_description="…"`. `None` for 503.
+    /// `Bearer error="invalid_token", error_description="…"` with the
+    /// [`description`](Self::description). `None` for 503.
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
         let value = match self.kind {
             AuthErrorKind::KeysUnavailable => return None,
             AuthErrorKind::MissingToken => return Some(HeaderValue::from_static("Bearer")),
             AuthErrorKind::MalformedHeader => format!(
                 "Bearer error=\"invalid_request\", error_description=\"{}\"",
-                quoted_string(&self.reason)
+                quoted_string(&self.description())
             ),
             _ => format!(
                 "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                quoted_string(&self.reason)
+                quoted_string(&self.description())
             ),
         };
         // quoted_string keeps only visible ASCII, so this cannot fail; fall back regardless.
@@ -198,9 +261,14 @@ impl AuthError {
     }
 }
 
+/// `kind: reason`, then `(detail)` when the detail was kept (PII logging or detailed errors).
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.reason)
+        write!(f, "{}: {}", self.kind, self.reason)?;
+        if let Some(detail) = &self.detail {
+            write!(f, " ({detail})")?;
+        }
+        Ok(())
     }
 }
 
@@ -316,6 +384,34 @@ mod tests {
                 error: AuthError::new(AuthErrorKind::InvalidIssuer, "a\"b\\c\nd"),
                 status: 401,
                 header: Some("Bearer error=\"invalid_token\", error_description=\"a'b'c?d\""),
+            },
+            Case {
+                name: "a detail stays out of the challenge by default",
+                error: AuthError::new(AuthErrorKind::InvalidAudience, "the audience is not accepted")
+                    .with_detail("the audience 'api://other' is not accepted; expected 'api://me'"),
+                status: 401,
+                header: Some(
+                    "Bearer error=\"invalid_token\", error_description=\"the audience is not accepted\"",
+                ),
+            },
+            Case {
+                name: "with detailed errors the detail follows the reason",
+                error: AuthError::new(AuthErrorKind::InvalidAudience, "the audience is not accepted")
+                    .with_detail("the audience 'api://other' is not accepted; expected 'api://me'")
+                    .with_detail_in_response(true),
+                status: 401,
+                header: Some(
+                    "Bearer error=\"invalid_token\", error_description=\"the audience is not accepted: the audience 'api://other' is not accepted; expected 'api://me'\"",
+                ),
+            },
+            Case {
+                name: "detailed errors without a detail: the reason alone",
+                error: AuthError::new(AuthErrorKind::Expired, "the token expired at 10")
+                    .with_detail_in_response(true),
+                status: 401,
+                header: Some(
+                    "Bearer error=\"invalid_token\", error_description=\"the token expired at 10\"",
+                ),
             },
             Case {
                 name: "keys unavailable is 503 without a challenge",

@@ -35,7 +35,9 @@ impl Rejection {
         }
     }
 
-    /// The response for a request that failed authentication.
+    /// The response for a request that failed authentication. Its `error_description` is
+    /// [`AuthError::description`]: the check's name, and the expected and actual values only
+    /// when the validator has detailed errors on.
     pub fn unauthenticated(error: &AuthError) -> Self {
         let code = match error.kind() {
             AuthErrorKind::MissingToken => "unauthorized",
@@ -45,7 +47,7 @@ impl Rejection {
         };
         let mut rejection = Self::json(
             error.status(),
-            &serde_json::json!({ "error": code, "error_description": error.reason() }),
+            &serde_json::json!({ "error": code, "error_description": error.description() }),
         );
         if let Some(challenge) = error.www_authenticate() {
             rejection.headers.push((WWW_AUTHENTICATE, challenge));

@@ -266,6 +266,737 @@ async fn hostile_tokens_get_401_never_5xx() {
     assert_eq!(jku.hits(), 0, "the jku server must never be contacted");
 }
 
+/// A validator builder for the fixture's authority, with its clock.
+fn entra_builder(idp: &TestIdp) -> tower_azure_auth::validation::TokenValidatorBuilder {
+    TokenValidator::builder(Authority::entra(&idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(ManualClock::at_unix(NOW)))
+}
+
+/// `claims` with the members of `patch` replaced (a `null` in `patch` removes the claim).
+fn patched(claims: &Value, patch: Value) -> Value {
+    let mut claims = claims.clone();
+    for (name, value) in patch.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(name);
+        } else {
+            claims[name] = value.clone();
+        }
+    }
+    claims
+}
+
+#[tokio::test]
+async fn a_crit_header_is_refused_even_when_null_or_empty() {
+    let f = fixture().await;
+    let good = claims_v2(&f.idp);
+    struct Case {
+        name: &'static str,
+        crit: Value,
+    }
+    let cases = [
+        Case {
+            name: "crit null",
+            crit: Value::Null,
+        },
+        Case {
+            name: "crit empty",
+            crit: json!([]),
+        },
+        Case {
+            name: "crit naming a registered parameter",
+            crit: json!(["exp"]),
+        },
+        Case {
+            name: "crit naming an extension",
+            crit: json!(["b64"]),
+        },
+        Case {
+            name: "crit not a list",
+            crit: json!("b64"),
+        },
+    ];
+    for case in cases {
+        let token = f.key.sign(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": "key-1", "crit": case.crit}),
+            &good,
+        );
+        let (status, challenge, _) = call(&f.url, Some(&token)).await;
+        assert_eq!(status, 401, "{}: {challenge:?}", case.name);
+        let error = f.validator.validate(&token).await.unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::MalformedToken, "{}", case.name);
+        assert!(error.reason().contains("crit"), "{}: {error}", case.name);
+    }
+    // The same token without `crit` is accepted.
+    let (status, challenge, _) = call(&f.url, Some(&f.key.token(&good))).await;
+    assert_eq!(status, 200, "{challenge:?}");
+}
+
+#[tokio::test]
+async fn a_null_or_empty_scp_is_no_permission() {
+    let f = fixture().await;
+    let good = claims_v2(&f.idp);
+    struct Case {
+        name: &'static str,
+        patch: Value,
+        status: u16,
+    }
+    let cases = [
+        Case {
+            name: "scp null, no roles",
+            patch: json!({"roles": null, "scp": Value::Null}),
+            status: 401,
+        },
+        Case {
+            name: "scp empty, no roles",
+            patch: json!({"roles": null, "scp": ""}),
+            status: 401,
+        },
+        Case {
+            name: "scp blank, no roles",
+            patch: json!({"roles": null, "scp": "  "}),
+            status: 401,
+        },
+        Case {
+            name: "scp not a string, no roles",
+            patch: json!({"roles": null, "scp": ["read"]}),
+            status: 401,
+        },
+        Case {
+            name: "roles empty, no scp",
+            patch: json!({"roles": []}),
+            status: 401,
+        },
+        Case {
+            name: "a scope, no roles",
+            patch: json!({"roles": null, "scp": "access_as_user"}),
+            status: 200,
+        },
+        Case {
+            name: "scp null, with a role",
+            patch: json!({"scp": Value::Null}),
+            status: 200,
+        },
+    ];
+    for case in cases {
+        // `patched` removes a claim given as null; `scp: null` must be sent as null.
+        let mut claims = patched(&good, case.patch.clone());
+        if case.patch.get("scp") == Some(&Value::Null) {
+            claims["scp"] = Value::Null;
+        }
+        let token = f.key.token(&claims);
+        let (status, challenge, _) = call(&f.url, Some(&token)).await;
+        assert_eq!(status, case.status, "{}: {challenge:?}", case.name);
+        if status == 401 {
+            let challenge = challenge.unwrap_or_default();
+            assert!(challenge.contains("IDW10201"), "{}: {challenge}", case.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn iat_in_the_future_and_lifetimes_over_two_days_are_refused() {
+    let f = fixture().await;
+    let good = claims_v2(&f.idp);
+    const DAY: u64 = 24 * 3600;
+    struct Case {
+        name: &'static str,
+        patch: Value,
+        result: Result<(), AuthErrorKind>,
+    }
+    let cases = [
+        Case {
+            name: "iat within the leeway",
+            patch: json!({"iat": NOW + 299, "nbf": NOW - 60}),
+            result: Ok(()),
+        },
+        Case {
+            name: "iat after now + leeway",
+            patch: json!({"iat": NOW + 301, "nbf": NOW - 60}),
+            result: Err(AuthErrorKind::NotYetValid),
+        },
+        Case {
+            name: "iat far in the future, no nbf",
+            patch: json!({"iat": NOW + 30 * DAY, "nbf": null, "exp": NOW + 30 * DAY + 3600}),
+            result: Err(AuthErrorKind::NotYetValid),
+        },
+        Case {
+            name: "iat not a NumericDate",
+            patch: json!({"iat": "yesterday"}),
+            result: Err(AuthErrorKind::InvalidClaim),
+        },
+        Case {
+            name: "28 hours (Entra's longest, with continuous access evaluation)",
+            patch: json!({"exp": NOW - 60 + 28 * 3600}),
+            result: Ok(()),
+        },
+        Case {
+            name: "exactly 2 days",
+            patch: json!({"exp": NOW - 60 + 2 * DAY}),
+            result: Ok(()),
+        },
+        Case {
+            name: "2 days and a second after iat and nbf",
+            patch: json!({"exp": NOW - 60 + 2 * DAY + 1}),
+            result: Err(AuthErrorKind::InvalidClaim),
+        },
+        Case {
+            name: "ten years",
+            patch: json!({"exp": NOW + 3650 * DAY}),
+            result: Err(AuthErrorKind::InvalidClaim),
+        },
+        Case {
+            name: "issued 3 days ago, valid one more hour",
+            patch: json!({"iat": NOW - 3 * DAY, "nbf": null, "exp": NOW + 3600}),
+            result: Err(AuthErrorKind::InvalidClaim),
+        },
+        Case {
+            name: "neither iat nor nbf: counted from now",
+            patch: json!({"iat": null, "nbf": null, "exp": NOW + 3 * DAY}),
+            result: Err(AuthErrorKind::InvalidClaim),
+        },
+        Case {
+            name: "neither iat nor nbf, one hour left",
+            patch: json!({"iat": null, "nbf": null, "exp": NOW + 3600}),
+            result: Ok(()),
+        },
+    ];
+    for case in cases {
+        let token = f.key.token(&patched(&good, case.patch));
+        let (status, challenge, _) = call(&f.url, Some(&token)).await;
+        let expected = if case.result.is_ok() { 200 } else { 401 };
+        assert_eq!(status, expected, "{}: {challenge:?}", case.name);
+        let result = f.validator.validate(&token).await.map(|_| ());
+        assert_eq!(result.map_err(|e| e.kind()), case.result, "{}", case.name);
+    }
+
+    // The cap is configurable.
+    let strict = entra_builder(&f.idp)
+        .max_token_lifetime(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    strict.refresh().await.unwrap();
+    let ok = f
+        .key
+        .token(&patched(&good, json!({"exp": NOW - 60 + 3600})));
+    assert!(strict.validate(&ok).await.is_ok());
+    let long = f
+        .key
+        .token(&patched(&good, json!({"exp": NOW - 60 + 3601})));
+    let error = strict.validate(&long).await.unwrap_err();
+    assert_eq!(error.kind(), AuthErrorKind::InvalidClaim, "{error}");
+    assert!(error.reason().contains("lifetime"), "{error}");
+}
+
+#[tokio::test]
+async fn allowed_tenants_are_trimmed_and_compared_ignoring_case() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let tenant = "0f0f0f0f-abcd-4000-8000-00000000000a";
+    struct Case {
+        name: &'static str,
+        allowed: &'static [&'static str],
+        ok: bool,
+    }
+    let cases = [
+        Case {
+            name: "as sent",
+            allowed: &["0f0f0f0f-abcd-4000-8000-00000000000a"],
+            ok: true,
+        },
+        Case {
+            name: "upper case",
+            allowed: &["0F0F0F0F-ABCD-4000-8000-00000000000A"],
+            ok: true,
+        },
+        Case {
+            name: "padded, among blanks",
+            allowed: &["", "  0f0f0f0f-abcd-4000-8000-00000000000a\n", " "],
+            ok: true,
+        },
+        Case {
+            name: "another tenant",
+            allowed: &["0f0f0f0f-abcd-4000-8000-00000000000b"],
+            ok: false,
+        },
+    ];
+    let mut claims = claims_v2(&idp);
+    claims["tid"] = json!(tenant);
+    claims["iss"] = json!(format!("http://{}/{tenant}/v2.0", idp.addr));
+    let token = key.token(&claims);
+    for case in cases {
+        // From configuration, as a user writes it.
+        let settings = json!({"AzureAd": {
+            "Instance": idp.instance(),
+            "TenantId": "organizations",
+            "ClientId": API,
+            "AllowedTenants": case.allowed,
+        }});
+        let options: tower_azure_auth::AzureAdOptions =
+            tower_azure_auth::config::ConfigSource::from_json_str(&settings.to_string())
+                .and_then(|source| source.section("AzureAd"))
+                .unwrap();
+        let validator = TokenValidator::from_options(&options)
+            .unwrap()
+            .clock(Arc::new(ManualClock::at_unix(NOW)))
+            .build()
+            .unwrap();
+        validator.refresh().await.unwrap();
+        let url = serve(app(validator)).await;
+        let (status, challenge, _) = call(&url, Some(&token)).await;
+        assert_eq!(
+            status,
+            if case.ok { 200 } else { 401 },
+            "{}: {challenge:?}",
+            case.name
+        );
+    }
+}
+
+/// A non-Entra OpenID Connect authority: the test IdP's `/{tenant}/v2.0` path as its URL.
+fn oidc_authority(idp: &TestIdp, host: &str) -> Authority {
+    Authority::oidc(&format!("http://{host}:{}/{TENANT}/v2.0", idp.addr.port())).unwrap()
+}
+
+#[tokio::test]
+async fn a_non_entra_authority_must_publish_its_own_url_as_issuer() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let token = key.token(&claims_v2(&idp));
+    let validator = |authority: Authority| {
+        TokenValidator::builder(authority)
+            .client_id(API)
+            .clock(Arc::new(ManualClock::at_unix(NOW)))
+    };
+
+    // The metadata's issuer is the authority (a trailing slash aside): keys are used.
+    for url in [
+        format!("http://{}/{TENANT}/v2.0", idp.addr),
+        format!("http://{}/{TENANT}/v2.0/", idp.addr),
+    ] {
+        let v = validator(Authority::oidc(&url).unwrap()).build().unwrap();
+        v.refresh().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(v.validate(&token).await.is_ok(), "{url}");
+    }
+
+    // Fetched from `localhost`, the metadata says its issuer is `127.0.0.1`: refused, and no
+    // key is ever used (503 over HTTP).
+    let lying = validator(oidc_authority(&idp, "localhost"))
+        .build()
+        .unwrap();
+    let error = lying.refresh().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("is not the configured authority"),
+        "{error}"
+    );
+    assert!(!lying.has_keys());
+    let url = serve(app(lying)).await;
+    let (status, _, _) = call(&url, Some(&token)).await;
+    assert_eq!(status, 503);
+
+    // Opted out: the metadata's issuer is what tokens must carry.
+    let trusting = validator(oidc_authority(&idp, "localhost"))
+        .validate_metadata_issuer(false)
+        .build()
+        .unwrap();
+    trusting.refresh().await.unwrap();
+    assert!(trusting.validate(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_api_uri_audience_default_is_for_entra_authorities_only() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let v1_style = |iss: String| {
+        let mut claims = claims_v2(&idp);
+        claims["aud"] = json!(format!("api://{API}"));
+        claims["ver"] = json!("1.0");
+        claims["iss"] = json!(iss);
+        claims
+    };
+    // Entra: a v1 token for api://ClientId is accepted (Microsoft.Identity.Web's default).
+    let entra = entra_builder(&idp).build().unwrap();
+    entra.refresh().await.unwrap();
+    assert!(entra
+        .validate(&key.token(&v1_style(idp.issuer_v1())))
+        .await
+        .is_ok());
+
+    // Another OpenID Connect authority: only ClientId itself, whatever the `ver`.
+    let oidc = TokenValidator::builder(oidc_authority(&idp, "127.0.0.1"))
+        .client_id(API)
+        .clock(Arc::new(ManualClock::at_unix(NOW)))
+        .build()
+        .unwrap();
+    oidc.refresh().await.unwrap();
+    let url = serve(app(oidc.clone())).await;
+    for (name, claims) in [
+        ("ver 1.0", v1_style(idp.issuer_v2())),
+        (
+            "no ver",
+            patched(&v1_style(idp.issuer_v2()), json!({"ver": null})),
+        ),
+    ] {
+        let token = key.token(&claims);
+        let error = oidc.validate(&token).await.unwrap_err();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidAudience, "{name}");
+        let (status, _, _) = call(&url, Some(&token)).await;
+        assert_eq!(status, 401, "{name}");
+    }
+    let (status, challenge, _) = call(&url, Some(&key.token(&claims_v2(&idp)))).await;
+    assert_eq!(status, 200, "aud ClientId: {challenge:?}");
+}
+
+/// Values that identify the caller or the API, which a default 401 must not carry.
+fn identifying_values(idp: &TestIdp) -> Vec<String> {
+    vec![
+        TENANT.to_owned(),
+        API.to_owned(),
+        idp.addr.to_string(),
+        "someone-else".to_owned(),
+        "99999999-9999-9999-9999-999999999999".to_owned(),
+        "forged-kid".to_owned(),
+    ]
+}
+
+/// Tokens refused by a check whose message used to carry such values.
+fn identifying_refusals(f: &Fixture) -> Vec<(&'static str, String)> {
+    let good = claims_v2(&f.idp);
+    vec![
+        (
+            "audience",
+            f.key
+                .token(&patched(&good, json!({"aud": "api://someone-else"}))),
+        ),
+        (
+            "issuer",
+            f.key.token(&patched(
+                &good,
+                json!({"iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0")}),
+            )),
+        ),
+        (
+            "tenant",
+            f.key.token(&patched(
+                &good,
+                json!({"tid": "99999999-9999-9999-9999-999999999999"}),
+            )),
+        ),
+        (
+            "signing key",
+            f.key
+                .sign(&json!({"alg": "RS256", "kid": "forged-kid"}), &good),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_401_names_the_failed_check_without_the_values_by_default() {
+    let f = fixture().await;
+    let secret = identifying_values(&f.idp);
+    for (check, token) in identifying_refusals(&f) {
+        let (status, challenge, body) = call(&f.url, Some(&token)).await;
+        assert_eq!(status, 401, "{check}");
+        let challenge = challenge.unwrap_or_default();
+        assert!(challenge.contains(check), "{check}: {challenge}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains(check), "{check}: {description}");
+        for value in &secret {
+            assert!(
+                !challenge.contains(value.as_str()),
+                "{check}: {value} in {challenge}"
+            );
+            assert!(
+                !description.contains(value.as_str()),
+                "{check}: {value} in {description}"
+            );
+        }
+        let error = f.validator.validate(&token).await.unwrap_err();
+        assert_eq!(
+            error.detail(),
+            None,
+            "{check}: no detail without PII logging"
+        );
+    }
+    let (_, challenge, _) = call(&f.url, Some(&identifying_refusals(&f)[0].1)).await;
+    assert_eq!(
+        challenge.as_deref(),
+        Some("Bearer error=\"invalid_token\", error_description=\"the audience is not accepted\"")
+    );
+}
+
+#[tokio::test]
+async fn detailed_errors_put_expected_and_actual_values_in_the_401() {
+    let f = fixture().await;
+    let detailed = entra_builder(&f.idp).detailed_errors(true).build().unwrap();
+    detailed.refresh().await.unwrap();
+    let url = serve(app(detailed.clone())).await;
+    let token = identifying_refusals(&f)[0].1.clone();
+    let (status, challenge, body) = call(&url, Some(&token)).await;
+    assert_eq!(status, 401);
+    let challenge = challenge.unwrap_or_default();
+    assert!(
+        challenge.starts_with(
+            "Bearer error=\"invalid_token\", error_description=\"the audience is not accepted: the audience 'api://someone-else' is not accepted; expected '"
+        ),
+        "{challenge}"
+    );
+    assert!(challenge.contains(API), "{challenge}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("api://someone-else") && d.contains(API)),
+        "{body}"
+    );
+
+    // PII logging alone keeps the values in the error (and the log), not in the response.
+    let pii = entra_builder(&f.idp)
+        .enable_pii_logging(true)
+        .build()
+        .unwrap();
+    pii.refresh().await.unwrap();
+    let url = serve(app(pii.clone())).await;
+    let (_, challenge, body) = call(&url, Some(&token)).await;
+    let challenge = challenge.unwrap_or_default();
+    assert!(!challenge.contains("someone-else"), "{challenge}");
+    assert!(!body.contains("someone-else"), "{body}");
+    let error = pii.validate(&token).await.unwrap_err();
+    assert!(
+        error
+            .detail()
+            .is_some_and(|d| d.contains("api://someone-else")),
+        "{error:?}"
+    );
+}
+
+/// Everything logged while it is the thread's subscriber, as text.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends each refused token to an app on `validator` (served on this current-thread runtime,
+/// so the server's logs go to this thread's subscriber) and returns what was logged.
+async fn logged_refusals(validator: TokenValidator, tokens: &[String]) -> String {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    // Everything this library logs (the HTTP stack's own logs name addresses, not claims).
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("tower_azure_auth=trace"))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let url = serve(app(validator)).await;
+    for token in tokens {
+        let (status, _, _) = call(&url, Some(token)).await;
+        assert_eq!(status, 401);
+    }
+    log.text()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn refusals_log_no_claim_values_with_pii_logging_off() {
+    let f = fixture().await;
+    let tokens: Vec<String> = identifying_refusals(&f)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    let secret = identifying_values(&f.idp);
+
+    let log = logged_refusals(f.validator.clone(), &tokens).await;
+    // The refusals' lines (a key refresh, which the forged kid causes, logs the authority's
+    // own issuer: configuration, not the caller's claims).
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("token rejected") || line.contains("refused"))
+        .collect();
+    assert!(refusals.len() >= tokens.len(), "{log}");
+    for value in &secret {
+        for line in &refusals {
+            assert!(
+                !line.contains(value.as_str()),
+                "{value} logged with PII off: {line}"
+            );
+        }
+    }
+
+    // With PII logging on, the same refusals log the values (so the capture does see them).
+    let pii = entra_builder(&f.idp)
+        .enable_pii_logging(true)
+        .build()
+        .unwrap();
+    pii.refresh().await.unwrap();
+    let log = logged_refusals(pii, &tokens).await;
+    for value in [
+        "someone-else",
+        "99999999-9999-9999-9999-999999999999",
+        "forged-kid",
+    ] {
+        assert!(
+            log.contains(value),
+            "{value} not logged with PII on:\n{log}"
+        );
+    }
+}
+
+/// `AllowedClientIds` in an ordinary service (not the weather example): a router of its own,
+/// configured from JSON, tokens from the dev authority's token endpoint for two applications.
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn allowed_client_ids_from_configuration_refuse_other_callers_with_401() {
+    use tower_azure_auth::claims::TokenVersion;
+    use tower_azure_auth::config::ConfigSource;
+    use tower_azure_auth::credentials::ConfidentialClient;
+    use tower_azure_auth::layers::RequireRole;
+    use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority, IssueToken};
+
+    const INVENTORY: &str = "3c1d2e4f-0000-4000-8000-000000000c01";
+    const ALLOWED: &str = "5e6f7a8b-0000-4000-8000-0000000000a1";
+    const OTHER: &str = "5e6f7a8b-0000-4000-8000-0000000000b2";
+    const SECRET: &str = "dev-secret-value";
+    let resource = format!("api://{INVENTORY}");
+    let authority = DevAuthority::builder()
+        .tenant_id(TENANT)
+        .api(
+            DevApi::new(INVENTORY)
+                .app_id_uri(&resource)
+                .app_roles(["inventory.read"])
+                .token_version(TokenVersion::V2),
+        )
+        .application(
+            DevApplication::new(ALLOWED)
+                .secret(SECRET)
+                .grant(&resource, ["inventory.read"]),
+        )
+        .application(
+            DevApplication::new(OTHER)
+                .secret(SECRET)
+                .grant(&resource, ["inventory.read"]),
+        )
+        .start()
+        .await
+        .unwrap();
+    // As a user writes it: upper case and padded.
+    let settings = json!({"AzureAd": {
+        "Instance": authority.instance(),
+        "TenantId": TENANT,
+        "ClientId": INVENTORY,
+        "AllowedClientIds": [format!(" {} ", ALLOWED.to_uppercase())],
+    }});
+    let options: tower_azure_auth::AzureAdOptions =
+        ConfigSource::from_json_str(&settings.to_string())
+            .and_then(|source| source.section("AzureAd"))
+            .unwrap();
+    let validator = TokenValidator::new(&options).unwrap();
+    let app = Router::new()
+        .route(
+            "/stock",
+            get(|claims: Claims| async move { claims.client_id().unwrap_or_default().to_owned() }),
+        )
+        .layer(RequireRole("inventory.read"))
+        .layer(ValidateAccessTokenLayer::new(validator));
+    let url = serve(app).await;
+    let entra = Authority::entra(&authority.instance(), TENANT).unwrap();
+    let scope = format!("{resource}/.default");
+    let token_of = |client_id: &'static str| {
+        let client = ConfidentialClient::builder(client_id)
+            .authority(entra.clone())
+            .client_secret(SECRET)
+            .build()
+            .unwrap();
+        let scope = scope.clone();
+        async move {
+            client
+                .acquire_token_for_client(&[&scope])
+                .await
+                .unwrap()
+                .secret()
+                .to_owned()
+        }
+    };
+    let stock = |token: String| {
+        let url = url.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .get(format!("{url}/stock"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, challenge, response.text().await.unwrap())
+        }
+    };
+
+    let (status, challenge, body) = stock(token_of(ALLOWED).await).await;
+    assert_eq!(status, 200, "{challenge:?}");
+    assert_eq!(body, ALLOWED);
+
+    let (status, challenge, body) = stock(token_of(OTHER).await).await;
+    assert_eq!(status, 401, "another application: {body}");
+    assert_eq!(
+        challenge.as_deref(),
+        Some("Bearer error=\"invalid_token\", error_description=\"the client application is not one of the allowed client ids (AllowedClientIds)\"")
+    );
+    assert!(!body.contains(OTHER), "{body}");
+
+    // v1 tokens carry the caller in `appid`.
+    let v1 = |client: &str| {
+        authority
+            .issue_token(
+                &IssueToken::new(client, &resource)
+                    .roles(["inventory.read"])
+                    .version(TokenVersion::V1),
+            )
+            .unwrap()
+    };
+    let (status, challenge, _) = stock(v1(ALLOWED)).await;
+    assert_eq!(status, 200, "v1, allowed: {challenge:?}");
+    let (status, _, _) = stock(v1(OTHER)).await;
+    assert_eq!(status, 401, "v1, another application");
+    // A token that names no calling application at all.
+    let anonymous = authority
+        .issue_token(
+            &IssueToken::new(ALLOWED, &resource)
+                .roles(["inventory.read"])
+                .without_claim("azp"),
+        )
+        .unwrap();
+    let (status, challenge, _) = stock(anonymous).await;
+    assert_eq!(status, 401, "no azp: {challenge:?}");
+
+    // Without AllowedClientIds any caller that passes the other checks is let through.
+    let open = TokenValidator::builder(entra.clone())
+        .client_id(INVENTORY)
+        .build()
+        .unwrap();
+    assert!(open.validate(&token_of(OTHER).await).await.is_ok());
+}
+
 #[tokio::test]
 async fn missing_and_malformed_headers() {
     let f = fixture().await;

@@ -1,6 +1,7 @@
 //! The seed's Service API on actix-web: `GET /weatherforecast` behind
-//! `ValidateAccessTokenPolicy` (role `service-api`, `azp` = the configured client id,
-//! `azpacr` = `2`), `GET /healthz` open. The same API, configuration and responses as
+//! `ValidateAccessTokenPolicy` (role `service-api`, `azp` = the configured client id or, with
+//! `AzureAd:AllowedClientIds`, one of those, refused by the validator with 401, `azpacr` =
+//! `2`), `GET /healthz` open. The same API, configuration and responses as
 //! `weather-api-axum`, whose [`configure_policies`] (the seed's `Startup.ConfigureServices`),
 //! [`forecasts`] and [`POLICY`] it reuses.
 //!

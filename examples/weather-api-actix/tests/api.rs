@@ -100,9 +100,11 @@ async fn the_api_answers_like_the_seed() {
             status: 403,
         },
         Case {
+            // AllowedClientIds is set: the validator refuses other callers (401), before the
+            // policy runs.
             name: "another client",
             token: Some(key.token(&claims(&idp, json!({"azp": API})))),
-            status: 403,
+            status: 401,
         },
     ];
     for case in cases {

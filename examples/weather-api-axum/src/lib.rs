@@ -1,5 +1,7 @@
 //! The seed's Service API on axum: `GET /weatherforecast` behind `ValidateAccessTokenPolicy`
 //! (role `service-api`, `azp` = the configured client id, `azpacr` = `2`), `GET /healthz` open.
+//! With `AzureAd:AllowedClientIds` set, the validator accepts only those callers (401 for
+//! others) and the policy keeps the role and certificate requirements.
 //!
 //! [`configure_policies`] is the Rust reading of the seed's `Startup.ConfigureServices`; it
 //! does not depend on axum, and the actix example uses it too.
@@ -56,30 +58,40 @@ impl AuthorizationHandler for HasServiceApiRoleHandler {
 
 /// The seed's `services.AddAuthorization(...)`, line for line.
 ///
-/// The expected caller is `AzureAd:ClientId` as in the seed, or `AzureAd:AllowedClientIds`
-/// when set. Client id and authentication are read from `azp`/`azpacr` (v2 tokens) or
+/// The expected caller is `AzureAd:ClientId`, as in the seed (`azp` == `ClientId`, a 403 from
+/// the policy otherwise). When `AzureAd:AllowedClientIds` is set, the library's validator
+/// enforces that list instead ([`TokenValidator::from_options`]: other callers get 401
+/// `invalid_token` before any policy runs), and the policy has no client requirement of its
+/// own. Client id and authentication are read from `azp`/`azpacr` (v2 tokens) or
 /// `appid`/`appidacr` (v1 tokens).
 ///
 /// # Errors
 ///
 /// When neither `ClientId` nor `AllowedClientIds` is configured.
 pub fn configure_policies(options: &AzureAdOptions) -> Result<Policies, ConfigError> {
-    let allowed_callers = if options.allowed_client_ids.is_empty() {
-        vec![options.client_id.clone().ok_or(ConfigError::Missing {
-            key: "AzureAd:ClientId",
-            hint: "the policy accepts tokens whose azp is this client id",
-        })?]
-    } else {
-        options.allowed_client_ids.clone()
-    };
+    let mut policy = Policy::builder().requirement(HasServiceApiRoleRequirement);
+    if options
+        .allowed_client_ids
+        .iter()
+        .all(|c| c.trim().is_empty())
+    {
+        let client_id = options
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or(ConfigError::Missing {
+                key: "AzureAd:ClientId",
+                hint: "the policy accepts tokens whose azp is this client id",
+            })?;
+        // Validate ClientId from token
+        policy = policy.requirement(ClientIdRequirement::new([client_id.to_owned()]));
+    }
     Ok(Policies::builder()
         .add_handler(HasServiceApiRoleHandler)
         .add_policy(
             POLICY,
-            Policy::builder()
-                .requirement(HasServiceApiRoleRequirement)
-                // Validate ClientId from token
-                .requirement(ClientIdRequirement::new(allowed_callers))
+            policy
                 // only allow tokens which used "Private key JWT Client authentication"
                 // (azpacr 2: a client certificate; 1 would be a client secret)
                 .require_client_authentication(ClientAuthentication::Certificate)

@@ -39,6 +39,8 @@ pub(crate) struct SigningKey {
     /// touches no reference count shared with other requests.
     id: u64,
     pub(crate) kid: Option<String>,
+    /// The JWK's `alg`, when it has one: the only algorithm this key verifies.
+    alg: Option<Algorithm>,
     /// Modulus and exponent, big-endian without leading zeros.
     n: Vec<u8>,
     e: Vec<u8>,
@@ -56,19 +58,34 @@ impl SigningKey {
         self.id
     }
 
-    /// The same key as `other`: same kid, modulus, exponent and per-key issuer.
+    /// The same key as `other`: same kid, `alg`, modulus, exponent and per-key issuer.
     fn same_as(&self, other: &SigningKey) -> bool {
         self.kid == other.kid
+            && self.alg == other.alg
             && self.n == other.n
             && self.e == other.e
             && self.issuer == other.issuer
     }
 
+    /// The JWK's `alg`, if it named one.
+    pub(crate) fn alg(&self) -> Option<Algorithm> {
+        self.alg
+    }
+
+    /// Whether this key may verify `algorithm`'s signatures: any RSA algorithm when the JWK
+    /// has no `alg`, exactly its `alg` when it has one (RFC 7517 §4.4).
+    pub(crate) fn allows(&self, algorithm: Algorithm) -> bool {
+        self.alg.is_none_or(|alg| alg == algorithm)
+    }
+
     /// Whether `signature` is `algorithm`'s signature of `message` under this key. Only the
-    /// RSA algorithms are known; any other is never verified.
+    /// RSA algorithms are known, and only the JWK's `alg` when it has one; any other is never
+    /// verified.
     pub(crate) fn verify(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        self.parsed_for(algorithm)
-            .is_some_and(|key| key.verify_sig(message, signature).is_ok())
+        self.allows(algorithm)
+            && self
+                .parsed_for(algorithm)
+                .is_some_and(|key| key.verify_sig(message, signature).is_ok())
     }
 
     fn parsed_for(&self, algorithm: Algorithm) -> Option<&ParsedPublicKey> {
@@ -84,6 +101,19 @@ impl SigningKey {
                 .ok()
             })
             .as_ref()
+    }
+}
+
+/// The JOSE name of an RSA algorithm (`RS256` …); `unsupported` for any other.
+pub(crate) fn algorithm_name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        _ => "unsupported",
     }
 }
 
@@ -103,11 +133,13 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-/// The usable keys of one JWKS, by `kid` (and by `x5t`, which Entra sets equal to the kid
-/// and which very old v1 tokens carry instead of `kid`).
+/// The usable keys of one JWKS, by `kid` and, in a map of its own, by `x5t` (which Entra
+/// sets equal to the kid and which very old v1 tokens carry instead of `kid`): one key's
+/// `x5t` never stands for another key's `kid`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KeySet {
-    by_id: HashMap<String, Arc<SigningKey>>,
+    by_kid: HashMap<String, Arc<SigningKey>>,
+    by_x5t: HashMap<String, Arc<SigningKey>>,
     all: Vec<Arc<SigningKey>>,
 }
 
@@ -123,6 +155,8 @@ struct RawJwk {
     use_: Option<String>,
     kid: Option<String>,
     x5t: Option<String>,
+    alg: Option<String>,
+    key_ops: Option<Vec<String>>,
     n: Option<String>,
     e: Option<String>,
     issuer: Option<String>,
@@ -130,7 +164,9 @@ struct RawJwk {
 
 impl KeySet {
     /// Parses a JWKS document, keeping the RSA signature keys of at least 2048 bits and
-    /// skipping anything else (other key types, encryption keys, malformed entries).
+    /// skipping anything else: other key types, encryption keys (`use` other than `sig`,
+    /// `key_ops` without `verify`), keys whose `alg` is not an RSA signature algorithm, and
+    /// malformed entries.
     pub(crate) fn from_jwks(body: &[u8]) -> Result<Self, String> {
         let jwks: Jwks = serde_json::from_slice(body).map_err(|e| format!("not a JWKS: {e}"))?;
         let mut set = KeySet::default();
@@ -141,6 +177,27 @@ impl KeySet {
             if raw.kty != "RSA" || raw.use_.as_deref().is_some_and(|u| u != "sig") {
                 continue;
             }
+            // RFC 7517 §4.3: a key whose operations do not include `verify` is not a
+            // signature verification key.
+            if raw
+                .key_ops
+                .as_ref()
+                .is_some_and(|ops| !ops.iter().any(|op| op == "verify"))
+            {
+                continue;
+            }
+            // RFC 7517 §4.4: a key with an `alg` is for that algorithm only; one that names
+            // no RSA signature algorithm (`RSA-OAEP`, `ES256`…) verifies nothing here.
+            let alg = match raw.alg.as_deref() {
+                None => None,
+                Some(name) => match RSA_ALGORITHMS
+                    .iter()
+                    .find(|(a, _)| algorithm_name(*a) == name)
+                {
+                    Some((algorithm, _)) => Some(*algorithm),
+                    None => continue,
+                },
+            };
             let (Some(n), Some(e)) = (raw.n.as_deref(), raw.e.as_deref()) else {
                 continue;
             };
@@ -160,19 +217,24 @@ impl KeySet {
             let key = SigningKey {
                 id: NEXT_KEY_ID.fetch_add(1, Ordering::Relaxed),
                 kid: raw.kid.clone(),
+                alg,
                 n: modulus,
                 e: exponent,
                 parsed: Default::default(),
                 issuer: raw.issuer,
             };
-            // Parsed for RS256 (Entra's algorithm) now, so that an unusable key is skipped
-            // here rather than refused at every token.
-            if key.parsed_for(Algorithm::RS256).is_none() {
+            // Parsed now for its algorithm (RS256, Entra's, when it names none), so that an
+            // unusable key is skipped here rather than refused at every token.
+            if key.parsed_for(alg.unwrap_or(Algorithm::RS256)).is_none() {
                 continue;
             }
             let key = Arc::new(key);
-            for id in [raw.kid, raw.x5t].into_iter().flatten() {
-                set.by_id.entry(id).or_insert_with(|| key.clone());
+            // The first key with a given kid (or x5t) wins: a later duplicate cannot replace it.
+            if let Some(kid) = raw.kid {
+                set.by_kid.entry(kid).or_insert_with(|| key.clone());
+            }
+            if let Some(x5t) = raw.x5t {
+                set.by_x5t.entry(x5t).or_insert_with(|| key.clone());
             }
             set.all.push(key);
         }
@@ -182,21 +244,28 @@ impl KeySet {
         Ok(set)
     }
 
-    /// The key for a token header's `kid` (or `x5t`); with neither, the only key if there is
-    /// exactly one.
+    /// The key for a token header: by `kid` among the keys' `kid`s first, then by `x5t`
+    /// among the keys' `x5t`s (as Microsoft.IdentityModel resolves keys); with neither, the
+    /// only key if there is exactly one.
     pub(crate) fn find(&self, kid: Option<&str>, x5t: Option<&str>) -> Option<&Arc<SigningKey>> {
         match (kid, x5t) {
-            (Some(kid), _) => self.by_id.get(kid),
-            (None, Some(x5t)) => self.by_id.get(x5t),
             (None, None) if self.all.len() == 1 => self.all.first(),
             (None, None) => None,
+            _ => kid
+                .and_then(|kid| self.by_kid.get(kid))
+                .or_else(|| x5t.and_then(|x5t| self.by_x5t.get(x5t))),
         }
     }
 
     /// Keeps the previous `Arc` of every key that did not change, so that what was verified
     /// with it (the verified-token cache) stays valid across refreshes.
     pub(crate) fn reuse_unchanged(&mut self, previous: &KeySet) {
-        for key in self.all.iter_mut().chain(self.by_id.values_mut()) {
+        for key in self
+            .all
+            .iter_mut()
+            .chain(self.by_kid.values_mut())
+            .chain(self.by_x5t.values_mut())
+        {
             if let Some(old) = previous.all.iter().find(|old| old.same_as(key)) {
                 *key = old.clone();
             }
@@ -350,6 +419,166 @@ mod tests {
         // Not RSA: never verified.
         for algorithm in [Algorithm::HS256, Algorithm::ES256, Algorithm::EdDSA] {
             assert!(!key.verify(algorithm, message, &signature), "{algorithm:?}");
+        }
+    }
+
+    #[test]
+    fn a_jwk_alg_or_key_ops_limits_what_the_key_verifies() {
+        struct Case {
+            name: &'static str,
+            /// The JWK's members besides kty, kid, n and e.
+            members: &'static str,
+            /// `None`: the key is skipped; else which of RS256 / PS256 it verifies.
+            verifies: Option<[bool; 2]>,
+        }
+        let cases = [
+            Case {
+                name: "no alg: any RSA algorithm",
+                members: "",
+                verifies: Some([true, true]),
+            },
+            Case {
+                name: "alg RS256: RS256 only",
+                members: r#","alg":"RS256""#,
+                verifies: Some([true, false]),
+            },
+            Case {
+                name: "alg PS256: PS256 only",
+                members: r#","alg":"PS256""#,
+                verifies: Some([false, true]),
+            },
+            Case {
+                name: "alg of an encryption algorithm: skipped",
+                members: r#","alg":"RSA-OAEP""#,
+                verifies: None,
+            },
+            Case {
+                name: "alg of another key type: skipped",
+                members: r#","alg":"ES256""#,
+                verifies: None,
+            },
+            Case {
+                name: "alg is case-sensitive (RFC 7518): skipped",
+                members: r#","alg":"rs256""#,
+                verifies: None,
+            },
+            Case {
+                name: "key_ops with verify",
+                members: r#","key_ops":["verify"]"#,
+                verifies: Some([true, true]),
+            },
+            Case {
+                name: "key_ops with verify among others",
+                members: r#","key_ops":["encrypt","verify"]"#,
+                verifies: Some([true, true]),
+            },
+            Case {
+                name: "key_ops without verify: not a signature key",
+                members: r#","key_ops":["encrypt","wrapKey"]"#,
+                verifies: None,
+            },
+            Case {
+                name: "empty key_ops: not a signature key",
+                members: r#","key_ops":[]"#,
+                verifies: None,
+            },
+            Case {
+                name: "key_ops not a list of strings: malformed, skipped",
+                members: r#","key_ops":"verify""#,
+                verifies: None,
+            },
+            Case {
+                name: "use sig with alg and key_ops",
+                members: r#","use":"sig","alg":"RS256","key_ops":["verify"]"#,
+                verifies: Some([true, false]),
+            },
+        ];
+        let good = modulus(2048);
+        for case in cases {
+            // A second, plain key keeps every key set usable, so a skipped key shows as absent.
+            let jwks = format!(
+                r#"{{"keys":[{{"kty":"RSA","kid":"k","n":"{good}","e":"AQAB"{}}},{{"kty":"RSA","kid":"other","n":"{good}","e":"AQAB"}}]}}"#,
+                case.members
+            );
+            let set =
+                KeySet::from_jwks(jwks.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let key = set.find(Some("k"), None);
+            let verifies =
+                key.map(|key| [key.allows(Algorithm::RS256), key.allows(Algorithm::PS256)]);
+            assert_eq!(verifies, case.verifies, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn a_keys_x5t_never_shadows_another_keys_kid() {
+        let good = modulus(2048);
+        // Key "a" comes first and its x5t is key "b"'s kid; key "b"'s x5t is "tb".
+        let set = KeySet::from_jwks(
+            format!(
+                r#"{{"keys":[{{"kty":"RSA","kid":"a","x5t":"b","n":"{good}","e":"AQAB"}},{{"kty":"RSA","kid":"b","x5t":"tb","n":"{good}","e":"AQAB"}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        struct Case {
+            name: &'static str,
+            kid: Option<&'static str>,
+            x5t: Option<&'static str>,
+            found: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                name: "kid b is key b, not the key whose x5t is b",
+                kid: Some("b"),
+                x5t: None,
+                found: Some("b"),
+            },
+            Case {
+                name: "kid a",
+                kid: Some("a"),
+                x5t: None,
+                found: Some("a"),
+            },
+            Case {
+                name: "x5t b alone is key a's x5t",
+                kid: None,
+                x5t: Some("b"),
+                found: Some("a"),
+            },
+            Case {
+                name: "kid first: kid a wins over x5t tb",
+                kid: Some("a"),
+                x5t: Some("tb"),
+                found: Some("a"),
+            },
+            Case {
+                name: "an unknown kid falls back to the x5t",
+                kid: Some("nope"),
+                x5t: Some("tb"),
+                found: Some("b"),
+            },
+            Case {
+                name: "an x5t value is not looked up among kids",
+                kid: None,
+                x5t: Some("a"),
+                found: None,
+            },
+            Case {
+                name: "a kid value is not looked up among x5ts",
+                kid: Some("tb"),
+                x5t: None,
+                found: None,
+            },
+            Case {
+                name: "neither, with two keys",
+                kid: None,
+                x5t: None,
+                found: None,
+            },
+        ];
+        for case in cases {
+            let found = set.find(case.kid, case.x5t).and_then(|k| k.kid.as_deref());
+            assert_eq!(found, case.found, "{}", case.name);
         }
     }
 

@@ -1,14 +1,25 @@
 //! [`TokenValidator`]: the one place that decides whether an access token is valid.
 //!
-//! It checks, in order: the token's size and shape; the header's `alg` against an allow-list
-//! (RS256 by default; never `none` or HMAC); the signature with the authority's published key
-//! named by `kid` (keys come from OpenID Connect discovery, never from the token: `jwk`, `jku`,
-//! `x5u` and `x5c` headers play no part); `exp` (required) and `nbf` with 5 minutes of leeway;
-//! the issuer by Entra's rules (v1 and v2 issuers, the `{tenantid}` template of multi-tenant
-//! metadata, an allowed-tenants list, the signing key's own `issuer`) or, for any other OpenID
-//! Connect authority, exactly the metadata's `issuer`; the audience (configured, or per token
-//! version as Microsoft.Identity.Web does: `ClientId` for v2, `api://ClientId` for v1); and that
-//! the token carries `scp` or `roles`.
+//! It checks, in order: the token's size and shape (a `crit` header parameter, even `null`, is
+//! refused); the header's `alg` against an allow-list (RS256 by default; never `none` or
+//! HMAC); the signature with the authority's published key named by `kid` (then `x5t`), which
+//! must be published for that `alg` when its JWK names one (keys come from OpenID Connect
+//! discovery, never from the token: `jwk`, `jku`, `x5u` and `x5c` headers play no part); `exp`
+//! (required), `nbf` and `iat` (neither after now) with 5 minutes of leeway, and a lifetime of
+//! at most 2 days ([`TokenValidatorBuilder::max_token_lifetime`]); the issuer by Entra's rules
+//! (v1 and v2 issuers, the `{tenantid}` template of multi-tenant metadata, an allowed-tenants
+//! list, the signing key's own `issuer`) or, for any other OpenID Connect authority, exactly the
+//! metadata's `issuer` (which must itself be the configured authority); the audience
+//! (configured, or as Microsoft.Identity.Web does: `ClientId`, and for v1 tokens of an Entra
+//! authority also `api://ClientId`); the calling application when allowed client ids are
+//! configured ([`TokenValidatorBuilder::allowed_client_ids`]); and that the token carries a
+//! non-empty `scp` or `roles`.
+//!
+//! A refusal's [`AuthError::reason`] names the check; the expected and actual values
+//! (audience, issuer, tenant, client, key id) are kept in [`AuthError::detail`] only with PII
+//! logging or detailed errors on ([`TokenValidatorBuilder::enable_pii_logging`],
+//! [`TokenValidatorBuilder::detailed_errors`]), and reach the response only with detailed
+//! errors.
 //!
 //! Keys live in an [`ArcSwap`](arc_swap::ArcSwap): validation never waits on a lock. They are
 //! refreshed in the background every 12 hours; a token signed with an unknown `kid` triggers one
@@ -50,7 +61,7 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use url::Url;
 
-use self::keys::KeySet;
+use self::keys::{algorithm_name, KeySet};
 use crate::authority::{Authority, FetchError, HttpClient, OidcMetadata};
 use crate::claims::{numeric_date, Claims, TokenVersion};
 use crate::clock::{self, SharedClock};
@@ -71,11 +82,21 @@ struct Inner {
     clock: SharedClock,
     audiences: Vec<String>,
     default_audience_client_id: Option<String>,
+    /// Trimmed, compared ignoring ASCII case (tenant ids are GUIDs).
     allowed_tenants: Vec<String>,
+    /// Trimmed, compared ignoring ASCII case (client ids are GUIDs); empty: any caller.
+    allowed_client_ids: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway: u64,
+    /// Seconds.
+    max_token_lifetime: u64,
     max_token_size: usize,
     require_scope_or_role: bool,
+    /// Keep the expected and actual values of a refusal in [`AuthError::detail`] (and log them).
+    pii: bool,
+    /// Send that detail in responses too.
+    detailed_errors: bool,
+    validate_metadata_issuer: bool,
     refresh_interval: Duration,
     min_forced_refresh_interval: Duration,
     unavailable_retry_interval: Duration,
@@ -142,10 +163,15 @@ pub struct TokenValidatorBuilder {
     client_id: Option<String>,
     audiences: Vec<String>,
     allowed_tenants: Vec<String>,
+    allowed_client_ids: Vec<String>,
     algorithms: Vec<String>,
     leeway: Duration,
+    max_token_lifetime: Duration,
     max_token_size: usize,
     require_scope_or_role: bool,
+    pii: bool,
+    detailed_errors: bool,
+    validate_metadata_issuer: bool,
     clock: SharedClock,
     http: Option<HttpClient>,
     refresh_interval: Duration,
@@ -164,8 +190,10 @@ impl TokenValidatorBuilder {
         self
     }
 
-    /// This API's client id: the default audience (`ClientId` for v2 tokens,
-    /// `api://ClientId` or `ClientId` for v1 tokens) when no audience is configured.
+    /// This API's client id: the default audience when no audience is configured —
+    /// `ClientId` for v2 tokens, `ClientId` or `api://ClientId` for v1 tokens of an Entra
+    /// authority (Microsoft.Identity.Web's rule), and `ClientId` only for any other OpenID
+    /// Connect authority, where `api://` URIs mean nothing.
     pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
         self.client_id = Some(client_id.into());
         self
@@ -178,13 +206,104 @@ impl TokenValidatorBuilder {
     }
 
     /// Accepts only tokens whose `tid` is one of these (empty: any tenant the issuer rules
-    /// accept).
+    /// accept). Entries are trimmed and compared ignoring ASCII case (tenant ids are GUIDs);
+    /// blank entries are ignored. Entra authorities only.
     pub fn allowed_tenants<I, T>(mut self, tenants: I) -> Self
     where
         I: IntoIterator<Item = T>,
         T: Into<String>,
     {
         self.allowed_tenants = tenants.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Accepts only tokens whose calling application — `azp` in v2 tokens, `appid` in v1
+    /// tokens ([`Claims::client_id`]) — is one of these (`AllowedClientIds`; empty, the
+    /// default: any caller). Entries are trimmed and compared ignoring ASCII case (client ids
+    /// are GUIDs); blank entries are ignored. Any other token, and a token that names no
+    /// calling application, is refused with 401 `invalid_token` and
+    /// [`AuthErrorKind::ClientNotAllowed`], before any authorization policy runs.
+    ///
+    /// ```
+    /// use tower_azure_auth::{Authority, AuthErrorKind, TokenValidator};
+    /// # use base64::Engine as _;
+    /// # let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    /// # let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    /// # use aws_lc_rs::signature::KeyPair as _;
+    /// # let public = key.public_key();
+    /// # let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k1",
+    /// #     "n": b64(public.modulus().big_endian_without_leading_zero()),
+    /// #     "e": b64(public.exponent().big_endian_without_leading_zero())}]}).to_string();
+    /// # let sign = |claims: serde_json::Value| {
+    /// #     let message = format!("{}.{}", b64(br#"{"alg":"RS256","kid":"k1"}"#), b64(claims.to_string().as_bytes()));
+    /// #     let mut signature = vec![0; key.public_modulus_len()];
+    /// #     key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(),
+    /// #         message.as_bytes(), &mut signature).unwrap();
+    /// #     format!("{message}.{}", b64(&signature))
+    /// # };
+    /// # let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    /// # let token = |azp: &str| sign(serde_json::json!({"iss": "https://idp.example.com",
+    /// #     "aud": "api", "exp": now + 600, "azp": azp, "roles": ["r"]}));
+    /// let validator = TokenValidator::builder(Authority::oidc("https://idp.example.com")?)
+    ///     .client_id("api")
+    ///     .allowed_client_ids(["11111111-AAAA-4000-8000-000000000001"])
+    ///     .static_keys("https://idp.example.com", jwks.as_bytes())?
+    ///     .build()?;
+    /// assert!(validator.validate_with_current_keys(&token("11111111-aaaa-4000-8000-000000000001")).is_ok());
+    /// let error = validator
+    ///     .validate_with_current_keys(&token("22222222-bbbb-4000-8000-000000000002"))
+    ///     .unwrap_err();
+    /// assert_eq!(error.kind(), AuthErrorKind::ClientNotAllowed);
+    /// assert_eq!(error.status(), 401);
+    /// # Ok::<(), tower_azure_auth::ConfigError>(())
+    /// ```
+    pub fn allowed_client_ids<I, T>(mut self, client_ids: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.allowed_client_ids = client_ids.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Keeps the expected and actual values of a refusal (the token's audience, issuer,
+    /// tenant, client and key id, and the API's expected ones) in [`AuthError::detail`] and
+    /// logs them at debug (`EnablePiiLogging`; default false). Responses still carry only the
+    /// check's name unless [`detailed_errors`](Self::detailed_errors) is on too. Tokens are
+    /// never logged.
+    pub fn enable_pii_logging(mut self, enable: bool) -> Self {
+        self.pii = enable;
+        self
+    }
+
+    /// For development: puts the expected and actual values of a refusal in the response's
+    /// `error_description` too (`DetailedErrors`; default false), as
+    /// Microsoft.IdentityModel's `ShowPII` does. The values are then also in
+    /// [`AuthError::detail`] and in the debug log. Never in production: the caller learns the
+    /// API's configuration (audience, issuer, tenant, allowed clients).
+    pub fn detailed_errors(mut self, enable: bool) -> Self {
+        self.detailed_errors = enable;
+        self
+    }
+
+    /// The longest lifetime accepted (default 2 days): a token is refused when its `exp` is
+    /// more than this after its `nbf` or `iat` (the later of the two), or after now when it
+    /// carries neither. Entra's access tokens live 60–90 minutes, at most about 28 hours
+    /// (continuous access evaluation); a token valid for longer was not minted by Entra's
+    /// usual rules.
+    pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_token_lifetime = lifetime;
+        self
+    }
+
+    /// Whether, for an OpenID Connect authority that is not Entra ID, the discovery
+    /// document's `issuer` must be the configured authority URL (default true; a trailing `/`
+    /// is ignored), as OpenID Connect Discovery §4.3 requires. When it is not, the metadata is
+    /// refused (the fetch fails and the last known good keys stay). Turn it off only for an
+    /// authority known to publish another issuer than its own URL; tokens must then carry the
+    /// metadata's `issuer`.
+    pub fn validate_metadata_issuer(mut self, validate: bool) -> Self {
+        self.validate_metadata_issuer = validate;
         self
     }
 
@@ -198,7 +317,7 @@ impl TokenValidatorBuilder {
         self
     }
 
-    /// Leeway for `exp` and `nbf` (default 5 minutes).
+    /// Leeway for `exp`, `nbf` and `iat` (default 5 minutes).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -210,8 +329,9 @@ impl TokenValidatorBuilder {
         self
     }
 
-    /// Whether a token must carry `scp` or `roles` (default true, as Microsoft.Identity.Web;
-    /// `AllowWebApiToBeAuthorizedByACL` turns it off).
+    /// Whether a token must carry a non-empty `scp` (a string with at least one scope) or
+    /// `roles` (default true, as Microsoft.Identity.Web; `AllowWebApiToBeAuthorizedByACL`
+    /// turns it off). `"scp": null` or `""` is no scope.
     pub fn require_scope_or_role(mut self, require: bool) -> Self {
         self.require_scope_or_role = require;
         self
@@ -331,17 +451,29 @@ impl TokenValidatorBuilder {
             None => HttpClient::new()?,
         };
         let static_keys = self.static_snapshot.is_some();
+        let trimmed = |list: Vec<String>| -> Vec<String> {
+            list.iter()
+                .map(|entry| entry.trim())
+                .filter(|entry| !entry.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
         let inner = Arc::new(Inner {
             authority: self.authority,
             http,
             clock: self.clock,
             audiences: self.audiences,
             default_audience_client_id: self.client_id,
-            allowed_tenants: self.allowed_tenants,
+            allowed_tenants: trimmed(self.allowed_tenants),
+            allowed_client_ids: trimmed(self.allowed_client_ids),
             algorithms,
             leeway: self.leeway.as_secs(),
+            max_token_lifetime: self.max_token_lifetime.as_secs(),
             max_token_size: self.max_token_size,
             require_scope_or_role: self.require_scope_or_role,
+            pii: self.pii || self.detailed_errors,
+            detailed_errors: self.detailed_errors,
+            validate_metadata_issuer: self.validate_metadata_issuer,
             refresh_interval: self.refresh_interval,
             min_forced_refresh_interval: self.min_forced_refresh_interval,
             unavailable_retry_interval: self.unavailable_retry_interval,
@@ -451,6 +583,7 @@ impl Inner {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let metadata_url = self.authority.metadata_url();
         let metadata = OidcMetadata::fetch(&self.http, &metadata_url).await?;
+        self.check_metadata_issuer(&metadata_url, &metadata.issuer)?;
         let v1_issuer = match self.authority.v1_metadata_url() {
             Some(url) => match OidcMetadata::fetch(&self.http, &url).await {
                 Ok(v1) => Some(v1.issuer),
@@ -490,6 +623,49 @@ impl Inner {
         })
     }
 
+    /// For an OpenID Connect authority that is not Entra ID: the discovery document's `issuer`
+    /// must be the configured authority (OpenID Connect Discovery §4.3), trailing `/` aside.
+    /// Entra's metadata is checked by Entra's issuer rules instead (tenant templates, v1).
+    fn check_metadata_issuer(&self, metadata_url: &Url, issuer: &str) -> Result<(), FetchError> {
+        if self.authority.is_entra() || !self.validate_metadata_issuer {
+            return Ok(());
+        }
+        let normalized = |url: &str| match Url::parse(url) {
+            Ok(parsed) => parsed.as_str().trim_end_matches('/').to_owned(),
+            Err(_) => url.trim_end_matches('/').to_owned(),
+        };
+        let configured = self.authority.to_string();
+        if normalized(issuer) == normalized(&configured) {
+            return Ok(());
+        }
+        Err(FetchError::Invalid {
+            url: metadata_url.to_string(),
+            reason: format!(
+                "the discovery document's issuer `{}` is not the configured authority `{configured}` (OpenID Connect Discovery 4.3); configure the authority as its issuer, or turn the check off with validate_metadata_issuer(false)",
+                short(issuer)
+            ),
+        })
+    }
+
+    /// A refusal: `reason` names the check and holds no personal data; `detail` (the
+    /// expected and actual values) is built and kept only with PII logging or detailed
+    /// errors on.
+    fn refuse(
+        &self,
+        kind: AuthErrorKind,
+        reason: impl Into<Cow<'static, str>>,
+        detail: impl FnOnce() -> String,
+    ) -> AuthError {
+        let error = AuthError::new(kind, reason);
+        if self.pii {
+            error
+                .with_detail(detail())
+                .with_detail_in_response(self.detailed_errors)
+        } else {
+            error
+        }
+    }
+
     /// Whether a request that met an unknown key (or no keys) may force a refresh now; takes
     /// the slot if so.
     fn take_forced_refresh_slot(&self, kind: AuthErrorKind) -> bool {
@@ -525,7 +701,16 @@ struct Header<'a> {
     kid: Option<Cow<'a, str>>,
     #[serde(borrow)]
     x5t: Option<Cow<'a, str>>,
-    crit: Option<serde::de::IgnoredAny>,
+    /// Whether the header has a `crit` member at all: `"crit": null` counts (an `Option`
+    /// would read it as absent).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for any value, `null` included: used with `#[serde(default)]`, tells whether a
+/// member is present.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 fn short(value: &str) -> String {
@@ -564,10 +749,15 @@ impl TokenValidator {
             client_id: None,
             audiences: Vec::new(),
             allowed_tenants: Vec::new(),
+            allowed_client_ids: Vec::new(),
             algorithms: Vec::new(),
             leeway: Duration::from_secs(300),
+            max_token_lifetime: Duration::from_secs(2 * 24 * 3600),
             max_token_size: 16 * 1024,
             require_scope_or_role: true,
+            pii: false,
+            detailed_errors: false,
+            validate_metadata_issuer: true,
             clock: clock::system(),
             http: None,
             refresh_interval: Duration::from_secs(12 * 3600),
@@ -578,7 +768,10 @@ impl TokenValidator {
         }
     }
 
-    /// A builder from the `AzureAd` section.
+    /// A builder from the `AzureAd` section: `ClientId`, `Audience`/`Audiences`,
+    /// `AllowedTenants`, `AllowedClientIds`, `ValidAlgorithms`, `ClockSkewSeconds`,
+    /// `MaxTokenSize`, `AllowWebApiToBeAuthorizedByACL`, `EnablePiiLogging` and
+    /// `DetailedErrors`.
     ///
     /// # Errors
     ///
@@ -586,6 +779,9 @@ impl TokenValidator {
     pub fn from_options(options: &AzureAdOptions) -> Result<TokenValidatorBuilder, ConfigError> {
         let mut builder = Self::builder(Authority::from_options(options)?)
             .allowed_tenants(options.allowed_tenants.iter().cloned())
+            .allowed_client_ids(options.allowed_client_ids.iter().cloned())
+            .enable_pii_logging(options.enable_pii_logging.unwrap_or(false))
+            .detailed_errors(options.detailed_errors.unwrap_or(false))
             .algorithms(options.valid_algorithms.iter().cloned())
             .require_scope_or_role(
                 !options
@@ -692,7 +888,8 @@ impl TokenValidator {
     pub fn validate_with_current_keys(&self, token: &str) -> Result<Claims, AuthError> {
         let result = self.check(token);
         if let Err(error) = &result {
-            tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), "token rejected");
+            // The detail (expected and actual values) exists only with PII logging on.
+            tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), detail = error.detail(), "token rejected");
         }
         result
     }
@@ -762,7 +959,9 @@ impl TokenValidator {
                 "the token header is not a JSON object with an `alg`",
             )
         })?;
-        if header.crit.is_some() {
+        if header.crit {
+            // RFC 7515 §4.1.11: no extension is understood here, so any `crit` (even empty or
+            // null) makes the token unusable.
             return Err(AuthError::new(
                 K::MalformedToken,
                 "the token header has a `crit` parameter, which is not supported",
@@ -791,28 +990,47 @@ impl TokenValidator {
 
         let snapshot = inner.snapshot.load();
         let Some(snapshot) = snapshot.as_ref() else {
-            return Err(AuthError::new(
+            return Err(inner.refuse(
                 K::KeysUnavailable,
-                format!(
-                    "the signing keys of {} could not be fetched yet",
-                    inner.authority
-                ),
+                "the signing keys could not be fetched yet",
+                || {
+                    format!(
+                        "the signing keys of {} could not be fetched yet",
+                        inner.authority
+                    )
+                },
             ));
         };
         let key = snapshot
             .keys
             .find(header.kid.as_deref(), header.x5t.as_deref())
-            .ok_or_else(|| {
-                let reason = match (&header.kid, &header.x5t) {
-                    (Some(kid), _) | (None, Some(kid)) => format!(
-                        "the signature key was not found: {} publishes no key with kid '{}'",
-                        inner.authority,
-                        short(kid)
-                    ),
-                    (None, None) => "the token header names no key (no kid)".to_owned(),
-                };
-                AuthError::new(K::UnknownSigningKey, reason)
+            .ok_or_else(|| match (&header.kid, &header.x5t) {
+                (Some(id), _) | (None, Some(id)) => inner.refuse(
+                    K::UnknownSigningKey,
+                    "the signing key was not found: the authority publishes no key with the token's kid",
+                    || {
+                        format!(
+                            "{} publishes no key with kid '{}'",
+                            inner.authority,
+                            short(id)
+                        )
+                    },
+                ),
+                (None, None) => AuthError::new(
+                    K::UnknownSigningKey,
+                    "the token header names no key (no kid)",
+                ),
             })?;
+        if !key.allows(algorithm) {
+            return Err(AuthError::new(
+                K::DisallowedAlgorithm,
+                format!(
+                    "the algorithm '{}' is not the one the signing key is published for ({})",
+                    algorithm_name(algorithm),
+                    key.alg().map_or("none", algorithm_name)
+                ),
+            ));
+        }
         let message_len = header_b64.len() + 1 + payload_b64.len();
         let message = &token.as_bytes()[..message_len];
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| {
@@ -838,7 +1056,12 @@ impl TokenValidator {
         self.check_lifetime(&claims)?;
         self.check_issuer(snapshot, key.issuer.as_deref(), &claims)?;
         self.check_audience(&claims)?;
-        if inner.require_scope_or_role && claims.get("scp").is_none() && claims.roles().is_empty() {
+        self.check_client(&claims)?;
+        // `"scp": null`, `""` or a non-string is no scope.
+        if inner.require_scope_or_role
+            && claims.scopes().next().is_none()
+            && claims.roles().is_empty()
+        {
             return Err(AuthError::new(
                 K::InvalidClaim,
                 "the token has neither a scp nor a roles claim (IDW10201); the caller was granted no permission on this API",
@@ -851,23 +1074,25 @@ impl TokenValidator {
         use AuthErrorKind as K;
         let now = self.inner.clock.unix_seconds();
         let leeway = self.inner.leeway;
-        let exp = match claims.get("exp") {
-            None => {
-                return Err(AuthError::new(
-                    K::InvalidClaim,
-                    "the token has no expiration (exp)",
-                ))
+        let date = |name: &'static str| -> Result<Option<u64>, AuthError> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(value) => numeric_date(value).map(Some).ok_or_else(|| {
+                    AuthError::new(
+                        K::InvalidClaim,
+                        format!("the {name} claim is not a NumericDate"),
+                    )
+                }),
             }
-            Some(value) => numeric_date(value).ok_or_else(|| {
-                AuthError::new(K::InvalidClaim, "the exp claim is not a NumericDate")
-            })?,
         };
-        let nbf = match claims.get("nbf") {
-            None => None,
-            Some(value) => Some(numeric_date(value).ok_or_else(|| {
-                AuthError::new(K::InvalidClaim, "the nbf claim is not a NumericDate")
-            })?),
+        let Some(exp) = date("exp")? else {
+            return Err(AuthError::new(
+                K::InvalidClaim,
+                "the token has no expiration (exp)",
+            ));
         };
+        let nbf = date("nbf")?;
+        let iat = date("iat")?;
         if let Some(nbf) = nbf {
             if nbf > exp {
                 return Err(AuthError::new(
@@ -885,12 +1110,36 @@ impl TokenValidator {
                 ));
             }
         }
+        if let Some(iat) = iat {
+            if iat > now.saturating_add(leeway) {
+                return Err(AuthError::new(
+                    K::NotYetValid,
+                    format!(
+                        "the token was issued in the future: iat {iat} (unix time) is {} s from now; {leeway} s of clock skew allowed",
+                        iat - now
+                    ),
+                ));
+            }
+        }
         if now > exp.saturating_add(leeway) {
             return Err(AuthError::new(
                 K::Expired,
                 format!(
                     "the token expired at {exp} (unix time), {} s ago; {leeway} s of clock skew allowed",
                     now - exp
+                ),
+            ));
+        }
+        // The lifetime from the later of nbf and iat (both at most now + leeway here), or
+        // what is left of it when the token has neither.
+        let start = nbf.max(iat).unwrap_or(now);
+        let lifetime = exp.saturating_sub(start);
+        let max = self.inner.max_token_lifetime;
+        if lifetime > max {
+            return Err(AuthError::new(
+                K::InvalidClaim,
+                format!(
+                    "the token's lifetime of {lifetime} s is longer than the {max} s allowed (exp is {exp}, unix time)"
                 ),
             ));
         }
@@ -910,14 +1159,15 @@ impl TokenValidator {
             .ok_or_else(|| AuthError::new(K::InvalidIssuer, "the token has no issuer (iss)"))?;
         if !inner.authority.is_entra() {
             if iss != snapshot.issuer {
-                return Err(AuthError::new(
-                    K::InvalidIssuer,
-                    format!(
-                        "the issuer '{}' is not accepted; expected '{}'",
-                        short(iss),
-                        snapshot.issuer
-                    ),
-                ));
+                return Err(
+                    inner.refuse(K::InvalidIssuer, "the issuer is not accepted", || {
+                        format!(
+                            "the issuer '{}' is not accepted; expected '{}'",
+                            short(iss),
+                            snapshot.issuer
+                        )
+                    }),
+                );
             }
             return Ok(());
         }
@@ -928,51 +1178,66 @@ impl TokenValidator {
             ));
         };
         if !iss.contains(tenant) {
-            return Err(AuthError::new(
+            return Err(inner.refuse(
                 K::InvalidTenant,
-                format!(
-                    "the token's tenant '{}' does not appear in its issuer '{}'",
-                    short(tenant),
-                    short(iss)
-                ),
+                "the token's tenant (tid) does not appear in its issuer",
+                || {
+                    format!(
+                        "the token's tenant '{}' does not appear in its issuer '{}'",
+                        short(tenant),
+                        short(iss)
+                    )
+                },
             ));
         }
         let tid = Some(tenant);
         let templates =
             std::iter::once(snapshot.issuer.as_str()).chain(snapshot.v1_issuer.as_deref());
         if !templates.clone().any(|t| matches_issuer(t, tid, iss)) {
-            let expected: Vec<String> = templates
-                .map(|t| format!("'{}'", substitute(t, tid)))
-                .collect();
-            return Err(AuthError::new(
-                K::InvalidIssuer,
-                format!(
-                    "the issuer '{}' is not accepted; expected {}",
-                    short(iss),
-                    expected.join(" or ")
-                ),
-            ));
+            return Err(
+                inner.refuse(K::InvalidIssuer, "the issuer is not accepted", || {
+                    let expected: Vec<String> = templates
+                        .map(|t| format!("'{}'", substitute(t, tid)))
+                        .collect();
+                    format!(
+                        "the issuer '{}' is not accepted; expected {}",
+                        short(iss),
+                        expected.join(" or ")
+                    )
+                }),
+            );
         }
-        if !inner.allowed_tenants.is_empty() && !inner.allowed_tenants.iter().any(|t| t == tenant) {
-            return Err(AuthError::new(
+        if !inner.allowed_tenants.is_empty()
+            && !inner
+                .allowed_tenants
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(tenant))
+        {
+            return Err(inner.refuse(
                 K::InvalidTenant,
-                format!(
-                    "the tenant '{}' is not in the allowed tenants",
-                    short(tenant)
-                ),
+                "the tenant is not one of the allowed tenants (AllowedTenants)",
+                || {
+                    format!(
+                        "the tenant '{}' is not in the allowed tenants",
+                        short(tenant)
+                    )
+                },
             ));
         }
         if let Some(key_issuer) = key_issuer {
             let ok = matches_issuer(key_issuer, tid, iss)
                 || substitute(key_issuer, tid) == substitute(&snapshot.issuer, tid);
             if !ok {
-                return Err(AuthError::new(
+                return Err(inner.refuse(
                     K::InvalidIssuer,
-                    format!(
-                        "the signing key is reserved for issuer '{}', not '{}'",
-                        substitute(key_issuer, tid),
-                        short(iss)
-                    ),
+                    "the signing key is reserved for another issuer",
+                    || {
+                        format!(
+                            "the signing key is reserved for issuer '{}', not '{}'",
+                            substitute(key_issuer, tid),
+                            short(iss)
+                        )
+                    },
                 ));
             }
         }
@@ -981,6 +1246,9 @@ impl TokenValidator {
 
     fn check_audience(&self, claims: &Claims) -> Result<(), AuthError> {
         let inner = &*self.inner;
+        // `api://ClientId` is Entra's App ID URI form; other authorities have no such rule.
+        let api_uri_default =
+            inner.authority.is_entra() && matches!(claims.version(), Some(TokenVersion::V1) | None);
         let accepted = |aud: &str| -> bool {
             if !inner.audiences.is_empty() {
                 return inner.audiences.iter().any(|a| a == aud);
@@ -988,45 +1256,83 @@ impl TokenValidator {
             let Some(client_id) = inner.default_audience_client_id.as_deref() else {
                 return false;
             };
-            let api_uri = || aud.strip_prefix("api://") == Some(client_id);
-            match claims.version() {
-                Some(TokenVersion::V2) => aud == client_id,
-                Some(TokenVersion::V1) | None => aud == client_id || api_uri(),
-            }
+            aud == client_id || (api_uri_default && aud.strip_prefix("api://") == Some(client_id))
         };
         if claims.audiences().any(accepted) {
             return Ok(());
         }
-        let expected = if inner.audiences.is_empty() {
-            let client_id = inner
-                .default_audience_client_id
-                .as_deref()
-                .unwrap_or_default();
-            match claims.version() {
-                Some(TokenVersion::V2) => format!("'{client_id}'"),
-                _ => format!("'{client_id}' or 'api://{client_id}'"),
-            }
-        } else {
-            inner
-                .audiences
-                .iter()
-                .map(|a| format!("'{a}'"))
-                .collect::<Vec<_>>()
-                .join(" or ")
-        };
-        let actual: Vec<String> = claims
-            .audiences()
-            .take(4)
-            .map(|a| format!("'{}'", short(a)))
-            .collect();
-        let actual = if actual.is_empty() {
-            "none".to_owned()
-        } else {
-            actual.join(", ")
-        };
-        Err(AuthError::new(
+        Err(inner.refuse(
             AuthErrorKind::InvalidAudience,
-            format!("the audience {actual} is not accepted; expected {expected}"),
+            "the audience is not accepted",
+            || {
+                let expected = if inner.audiences.is_empty() {
+                    let client_id = inner
+                        .default_audience_client_id
+                        .as_deref()
+                        .unwrap_or_default();
+                    if api_uri_default {
+                        format!("'{client_id}' or 'api://{client_id}'")
+                    } else {
+                        format!("'{client_id}'")
+                    }
+                } else {
+                    inner
+                        .audiences
+                        .iter()
+                        .map(|a| format!("'{a}'"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                };
+                let actual: Vec<String> = claims
+                    .audiences()
+                    .take(4)
+                    .map(|a| format!("'{}'", short(a)))
+                    .collect();
+                let actual = if actual.is_empty() {
+                    "none".to_owned()
+                } else {
+                    actual.join(", ")
+                };
+                format!("the audience {actual} is not accepted; expected {expected}")
+            },
+        ))
+    }
+
+    /// `AllowedClientIds`: the calling application (`azp`, or `appid` in v1 tokens) must be
+    /// listed, when the list is set.
+    fn check_client(&self, claims: &Claims) -> Result<(), AuthError> {
+        let inner = &*self.inner;
+        if inner.allowed_client_ids.is_empty() {
+            return Ok(());
+        }
+        let Some(client) = claims.client_id() else {
+            return Err(AuthError::new(
+                AuthErrorKind::ClientNotAllowed,
+                "the token names no client application (neither azp nor appid), and only the allowed client ids (AllowedClientIds) are accepted",
+            ));
+        };
+        if inner
+            .allowed_client_ids
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(client))
+        {
+            return Ok(());
+        }
+        Err(inner.refuse(
+            AuthErrorKind::ClientNotAllowed,
+            "the client application is not one of the allowed client ids (AllowedClientIds)",
+            || {
+                format!(
+                    "the client '{}' is not accepted; expected one of {}",
+                    short(client),
+                    inner
+                        .allowed_client_ids
+                        .iter()
+                        .map(|c| format!("'{c}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
         ))
     }
 }
@@ -1042,18 +1348,6 @@ fn needs_keys(error: &AuthError) -> bool {
 /// layers take the asynchronous path only then.
 pub fn may_resolve_after_refresh(error: &AuthError) -> bool {
     needs_keys(error)
-}
-
-fn algorithm_name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        _ => "unsupported",
-    }
 }
 
 // The two scans below run over every request's whole token (about 1-2 KB): written as
@@ -1262,16 +1556,25 @@ mod tests {
         }
 
         fn token(&self, kid: &str, claims: &serde_json::Value) -> String {
-            let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+            self.signed("RS256", kid, claims)
+        }
+
+        /// Signed with `alg`, RS256 or PS256.
+        fn signed(&self, alg: &str, kid: &str, claims: &serde_json::Value) -> String {
+            let header = serde_json::json!({"alg": alg, "typ": "JWT", "kid": kid});
             let message = format!(
                 "{}.{}",
                 URL_SAFE_NO_PAD.encode(header.to_string()),
                 URL_SAFE_NO_PAD.encode(claims.to_string())
             );
+            let encoding: &dyn aws_lc_rs::signature::RsaEncoding = match alg {
+                "PS256" => &aws_lc_rs::signature::RSA_PSS_SHA256,
+                _ => &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            };
             let mut signature = vec![0; self.pair.public_modulus_len()];
             self.pair
                 .sign(
-                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    encoding,
                     &aws_lc_rs::rand::SystemRandom::new(),
                     message.as_bytes(),
                     &mut signature,
@@ -1279,6 +1582,106 @@ mod tests {
                 .expect("sign");
             format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
         }
+
+        /// The JWKS with `members` added to the key.
+        fn jwks_with(&self, members: serde_json::Value) -> String {
+            let mut jwks: serde_json::Value = serde_json::from_str(&self.jwks).expect("jwks");
+            for (name, value) in members.as_object().expect("members") {
+                jwks["keys"][0][name] = value.clone();
+            }
+            jwks.to_string()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_jwk_alg_binds_its_key_to_that_algorithm() {
+        const ISSUER: &str = "https://idp.example.com";
+        let fixture = StaticFixture::new();
+        let claims = serde_json::json!({"iss": ISSUER, "aud": "api", "exp": 1_700_003_600u64,
+            "iat": 1_700_000_000u64, "roles": ["r"]});
+        struct Case {
+            name: &'static str,
+            jwk: serde_json::Value,
+            token_alg: &'static str,
+            result: Result<(), AuthErrorKind>,
+        }
+        let cases = [
+            Case {
+                name: "no alg on the key: RS256",
+                jwk: serde_json::json!({}),
+                token_alg: "RS256",
+                result: Ok(()),
+            },
+            Case {
+                name: "no alg on the key: PS256",
+                jwk: serde_json::json!({}),
+                token_alg: "PS256",
+                result: Ok(()),
+            },
+            Case {
+                name: "key for RS256, token RS256",
+                jwk: serde_json::json!({"alg": "RS256"}),
+                token_alg: "RS256",
+                result: Ok(()),
+            },
+            Case {
+                name: "key for RS256, token PS256 (a valid PS256 signature of that key)",
+                jwk: serde_json::json!({"alg": "RS256"}),
+                token_alg: "PS256",
+                result: Err(AuthErrorKind::DisallowedAlgorithm),
+            },
+            Case {
+                name: "key for PS256, token RS256",
+                jwk: serde_json::json!({"alg": "PS256"}),
+                token_alg: "RS256",
+                result: Err(AuthErrorKind::DisallowedAlgorithm),
+            },
+            Case {
+                name: "key for PS256, token PS256",
+                jwk: serde_json::json!({"alg": "PS256"}),
+                token_alg: "PS256",
+                result: Ok(()),
+            },
+        ];
+        for case in cases {
+            let validator = TokenValidator::builder(Authority::oidc(ISSUER).expect("authority"))
+                .client_id("api")
+                .algorithms(["RS256", "PS256"])
+                .clock(Arc::new(crate::clock::ManualClock::at_unix(1_700_000_000)))
+                .static_keys(ISSUER, fixture.jwks_with(case.jwk).as_bytes())
+                .expect("static keys")
+                .build()
+                .expect("validator");
+            let token = fixture.signed(case.token_alg, "k1", &claims);
+            let result = validator.validate_with_current_keys(&token).map(|_| ());
+            assert_eq!(result.map_err(|e| e.kind()), case.result, "{}", case.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_whose_key_ops_exclude_verify_verifies_nothing() {
+        const ISSUER: &str = "https://idp.example.com";
+        let fixture = StaticFixture::new();
+        let claims = serde_json::json!({"iss": ISSUER, "aud": "api", "exp": 1_700_003_600u64,
+            "iat": 1_700_000_000u64, "roles": ["r"]});
+        let build = |members: serde_json::Value| {
+            TokenValidator::builder(Authority::oidc(ISSUER).expect("authority"))
+                .client_id("api")
+                .clock(Arc::new(crate::clock::ManualClock::at_unix(1_700_000_000)))
+                .static_keys(ISSUER, fixture.jwks_with(members).as_bytes())
+        };
+        // The only key is an encryption key: no usable key at all.
+        assert!(matches!(
+            build(serde_json::json!({"key_ops": ["encrypt"]})),
+            Err(ConfigError::Invalid { .. })
+        ));
+        let validator = build(serde_json::json!({"key_ops": ["verify"]}))
+            .expect("static keys")
+            .build()
+            .expect("validator");
+        assert!(validator
+            .validate_with_current_keys(&fixture.token("k1", &claims))
+            .is_ok());
     }
 
     #[tokio::test]
