@@ -160,6 +160,14 @@ struct CachedToken {
     weight: u64,
 }
 
+/// What a cached token costs besides its text and its claims: its slot in the cache's slab
+/// (the entry and its links, with room for the slab's growth and for the ghost entries of
+/// evicted tokens) and in its hash table.
+const CACHE_ENTRY_OVERHEAD: usize = 2 * (size_of::<(Box<str>, CachedToken)>() + 16) + 16;
+
+/// Weighs a cached token as the heap it holds: the token's text, its claims (computed once,
+/// at insert, by [`Claims::heap_bytes`]) and the cache's own per-entry overhead, so that the
+/// budget of [`TokenValidatorBuilder::verified_token_cache`] bounds real memory.
 #[derive(Clone)]
 struct TokenWeight;
 
@@ -215,6 +223,11 @@ impl TokenValidatorBuilder {
     /// Memory for the verified-token cache, in bytes (default 16 MiB; 0 turns it off). A
     /// token presented again is accepted without a new signature check while it is within
     /// its lifetime and the key that verified it is still published.
+    ///
+    /// Each entry weighs the heap it holds: the token's text, its parsed claims (every key,
+    /// value and array, nested ones included) and the cache's own bookkeeping, so the heap
+    /// the cache holds stays within this budget (as requested from the allocator, whose own
+    /// per-allocation overhead comes on top).
     pub fn verified_token_cache(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
         self
@@ -408,9 +421,9 @@ impl TokenValidatorBuilder {
             last_forced: Mutex::new(None),
             fetches: AtomicU64::new(0),
             cache: (self.cache_bytes > 0).then(|| {
-                // About 3 KiB per Entra token with its claims.
+                // About 6 KiB per app-only Entra token with its claims, held.
                 TokenCache::with_weighter(
-                    (self.cache_bytes / 3072).max(16),
+                    (self.cache_bytes / 6144).max(16),
                     self.cache_bytes as u64,
                     TokenWeight,
                 )
@@ -884,7 +897,7 @@ impl TokenValidator {
         }
         let (claims, key_id) = self.check_uncached(token)?;
         if let Some(cache) = &inner.cache {
-            let weight = (token.len() * 2 + 256) as u64;
+            let weight = (token.len() + claims.heap_bytes() + CACHE_ENTRY_OVERHEAD) as u64;
             cache.insert(
                 token.into(),
                 CachedToken {
