@@ -1294,3 +1294,101 @@ async fn the_handler_sees_the_authorization_header_marked_sensitive() {
     }
     handle.stop(false).await;
 }
+
+/// A client that disconnects while its request waits for a forced key refresh: actix-web
+/// (told not to keep serving half-closed connections) drops the request mid-refresh. The
+/// refresh goes on without it, so after a rotation and the minimum interval a token signed
+/// by the new key is accepted. The dev authority's JWKS endpoint is made slow for this.
+#[tokio::test]
+async fn a_request_dropped_mid_refresh_does_not_switch_off_refresh_on_unknown_kid() {
+    use tower_azure_auth::claims::TokenVersion;
+    use tower_azure_auth::testing::{
+        DevApi, DevApplication, DevAuthority, Endpoint, Fault, IssueToken, KeepOld,
+    };
+    const GUARD: Duration = Duration::from_secs(30);
+
+    let clock = ManualClock::now();
+    let authority = DevAuthority::builder()
+        .tenant_id(TENANT)
+        .clock(Arc::new(clock.clone()))
+        .api(
+            DevApi::new(API)
+                .app_roles(["service-api"])
+                .token_version(TokenVersion::V2),
+        )
+        .application(DevApplication::new(CALLER).grant(API, ["service-api"]))
+        .start()
+        .await
+        .unwrap();
+    let token = || {
+        authority
+            .issue_token(&IssueToken::new(CALLER, API))
+            .unwrap()
+    };
+    let validator =
+        TokenValidator::builder(Authority::entra(&authority.instance(), TENANT).unwrap())
+            .client_id(API)
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+    validator.refresh().await.unwrap();
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new().service(
+            web::scope("/api")
+                .wrap(ValidateAccessToken::new(validator.clone()))
+                .route("/whoami", web::get().to(whoami)),
+        )
+    })
+    .workers(1)
+    .h1_allow_half_closed(false)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let answer = get(&base, "/api/whoami", Some(&token()), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+
+    // A forged kid forces a refresh; the JWKS answers slowly; the client leaves meanwhile.
+    let fetched = authority.request_count(Endpoint::Jwks);
+    authority.inject_fault(Endpoint::Jwks, Fault::delay(Duration::from_secs(2)));
+    let forged = {
+        let real = token();
+        let payload = real.split('.').nth(1).unwrap().to_owned();
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": "forged-kid"});
+        format!(
+            "{}.{payload}.{}",
+            support::b64(header.to_string().as_bytes()),
+            support::b64(b"sig")
+        )
+    };
+    let client = tokio::spawn({
+        let base = base.clone();
+        async move { get(&base, "/api/whoami", Some(&forged), &[]).await }
+    });
+    tokio::time::timeout(GUARD, async {
+        while authority.request_count(Endpoint::Jwks) <= fetched {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the JWKS was never requested");
+    client.abort();
+    // Cancelled (a client finished already would have waited for the whole delay).
+    let _ = client.await;
+
+    // The authority rotates; past the minimum interval the new key's token is accepted.
+    authority.rotate_signing_key(KeepOld::Yes).unwrap();
+    clock.advance(Duration::from_secs(301));
+    let answer = tokio::time::timeout(GUARD, get(&base, "/api/whoami", Some(&token()), &[]))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), format!("{CALLER} service-api"));
+    handle.stop(false).await;
+}

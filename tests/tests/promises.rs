@@ -30,12 +30,14 @@ fn defines(source: &str, target: &str) -> bool {
     if let Some(text) = target.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         return source.contains(text);
     }
-    source.match_indices(&format!("fn {target}")).any(|(at, m)| {
-        source[at + m.len()..]
-            .chars()
-            .next()
-            .is_some_and(|c| c == '(' || c == '<')
-    })
+    source
+        .match_indices(&format!("fn {target}"))
+        .any(|(at, m)| {
+            source[at + m.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c == '(' || c == '<')
+        })
 }
 
 #[test]
@@ -46,7 +48,8 @@ fn every_promise_names_a_test_that_exists() {
     let mut problems = Vec::new();
     for (number, line) in index.lines().enumerate() {
         // Table rows of the index; the header and its rule name no tests.
-        let is_row = line.starts_with('|') && !line.starts_with("|---") && !line.starts_with("| promise");
+        let is_row =
+            line.starts_with('|') && !line.starts_with("|---") && !line.starts_with("| promise");
         if !is_row {
             continue;
         }
@@ -64,13 +67,20 @@ fn every_promise_names_a_test_that_exists() {
         }
     }
     assert!(rows >= 40, "the index lists only {rows} promises");
-    assert!(problems.is_empty(), "promise index problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "promise index problems:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn references_are_recognised() {
     assert_eq!(reference("a/b.rs::name"), Some(("a/b.rs", "name")));
-    assert_eq!(reference("a/b.rs::\"a case\""), Some(("a/b.rs", "\"a case\"")));
+    assert_eq!(
+        reference("a/b.rs::\"a case\""),
+        Some(("a/b.rs", "\"a case\""))
+    );
     assert_eq!(reference("Authorization: Bearer"), None);
     assert!(defines("fn name() {}", "name"));
     assert!(!defines("fn name_longer() {}", "name"));

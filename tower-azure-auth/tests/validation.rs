@@ -1264,3 +1264,186 @@ async fn the_cache_can_be_turned_off() {
     assert!(validator.validate(&token).await.is_ok());
     assert_eq!(validator.cached_tokens(), 0);
 }
+
+/// A forced key refresh whose requester goes away (client disconnect, `timeout`, a runtime
+/// dropped) still completes, or releases its claim: refresh-on-unknown-kid keeps working.
+/// The dev authority's JWKS endpoint is made slow so that the requester is gone mid-fetch.
+#[cfg(feature = "testing")]
+mod cancelled_refresh {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tower_azure_auth::claims::TokenVersion;
+    use tower_azure_auth::clock::ManualClock;
+    use tower_azure_auth::testing::{
+        DevApi, DevApplication, DevAuthority, Endpoint, Fault, IssueToken, KeepOld,
+    };
+    use tower_azure_auth::{Authority, TokenValidator};
+
+    use super::support::{b64, serve};
+    use super::{app, call, API, CALLER, TENANT};
+
+    /// Longer than anything the test does while the fetch is held; only the test's length
+    /// depends on it, never its outcome.
+    const SLOW: Duration = Duration::from_secs(2);
+    /// Guards every wait against a hang.
+    const GUARD: Duration = Duration::from_secs(30);
+
+    async fn authority(clock: &ManualClock) -> DevAuthority {
+        DevAuthority::builder()
+            .tenant_id(TENANT)
+            .clock(Arc::new(clock.clone()))
+            .api(
+                DevApi::new(API)
+                    .app_roles(["service-api"])
+                    .token_version(TokenVersion::V2),
+            )
+            .application(DevApplication::new(CALLER).grant(API, ["service-api"]))
+            .start()
+            .await
+            .unwrap()
+    }
+
+    fn validator(authority: &DevAuthority, clock: &ManualClock) -> TokenValidator {
+        TokenValidator::builder(Authority::entra(&authority.instance(), TENANT).unwrap())
+            .client_id(API)
+            .clock(Arc::new(clock.clone()))
+            .build()
+            .unwrap()
+    }
+
+    fn token(authority: &DevAuthority) -> String {
+        authority
+            .issue_token(&IssueToken::new(CALLER, API))
+            .unwrap()
+    }
+
+    /// A token that names a key the authority never published (the signature is never
+    /// looked at: the key is unknown first).
+    fn forged_kid_token(authority: &DevAuthority) -> String {
+        let real = token(authority);
+        let payload = real.split('.').nth(1).unwrap();
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": "forged-kid"});
+        format!(
+            "{}.{payload}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(b"sig")
+        )
+    }
+
+    async fn jwks_requested(authority: &DevAuthority, count: u64) {
+        tokio::time::timeout(GUARD, async {
+            while authority.request_count(Endpoint::Jwks) < count {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the JWKS was never requested");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_disconnects_mid_refresh_does_not_switch_off_refresh_on_unknown_kid() {
+        let clock = ManualClock::now();
+        let authority = authority(&clock).await;
+        let validator = validator(&authority, &clock);
+        validator.refresh().await.unwrap();
+        let url = serve(app(validator.clone())).await;
+        let (status, challenge, _) = call(&url, Some(&token(&authority))).await;
+        assert_eq!(status, 200, "{challenge:?}");
+
+        // A forged kid forces a refresh; the JWKS answers slowly; the client leaves meanwhile.
+        let fetched = authority.request_count(Endpoint::Jwks);
+        authority.inject_fault(Endpoint::Jwks, Fault::delay(SLOW));
+        let forged = forged_kid_token(&authority);
+        let client = tokio::spawn({
+            let url = url.clone();
+            async move { call(&url, Some(&forged)).await }
+        });
+        jwks_requested(&authority, fetched + 1).await;
+        client.abort();
+        // Cancelled (a client finished already would have waited for all of SLOW).
+        let _ = client.await;
+
+        // The authority rotates; once the minimum interval has passed, a token signed by the
+        // new key forces a refresh (or finds the one under way) and is accepted.
+        authority.rotate_signing_key(KeepOld::Yes).unwrap();
+        clock.advance(Duration::from_secs(301));
+        let rotated = token(&authority);
+        let (status, challenge, body) = tokio::time::timeout(GUARD, call(&url, Some(&rotated)))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{challenge:?} {body}");
+        assert_eq!(body, CALLER);
+    }
+
+    #[tokio::test]
+    async fn a_validation_cancelled_by_a_timeout_mid_refresh_leaves_the_refresh_working() {
+        let clock = ManualClock::now();
+        let authority = authority(&clock).await;
+        let validator = validator(&authority, &clock);
+        validator.refresh().await.unwrap();
+        let fetches = validator.key_fetches();
+
+        authority.rotate_signing_key(KeepOld::Yes).unwrap();
+        let rotated = token(&authority);
+        authority.inject_fault(Endpoint::Jwks, Fault::delay(SLOW));
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(100), validator.validate(&rotated)).await;
+        assert!(cancelled.is_err(), "the timeout fires during the refresh");
+
+        // The refresh went on without its requester: the same token is accepted, by that
+        // one fetch.
+        let claims = tokio::time::timeout(GUARD, validator.validate(&rotated))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claims.client_id(), Some(CALLER));
+        assert_eq!(validator.key_fetches(), fetches + 1, "single flight");
+    }
+
+    /// Built outside any runtime (no background refresh can start then), first validation
+    /// cancelled: later calls recover instead of answering 503 for ever, also when the
+    /// runtime of the cancelled one is gone.
+    #[test]
+    fn a_validator_built_outside_a_runtime_recovers_after_its_first_validation_is_cancelled() {
+        let server = tokio::runtime::Runtime::new().unwrap();
+        let clock = ManualClock::now();
+        let authority = server.block_on(authority(&clock));
+        let token = token(&authority);
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        for runtime_dropped in [false, true] {
+            // Built here, outside any runtime, with no keys yet.
+            let validator = validator(&authority, &clock);
+            authority.inject_fault(Endpoint::Jwks, Fault::delay(SLOW));
+            let first = runtime();
+            let cancelled = first.block_on(async {
+                tokio::time::timeout(Duration::from_millis(100), validator.validate(&token)).await
+            });
+            assert!(
+                cancelled.is_err(),
+                "runtime dropped {runtime_dropped}: the timeout fires during the refresh"
+            );
+            let later = if runtime_dropped {
+                // What was spawned on it is dropped with it; past the retry interval for
+                // "no keys yet", the next call may fetch again.
+                drop(first);
+                clock.advance(Duration::from_secs(11));
+                runtime()
+            } else {
+                first
+            };
+            let result = later
+                .block_on(async { tokio::time::timeout(GUARD, validator.validate(&token)).await });
+            let claims = result
+                .unwrap()
+                .unwrap_or_else(|e| panic!("runtime dropped {runtime_dropped}: {e}"));
+            assert_eq!(claims.client_id(), Some(CALLER));
+        }
+    }
+}

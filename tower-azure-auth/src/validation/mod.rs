@@ -23,7 +23,9 @@
 //!
 //! Keys live in an [`ArcSwap`](arc_swap::ArcSwap): validation never waits on a lock. They are
 //! refreshed in the background every 12 hours; a token signed with an unknown `kid` triggers one
-//! refresh at most every 5 minutes, single flight, whatever the number of requests; a failed
+//! refresh at most every 5 minutes, single flight, whatever the number of requests; the refresh
+//! runs detached from the request that triggered it, so a request that is dropped meanwhile (a
+//! client that disconnects, a timeout) neither cancels it nor blocks later ones; a failed
 //! refresh keeps the last known good keys. While no keys could be fetched yet (the authority is
 //! down at start), tokens are refused with [`AuthErrorKind::KeysUnavailable`] — 503 with
 //! `Retry-After` — and the validator recovers by itself.
@@ -60,6 +62,8 @@ use base64::Engine as _;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use url::Url;
+
+use tokio::sync::watch;
 
 use self::keys::{algorithm_name, KeySet};
 use crate::authority::{Authority, FetchError, HttpClient, OidcMetadata};
@@ -101,16 +105,68 @@ struct Inner {
     min_forced_refresh_interval: Duration,
     unavailable_retry_interval: Duration,
     snapshot: ArcSwapOption<Snapshot>,
-    refresh_lock: tokio::sync::Mutex<()>,
+    /// The refresh under way, if any, and how many completed: single flight. Requests that
+    /// need keys wait on it for the refresh to complete or be abandoned.
+    refresh_status: watch::Sender<RefreshStatus>,
+    /// `refresh_status.completed`, read without a lock before each validation.
     generation: AtomicU64,
-    /// A refresh holds `refresh_lock` and is fetching: requests that need keys wait for it
-    /// instead of starting their own.
-    refreshing: AtomicBool,
+    /// Whether the background refresh task is running (it can be started lazily, and it
+    /// ends when its runtime shuts down).
+    refresh_loop: AtomicBool,
     last_forced: Mutex<Option<SystemTime>>,
     fetches: AtomicU64,
     cache: Option<TokenCache>,
     /// Keys installed with [`TokenValidatorBuilder::static_keys`]: never fetched or refreshed.
     static_keys: bool,
+}
+
+/// Where the key refresh stands.
+#[derive(Debug, Clone, Copy, Default)]
+struct RefreshStatus {
+    /// Refreshes completed (successfully or not) since build.
+    completed: u64,
+    /// A refresh is fetching. It runs detached from the request that started it (a spawned
+    /// task), or, without a Tokio runtime, in that request's future with a guard that clears
+    /// this if the future is dropped.
+    running: bool,
+}
+
+/// What [`Inner::claim_refresh`] found.
+enum Claim {
+    /// A refresh completed since the caller looked: its keys are as fresh as it needs.
+    Done,
+    /// Another refresh is fetching.
+    Running,
+    /// The caller now owns the refresh and must run it.
+    Claimed,
+}
+
+/// Releases a claimed refresh: completed by [`RefreshGuard::complete`], abandoned when
+/// dropped before (its future dropped, a panic, its runtime shut down), so that a refresh
+/// never stays "under way" without anyone fetching.
+struct RefreshGuard<'a> {
+    inner: &'a Inner,
+    completed: bool,
+}
+
+impl RefreshGuard<'_> {
+    fn complete(mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for RefreshGuard<'_> {
+    fn drop(&mut self) {
+        let completed = self.completed;
+        let generation = &self.inner.generation;
+        self.inner.refresh_status.send_modify(|status| {
+            status.running = false;
+            if completed {
+                status.completed += 1;
+                generation.store(status.completed, Ordering::SeqCst);
+            }
+        });
+    }
 }
 
 /// Verified tokens by their full text: a hit skips the signature check and the JSON parse,
@@ -125,6 +181,14 @@ struct CachedToken {
     weight: u64,
 }
 
+/// What a cached token costs besides its text and its claims: its slot in the cache's slab
+/// (the entry and its links, with room for the slab's growth and for the ghost entries of
+/// evicted tokens) and in its hash table.
+const CACHE_ENTRY_OVERHEAD: usize = 2 * (size_of::<(Box<str>, CachedToken)>() + 16) + 16;
+
+/// Weighs a cached token as the heap it holds: the token's text, its claims (computed once,
+/// at insert, by [`Claims::heap_bytes`]) and the cache's own per-entry overhead, so that the
+/// budget of [`TokenValidatorBuilder::verified_token_cache`] bounds real memory.
 #[derive(Clone)]
 struct TokenWeight;
 
@@ -185,6 +249,11 @@ impl TokenValidatorBuilder {
     /// Memory for the verified-token cache, in bytes (default 16 MiB; 0 turns it off). A
     /// token presented again is accepted without a new signature check while it is within
     /// its lifetime and the key that verified it is still published.
+    ///
+    /// Each entry weighs the heap it holds: the token's text, its parsed claims (every key,
+    /// value and array, nested ones included) and the cache's own bookkeeping, so the heap
+    /// the cache holds stays within this budget (as requested from the allocator, whose own
+    /// per-allocation overhead comes on top).
     pub fn verified_token_cache(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
         self
@@ -409,8 +478,8 @@ impl TokenValidatorBuilder {
     }
 
     /// Builds the validator and, inside a Tokio runtime, starts the background key refresh
-    /// (outside one, keys are fetched on first use; with [`static_keys`](Self::static_keys),
-    /// never).
+    /// (outside one, keys are fetched on first use and the first validation inside a runtime
+    /// starts the background refresh; with [`static_keys`](Self::static_keys), never).
     ///
     /// # Errors
     ///
@@ -478,32 +547,38 @@ impl TokenValidatorBuilder {
             min_forced_refresh_interval: self.min_forced_refresh_interval,
             unavailable_retry_interval: self.unavailable_retry_interval,
             snapshot: ArcSwapOption::new(self.static_snapshot.map(Arc::new)),
-            refresh_lock: tokio::sync::Mutex::new(()),
+            refresh_status: watch::Sender::new(RefreshStatus::default()),
             generation: AtomicU64::new(0),
-            refreshing: AtomicBool::new(false),
+            refresh_loop: AtomicBool::new(false),
             last_forced: Mutex::new(None),
             fetches: AtomicU64::new(0),
             cache: (self.cache_bytes > 0).then(|| {
-                // About 3 KiB per Entra token with its claims.
+                // About 6 KiB per app-only Entra token with its claims, held.
                 TokenCache::with_weighter(
-                    (self.cache_bytes / 3072).max(16),
+                    (self.cache_bytes / 6144).max(16),
                     self.cache_bytes as u64,
                     TokenWeight,
                 )
             }),
             static_keys,
         });
-        if static_keys {
-            return Ok(TokenValidator { inner });
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(refresh_loop(Arc::downgrade(&inner)));
-        }
+        inner.start_refresh_loop();
         Ok(TokenValidator { inner })
     }
 }
 
 async fn refresh_loop(inner: Weak<Inner>) {
+    /// Marks the task as gone when it ends or is dropped (its runtime shut down), so that a
+    /// later validation inside a runtime starts it again.
+    struct Running(Weak<Inner>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(inner) = self.0.upgrade() {
+                inner.refresh_loop.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+    let _running = Running(inner.clone());
     const FIRST_BACKOFF: Duration = Duration::from_secs(1);
     let mut backoff = FIRST_BACKOFF;
     // The first round joins a refresh that anyone completed since the validator was built
@@ -540,24 +615,115 @@ async fn refresh_loop(inner: Weak<Inner>) {
 }
 
 impl Inner {
+    /// Starts the background refresh task if it is not running, no keys are static, and
+    /// the caller runs inside a Tokio runtime (at build, or lazily on a later validation
+    /// when the validator was built outside one or the task's runtime shut down).
+    fn start_refresh_loop(self: &Arc<Self>) {
+        if self.static_keys || self.refresh_loop.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.refresh_loop.swap(true, Ordering::SeqCst) {
+            runtime.spawn(refresh_loop(Arc::downgrade(self)));
+        }
+    }
+
     /// One refresh at a time; callers that queued behind a refresh that completed meanwhile
     /// return without fetching again.
-    async fn refresh(&self) -> Result<(), FetchError> {
+    async fn refresh(self: &Arc<Self>) -> Result<(), FetchError> {
         self.refresh_since(self.generation.load(Ordering::SeqCst))
             .await
     }
 
+    fn refreshing(&self) -> bool {
+        self.refresh_status.borrow().running
+    }
+
+    /// Takes the refresh unless one is fetching or one completed since generation `seen`.
+    fn claim_refresh(&self, seen: u64) -> Claim {
+        let mut claim = Claim::Running;
+        self.refresh_status.send_if_modified(|status| {
+            if status.completed != seen {
+                claim = Claim::Done;
+                false
+            } else if status.running {
+                false
+            } else {
+                status.running = true;
+                claim = Claim::Claimed;
+                true
+            }
+        });
+        claim
+    }
+
     /// Refreshes unless a refresh completed since generation `seen` was observed (then the
-    /// keys are already as fresh as this caller needs). Static keys are never refreshed.
-    async fn refresh_since(&self, seen: u64) -> Result<(), FetchError> {
+    /// keys are already as fresh as this caller needs); joins the refresh under way, if any.
+    /// Static keys are never refreshed.
+    ///
+    /// The fetch runs in a spawned task: dropping this future (a client that disconnects, a
+    /// timeout) does not cancel it, and the callers waiting for it still get its keys.
+    /// Without a Tokio runtime it runs in this future, and a guard releases the refresh if
+    /// the future is dropped.
+    async fn refresh_since(self: &Arc<Self>, seen: u64) -> Result<(), FetchError> {
         if self.static_keys {
             return Ok(());
         }
-        let _guard = self.refresh_lock.lock().await;
-        if self.generation.load(Ordering::SeqCst) != seen {
-            return Ok(());
+        let mut detach = true;
+        loop {
+            // Subscribed before looking, so that no change after the look is missed.
+            let mut status = self.refresh_status.subscribe();
+            match self.claim_refresh(seen) {
+                Claim::Done => return Ok(()),
+                Claim::Claimed => {
+                    let runtime = detach
+                        .then(|| tokio::runtime::Handle::try_current().ok())
+                        .flatten();
+                    let Some(runtime) = runtime else {
+                        return self.run_refresh().await;
+                    };
+                    let (sender, receiver) = tokio::sync::oneshot::channel();
+                    let inner = Arc::clone(self);
+                    runtime.spawn(async move {
+                        let _ = sender.send(inner.run_refresh().await);
+                    });
+                    match receiver.await {
+                        Ok(result) => return result,
+                        // The task was dropped unfinished (its runtime is shutting down)
+                        // and released the refresh: fetch in this future instead.
+                        Err(_) => detach = false,
+                    }
+                }
+                Claim::Running => {
+                    // Until it completes or is abandoned; then look again.
+                    let _ = status
+                        .wait_for(|status| status.completed != seen || !status.running)
+                        .await;
+                }
+            }
         }
-        self.refreshing.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits for the refresh under way, if any, without ever starting one.
+    async fn join_refresh(&self) {
+        let mut status = self.refresh_status.subscribe();
+        let now = *status.borrow_and_update();
+        if now.running {
+            let _ = status
+                .wait_for(|status| status.completed != now.completed || !status.running)
+                .await;
+        }
+    }
+
+    /// Runs a refresh claimed with [`claim_refresh`](Self::claim_refresh): fetches, stores
+    /// the keys, and completes the refresh, or releases it if dropped before.
+    async fn run_refresh(&self) -> Result<(), FetchError> {
+        let guard = RefreshGuard {
+            inner: self,
+            completed: false,
+        };
         let result = self.fetch().await;
         match &result {
             Ok(snapshot) => {
@@ -574,8 +740,7 @@ impl Inner {
             }
             self.snapshot.store(Some(Arc::new(snapshot)));
         });
-        self.refreshing.store(false, Ordering::SeqCst);
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        guard.complete();
         result
     }
 
@@ -845,11 +1010,18 @@ impl TokenValidator {
     ///
     /// When the metadata or the key set cannot be fetched; the last known good keys stay.
     pub async fn refresh(&self) -> Result<(), FetchError> {
+        self.inner.start_refresh_loop();
         self.inner.refresh().await
     }
 
     /// Validates a token, refreshing the keys first if the token names an unknown key and the
     /// refresh rules allow it (at most once per 5 minutes, single flight).
+    ///
+    /// Cancellation-safe: the refresh runs detached from this future, so dropping it (a
+    /// client that disconnects, a timeout) neither cancels the fetch nor keeps other requests
+    /// from refreshing. Called inside a Tokio runtime, it also starts the background refresh
+    /// if [`TokenValidatorBuilder::build`] could not (built outside a runtime) or its runtime
+    /// has shut down since.
     ///
     /// # Errors
     ///
@@ -861,10 +1033,10 @@ impl TokenValidator {
         let seen = self.inner.generation.load(Ordering::SeqCst);
         match self.validate_with_current_keys(token) {
             Err(error) if needs_keys(&error) && !self.inner.static_keys => {
-                if self.inner.refreshing.load(Ordering::SeqCst) {
-                    // Join the refresh under way (it holds the lock until its keys are
-                    // stored); never start another without a slot.
-                    drop(self.inner.refresh_lock.lock().await);
+                self.inner.start_refresh_loop();
+                if self.inner.refreshing() {
+                    // Join the refresh under way; never start another without a slot.
+                    self.inner.join_refresh().await;
                     self.validate_with_current_keys(token)
                 } else if self.inner.take_forced_refresh_slot(error.kind()) {
                     // The outcome is logged by refresh; the retry below reports what matters.
@@ -922,7 +1094,7 @@ impl TokenValidator {
         }
         let (claims, key_id) = self.check_uncached(token)?;
         if let Some(cache) = &inner.cache {
-            let weight = (token.len() * 2 + 256) as u64;
+            let weight = (token.len() + claims.heap_bytes() + CACHE_ENTRY_OVERHEAD) as u64;
             cache.insert(
                 token.into(),
                 CachedToken {
@@ -1734,6 +1906,40 @@ mod tests {
             0,
             "a static validator never fetches"
         );
+    }
+
+    /// Without a Tokio runtime the fetch runs in the caller's future: dropping that future
+    /// (or a panic in it: the HTTP client needs a runtime) releases the refresh instead of
+    /// leaving it "under way" for ever.
+    #[test]
+    fn a_refresh_dropped_outside_a_runtime_releases_its_claim() {
+        use std::future::Future as _;
+        use std::task::{Context, Waker};
+        let validator =
+            TokenValidator::builder(Authority::oidc("http://127.0.0.1:9").expect("authority"))
+                .client_id("api")
+                .build()
+                .expect("validator");
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        for round in 0..2 {
+            let mut refresh = Box::pin(validator.refresh());
+            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                refresh
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                    .is_pending()
+            }));
+            if polled.is_ok() {
+                assert!(validator.inner.refreshing(), "round {round}: fetching");
+            }
+            drop(refresh);
+            assert!(
+                !validator.inner.refreshing(),
+                "round {round}: a dropped refresh is released"
+            );
+            assert_eq!(validator.inner.generation.load(Ordering::SeqCst), 0);
+        }
+        assert!(!validator.inner.refresh_loop.load(Ordering::SeqCst));
     }
 
     #[test]
