@@ -1447,3 +1447,215 @@ mod cancelled_refresh {
         }
     }
 }
+
+/// The configuration table's settings do what their names say, read from JSON as a user writes
+/// them: `ValidAlgorithms`, `ClockSkewSeconds`, `MaxTokenSize` and
+/// `AllowWebApiToBeAuthorizedByACL`, each against the same token shapes over real HTTP.
+#[tokio::test]
+async fn configuration_settings_do_what_their_names_say() {
+    use tower_azure_auth::config::ConfigSource;
+    use tower_azure_auth::{AzureAdOptions, ConfigError};
+
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    let options = |extra: Value| -> AzureAdOptions {
+        let mut section = json!({"Instance": idp.instance(), "TenantId": TENANT, "ClientId": API});
+        section
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        ConfigSource::from_json_str(&json!({ "AzureAd": section }).to_string())
+            .unwrap()
+            .section("AzureAd")
+            .unwrap()
+    };
+    let serve_with = |extra: Value| {
+        let options = options(extra);
+        async move {
+            let validator = TokenValidator::from_options(&options)
+                .unwrap()
+                .clock(Arc::new(ManualClock::at_unix(NOW)))
+                .build()
+                .unwrap();
+            validator.refresh().await.unwrap();
+            serve(app(validator)).await
+        }
+    };
+    let rs256 = |claims: &Value| key.token(claims);
+    let ps256 = |claims: &Value| {
+        key.sign(
+            &json!({"alg": "PS256", "typ": "JWT", "kid": "key-1"}),
+            claims,
+        )
+    };
+    let good = claims_v2(&idp);
+    let mut no_permission = good.clone();
+    no_permission.as_object_mut().unwrap().remove("roles");
+    let mut expired_a_minute_ago = good.clone();
+    expired_a_minute_ago["exp"] = json!(NOW - 60);
+    let mut padded = good.clone();
+    padded["padding"] = json!("x".repeat(3000));
+
+    struct Case {
+        name: &'static str,
+        settings: Value,
+        token: String,
+        status: u16,
+        /// A word of the `WWW-Authenticate` challenge of a refusal.
+        says: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "default algorithms: RS256 accepted",
+            settings: json!({}),
+            token: rs256(&good),
+            status: 200,
+            says: "",
+        },
+        Case {
+            name: "default algorithms: PS256 refused",
+            settings: json!({}),
+            token: ps256(&good),
+            status: 401,
+            says: "PS256",
+        },
+        Case {
+            name: "ValidAlgorithms PS256: PS256 accepted",
+            settings: json!({"ValidAlgorithms": ["PS256"]}),
+            token: ps256(&good),
+            status: 200,
+            says: "",
+        },
+        Case {
+            name: "ValidAlgorithms PS256: RS256 refused",
+            settings: json!({"ValidAlgorithms": ["PS256"]}),
+            token: rs256(&good),
+            status: 401,
+            says: "RS256",
+        },
+        Case {
+            name: "default leeway (300 s): expired a minute ago accepted",
+            settings: json!({}),
+            token: rs256(&expired_a_minute_ago),
+            status: 200,
+            says: "",
+        },
+        Case {
+            name: "ClockSkewSeconds 10: expired a minute ago refused",
+            settings: json!({"ClockSkewSeconds": 10}),
+            token: rs256(&expired_a_minute_ago),
+            status: 401,
+            says: "expired",
+        },
+        Case {
+            name: "default MaxTokenSize: a 4 KB token accepted",
+            settings: json!({}),
+            token: rs256(&padded),
+            status: 200,
+            says: "",
+        },
+        Case {
+            name: "MaxTokenSize 2048: a 4 KB token refused",
+            settings: json!({"MaxTokenSize": 2048}),
+            token: rs256(&padded),
+            status: 401,
+            says: "2048",
+        },
+        Case {
+            name: "default: neither scp nor roles refused (IDW10201)",
+            settings: json!({}),
+            token: rs256(&no_permission),
+            status: 401,
+            says: "IDW10201",
+        },
+        Case {
+            name: "AllowWebApiToBeAuthorizedByACL: neither scp nor roles accepted",
+            settings: json!({"AllowWebApiToBeAuthorizedByACL": true}),
+            token: rs256(&no_permission),
+            status: 200,
+            says: "",
+        },
+    ];
+    for case in cases {
+        let url = serve_with(case.settings).await;
+        let (status, challenge, body) = call(&url, Some(&case.token)).await;
+        assert_eq!(status, case.status, "{}: {challenge:?} {body}", case.name);
+        if case.status == 200 {
+            assert_eq!(body, CALLER, "{}", case.name);
+        } else {
+            let challenge = challenge.unwrap_or_default();
+            assert!(
+                challenge.contains("invalid_token") && challenge.contains(case.says),
+                "{}: {challenge}",
+                case.name
+            );
+        }
+    }
+
+    // `none` and HMAC can never be configured: a startup error naming the setting.
+    for algorithms in [json!(["none"]), json!(["HS256"]), json!(["RS256", "HS512"])] {
+        let error = TokenValidator::from_options(&options(json!({"ValidAlgorithms": algorithms})))
+            .and_then(|builder| builder.build())
+            .expect_err("an algorithm outside the RSA allow-list");
+        assert!(
+            matches!(error, ConfigError::Invalid { .. }),
+            "{algorithms}: {error:?}"
+        );
+        assert!(
+            error.to_string().contains("ValidAlgorithms"),
+            "{algorithms}: {error}"
+        );
+    }
+}
+
+/// An encrypted token (JWE, five parts) is refused as malformed, never decrypted or verified.
+#[tokio::test]
+async fn an_encrypted_token_is_refused_unparsed() {
+    let f = fixture().await;
+    let jwe = format!(
+        "{}.{}.{}.{}.{}",
+        b64(br#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#),
+        b64(b"k"),
+        b64(b"iv"),
+        b64(b"ct"),
+        b64(b"tag")
+    );
+    let (status, challenge, _) = call(&f.url, Some(&jwe)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.unwrap_or_default().contains("JWE"));
+    assert_eq!(
+        f.validator.validate(&jwe).await.unwrap_err().kind(),
+        AuthErrorKind::MalformedToken
+    );
+}
+
+/// Keys are refreshed in the background on the configured interval (12 h by default), with no
+/// request needing them: a rotation is picked up although no token names the new key yet.
+#[tokio::test]
+async fn keys_are_refreshed_in_the_background_on_the_interval() {
+    let old = TestKey::generate("key-1");
+    let new = TestKey::generate("key-2");
+    let idp = TestIdp::start(TENANT, &[&old]).await;
+    let validator = TokenValidator::builder(Authority::entra(&idp.instance(), TENANT).unwrap())
+        .client_id(API)
+        .clock(Arc::new(ManualClock::at_unix(NOW)))
+        .refresh_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    validator.refresh().await.unwrap();
+    idp.set_keys(&[&new]);
+    let token = new.token(&claims_v2(&idp));
+    // Bounded wait: the background task fetches every 200 ms; 10 s is the failure bound.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while validator.validate_with_current_keys(&token).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotated key was never fetched in the background"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        idp.jwks_hits() >= 2,
+        "fetched by the background task, not by a request"
+    );
+}

@@ -161,6 +161,7 @@ pub(crate) struct BearerAuth {
 
 impl BearerAuth {
     /// Whether a request to `url` gets the token; logs the refusal at debug.
+    #[cfg(feature = "reqwest")]
     pub(crate) fn allows_url(&self, url: &Url) -> bool {
         self.allows(Some(url.origin()))
     }
