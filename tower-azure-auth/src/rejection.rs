@@ -7,19 +7,46 @@
 //! * signing keys not available yet: `503` with `Retry-After`;
 //! * authenticated but not authorized: `403` without `WWW-Authenticate` (as ASP.NET Core),
 //!   with a JSON body naming the requirements that failed.
+//!
+//! A response made by [`Rejection::into_response`] carries the cause in its extensions: the
+//! [`AuthError`] of a `401`/`503`, the [`AuthorizationFailure`] of a `403` (as tower-http's
+//! csrf layer does), so that an outer metrics or logging layer can label the refusal without
+//! parsing the body. The actix-web adapter does the same with `HttpResponse::extensions_mut`.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::Response;
+//! use tower_azure_auth::rejection::Rejection;
+//! use tower_azure_auth::{AuthError, AuthErrorKind};
+//!
+//! let response: Response<Bytes> = Rejection::unauthenticated(&AuthError::missing_token()).into_response();
+//! assert_eq!(response.status(), 401);
+//! let error = response.extensions().get::<AuthError>().unwrap();
+//! assert_eq!(error.kind(), AuthErrorKind::MissingToken);
+//! ```
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 
+use crate::authorization::AuthorizationFailure;
 use crate::error::{AuthError, AuthErrorKind};
 
-/// A refusal, independent of the HTTP stack: a status, a few headers and a body.
+/// A refusal, independent of the HTTP stack: a status, a few headers, a body and, for the
+/// refusals of the layers, its cause.
 #[derive(Debug, Clone)]
 pub struct Rejection {
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Bytes,
+    cause: Option<Cause>,
+}
+
+/// Why a request was refused, inserted into the response's extensions.
+#[derive(Debug, Clone)]
+enum Cause {
+    Unauthenticated(AuthError),
+    Forbidden(AuthorizationFailure),
 }
 
 /// Seconds a client should wait before retrying when the keys are unavailable.
@@ -32,6 +59,7 @@ impl Rejection {
             status,
             headers: vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
             body: Bytes::from(body.to_string()),
+            cause: None,
         }
     }
 
@@ -57,6 +85,28 @@ impl Rejection {
                 .headers
                 .push((RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS)));
         }
+        rejection.cause = Some(Cause::Unauthenticated(error.clone()));
+        rejection
+    }
+
+    /// The response for an authenticated caller that is not authorized: `403` without
+    /// `WWW-Authenticate` (as ASP.NET Core), with a JSON body naming the failed requirements:
+    /// `{"error":"forbidden","error_description":"…","failed_requirements":["…"]}`.
+    pub fn forbidden(failure: &AuthorizationFailure) -> Self {
+        let failed: Vec<String> = failure
+            .failed_requirements()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut rejection = Self::json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({
+                "error": "forbidden",
+                "error_description": failure.description(),
+                "failed_requirements": failed,
+            }),
+        );
+        rejection.cause = Some(Cause::Forbidden(failure.clone()));
         rejection
     }
 
@@ -82,13 +132,52 @@ impl Rejection {
         &self.body
     }
 
-    /// An `http` 1 response, for Tower and axum.
+    /// The authentication failure of a [`unauthenticated`](Self::unauthenticated) refusal.
+    pub fn auth_error(&self) -> Option<&AuthError> {
+        match &self.cause {
+            Some(Cause::Unauthenticated(error)) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The authorization failure of a [`forbidden`](Self::forbidden) refusal.
+    pub fn authorization_failure(&self) -> Option<&AuthorizationFailure> {
+        match &self.cause {
+            Some(Cause::Forbidden(failure)) => Some(failure),
+            _ => None,
+        }
+    }
+
+    /// Inserts the cause, if any ([`AuthError`] or [`AuthorizationFailure`]), into
+    /// `extensions`; [`into_response`](Self::into_response) does it for `http` 1 responses.
+    pub fn insert_cause(&self, extensions: &mut http::Extensions) {
+        match &self.cause {
+            Some(Cause::Unauthenticated(error)) => {
+                extensions.insert(error.clone());
+            }
+            Some(Cause::Forbidden(failure)) => {
+                extensions.insert(failure.clone());
+            }
+            None => {}
+        }
+    }
+
+    /// An `http` 1 response, for Tower and axum, with the cause in its extensions.
     pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
         let mut response = Response::new(B::from(self.body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         for (name, value) in self.headers {
             headers.append(name, value);
+        }
+        match self.cause {
+            Some(Cause::Unauthenticated(error)) => {
+                response.extensions_mut().insert(error);
+            }
+            Some(Cause::Forbidden(failure)) => {
+                response.extensions_mut().insert(failure);
+            }
+            None => {}
         }
         response
     }
@@ -97,6 +186,7 @@ impl Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authorization::FailedRequirement;
 
     #[test]
     fn unauthenticated_shapes() {
@@ -112,6 +202,8 @@ mod tests {
         );
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["error"], "invalid_token");
+        let error = response.extensions().get::<AuthError>().unwrap();
+        assert_eq!(error.kind(), AuthErrorKind::InvalidAudience);
 
         let response: Response<Bytes> = Rejection::unauthenticated(&AuthError::new(
             AuthErrorKind::KeysUnavailable,
@@ -121,5 +213,40 @@ mod tests {
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[RETRY_AFTER], "5");
         assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn forbidden_rejection() {
+        let failure = AuthorizationFailure::new(
+            Some("ValidateAccessTokenPolicy".into()),
+            vec![FailedRequirement::new(
+                "claim `azpacr` must be one of [2]".into(),
+                "the token has a different value or none".into(),
+                false,
+            )],
+        );
+        let response: http::Response<bytes::Bytes> = Rejection::forbidden(&failure).into_response();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response
+            .headers()
+            .get(http::header::WWW_AUTHENTICATE)
+            .is_none());
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        assert_eq!(
+            response.extensions().get::<AuthorizationFailure>(),
+            Some(&failure)
+        );
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "forbidden",
+                "error_description": "the caller does not satisfy the authorization policy `ValidateAccessTokenPolicy`",
+                "failed_requirements": ["claim `azpacr` must be one of [2]; the token has a different value or none"],
+            })
+        );
     }
 }

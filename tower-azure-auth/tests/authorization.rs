@@ -25,7 +25,7 @@ use tower_azure_auth::claims::{Claims, ClientAuthentication};
 use tower_azure_auth::clock::ManualClock;
 use tower_azure_auth::error::ConfigError;
 use tower_azure_auth::layers::{
-    AuthorizeLayer, RequireClaim, RequireClientAuthentication, RequirePolicy, RequireRole,
+    AuthorizeLayer, RequireClaim, RequireClientAuthentication, RequirePolicyLayer, RequireRole,
     ValidateAccessTokenLayer,
 };
 use tower_azure_auth::{Authority, TokenValidator};
@@ -97,14 +97,14 @@ fn app() -> Result<Router, ConfigError> {
     Ok(Router::new()
         .route(
             "/weatherforecast",
-            get(|| async { "[]" }).layer(RequirePolicy::named(
+            get(|| async { "[]" }).layer(RequirePolicyLayer::named(
                 &policies,
                 "ValidateAccessTokenPolicy",
             )?),
         )
         .route(
             "/any-version",
-            get(|| async { "[]" }).layer(RequirePolicy::named(&policies, "AnyTokenVersion")?),
+            get(|| async { "[]" }).layer(RequirePolicyLayer::named(&policies, "AnyTokenVersion")?),
         )
         .route(
             "/role",
@@ -129,7 +129,7 @@ fn a_misspelt_policy_fails_at_startup() {
     let policies = Policies::builder()
         .add_policy("ValidateAccessTokenPolicy", Policy::authenticated())
         .build();
-    let error = RequirePolicy::named(&policies, "ValidateAccesTokenPolicy").unwrap_err();
+    let error = RequirePolicyLayer::named(&policies, "ValidateAccesTokenPolicy").unwrap_err();
     assert!(
         matches!(&error, ConfigError::UnknownPolicy { name, known }
             if name == "ValidateAccesTokenPolicy" && known == "ValidateAccessTokenPolicy"),

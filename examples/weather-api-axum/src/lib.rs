@@ -16,7 +16,7 @@ use tower_azure_auth::authorization::{
     Policy, Requirement,
 };
 use tower_azure_auth::claims::ClientAuthentication;
-use tower_azure_auth::layers::{RequirePolicy, ValidateAccessTokenLayer};
+use tower_azure_auth::layers::{RequirePolicyLayer, ValidateAccessTokenLayer};
 use tower_azure_auth::{AzureAdOptions, ConfigError, TokenValidator};
 
 /// The policy name the seed's controller uses: `[Authorize(Policy = "ValidateAccessTokenPolicy")]`.
@@ -171,7 +171,7 @@ async fn healthz() -> &'static str {
 pub fn router(validator: TokenValidator, policies: &Policies) -> Result<Router, ConfigError> {
     let protected = Router::new()
         .route("/weatherforecast", get(weather_forecast))
-        .layer(RequirePolicy::named(policies, POLICY)?)
+        .layer(RequirePolicyLayer::named(policies, POLICY)?)
         .layer(ValidateAccessTokenLayer::new(validator));
     Ok(Router::new()
         .route("/healthz", get(healthz))

@@ -14,7 +14,7 @@ use axum::Router;
 use clap::{Parser, ValueEnum};
 use tower_azure_auth::authorization::{Policies, Policy};
 use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
-use tower_azure_auth::layers::{RequirePolicy, ValidateAccessTokenLayer};
+use tower_azure_auth::layers::{RequirePolicyLayer, ValidateAccessTokenLayer};
 use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority, IssueToken};
 use tower_azure_auth::{Authority, TokenValidator};
 
@@ -126,7 +126,7 @@ async fn main() -> ExitCode {
                 .build();
             route
                 .layer(
-                    RequirePolicy::named(&policies, "ValidateAccessTokenPolicy").expect("policy"),
+                    RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy").expect("policy"),
                 )
                 .layer(ValidateAccessTokenLayer::new(with_cache))
         }

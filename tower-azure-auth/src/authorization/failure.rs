@@ -1,12 +1,9 @@
-//! Why a caller was refused: [`AuthorizationFailure`], and its 403 response.
+//! Why a caller was refused: [`AuthorizationFailure`]; its 403 response is
+//! [`Rejection::forbidden`](crate::rejection::Rejection::forbidden).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-
-use http::StatusCode;
-
-use crate::rejection::Rejection;
 
 /// The result of evaluating a policy.
 pub type AuthorizationResult = Result<(), AuthorizationFailure>;
@@ -95,24 +92,3 @@ impl fmt::Display for AuthorizationFailure {
 }
 
 impl std::error::Error for AuthorizationFailure {}
-
-impl Rejection {
-    /// The response for an authenticated caller that is not authorized: `403` without
-    /// `WWW-Authenticate` (as ASP.NET Core), with a JSON body naming the failed requirements:
-    /// `{"error":"forbidden","error_description":"…","failed_requirements":["…"]}`.
-    pub fn forbidden(failure: &AuthorizationFailure) -> Self {
-        let failed: Vec<String> = failure
-            .failed_requirements()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        Self::json(
-            StatusCode::FORBIDDEN,
-            &serde_json::json!({
-                "error": "forbidden",
-                "error_description": failure.description(),
-                "failed_requirements": failed,
-            }),
-        )
-    }
-}

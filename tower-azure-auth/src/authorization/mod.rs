@@ -4,7 +4,7 @@
 //! are in [`layers`](crate::layers): per route [`RequireRole`](crate::layers::RequireRole),
 //! [`RequireClaim`](crate::layers::RequireClaim),
 //! [`RequireClientAuthentication`](crate::layers::RequireClientAuthentication),
-//! [`RequirePolicy`](crate::layers::RequirePolicy); router-wide, with the default and fallback
+//! [`RequirePolicyLayer`](crate::layers::RequirePolicyLayer); router-wide, with the default and fallback
 //! policies and anonymous routes, [`AuthorizeLayer`](crate::layers::AuthorizeLayer). The
 //! actix-web adapter calls [`Policies`] and [`RoutePolicies`] directly.
 //!
@@ -53,7 +53,7 @@
 //!     AuthorizationContext, AuthorizationHandler, HandlerOutcome, Policies, Policy, Requirement,
 //! };
 //! use tower_azure_auth::claims::Claims;
-//! use tower_azure_auth::layers::RequirePolicy;
+//! use tower_azure_auth::layers::RequirePolicyLayer;
 //!
 //! #[derive(Debug)]
 //! struct HasServiceApiRoleRequirement;
@@ -100,7 +100,7 @@
 //!     )
 //!     .build();
 //!
-//! let api = RequirePolicy::named(&policies, "ValidateAccessTokenPolicy")?.layer(service_fn(
+//! let api = RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy")?.layer(service_fn(
 //!     |_req: Request<Body>| async { Ok::<_, std::convert::Infallible>(Response::new(Body::empty())) },
 //! ));
 //!
@@ -169,8 +169,6 @@ pub use requirement::{
     Decision, Requirement, RolesRequirement, ScopeOrAppPermissionRequirement, ScopesRequirement,
 };
 pub use routes::{RouteAuthorization, RoutePolicies};
-
-pub(crate) use policies::authorize_requirement;
 
 /// The `tracing` target of denials.
 pub(crate) const LOG_TARGET: &str = "tower_azure_auth::authorization";

@@ -68,7 +68,7 @@ impl PoliciesBuilder {
     }
 
     /// The policy for endpoints that ask for authorization without naming a policy
-    /// (`[Authorize]`): [`RequirePolicy::default_policy`](crate::layers::RequirePolicy::default_policy)
+    /// (`[Authorize]`): [`RequirePolicyLayer::default_policy`](crate::layers::RequirePolicyLayer::default_policy)
     /// and the routes listed with [`RoutePolicies::default_for`](super::RoutePolicies::default_for).
     /// Defaults to [`Policy::authenticated`].
     pub fn default_policy(mut self, policy: Policy) -> Self {
@@ -83,7 +83,7 @@ impl PoliciesBuilder {
     /// them).
     ///
     /// Only a router-wide authorization layer applies it; per-route layers
-    /// ([`RequirePolicy`](crate::layers::RequirePolicy)) apply their own policy.
+    /// ([`RequirePolicyLayer`](crate::layers::RequirePolicyLayer)) apply their own policy.
     pub fn fallback_policy(mut self, policy: Policy) -> Self {
         self.inner.fallback = Some(policy);
         self
@@ -223,8 +223,9 @@ impl Policies {
     }
 }
 
-/// Decides one self-deciding requirement alone (no handler, no PII): the single-requirement
-/// layers use it.
+/// Decides one self-deciding requirement alone (no handler, no PII), as an inline policy of
+/// that one requirement does (what the single-requirement layers build); for the tests.
+#[cfg(test)]
 pub(crate) fn authorize_requirement(
     requirement: &dyn Requirement,
     ctx: &AuthorizationContext<'_>,

@@ -1,12 +1,11 @@
 use std::borrow::Cow;
 
-use http::{Method, Request, StatusCode};
+use http::{Method, Request};
 use serde_json::{json, Value};
 
 use super::*;
 use crate::claims::{Claims, ClientAuthentication};
 use crate::error::ConfigError;
-use crate::rejection::Rejection;
 
 fn claims(value: Value) -> Claims {
     Claims::from_json(value).unwrap()
@@ -708,37 +707,6 @@ fn pii_only_when_enabled() {
             "{name}: {text}"
         );
     }
-}
-
-#[test]
-fn forbidden_rejection() {
-    let failure = AuthorizationFailure::new(
-        Some("ValidateAccessTokenPolicy".into()),
-        vec![FailedRequirement::new(
-            "claim `azpacr` must be one of [2]".into(),
-            "the token has a different value or none".into(),
-            false,
-        )],
-    );
-    let response: http::Response<bytes::Bytes> = Rejection::forbidden(&failure).into_response();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert!(response
-        .headers()
-        .get(http::header::WWW_AUTHENTICATE)
-        .is_none());
-    assert_eq!(
-        response.headers()[http::header::CONTENT_TYPE],
-        "application/json"
-    );
-    let body: Value = serde_json::from_slice(response.body()).unwrap();
-    assert_eq!(
-        body,
-        json!({
-            "error": "forbidden",
-            "error_description": "the caller does not satisfy the authorization policy `ValidateAccessTokenPolicy`",
-            "failed_requirements": ["claim `azpacr` must be one of [2]; the token has a different value or none"],
-        })
-    );
 }
 
 #[test]

@@ -89,6 +89,7 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::POLLED_AFTER_COMPLETION;
 use crate::credentials::{is_invalid_token, BearerAuth, BearerAuthBuilder, TokenSource};
 use crate::error::ConfigError;
 
@@ -209,22 +210,7 @@ pub struct AddAccessToken<S> {
     auth: BearerAuth,
 }
 
-impl<S> AddAccessToken<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+inner_service_accessors!(AddAccessToken<S>);
 
 impl<S, B, ResBody> Service<Request<B>> for AddAccessToken<S>
 where
@@ -248,7 +234,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         ResponseFuture {
-            future: Box::pin(async move {
+            future: Some(Box::pin(async move {
                 if !auth.allows_uri(request.uri()) {
                     return inner.call(request).await.map_err(Into::into);
                 }
@@ -285,7 +271,7 @@ where
                     .await
                     .map_err(Into::into)?;
                 inner.call(retry).await.map_err(Into::into)
-            }),
+            })),
         }
     }
 }
@@ -322,8 +308,13 @@ impl Replay {
 }
 
 /// The response future of [`AddAccessToken`] (boxed: it awaits the token source).
+///
+/// # Panics
+///
+/// When polled after it completed.
 pub struct ResponseFuture<T> {
-    future: Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>,
+    /// `None` once completed.
+    future: Option<Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>>,
 }
 
 impl<T> fmt::Debug for ResponseFuture<T> {
@@ -336,6 +327,9 @@ impl<T> Future for ResponseFuture<T> {
     type Output = Result<T, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.future.as_mut().poll(cx)
+        let future = self.future.as_mut().expect(POLLED_AFTER_COMPLETION);
+        let output = std::task::ready!(future.as_mut().poll(cx));
+        self.future = None;
+        Poll::Ready(output)
     }
 }

@@ -17,7 +17,7 @@
 //! answers a path that matches nothing with the outer router's fallback, which a layer on a
 //! nested router does not wrap.
 //!
-//! Declare a route's policy here rather than with its own `route_layer(RequirePolicy …)`: under
+//! Declare a route's policy here rather than with its own `route_layer(RequirePolicyLayer …)`: under
 //! a fallback policy, a route with only a `route_layer` must satisfy both. A matched route
 //! that is not listed while no fallback is set is logged once with `tracing::warn!`, so a
 //! misspelt pattern shows.
@@ -110,20 +110,24 @@
 
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use super::require::ResponseFuture;
+use super::require::{DefaultRefusal, OnRefusal};
 use crate::authorization::{Policies, Policy, RouteAuthorization, RoutePolicies};
 use crate::error::ConfigError;
 
 /// Applies each route's policy, the default policy or the fallback policy, router-wide; see
 /// the [module docs](self). Cheap to clone (axum clones it per route).
+///
+/// Refusals are the shared [`Rejection`](crate::rejection::Rejection)s, with their cause in the
+/// response's extensions; [`with_rejection`](Self::with_rejection) swaps the response builder.
 #[derive(Debug, Clone)]
-pub struct AuthorizeLayer {
+pub struct AuthorizeLayer<R = DefaultRefusal> {
     routes: RoutePolicies,
+    refusal: R,
 }
 
 impl AuthorizeLayer {
@@ -131,8 +135,19 @@ impl AuthorizeLayer {
     /// no route listed yet: every route gets the fallback policy (or is left as it is without
     /// one).
     pub fn new(policies: &Policies) -> Self {
-        Self {
-            routes: RoutePolicies::new(policies),
+        Self::from(RoutePolicies::new(policies))
+    }
+}
+
+impl<R> AuthorizeLayer<R> {
+    /// Swaps the refusal response builder (a closure `Fn(Rejection) -> Response<B>` or an
+    /// [`OnRefusal`] implementation), as
+    /// [`RequirePolicyLayer::with_rejection`](super::RequirePolicyLayer::with_rejection); the
+    /// cause stays in the response's extensions.
+    pub fn with_rejection<R2>(self, refusal: R2) -> AuthorizeLayer<R2> {
+        AuthorizeLayer {
+            routes: self.routes,
+            refusal,
         }
     }
 
@@ -145,6 +160,7 @@ impl AuthorizeLayer {
     pub fn route(self, pattern: impl Into<String>, name: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             routes: self.routes.route(pattern, name)?,
+            ..self
         })
     }
 
@@ -153,6 +169,7 @@ impl AuthorizeLayer {
     pub fn route_policy(self, pattern: impl Into<String>, policy: Policy) -> Self {
         Self {
             routes: self.routes.route_policy(pattern, policy),
+            ..self
         }
     }
 
@@ -161,6 +178,7 @@ impl AuthorizeLayer {
     pub fn default_for(self, pattern: impl Into<String>) -> Self {
         Self {
             routes: self.routes.default_for(pattern),
+            ..self
         }
     }
 
@@ -170,6 +188,7 @@ impl AuthorizeLayer {
     pub fn anonymous(self, pattern: impl Into<String>) -> Self {
         Self {
             routes: self.routes.anonymous(pattern),
+            ..self
         }
     }
 
@@ -181,44 +200,34 @@ impl AuthorizeLayer {
 
 impl From<RoutePolicies> for AuthorizeLayer {
     fn from(routes: RoutePolicies) -> Self {
-        Self { routes }
+        Self {
+            routes,
+            refusal: DefaultRefusal,
+        }
     }
 }
 
-impl<S> Layer<S> for AuthorizeLayer {
-    type Service = Authorize<S>;
+impl<S, R: Clone> Layer<S> for AuthorizeLayer<R> {
+    type Service = Authorize<S, R>;
 
-    fn layer(&self, inner: S) -> Authorize<S> {
+    fn layer(&self, inner: S) -> Authorize<S, R> {
         Authorize {
             inner,
             routes: self.routes.clone(),
+            refusal: self.refusal.clone(),
         }
     }
 }
 
 /// The service of [`AuthorizeLayer`].
 #[derive(Debug, Clone)]
-pub struct Authorize<S> {
+pub struct Authorize<S, R = DefaultRefusal> {
     inner: S,
     routes: RoutePolicies,
+    refusal: R,
 }
 
-impl<S> Authorize<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+inner_service_accessors!(Authorize<S, R>);
 
 /// The pattern of the route axum matched.
 #[cfg(feature = "axum")]
@@ -234,12 +243,13 @@ fn matched_pattern<B>(_: &Request<B>) -> Option<&str> {
     None
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for Authorize<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    R: OnRefusal<ResBody> + Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: From<Bytes> + 'static,
+    ResBody: 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -254,9 +264,13 @@ where
             .routes
             .for_route(matched_pattern(&request), request.uri().path());
         match decision {
-            RouteAuthorization::Policy(policy) => {
-                super::require::authorize(&mut self.inner, self.routes.policies(), policy, request)
-            }
+            RouteAuthorization::Policy(policy) => super::require::authorize(
+                &mut self.inner,
+                self.routes.policies(),
+                policy,
+                &self.refusal,
+                request,
+            ),
             RouteAuthorization::Anonymous | RouteAuthorization::Unprotected => {
                 ResponseFuture::inner(self.inner.call(request))
             }

@@ -1,5 +1,7 @@
-//! Authorization layers: [`RequireRole`], [`RequireClaim`], [`RequireClientAuthentication`]
-//! and [`RequirePolicy`].
+//! Authorization layers: [`RequirePolicyLayer`] → [`RequirePolicy`] → [`ResponseFuture`], with
+//! the shorthands [`RequireRole`], [`RequireClaim`] and [`RequireClientAuthentication`], which
+//! build the same [`RequirePolicy`] service as [`RequirePolicyLayer::role`],
+//! [`RequirePolicyLayer::claim`] and [`RequirePolicyLayer::client_authentication`].
 //!
 //! They read the caller's [`Claims`] from the request extensions, where
 //! [`ValidateAccessTokenLayer`](super::ValidateAccessTokenLayer) puts them, so they go *inside*
@@ -8,7 +10,10 @@
 //! [`AuthError`] that [`defer_refusals`](super::ValidateAccessTokenLayer::defer_refusals) left
 //! in the extensions, else with `WWW-Authenticate: Bearer`; when the caller is not authorized,
 //! `403` with a JSON body that names the failed requirements (see [`Rejection::forbidden`]).
-//! The inner service's error type is unchanged.
+//! The refusal response carries the [`AuthError`] or the
+//! [`AuthorizationFailure`](crate::authorization::AuthorizationFailure) in its extensions;
+//! [`RequirePolicyLayer::with_rejection`] swaps the response builder. The inner service's
+//! error type is unchanged.
 //!
 //! To apply the registry's default and fallback policies router-wide, with anonymous routes,
 //! see [`AuthorizeLayer`](super::AuthorizeLayer).
@@ -21,6 +26,7 @@
 //! use axum::body::Body;
 //! use http::{Request, Response, StatusCode};
 //! use tower::{service_fn, Layer, ServiceExt};
+//! use tower_azure_auth::authorization::AuthorizationFailure;
 //! use tower_azure_auth::claims::Claims;
 //! use tower_azure_auth::layers::RequireClaim;
 //!
@@ -42,17 +48,18 @@
 //! // a client that used a secret
 //! let response = app.clone().oneshot(request("1")).await.unwrap();
 //! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! // why, for an outer metrics or logging layer
+//! assert!(response.extensions().get::<AuthorizationFailure>().is_some());
 //! // no claims at all: not authenticated
 //! let response = app.oneshot(Request::new(Body::empty())).await.unwrap();
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //! # }
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -61,25 +68,63 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::authorization::{
-    authorize_requirement, AuthorizationContext, ClaimRequirement, ClientAuthenticationRequirement,
-    Policies, Policy, RequestFacts, Requirement, RolesRequirement, LOG_TARGET,
-};
+use super::POLLED_AFTER_COMPLETION;
+use crate::authorization::{AuthorizationContext, Policies, Policy, RequestFacts, LOG_TARGET};
 use crate::claims::{Claims, ClientAuthentication};
 use crate::error::{AuthError, ConfigError};
 use crate::rejection::Rejection;
 
-/// Requires an application role: `.layer(RequireRole("service-api"))`.
+/// Builds the response sent when the authorization layers refuse a request, from the shared
+/// [`Rejection`] (`401`/`503` with its [`Rejection::auth_error`], `403` with its
+/// [`Rejection::authorization_failure`]).
 ///
-/// The role may be any `AsRef<str>` (`&'static str`, `String`). The check is synchronous and
-/// does not allocate when the caller has the role.
+/// Implemented by [`DefaultRefusal`] and by every closure `Fn(Rejection) -> Response<B> + Clone`.
+/// Whatever it returns, the layer inserts the cause into the response's extensions.
+pub trait OnRefusal<B>: Clone {
+    /// The response for this refusal.
+    fn on_refusal(&self, rejection: Rejection) -> Response<B>;
+}
+
+/// The shared responses: [`Rejection::into_response`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRefusal;
+
+impl<B: From<Bytes>> OnRefusal<B> for DefaultRefusal {
+    fn on_refusal(&self, rejection: Rejection) -> Response<B> {
+        rejection.into_response()
+    }
+}
+
+impl<B, F> OnRefusal<B> for F
+where
+    F: Fn(Rejection) -> Response<B> + Clone,
+{
+    fn on_refusal(&self, rejection: Rejection) -> Response<B> {
+        self(rejection)
+    }
+}
+
+/// The response for `rejection`, from `refusal`, with the cause in its extensions.
+pub(crate) fn respond<B>(refusal: &impl OnRefusal<B>, rejection: Rejection) -> Response<B> {
+    let mut cause = Extensions::new();
+    rejection.insert_cause(&mut cause);
+    let mut response = refusal.on_refusal(rejection);
+    response.extensions_mut().extend(cause);
+    response
+}
+
+/// Requires an application role: `.layer(RequireRole("service-api"))`, the shorthand of
+/// [`RequirePolicyLayer::role`]; it builds the same [`RequirePolicy`] service.
+///
+/// The role may be any `AsRef<str>` (`&'static str`, `String`). The check is synchronous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequireRole<R>(pub R);
 
-/// Requires a claim with a value: `.layer(RequireClaim("tid", tenant_id))`.
+/// Requires a claim with a value: `.layer(RequireClaim("tid", tenant_id))`, the shorthand of
+/// [`RequirePolicyLayer::claim`]; it builds the same [`RequirePolicy`] service.
 ///
 /// A string claim must equal the value; an array claim must contain it. For several accepted
-/// values or "claim present", build a [`Policy`] and use [`RequirePolicy`].
+/// values or "claim present", build a [`Policy`] and use [`RequirePolicyLayer::new`].
 ///
 /// `azp`/`azpacr` exist only in v2 tokens (v1 tokens carry `appid`/`appidacr`); for those, use
 /// [`RequireClientAuthentication`] or [`PolicyBuilder::require_client_id`](crate::authorization::PolicyBuilder::require_client_id),
@@ -88,7 +133,8 @@ pub struct RequireRole<R>(pub R);
 pub struct RequireClaim<N, V>(pub N, pub V);
 
 /// Requires the calling client to have authenticated this way, in v2 tokens (`azpacr`) and v1
-/// tokens (`appidacr`) alike: `.layer(RequireClientAuthentication(ClientAuthentication::Certificate))`
+/// tokens (`appidacr`) alike: `.layer(RequireClientAuthentication(ClientAuthentication::Certificate))`,
+/// the shorthand of [`RequirePolicyLayer::client_authentication`]
 /// ([`PolicyBuilder::require_client_authentication`](crate::authorization::PolicyBuilder::require_client_authentication)
 /// as a layer).
 ///
@@ -121,64 +167,27 @@ pub struct RequireClaim<N, V>(pub N, pub V);
 pub struct RequireClientAuthentication(pub ClientAuthentication);
 
 impl<S, R: AsRef<str>> Layer<S> for RequireRole<R> {
-    type Service = Require<S>;
+    type Service = RequirePolicy<S>;
 
-    fn layer(&self, inner: S) -> Require<S> {
-        Require::new(inner, RolesRequirement::new([self.0.as_ref().to_owned()]))
+    fn layer(&self, inner: S) -> RequirePolicy<S> {
+        RequirePolicyLayer::role(self.0.as_ref().to_owned()).layer(inner)
     }
 }
 
 impl<S, N: AsRef<str>, V: AsRef<str>> Layer<S> for RequireClaim<N, V> {
-    type Service = Require<S>;
+    type Service = RequirePolicy<S>;
 
-    fn layer(&self, inner: S) -> Require<S> {
-        Require::new(
-            inner,
-            ClaimRequirement::equals(self.0.as_ref().to_owned(), [self.1.as_ref().to_owned()]),
-        )
+    fn layer(&self, inner: S) -> RequirePolicy<S> {
+        RequirePolicyLayer::claim(self.0.as_ref().to_owned(), self.1.as_ref().to_owned())
+            .layer(inner)
     }
 }
 
 impl<S> Layer<S> for RequireClientAuthentication {
-    type Service = Require<S>;
+    type Service = RequirePolicy<S>;
 
-    fn layer(&self, inner: S) -> Require<S> {
-        Require::new(inner, ClientAuthenticationRequirement::new(self.0))
-    }
-}
-
-/// The service of [`RequireRole`], [`RequireClaim`] and [`RequireClientAuthentication`]: one
-/// requirement that decides itself, synchronously.
-#[derive(Debug, Clone)]
-pub struct Require<S> {
-    inner: S,
-    requirement: Arc<dyn Requirement>,
-}
-
-impl<S> Require<S> {
-    /// Wraps `inner` with one requirement. A requirement that does not decide itself
-    /// ([`Decision::Deferred`](crate::authorization::Decision::Deferred)) is never satisfied
-    /// here, as no handler is registered: use [`RequirePolicy`] for those.
-    pub fn new(inner: S, requirement: impl Requirement) -> Self {
-        Self {
-            inner,
-            requirement: Arc::new(requirement),
-        }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
+    fn layer(&self, inner: S) -> RequirePolicy<S> {
+        RequirePolicyLayer::client_authentication(self.0).layer(inner)
     }
 }
 
@@ -206,51 +215,22 @@ pub(crate) fn not_authenticated(extensions: &Extensions) -> Rejection {
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<Bytes>,
-{
-    type Response = Response<ResBody>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let decision = match request.extensions().get::<Claims>() {
-            None => Err(not_authenticated(request.extensions())),
-            Some(claims) => {
-                let ctx =
-                    AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
-                authorize_requirement(&*self.requirement, &ctx)
-                    .map_err(|failure| Rejection::forbidden(&failure))
-            }
-        };
-        match decision {
-            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-            Err(rejection) => ResponseFuture::rejected(rejection),
-        }
-    }
-}
-
-/// Requires a [`Policy`]: a registered one by name, the default one, or one built inline.
+/// Requires a [`Policy`]: a registered one by name, the default one, or one built inline;
+/// its service is [`RequirePolicy`].
 ///
 /// ```
 /// use tower_azure_auth::authorization::{Policies, Policy};
 /// use tower_azure_auth::error::ConfigError;
-/// use tower_azure_auth::layers::RequirePolicy;
+/// use tower_azure_auth::layers::RequirePolicyLayer;
 ///
 /// let policies = Policies::builder()
 ///     .add_policy("ValidateAccessTokenPolicy", Policy::builder().require_role("service-api").build())
 ///     .build();
-/// let layer = RequirePolicy::named(&policies, "ValidateAccessTokenPolicy").unwrap();
+/// let layer = RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy").unwrap();
 /// # let _ = layer;
 /// // a misspelt name fails when the application is built, not per request
 /// assert!(matches!(
-///     RequirePolicy::named(&policies, "ValidateAccesTokenPolicy"),
+///     RequirePolicyLayer::named(&policies, "ValidateAccesTokenPolicy"),
 ///     Err(ConfigError::UnknownPolicy { .. })
 /// ));
 /// ```
@@ -264,46 +244,91 @@ where
 /// waits in a boxed future, with the inner service cloned (the ready one is moved into the
 /// future). This needs the inner service to be `Clone + Send + 'static`, as axum's are.
 #[derive(Debug, Clone)]
-pub struct RequirePolicy {
+pub struct RequirePolicyLayer<R = DefaultRefusal> {
     policies: Policies,
     policy: Policy,
+    refusal: R,
 }
 
-impl RequirePolicy {
+impl RequirePolicyLayer {
     /// The policy registered under `name`, with the registry's handlers.
     ///
     /// # Errors
     ///
     /// [`ConfigError::UnknownPolicy`] when no policy has that name.
     pub fn named(policies: &Policies, name: &str) -> Result<Self, ConfigError> {
-        Ok(Self {
-            policy: policies.policy(name)?,
-            policies: policies.clone(),
-        })
+        Ok(Self::with_handlers(policies, policies.policy(name)?))
     }
 
     /// The registry's default policy (as `[Authorize]` without a policy name).
     pub fn default_policy(policies: &Policies) -> Self {
-        Self {
-            policy: policies.default_policy(),
-            policies: policies.clone(),
-        }
+        Self::with_handlers(policies, policies.default_policy())
     }
 
     /// An inline policy, with no handler: requirements that do not decide themselves are not
     /// satisfied. Use [`with_handlers`](Self::with_handlers) for those.
     pub fn new(policy: Policy) -> Self {
-        Self {
-            policy,
-            policies: Policies::default(),
-        }
+        Self::with_handlers(&Policies::default(), policy)
     }
 
     /// An inline policy, decided with the handlers (and PII setting) of `policies`.
     pub fn with_handlers(policies: &Policies, policy: Policy) -> Self {
         Self {
-            policy,
             policies: policies.clone(),
+            policy,
+            refusal: DefaultRefusal,
+        }
+    }
+
+    /// Requires an application role; [`RequireRole`] is its shorthand.
+    pub fn role(role: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Policy::builder().require_role(role).build())
+    }
+
+    /// Requires a claim with a value (a string claim equal to it, an array claim containing
+    /// it); [`RequireClaim`] is its shorthand.
+    pub fn claim(claim: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Policy::builder().require_claim(claim, [value]).build())
+    }
+
+    /// Requires the calling client to have authenticated this way (`azpacr` in v2 tokens,
+    /// `appidacr` in v1); [`RequireClientAuthentication`] is its shorthand.
+    pub fn client_authentication(how: ClientAuthentication) -> Self {
+        Self::new(Policy::builder().require_client_authentication(how).build())
+    }
+}
+
+impl<R> RequirePolicyLayer<R> {
+    /// Swaps the refusal response builder (a closure `Fn(Rejection) -> Response<B>` or an
+    /// [`OnRefusal`] implementation); the cause stays in the response's extensions.
+    ///
+    /// ```
+    /// use axum::body::Body;
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use tower_azure_auth::layers::RequirePolicyLayer;
+    /// use tower_azure_auth::rejection::Rejection;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = RequirePolicyLayer::role("service-api").with_rejection(|rejection: Rejection| {
+    ///     let mut response: Response<Body> = rejection.into_response();
+    ///     response.headers_mut().insert("x-refused-by", "policy".parse().unwrap());
+    ///     response
+    /// });
+    /// let api = layer.layer(service_fn(|_req: Request<Body>| async {
+    ///     Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+    /// }));
+    /// let response = api.oneshot(Request::new(Body::empty())).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    /// assert_eq!(response.headers()["x-refused-by"], "policy");
+    /// # }
+    /// ```
+    pub fn with_rejection<R2>(self, refusal: R2) -> RequirePolicyLayer<R2> {
+        RequirePolicyLayer {
+            policies: self.policies,
+            policy: self.policy,
+            refusal,
         }
     }
 
@@ -313,49 +338,38 @@ impl RequirePolicy {
     }
 }
 
-impl<S> Layer<S> for RequirePolicy {
-    type Service = RequirePolicyService<S>;
+impl<S, R: Clone> Layer<S> for RequirePolicyLayer<R> {
+    type Service = RequirePolicy<S, R>;
 
-    fn layer(&self, inner: S) -> RequirePolicyService<S> {
-        RequirePolicyService {
+    fn layer(&self, inner: S) -> RequirePolicy<S, R> {
+        RequirePolicy {
             inner,
             policies: self.policies.clone(),
             policy: self.policy.clone(),
+            refusal: self.refusal.clone(),
         }
     }
 }
 
-/// The service of [`RequirePolicy`].
+/// The service of [`RequirePolicyLayer`] and of its shorthands [`RequireRole`],
+/// [`RequireClaim`] and [`RequireClientAuthentication`].
 #[derive(Debug, Clone)]
-pub struct RequirePolicyService<S> {
+pub struct RequirePolicy<S, R = DefaultRefusal> {
     inner: S,
     policies: Policies,
     policy: Policy,
+    refusal: R,
 }
 
-impl<S> RequirePolicyService<S> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
+inner_service_accessors!(RequirePolicy<S, R>);
 
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePolicyService<S>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequirePolicy<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    R: OnRefusal<ResBody> + Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: From<Bytes> + 'static,
+    ResBody: 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -366,27 +380,38 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        authorize(&mut self.inner, &self.policies, &self.policy, request)
+        authorize(
+            &mut self.inner,
+            &self.policies,
+            &self.policy,
+            &self.refusal,
+            request,
+        )
     }
 }
 
 /// Decides `policy` for `request` and calls `inner` when the caller satisfies it: in `call`
 /// when the policy decides synchronously, in a boxed future (with `inner`, which is ready,
 /// moved into it and a clone left behind) when a handler must be awaited.
-pub(crate) fn authorize<S, ReqBody, ResBody>(
+pub(crate) fn authorize<S, R, ReqBody, ResBody>(
     inner: &mut S,
     policies: &Policies,
     policy: &Policy,
+    refusal: &R,
     request: Request<ReqBody>,
 ) -> ResponseFuture<S::Future, ResBody, S::Error>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    R: OnRefusal<ResBody> + Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: From<Bytes> + 'static,
+    ResBody: 'static,
 {
     let decided = match request.extensions().get::<Claims>() {
-        None => return ResponseFuture::rejected(not_authenticated(request.extensions())),
+        None => {
+            let rejection = not_authenticated(request.extensions());
+            return ResponseFuture::rejected(respond(refusal, rejection));
+        }
         Some(claims) => {
             let ctx =
                 AuthorizationContext::for_request(claims, RequestFacts::from_request(&request));
@@ -395,17 +420,21 @@ where
     };
     match decided {
         Some(Ok(())) => ResponseFuture::inner(inner.call(request)),
-        Some(Err(failure)) => ResponseFuture::rejected(Rejection::forbidden(&failure)),
+        Some(Err(failure)) => {
+            ResponseFuture::rejected(respond(refusal, Rejection::forbidden(&failure)))
+        }
         None => {
             let (parts, body) = request.into_parts();
             let Some(claims) = parts.extensions.get::<Claims>().cloned() else {
-                return ResponseFuture::rejected(not_authenticated(&parts.extensions));
+                let rejection = not_authenticated(&parts.extensions);
+                return ResponseFuture::rejected(respond(refusal, rejection));
             };
             // `inner` is ready; keep it for this request and leave a fresh clone behind.
             let clone = inner.clone();
             let mut inner = std::mem::replace(inner, clone);
             let policies = policies.clone();
             let policy = policy.clone();
+            let refusal = refusal.clone();
             ResponseFuture::authorizing(Box::pin(async move {
                 let result = {
                     let ctx = AuthorizationContext::for_request(
@@ -416,7 +445,7 @@ where
                 };
                 match result {
                     Ok(()) => inner.call(Request::from_parts(parts, body)).await,
-                    Err(failure) => Ok(Rejection::forbidden(&failure).into_response()),
+                    Err(failure) => Ok(respond(&refusal, Rejection::forbidden(&failure))),
                 }
             }))
         }
@@ -426,8 +455,13 @@ where
 type Authorizing<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
-    /// The response future of [`Require`], [`RequirePolicyService`] and
-    /// [`Authorize`](super::Authorize).
+    /// The response future of [`RequirePolicy`] and [`Authorize`](super::Authorize): the inner
+    /// service's future (no boxing) when the policy decided in `call`, a ready refusal, or a
+    /// boxed future while an asynchronous handler runs.
+    ///
+    /// # Panics
+    ///
+    /// When polled after it completed.
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -438,8 +472,9 @@ pin_project! {
     #[project = StateProj]
     enum State<F, B, E> {
         Inner { #[pin] future: F },
-        Rejected { rejection: Rejection, _body: PhantomData<fn() -> B> },
+        Rejected { response: Option<Response<B>> },
         Authorizing { future: Authorizing<B, E> },
+        Done,
     }
 }
 
@@ -450,11 +485,10 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         }
     }
 
-    fn rejected(rejection: Rejection) -> Self {
+    fn rejected(response: Response<B>) -> Self {
         Self {
             state: State::Rejected {
-                rejection,
-                _body: PhantomData,
+                response: Some(response),
             },
         }
     }
@@ -469,19 +503,19 @@ impl<F, B, E> ResponseFuture<F, B, E> {
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
     F: Future<Output = Result<Response<B>, E>>,
-    B: From<Bytes>,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            // Cloned rather than taken, so that a poll after completion cannot panic.
-            StateProj::Rejected { rejection, .. } => {
-                Poll::Ready(Ok(rejection.clone().into_response()))
-            }
-            StateProj::Authorizing { future } => future.as_mut().poll(cx),
-        }
+        let mut this = self.project();
+        let output = match this.state.as_mut().project() {
+            StateProj::Inner { future } => std::task::ready!(future.poll(cx)),
+            StateProj::Rejected { response } => Ok(response.take().expect(POLLED_AFTER_COMPLETION)),
+            StateProj::Authorizing { future } => std::task::ready!(future.as_mut().poll(cx)),
+            StateProj::Done => panic!("{}", POLLED_AFTER_COMPLETION),
+        };
+        this.state.set(State::Done);
+        Poll::Ready(output)
     }
 }
 
@@ -491,6 +525,7 @@ impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
             State::Inner { .. } => "inner",
             State::Rejected { .. } => "rejected",
             State::Authorizing { .. } => "authorizing",
+            State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -509,7 +544,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::authorization::{AuthorizationHandler, HandlerOutcome};
+    use crate::authorization::{AuthorizationHandler, HandlerOutcome, Requirement};
 
     /// A service that must be polled ready before each call, as tower requires; a clone
     /// starts not ready. Calling it unready is an error, so a layer that calls the clone
@@ -629,11 +664,11 @@ mod tests {
                     }),
                 ),
                 ("RequirePolicy sync", {
-                    let layer = RequirePolicy::named(&policies, "Fast").unwrap();
+                    let layer = RequirePolicyLayer::named(&policies, "Fast").unwrap();
                     Box::new(move |s, r| Box::pin(layer.layer(s).oneshot(r)))
                 }),
                 ("RequirePolicy async", {
-                    let layer = RequirePolicy::named(&policies, "Slow").unwrap();
+                    let layer = RequirePolicyLayer::named(&policies, "Slow").unwrap();
                     Box::new(move |s, r| Box::pin(layer.layer(s).oneshot(r)))
                 }),
             ];
@@ -694,7 +729,7 @@ mod tests {
             },
         ];
         for case in cases {
-            let mut service = RequirePolicy::named(&policies, case.policy)
+            let mut service = RequirePolicyLayer::named(&policies, case.policy)
                 .unwrap()
                 .layer(MustBeReady { ready: false });
             assert!(Service::<Request<Bytes>>::poll_ready(&mut service, &mut cx).is_ready());
@@ -721,9 +756,102 @@ mod tests {
         let ok = tower::service_fn(|_: Request<Bytes>| async {
             Ok::<_, Infallible>(Response::new(Bytes::new()))
         });
-        let service = RequirePolicy::new(Policy::authenticated()).layer(ok);
+        let service = RequirePolicyLayer::new(Policy::authenticated()).layer(ok);
         let inner = service.into_inner();
         let response = inner.oneshot(Request::new(Bytes::new())).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    /// The refusal's cause is in the response's extensions, also when `with_rejection` built
+    /// the response, so an outer metrics layer can label it.
+    #[tokio::test]
+    async fn refusals_carry_their_cause_in_extensions() {
+        let custom = |rejection: Rejection| {
+            let mut response: Response<Bytes> = Response::new(Bytes::from_static(b"custom"));
+            *response.status_mut() = rejection.status();
+            response
+        };
+        struct Case {
+            name: &'static str,
+            claims: Option<serde_json::Value>,
+            status: StatusCode,
+            auth_error: bool,
+        }
+        let cases = [
+            Case {
+                name: "not authenticated",
+                claims: None,
+                status: StatusCode::UNAUTHORIZED,
+                auth_error: true,
+            },
+            Case {
+                name: "not authorized",
+                claims: Some(json!({"roles": ["reader"]})),
+                status: StatusCode::FORBIDDEN,
+                auth_error: false,
+            },
+        ];
+        for case in cases {
+            let default =
+                RequirePolicyLayer::role("service-api").layer(MustBeReady { ready: false });
+            let swapped = RequirePolicyLayer::role("service-api")
+                .with_rejection(custom)
+                .layer(MustBeReady { ready: false });
+            let responses = [
+                (
+                    "default",
+                    default.oneshot(request(case.claims.clone())).await.unwrap(),
+                ),
+                (
+                    "with_rejection",
+                    swapped.oneshot(request(case.claims.clone())).await.unwrap(),
+                ),
+            ];
+            for (which, response) in responses {
+                let name = format!("{} / {which}", case.name);
+                assert_eq!(response.status(), case.status, "{name}");
+                let extensions = response.extensions();
+                assert_eq!(
+                    extensions.get::<AuthError>().is_some(),
+                    case.auth_error,
+                    "{name}"
+                );
+                assert_eq!(
+                    extensions
+                        .get::<crate::authorization::AuthorizationFailure>()
+                        .is_some(),
+                    !case.auth_error,
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    /// The one rule for every `ResponseFuture`: polled after completion, it panics.
+    #[test]
+    fn response_futures_panic_when_polled_after_completion() {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let ok = tower::service_fn(|_: Request<Bytes>| async {
+            Ok::<_, Infallible>(Response::new(Bytes::new()))
+        });
+        for (name, claims) in [
+            ("inner", Some(json!({"roles": ["service-api"]}))),
+            ("rejected", None),
+        ] {
+            let mut service = RequireRole("service-api").layer(ok);
+            assert!(Service::<Request<Bytes>>::poll_ready(&mut service, &mut cx).is_ready());
+            let mut future = Box::pin(service.call(request(claims)));
+            assert!(future.as_mut().poll(&mut cx).is_ready(), "{name}");
+            let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = future.as_mut().poll(&mut cx);
+            }));
+            let message = again.expect_err(name);
+            let message = message
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| message.downcast_ref::<&str>().copied());
+            assert_eq!(message, Some(POLLED_AFTER_COMPLETION), "{name}");
+        }
     }
 }

@@ -4,8 +4,10 @@
 //! Refusals follow RFC 6750 (see [`Rejection`]): `401` with `WWW-Authenticate: Bearer` when
 //! there is no token, `401` with `Bearer error="invalid_token", error_description="…"` when the
 //! token is refused, `503` with `Retry-After` while the authority's keys could not be fetched
-//! yet. The inner service's error type is unchanged; [`ValidateAccessTokenLayer::with_rejection`]
-//! swaps the response builder.
+//! yet. The refusal response carries the [`AuthError`] in its extensions (also when a
+//! [`with_rejection`](ValidateAccessTokenLayer::with_rejection) builder made it), so that an
+//! outer metrics or logging layer can label it. The inner service's error type is unchanged;
+//! [`ValidateAccessTokenLayer::with_rejection`] swaps the response builder.
 //!
 //! The `Authorization` header's values are marked sensitive
 //! ([`HeaderValue::set_sensitive`](http::HeaderValue::set_sensitive)) before the inner service
@@ -20,7 +22,7 @@
 //! [`AuthorizeLayer`](crate::layers::AuthorizeLayer).
 //!
 //! Layer order: this layer must run before the authorization layers
-//! ([`RequireRole`](crate::layers::RequireRole), [`RequirePolicy`](crate::layers::RequirePolicy)),
+//! ([`RequireRole`](crate::layers::RequireRole), [`RequirePolicyLayer`](crate::layers::RequirePolicyLayer)),
 //! which read the claims it inserts. In axum, `.layer()` calls wrap what is above them, so add
 //! the authorization layer first (per route) and this one after (router-wide).
 //!
@@ -44,6 +46,9 @@
 //!     .await?;
 //! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 //! assert_eq!(response.headers()["www-authenticate"], "Bearer");
+//! // the cause, for an outer metrics or logging layer
+//! let error = response.extensions().get::<tower_azure_auth::AuthError>().unwrap();
+//! assert_eq!(error.kind(), tower_azure_auth::AuthErrorKind::MissingToken);
 //! # Ok(()) }
 //! # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
 //! ```
@@ -52,6 +57,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+
+use super::POLLED_AFTER_COMPLETION;
 
 use bytes::Bytes;
 use http::header::{Entry, AUTHORIZATION};
@@ -65,7 +72,8 @@ use crate::error::AuthError;
 use crate::rejection::Rejection;
 use crate::validation::{bearer_token, may_resolve_after_refresh, TokenValidator};
 
-/// Builds the response sent when authentication fails.
+/// Builds the response sent when authentication fails. Whatever it returns, the layer inserts
+/// the [`AuthError`] into the response's extensions.
 pub trait OnRejection<B>: Clone {
     /// The response for this error.
     fn on_rejection(&self, error: &AuthError) -> Response<B>;
@@ -131,7 +139,7 @@ impl<R> ValidateAccessTokenLayer<R> {
 
     /// Lets a request with a missing or refused token through, with the [`AuthError`] in its
     /// extensions instead of [`Claims`], for the authorization layers to answer: a router-wide
-    /// [`AuthorizeLayer`](crate::layers::AuthorizeLayer), [`RequirePolicy`](crate::layers::RequirePolicy),
+    /// [`AuthorizeLayer`](crate::layers::AuthorizeLayer), [`RequirePolicyLayer`](crate::layers::RequirePolicyLayer),
     /// [`RequireRole`](crate::layers::RequireRole) and the `Claims` extractor answer `401`
     /// (or `503` while the keys are unavailable) with that error, the same response this
     /// layer sends otherwise; a route declared anonymous is reached without claims. This is
@@ -194,21 +202,13 @@ pub(crate) fn mark_authorization_sensitive(headers: &mut HeaderMap) {
     }
 }
 
-impl<S, R> ValidateAccessToken<S, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
+inner_service_accessors!(ValidateAccessToken<S, R>);
 
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service, consuming this one.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+/// The refusal response for `error`, from `rejection`, with the error in its extensions.
+fn respond<B>(rejection: &impl OnRejection<B>, error: AuthError) -> Response<B> {
+    let mut response = rejection.on_rejection(&error);
+    response.extensions_mut().insert(error);
+    response
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -268,7 +268,7 @@ where
                             request.extensions_mut().insert(error);
                             inner.call(request).await
                         }
-                        Err(error) => Ok(rejection.on_rejection(&error)),
+                        Err(error) => Ok(respond(&rejection, error)),
                     }
                 }))
             }
@@ -293,13 +293,19 @@ impl<S, R> ValidateAccessToken<S, R> {
             request.extensions_mut().insert(error);
             ResponseFuture::inner(self.inner.call(request))
         } else {
-            ResponseFuture::rejected(self.rejection.on_rejection(&error))
+            ResponseFuture::rejected(respond(&self.rejection, error))
         }
     }
 }
 
 pin_project! {
-    /// The response future of [`ValidateAccessToken`].
+    /// The response future of [`ValidateAccessToken`]: the inner service's future (no boxing)
+    /// when the token was decided with the current keys, a ready refusal, or a boxed future
+    /// while the keys are refreshed.
+    ///
+    /// # Panics
+    ///
+    /// When polled after it completed.
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -312,6 +318,7 @@ pin_project! {
         Inner { #[pin] future: F },
         Rejected { response: Option<Response<B>> },
         Boxed { future: BoxFuture<Result<Response<B>, E>> },
+        Done,
     }
 }
 
@@ -350,13 +357,14 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            StateProj::Rejected { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => Poll::Pending,
-            },
-            StateProj::Boxed { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
-        }
+        let mut this = self.project();
+        let output = match this.state.as_mut().project() {
+            StateProj::Inner { future } => ready!(future.poll(cx)),
+            StateProj::Rejected { response } => Ok(response.take().expect(POLLED_AFTER_COMPLETION)),
+            StateProj::Boxed { future } => ready!(future.as_mut().poll(cx)),
+            StateProj::Done => panic!("{}", POLLED_AFTER_COMPLETION),
+        };
+        this.state.set(State::Done);
+        Poll::Ready(output)
     }
 }
