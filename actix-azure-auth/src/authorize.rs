@@ -1,4 +1,4 @@
-//! [`Authorize`]: `App`-wide authorization, the actix-web counterpart of the Tower
+//! [`AuthorizeLayer`]: `App`-wide authorization, the actix-web counterpart of the Tower
 //! `AuthorizeLayer`, with the same route table ([`RoutePolicies`]) and the same responses.
 
 use std::fmt;
@@ -16,7 +16,7 @@ use crate::response::ResponseFuture;
 
 /// Applies each route's policy, the default policy or the registry's fallback policy to a whole
 /// `App` (or scope), as ASP.NET Core's `UseAuthorization()` with `[Authorize(Policy = …)]`,
-/// `[Authorize]` and `[AllowAnonymous]`: `.wrap(Authorize::new(&policies).route(…)?)`.
+/// `[Authorize]` and `[AllowAnonymous]`: `.wrap(AuthorizeLayer::new(&policies).route(…)?)`.
 ///
 /// Middleware on an `App` runs before the request is routed, so it cannot learn from a
 /// resource's own middleware whether the resource has a policy. The routes therefore declare
@@ -28,14 +28,14 @@ use crate::response::ResponseFuture;
 /// ([`PoliciesBuilder::fallback_policy`](tower_azure_auth::authorization::PoliciesBuilder::fallback_policy)),
 /// or are left as they are when there is none (logged once per route with `tracing::warn!`).
 ///
-/// Wrap [`ValidateAccessToken`](crate::ValidateAccessToken) around it (a later `wrap()`),
-/// with [`defer_refusals`](crate::ValidateAccessToken::defer_refusals) so that a missing or
+/// Wrap [`ValidateAccessTokenLayer`](crate::ValidateAccessTokenLayer) around it (a later `wrap()`),
+/// with [`defer_refusals`](crate::ValidateAccessTokenLayer::defer_refusals) so that a missing or
 /// refused token does not stop an anonymous route: this middleware answers `401` with the
 /// validation's error where a route needs a caller, `403` where the caller fails the policy.
 /// Anonymous routes ignore authentication failures, as in ASP.NET Core.
 ///
 /// ```
-/// use actix_azure_auth::{Authorize, ValidateAccessToken};
+/// use actix_azure_auth::{AuthorizeLayer, ValidateAccessTokenLayer};
 /// use actix_web::dev::Service as _;
 /// use actix_web::{test, web, App, HttpMessage as _};
 /// use tower_azure_auth::authorization::{Policies, Policy};
@@ -47,7 +47,7 @@ use crate::response::ResponseFuture;
 ///     .add_policy("ValidateAccessTokenPolicy", Policy::builder().require_role("service-api").build())
 ///     .fallback_policy(Policy::builder().require_role("reader").build())
 ///     .build();
-/// let authorize = Authorize::new(&policies)
+/// let authorize = AuthorizeLayer::new(&policies)
 ///     .route("/weatherforecast", "ValidateAccessTokenPolicy")? // a typo fails here
 ///     .anonymous("/healthz");
 /// let routes = |cfg: &mut web::ServiceConfig| {
@@ -56,7 +56,7 @@ use crate::response::ResponseFuture;
 ///         .route("/healthz", web::get().to(|| async { "ok" }));
 /// };
 ///
-/// // The real validation, deferring its refusals to `Authorize`: no token.
+/// // The real validation, deferring its refusals to `AuthorizeLayer`: no token.
 /// let validator = TokenValidator::builder(Authority::entra("https://login.microsoftonline.com/", "contoso.onmicrosoft.com")?)
 ///     .client_id("b178f3a5-7588-492a-924f-72d7887b7e48")
 ///     .build()?;
@@ -64,7 +64,7 @@ use crate::response::ResponseFuture;
 ///     App::new()
 ///         .configure(routes)
 ///         .wrap(authorize.clone())                                      // runs second
-///         .wrap(ValidateAccessToken::new(validator).defer_refusals()), // runs first
+///         .wrap(ValidateAccessTokenLayer::new(validator).defer_refusals()), // runs first
 /// )
 /// .await;
 /// let get = |path: &str| test::TestRequest::get().uri(path).to_request();
@@ -100,11 +100,11 @@ use crate::response::ResponseFuture;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Authorize {
+pub struct AuthorizeLayer {
     routes: RoutePolicies,
 }
 
-impl Authorize {
+impl AuthorizeLayer {
     /// A middleware over the policies, default and fallback policy and handlers of
     /// `policies`, with no route listed yet.
     pub fn new(policies: &Policies) -> Self {
@@ -156,46 +156,46 @@ impl Authorize {
     }
 }
 
-impl From<RoutePolicies> for Authorize {
+impl From<RoutePolicies> for AuthorizeLayer {
     fn from(routes: RoutePolicies) -> Self {
         Self { routes }
     }
 }
 
-impl<S, B> Transform<S, ServiceRequest> for Authorize
+impl<S, B> Transform<S, ServiceRequest> for AuthorizeLayer
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = AuthorizeMiddleware<S>;
+    type Transform = Authorize<S>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(AuthorizeMiddleware {
+        ready(Ok(Authorize {
             service: Rc::new(service),
             routes: self.routes.clone(),
         }))
     }
 }
 
-/// The service of [`Authorize`].
-pub struct AuthorizeMiddleware<S> {
+/// The service of [`AuthorizeLayer`].
+pub struct Authorize<S> {
     service: Rc<S>,
     routes: RoutePolicies,
 }
 
-impl<S> fmt::Debug for AuthorizeMiddleware<S> {
+impl<S> fmt::Debug for Authorize<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthorizeMiddleware")
+        f.debug_struct("Authorize")
             .field("routes", &self.routes)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, B> Service<ServiceRequest> for AuthorizeMiddleware<S>
+impl<S, B> Service<ServiceRequest> for Authorize<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,

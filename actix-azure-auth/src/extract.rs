@@ -14,7 +14,7 @@ use crate::response::rejection_response;
 
 /// The caller's verified [`Claims`], as a handler argument.
 ///
-/// [`ValidateAccessToken`](crate::ValidateAccessToken) puts the claims into the request
+/// [`ValidateAccessTokenLayer`](crate::ValidateAccessTokenLayer) puts the claims into the request
 /// extensions; this extractor takes them out, and answers `401` with `WWW-Authenticate: Bearer`
 /// (the shared [`Rejection`]) when there are none. `Option<Authenticated>` never fails: `None`
 /// for an unauthenticated request (on a route without the middleware).
@@ -70,7 +70,7 @@ impl FromRequest for Authenticated {
 
 /// The error of the [`Authenticated`] extractor: responds `401` with `WWW-Authenticate: Bearer`
 /// ([`Rejection::unauthenticated`] for a missing token), or, when
-/// [`defer_refusals`](crate::ValidateAccessToken::defer_refusals) let a refused token through,
+/// [`defer_refusals`](crate::ValidateAccessTokenLayer::defer_refusals) let a refused token through,
 /// the response for its [`AuthError`] (`invalid_token`, or 503).
 #[derive(Debug, Clone, Default)]
 pub struct MissingClaims {
@@ -89,7 +89,7 @@ impl fmt::Display for MissingClaims {
         match &self.error {
             Some(error) => write!(f, "the request is not authenticated: {}", error.reason()),
             None => f.write_str(
-                "the request carries no verified claims (is ValidateAccessToken wrapped around this route?)",
+                "the request carries no verified claims (is ValidateAccessTokenLayer wrapped around this route?)",
             ),
         }
     }

@@ -6,33 +6,50 @@
 //! the same [`Rejection`]s, so an actix-web service decides and answers exactly like an axum or
 //! Tower one (same status, headers and body bytes).
 //!
-//! * [`ValidateAccessToken`] (`wrap()`): `Authorization: Bearer` → verified [`Claims`] in the
+//! * [`ValidateAccessTokenLayer`] (`wrap()`): `Authorization: Bearer` → verified [`Claims`] in the
 //!   request extensions; `401`/`503` per RFC 6750 otherwise.
-//! * [`Authorize`] (`wrap()` on the `App`): each route's own policy, the default policy, none
+//! * [`AuthorizeLayer`] (`wrap()` on the `App`): each route's own policy, the default policy, none
 //!   (anonymous routes), or the registry's fallback policy for every route that declares
 //!   nothing; see [Router-wide authorization](#router-wide-authorization).
-//! * [`RequirePolicy`], [`RequireRole`], [`RequireClaim`], [`RequireClientAuthentication`]
+//! * [`RequirePolicyLayer`], [`RequireRole`], [`RequireClaim`], [`RequireClientAuthentication`]
 //!   (`wrap()`): `403` with a JSON body naming the failed requirements; `401` when there are
 //!   no claims.
 //! * [`Authenticated`] / `Option<Authenticated>`: the claims as a handler argument.
-//! * [`rejection_response`]: any shared [`Rejection`] as an `HttpResponse`.
+//! * [`rejection_response`]: any shared [`Rejection`] as an `HttpResponse`, with its cause
+//!   ([`AuthError`] or [`AuthorizationFailure`]) in the response's extensions, as every refusal
+//!   of the middlewares has, for an outer metrics or logging middleware.
+//!
+//! # Names
+//!
+//! The names are the Tower layers' names, so that one vocabulary serves both crates:
+//! `ValidateAccessTokenLayer` (here the `Transform` passed to `wrap()`) → `ValidateAccessToken<S>`
+//! (the middleware service) → [`ResponseFuture`]; `RequirePolicyLayer` → `RequirePolicy<S>`;
+//! `AuthorizeLayer` → `Authorize<S>`; the shorthands [`RequireRole`], [`RequireClaim`] and
+//! [`RequireClientAuthentication`] build the same `RequirePolicy<S>` service. The one
+//! difference is the claims extractor: axum's is `Claims` itself, here it is the newtype
+//! [`Authenticated`], because neither actix-web's `FromRequest` nor `Claims` belongs to this
+//! crate (the orphan rule).
+//!
+//! The core types an actix-web service needs are re-exported here ([`TokenValidator`],
+//! [`AzureAdOptions`], [`Policies`], [`Policy`], [`Claims`], …), and the core itself as
+//! [`tower_azure_auth`].
 //!
 //! # Layer order
 //!
 //! actix-web runs the middleware registered by the **last** `wrap()` **first**. The
-//! authorization middlewares read the claims that [`ValidateAccessToken`] inserts, so wrap them
-//! first and [`ValidateAccessToken`] last, or put [`ValidateAccessToken`] on an enclosing scope
+//! authorization middlewares read the claims that [`ValidateAccessTokenLayer`] inserts, so wrap them
+//! first and [`ValidateAccessTokenLayer`] last, or put [`ValidateAccessTokenLayer`] on an enclosing scope
 //! or on the `App` (an `App`'s middleware runs before a scope's or a resource's):
 //!
 //! ```text
 //! web::resource("/weatherforecast")
 //!     .route(web::get().to(forecast))
-//!     .wrap(RequirePolicy::named(&policies, "ValidateAccessTokenPolicy")?) // runs second
-//!     .wrap(ValidateAccessToken::new(validator.clone()))                   // runs first
+//!     .wrap(RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy")?) // runs second
+//!     .wrap(ValidateAccessTokenLayer::new(validator.clone()))                   // runs first
 //! ```
 //!
-//! An open route (a health check) must not sit under a refusing [`ValidateAccessToken`]: wrap
-//! the protected resources or scope, or declare the route anonymous in [`Authorize`] and let
+//! An open route (a health check) must not sit under a refusing [`ValidateAccessTokenLayer`]: wrap
+//! the protected resources or scope, or declare the route anonymous in [`AuthorizeLayer`] and let
 //! the validation defer its refusals.
 //!
 //! # Router-wide authorization
@@ -43,24 +60,24 @@
 //! App::new()
 //!     .route("/weatherforecast", web::get().to(forecast))
 //!     .route("/healthz", web::get().to(health))
-//!     .wrap(Authorize::new(&policies)                                  // runs second
+//!     .wrap(AuthorizeLayer::new(&policies)                                  // runs second
 //!         .route("/weatherforecast", "ValidateAccessTokenPolicy")?
 //!         .anonymous("/healthz"))
-//!     .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals()) // runs first
+//!     .wrap(ValidateAccessTokenLayer::new(validator.clone()).defer_refusals()) // runs first
 //! ```
 //!
 //! Every route not listed gets the fallback policy of [`Policies`]; the listed ones their own
-//! (or the default policy, [`Authorize::default_for`]); `/healthz` is open even with a missing
-//! or refused token. See [`Authorize`] for a tested example.
+//! (or the default policy, [`AuthorizeLayer::default_for`]); `/healthz` is open even with a missing
+//! or refused token. See [`AuthorizeLayer`] for a tested example.
 //!
 //! # Example
 //!
-//! A request without a token is refused by [`ValidateAccessToken`]; then, with a stand-in for
+//! A request without a token is refused by [`ValidateAccessTokenLayer`]; then, with a stand-in for
 //! the validation that inserts claims from a test header, [`RequireRole`] accepts the caller
 //! with the role and refuses the other one.
 //!
 //! ```
-//! use actix_azure_auth::{Authenticated, RequireRole, ValidateAccessToken};
+//! use actix_azure_auth::{Authenticated, RequireRole, ValidateAccessTokenLayer};
 //! use actix_web::dev::Service as _;
 //! use actix_web::{test, web, App, HttpMessage as _};
 //! use tower_azure_auth::{Authority, Claims, TokenValidator};
@@ -78,14 +95,14 @@
 //!     web::resource("/weatherforecast")
 //!         .route(web::get().to(forecast))
 //!         .wrap(RequireRole("service-api"))
-//!         .wrap(ValidateAccessToken::new(validator)),
+//!         .wrap(ValidateAccessTokenLayer::new(validator)),
 //! ))
 //! .await;
 //! let response = test::call_service(&app, test::TestRequest::get().uri("/weatherforecast").to_request()).await;
 //! assert_eq!(response.status(), 401);
 //! assert_eq!(response.headers().get("www-authenticate").unwrap(), "Bearer");
 //!
-//! // Stand-in for ValidateAccessToken: claims from the `x-test-roles` header.
+//! // Stand-in for ValidateAccessTokenLayer: claims from the `x-test-roles` header.
 //! let app = test::init_service(
 //!     App::new()
 //!         .route("/weatherforecast", web::get().to(forecast))
@@ -117,7 +134,7 @@
 //! and cheap to clone) and cloned into each worker's `App`:
 //!
 //! ```no_run
-//! use actix_azure_auth::{Authenticated, RequirePolicy, ValidateAccessToken};
+//! use actix_azure_auth::{Authenticated, RequirePolicyLayer, ValidateAccessTokenLayer};
 //! use actix_web::{web, App, HttpServer};
 //! use tower_azure_auth::authorization::{Policies, Policy};
 //! use tower_azure_auth::{AzureAdOptions, TokenValidator};
@@ -129,7 +146,7 @@
 //!     let policies = Policies::builder()
 //!         .add_policy("ValidateAccessTokenPolicy", Policy::builder().require_role("service-api").build())
 //!         .build();
-//!     let require = RequirePolicy::named(&policies, "ValidateAccessTokenPolicy")?; // startup error on a typo
+//!     let require = RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy")?; // startup error on a typo
 //!     HttpServer::new(move || {
 //!         App::new().service(
 //!             web::resource("/weatherforecast")
@@ -137,7 +154,7 @@
 //!                     caller.client_id().unwrap_or_default().to_owned()
 //!                 }))
 //!                 .wrap(require.clone())
-//!                 .wrap(ValidateAccessToken::new(validator.clone())),
+//!                 .wrap(ValidateAccessTokenLayer::new(validator.clone())),
 //!         )
 //!     })
 //!     .bind("127.0.0.1:5000")?
@@ -153,7 +170,7 @@
 //! registered in [`Policies`] work unchanged, asynchronous ones included. They see the claims
 //! and the request's method, URI and headers (converted to `http` 1 types); the request
 //! extensions they see are empty, as actix-web's extensions are another type (see
-//! [`RequirePolicy`]).
+//! [`RequirePolicyLayer`]).
 //!
 //! # Logging
 //!
@@ -161,10 +178,6 @@
 //! `actix_azure_auth` (method, path, status, kind and reason; never the token). The core logs
 //! its own decisions under `tower_azure_auth::*`.
 //!
-//! [`Claims`]: tower_azure_auth::Claims
-//! [`TokenValidator`]: tower_azure_auth::TokenValidator
-//! [`Policies`]: tower_azure_auth::authorization::Policies
-//! [`Rejection`]: tower_azure_auth::rejection::Rejection
 
 mod authorize;
 mod extract;
@@ -172,12 +185,18 @@ mod require;
 mod response;
 mod validate;
 
-pub use authorize::{Authorize, AuthorizeMiddleware};
+pub use tower_azure_auth;
+pub use tower_azure_auth::authorization::{AuthorizationFailure, Policies, Policy};
+pub use tower_azure_auth::claims::ClientAuthentication;
+pub use tower_azure_auth::rejection::Rejection;
+pub use tower_azure_auth::{
+    AuthError, AuthErrorKind, Authority, AzureAdOptions, Claims, ConfigError, TokenValidator,
+};
+
+pub use authorize::{Authorize, AuthorizeLayer};
 pub use extract::{Authenticated, MissingClaims};
 pub use require::{
-    RequireClaim, RequireClientAuthentication, RequirePolicy, RequirePolicyMiddleware, RequireRole,
+    RequireClaim, RequireClientAuthentication, RequirePolicy, RequirePolicyLayer, RequireRole,
 };
 pub use response::{rejection_response, ResponseFuture};
-pub use validate::{
-    DefaultRejection, OnRejection, ValidateAccessToken, ValidateAccessTokenMiddleware,
-};
+pub use validate::{DefaultRejection, OnRejection, ValidateAccessToken, ValidateAccessTokenLayer};

@@ -1,4 +1,4 @@
-//! [`RequirePolicy`], [`RequireRole`] and [`RequireClaim`]: the actix-web counterparts of the
+//! [`RequirePolicyLayer`], [`RequireRole`] and [`RequireClaim`]: the actix-web counterparts of the
 //! Tower authorization layers, deciding with the same [`Policies`] and answering with the same
 //! responses.
 
@@ -18,7 +18,7 @@ use crate::response::{refuse, rejection_response, ResponseFuture};
 
 /// Requires a [`Policy`]: a registered one by name, the registry's default one, or one built
 /// inline; use with `wrap()` on an `App`, a `web::scope` or a `web::resource`, inside
-/// [`ValidateAccessToken`](crate::ValidateAccessToken).
+/// [`ValidateAccessTokenLayer`](crate::ValidateAccessTokenLayer).
 ///
 /// Without claims in the request extensions the answer is `401` with `WWW-Authenticate:
 /// Bearer`; a caller that is not authorized gets `403` with a JSON body naming the failed
@@ -35,23 +35,23 @@ use crate::response::{refuse, rejection_response, ResponseFuture};
 /// `Send`; the handlers are `Send` anyway, as [`Policies`] requires).
 ///
 /// ```
-/// use actix_azure_auth::RequirePolicy;
+/// use actix_azure_auth::RequirePolicyLayer;
 /// use tower_azure_auth::authorization::{Policies, Policy};
 /// use tower_azure_auth::ConfigError;
 ///
 /// let policies = Policies::builder()
 ///     .add_policy("ValidateAccessTokenPolicy", Policy::builder().require_role("service-api").build())
 ///     .build();
-/// let middleware = RequirePolicy::named(&policies, "ValidateAccessTokenPolicy").unwrap();
+/// let middleware = RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy").unwrap();
 /// # let _ = middleware;
 /// // a misspelt name fails when the application is built, not per request
 /// assert!(matches!(
-///     RequirePolicy::named(&policies, "ValidateAccesTokenPolicy"),
+///     RequirePolicyLayer::named(&policies, "ValidateAccesTokenPolicy"),
 ///     Err(ConfigError::UnknownPolicy { .. })
 /// ));
 /// ```
 #[derive(Debug, Clone)]
-pub struct RequirePolicy {
+pub struct RequirePolicyLayer {
     policies: Policies,
     policy: Policy,
     /// Whether requirements may look at the request; `false` only for the built-in
@@ -59,7 +59,7 @@ pub struct RequirePolicy {
     request_facts: bool,
 }
 
-impl RequirePolicy {
+impl RequirePolicyLayer {
     /// The policy registered under `name`, with the registry's handlers.
     ///
     /// # Errors
@@ -94,8 +94,8 @@ impl RequirePolicy {
         &self.policy
     }
 
-    fn middleware<S>(&self, service: S) -> RequirePolicyMiddleware<S> {
-        RequirePolicyMiddleware {
+    fn middleware<S>(&self, service: S) -> RequirePolicy<S> {
+        RequirePolicy {
             service: Rc::new(service),
             require: self.clone(),
         }
@@ -133,7 +133,7 @@ pub struct RequireClaim<N, V>(pub N, pub V);
 ///     App::new()
 ///         .route("/", web::get().to(|| async { "ok" }))
 ///         .wrap(RequireClientAuthentication(ClientAuthentication::Certificate))
-///         // stand-in for ValidateAccessToken: claims from the `x-test-claims` header
+///         // stand-in for ValidateAccessTokenLayer: claims from the `x-test-claims` header
 ///         .wrap_fn(|request, service| {
 ///             let claims = request.headers().get("x-test-claims")
 ///                 .and_then(|v| serde_json::from_slice(v.as_bytes()).ok())
@@ -159,10 +159,10 @@ pub struct RequireClaim<N, V>(pub N, pub V);
 pub struct RequireClientAuthentication(pub ClientAuthentication);
 
 impl RequireClientAuthentication {
-    fn require(&self) -> RequirePolicy {
-        RequirePolicy {
+    fn require(&self) -> RequirePolicyLayer {
+        RequirePolicyLayer {
             request_facts: false,
-            ..RequirePolicy::new(
+            ..RequirePolicyLayer::new(
                 Policy::builder()
                     .require_client_authentication(self.0)
                     .build(),
@@ -172,10 +172,10 @@ impl RequireClientAuthentication {
 }
 
 impl<R: AsRef<str>> RequireRole<R> {
-    fn require(&self) -> RequirePolicy {
-        RequirePolicy {
+    fn require(&self) -> RequirePolicyLayer {
+        RequirePolicyLayer {
             request_facts: false,
-            ..RequirePolicy::new(
+            ..RequirePolicyLayer::new(
                 Policy::builder()
                     .require_role(self.0.as_ref().to_owned())
                     .build(),
@@ -185,10 +185,10 @@ impl<R: AsRef<str>> RequireRole<R> {
 }
 
 impl<N: AsRef<str>, V: AsRef<str>> RequireClaim<N, V> {
-    fn require(&self) -> RequirePolicy {
-        RequirePolicy {
+    fn require(&self) -> RequirePolicyLayer {
+        RequirePolicyLayer {
             request_facts: false,
-            ..RequirePolicy::new(
+            ..RequirePolicyLayer::new(
                 Policy::builder()
                     .require_claim(self.0.as_ref().to_owned(), [self.1.as_ref().to_owned()])
                     .build(),
@@ -206,7 +206,7 @@ macro_rules! transform {
         {
             type Response = ServiceResponse<EitherBody<B>>;
             type Error = Error;
-            type Transform = RequirePolicyMiddleware<S>;
+            type Transform = RequirePolicy<S>;
             type InitError = ();
             type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
@@ -218,21 +218,21 @@ macro_rules! transform {
     };
 }
 
-transform!(RequirePolicy, [], this => this);
+transform!(RequirePolicyLayer, [], this => this);
 transform!(RequireRole<R>, [R: AsRef<str>], this => this.require());
 transform!(RequireClaim<N, V>, [N: AsRef<str>, V: AsRef<str>], this => this.require());
 transform!(RequireClientAuthentication, [], this => this.require());
 
-/// The service of [`RequirePolicy`], [`RequireRole`], [`RequireClaim`] and
+/// The service of [`RequirePolicyLayer`], [`RequireRole`], [`RequireClaim`] and
 /// [`RequireClientAuthentication`].
-pub struct RequirePolicyMiddleware<S> {
+pub struct RequirePolicy<S> {
     service: Rc<S>,
-    require: RequirePolicy,
+    require: RequirePolicyLayer,
 }
 
-impl<S> fmt::Debug for RequirePolicyMiddleware<S> {
+impl<S> fmt::Debug for RequirePolicy<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequirePolicyMiddleware")
+        f.debug_struct("RequirePolicy")
             .field("policy", &self.require.policy)
             .finish_non_exhaustive()
     }
@@ -280,7 +280,7 @@ fn context<'a>(claims: &'a Claims, facts: Option<&'a OwnedFacts>) -> Authorizati
     }
 }
 
-impl<S, B> Service<ServiceRequest> for RequirePolicyMiddleware<S>
+impl<S, B> Service<ServiceRequest> for RequirePolicy<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,
@@ -292,7 +292,7 @@ where
     forward_ready!(service);
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        let RequirePolicy {
+        let RequirePolicyLayer {
             policies,
             policy,
             request_facts,
@@ -302,7 +302,7 @@ where
 }
 
 /// The `401` (or `503`) for a request without claims: with the authentication failure that a
-/// deferring [`ValidateAccessToken`](crate::ValidateAccessToken) recorded, else for a missing
+/// deferring [`ValidateAccessTokenLayer`](crate::ValidateAccessTokenLayer) recorded, else for a missing
 /// token.
 pub(crate) fn not_authenticated<B>(request: ServiceRequest) -> ServiceResponse<EitherBody<B>> {
     let recorded = request.extensions().get::<AuthError>().cloned();
@@ -318,7 +318,7 @@ pub(crate) fn not_authenticated<B>(request: ServiceRequest) -> ServiceResponse<E
                 request,
                 response,
                 error.kind().as_str(),
-                &"no verified claims in the request extensions: not authenticated (is ValidateAccessToken wrapped around this middleware?)",
+                &"no verified claims in the request extensions: not authenticated (is ValidateAccessTokenLayer wrapped around this middleware?)",
             )
         }
     }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,7 +19,10 @@ pub(crate) const LOG_TARGET: &str = "actix_azure_auth";
 
 /// Converts the shared [`Rejection`] into an actix-web response: the same status, every
 /// header (in order, repeated ones kept) and the same body bytes, so that an actix-web
-/// service refuses byte for byte like the Tower layers.
+/// service refuses byte for byte like the Tower layers; and, as there, the cause in the
+/// response's extensions ([`AuthError`](tower_azure_auth::AuthError) or
+/// [`AuthorizationFailure`](tower_azure_auth::authorization::AuthorizationFailure)), for an
+/// outer metrics or logging middleware.
 ///
 /// ```
 /// use actix_azure_auth::rejection_response;
@@ -30,6 +33,7 @@ pub(crate) const LOG_TARGET: &str = "actix_azure_auth";
 /// assert_eq!(response.status().as_u16(), 401);
 /// assert_eq!(response.headers().get("www-authenticate").unwrap(), "Bearer");
 /// assert_eq!(response.headers().get("content-type").unwrap(), "application/json");
+/// assert!(response.extensions().get::<AuthError>().is_some());
 /// ```
 pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
     // `http` 0.2 and 1 accept the same status codes, header names and values, so these
@@ -48,8 +52,17 @@ pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
             }
         }
     }
+    if let Some(error) = rejection.auth_error() {
+        response.extensions_mut().insert(error.clone());
+    }
+    if let Some(failure) = rejection.authorization_failure() {
+        response.extensions_mut().insert(failure.clone());
+    }
     response.map_into_boxed_body()
 }
+
+/// The panic message of a [`ResponseFuture`] polled after completion.
+const POLLED_AFTER_COMPLETION: &str = "`ResponseFuture` polled after completion";
 
 /// Answers `request` with a refusal, logging one line with the reason.
 pub(crate) fn refuse<B>(
@@ -73,10 +86,14 @@ pub(crate) fn refuse<B>(
 type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 pin_project! {
-    /// The response future of [`ValidateAccessTokenMiddleware`](crate::ValidateAccessTokenMiddleware)
-    /// and [`RequirePolicyMiddleware`](crate::RequirePolicyMiddleware): the inner service's
-    /// future (no boxing) when the request is decided synchronously, a ready refusal, or a boxed
-    /// future while keys are refreshed or an asynchronous authorization handler runs.
+    /// The response future of [`ValidateAccessToken`](crate::ValidateAccessToken),
+    /// [`RequirePolicy`](crate::RequirePolicy) and [`Authorize`](crate::Authorize): the inner
+    /// service's future (no boxing) when the request is decided synchronously, a ready refusal,
+    /// or a boxed future while keys are refreshed or an asynchronous authorization handler runs.
+    ///
+    /// # Panics
+    ///
+    /// When polled after it completed, as the Tower layers' futures.
     pub struct ResponseFuture<F, B> {
         #[pin]
         state: State<F, B>,
@@ -89,6 +106,7 @@ pin_project! {
         Inner { #[pin] future: F },
         Refused { response: Option<ServiceResponse<EitherBody<B>>> },
         Boxed { future: LocalBoxFuture<Result<ServiceResponse<EitherBody<B>>, Error>> },
+        Done,
     }
 }
 
@@ -125,17 +143,17 @@ where
     type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut this = self.project();
+        let output = match this.state.as_mut().project() {
             StateProj::Inner { future } => {
-                future.poll(cx).map_ok(ServiceResponse::map_into_left_body)
+                ready!(future.poll(cx)).map(ServiceResponse::map_into_left_body)
             }
-            StateProj::Refused { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                // Polled after completion: never ready again, never a panic.
-                None => Poll::Pending,
-            },
-            StateProj::Boxed { future } => future.as_mut().poll(cx),
-        }
+            StateProj::Refused { response } => Ok(response.take().expect(POLLED_AFTER_COMPLETION)),
+            StateProj::Boxed { future } => ready!(future.as_mut().poll(cx)),
+            StateProj::Done => panic!("{}", POLLED_AFTER_COMPLETION),
+        };
+        this.state.set(State::Done);
+        Poll::Ready(output)
     }
 }
 
@@ -145,9 +163,87 @@ impl<F, B> fmt::Debug for ResponseFuture<F, B> {
             State::Inner { .. } => "inner",
             State::Refused { .. } => "refused",
             State::Boxed { .. } => "boxed",
+            State::Done => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::dev::Service as _;
+    use actix_web::{test, web, App, HttpMessage as _};
+    use tower_azure_auth::authorization::AuthorizationFailure;
+    use tower_azure_auth::{AuthError, AuthErrorKind, Authority, Claims, TokenValidator};
+
+    use crate::{RequireRole, ValidateAccessTokenLayer};
+
+    /// Every refusal carries its cause in the response's extensions, also when a
+    /// `with_rejection` builder made the response, so an outer middleware can label it.
+    #[actix_web::test]
+    async fn refusals_carry_their_cause_in_extensions() {
+        let validator = TokenValidator::builder(
+            Authority::entra(
+                "https://login.microsoftonline.com/",
+                "contoso.onmicrosoft.com",
+            )
+            .unwrap(),
+        )
+        .client_id("b178f3a5-7588-492a-924f-72d7887b7e48")
+        .build()
+        .unwrap();
+        let custom = ValidateAccessTokenLayer::new(validator.clone())
+            .with_rejection(|_: &AuthError| actix_web::HttpResponse::Unauthorized().finish());
+        let default = test::init_service(
+            App::new()
+                .route("/", web::get().to(|| async { "ok" }))
+                .wrap(ValidateAccessTokenLayer::new(validator)),
+        )
+        .await;
+        let swapped = test::init_service(
+            App::new()
+                .route("/", web::get().to(|| async { "ok" }))
+                .wrap(custom),
+        )
+        .await;
+        for (name, response) in [
+            (
+                "default",
+                test::call_service(&default, test::TestRequest::get().uri("/").to_request()).await,
+            ),
+            (
+                "with_rejection",
+                test::call_service(&swapped, test::TestRequest::get().uri("/").to_request()).await,
+            ),
+        ] {
+            assert_eq!(response.status(), 401, "{name}");
+            let kind = response
+                .response()
+                .extensions()
+                .get::<AuthError>()
+                .map(AuthError::kind);
+            assert_eq!(kind, Some(AuthErrorKind::MissingToken), "{name}");
+        }
+
+        let app = test::init_service(
+            App::new()
+                .route("/", web::get().to(|| async { "ok" }))
+                .wrap(RequireRole("service-api"))
+                .wrap_fn(|request, service| {
+                    let claims = serde_json::json!({ "roles": ["reader"] });
+                    request
+                        .extensions_mut()
+                        .insert(Claims::from_json(claims).unwrap());
+                    service.call(request)
+                }),
+        )
+        .await;
+        let response =
+            test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(response.status(), 403);
+        let extensions = response.response().extensions();
+        assert!(extensions.get::<AuthorizationFailure>().is_some());
     }
 }

@@ -1,4 +1,4 @@
-//! [`ValidateAccessToken`]: the actix-web counterpart of the Tower
+//! [`ValidateAccessTokenLayer`]: the actix-web counterpart of the Tower
 //! `ValidateAccessTokenLayer`, with the same decisions and the same responses.
 
 use std::fmt;
@@ -15,7 +15,8 @@ use tower_azure_auth::{AuthError, Claims, TokenValidator};
 
 use crate::response::{refuse, rejection_response, ResponseFuture, LOG_TARGET};
 
-/// Builds the response sent when authentication fails.
+/// Builds the response sent when authentication fails. Whatever it returns, the middleware
+/// inserts the [`AuthError`] into the response's extensions.
 ///
 /// Implemented by [`DefaultRejection`] and by every closure
 /// `Fn(&AuthError) -> HttpResponse + Clone + 'static`.
@@ -58,30 +59,30 @@ where
 /// request, as the Tower layer does.
 ///
 /// With [`defer_refusals`](Self::defer_refusals), a missing or refused token is not answered
-/// here but left (as its [`AuthError`]) for the [`Authorize`](crate::Authorize) middleware,
-/// [`RequirePolicy`](crate::RequirePolicy) or the [`Authenticated`](crate::Authenticated)
+/// here but left (as its [`AuthError`]) for the [`AuthorizeLayer`](crate::AuthorizeLayer) middleware,
+/// [`RequirePolicyLayer`](crate::RequirePolicyLayer) or the [`Authenticated`](crate::Authenticated)
 /// extractor to answer, so that anonymous routes work under an `App`-wide validation.
 ///
 /// Layer order: actix-web runs the *last* `wrap()` first, so register this one after the
 /// authorization middlewares that read the claims it inserts (or on an enclosing scope/app).
 /// See the [crate docs](crate).
 #[derive(Clone)]
-pub struct ValidateAccessToken<R = DefaultRejection> {
+pub struct ValidateAccessTokenLayer<R = DefaultRejection> {
     validator: TokenValidator,
     rejection: R,
     defer: bool,
 }
 
-impl<R> fmt::Debug for ValidateAccessToken<R> {
+impl<R> fmt::Debug for ValidateAccessTokenLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValidateAccessToken")
+        f.debug_struct("ValidateAccessTokenLayer")
             .field("validator", &self.validator)
             .field("defer_refusals", &self.defer)
             .finish_non_exhaustive()
     }
 }
 
-impl ValidateAccessToken {
+impl ValidateAccessTokenLayer {
     /// A middleware that validates with `validator` and answers refusals per RFC 6750.
     pub fn new(validator: TokenValidator) -> Self {
         Self {
@@ -92,12 +93,12 @@ impl ValidateAccessToken {
     }
 }
 
-impl<R> ValidateAccessToken<R> {
+impl<R> ValidateAccessTokenLayer<R> {
     /// Swaps the refusal response builder: a closure `Fn(&AuthError) -> HttpResponse` or an
     /// [`OnRejection`] implementation.
     ///
     /// ```
-    /// use actix_azure_auth::{rejection_response, ValidateAccessToken};
+    /// use actix_azure_auth::{rejection_response, ValidateAccessTokenLayer};
     /// use actix_web::HttpResponse;
     /// use tower_azure_auth::rejection::Rejection;
     /// use tower_azure_auth::{AuthError, Authority, TokenValidator};
@@ -107,7 +108,7 @@ impl<R> ValidateAccessToken<R> {
     ///     .client_id("b178f3a5-7588-492a-924f-72d7887b7e48")
     ///     .build()?;
     /// // the shared response plus a correlation header
-    /// let middleware = ValidateAccessToken::new(validator).with_rejection(|error: &AuthError| {
+    /// let middleware = ValidateAccessTokenLayer::new(validator).with_rejection(|error: &AuthError| {
     ///     let mut response = rejection_response(&Rejection::unauthenticated(error));
     ///     response.headers_mut().insert(
     ///         actix_web::http::header::HeaderName::from_static("x-auth-failure"),
@@ -119,8 +120,8 @@ impl<R> ValidateAccessToken<R> {
     /// # Ok(()) }
     /// ```
     #[must_use]
-    pub fn with_rejection<R2: OnRejection>(self, rejection: R2) -> ValidateAccessToken<R2> {
-        ValidateAccessToken {
+    pub fn with_rejection<R2: OnRejection>(self, rejection: R2) -> ValidateAccessTokenLayer<R2> {
+        ValidateAccessTokenLayer {
             validator: self.validator,
             rejection,
             defer: self.defer,
@@ -129,7 +130,7 @@ impl<R> ValidateAccessToken<R> {
 
     /// Lets a request with a missing or refused token through, with the [`AuthError`] in its
     /// extensions instead of [`Claims`], for the authorization to answer: the
-    /// [`Authorize`](crate::Authorize) middleware, [`RequirePolicy`](crate::RequirePolicy),
+    /// [`AuthorizeLayer`](crate::AuthorizeLayer) middleware, [`RequirePolicyLayer`](crate::RequirePolicyLayer),
     /// [`RequireRole`](crate::RequireRole) and the [`Authenticated`](crate::Authenticated)
     /// extractor answer `401` (or `503`) with that error, the response this middleware sends
     /// otherwise; a route declared anonymous is reached without claims (ASP.NET Core's model:
@@ -150,7 +151,7 @@ impl<R> ValidateAccessToken<R> {
     }
 }
 
-impl<S, B, R> Transform<S, ServiceRequest> for ValidateAccessToken<R>
+impl<S, B, R> Transform<S, ServiceRequest> for ValidateAccessTokenLayer<R>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,
@@ -158,12 +159,12 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Transform = ValidateAccessTokenMiddleware<S, R>;
+    type Transform = ValidateAccessToken<S, R>;
     type InitError = ();
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(ValidateAccessTokenMiddleware {
+        ready(Ok(ValidateAccessToken {
             service: Rc::new(service),
             validator: self.validator.clone(),
             rejection: self.rejection.clone(),
@@ -172,17 +173,17 @@ where
     }
 }
 
-/// The service of [`ValidateAccessToken`].
-pub struct ValidateAccessTokenMiddleware<S, R = DefaultRejection> {
+/// The service of [`ValidateAccessTokenLayer`].
+pub struct ValidateAccessToken<S, R = DefaultRejection> {
     service: Rc<S>,
     validator: TokenValidator,
     rejection: R,
     defer: bool,
 }
 
-impl<S, R> fmt::Debug for ValidateAccessTokenMiddleware<S, R> {
+impl<S, R> fmt::Debug for ValidateAccessToken<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValidateAccessTokenMiddleware")
+        f.debug_struct("ValidateAccessToken")
             .field("validator", &self.validator)
             .finish_non_exhaustive()
     }
@@ -196,7 +197,7 @@ enum Outcome {
     Retry(String),
 }
 
-impl<S, R> ValidateAccessTokenMiddleware<S, R> {
+impl<S, R> ValidateAccessToken<S, R> {
     fn inspect(&self, request: &ServiceRequest) -> Outcome {
         let values = request
             .headers()
@@ -245,7 +246,9 @@ fn refused<B>(
     rejection: &impl OnRejection,
     error: &AuthError,
 ) -> ServiceResponse<EitherBody<B>> {
-    let response = rejection.on_rejection(error);
+    let mut response = rejection.on_rejection(error);
+    // The cause, for an outer metrics or logging middleware, whoever built the response.
+    response.extensions_mut().insert(error.clone());
     // The detail (expected and actual values) is there only with PII logging or detailed
     // errors on.
     let reason: std::borrow::Cow<'_, str> = match error.detail() {
@@ -255,7 +258,7 @@ fn refused<B>(
     refuse(request, response, error.kind().as_str(), &reason)
 }
 
-impl<S, B, R> Service<ServiceRequest> for ValidateAccessTokenMiddleware<S, R>
+impl<S, B, R> Service<ServiceRequest> for ValidateAccessToken<S, R>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
     B: 'static,

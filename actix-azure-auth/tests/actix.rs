@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_azure_auth::{
-    rejection_response, Authenticated, Authorize, RequireClaim, RequireClientAuthentication,
-    RequirePolicy, RequireRole, ValidateAccessToken,
+    rejection_response, Authenticated, AuthorizeLayer, RequireClaim, RequireClientAuthentication,
+    RequirePolicyLayer, RequireRole, ValidateAccessTokenLayer,
 };
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -161,7 +161,7 @@ async fn ok() -> &'static str {
 /// The actix-web app: validation on a scope, the authorization middlewares on resources and
 /// on a nested scope, and two routes outside the validation.
 fn actix_app(cfg: &mut web::ServiceConfig, validator: TokenValidator, policies: &Policies) {
-    let require = RequirePolicy::named(policies, POLICY).unwrap();
+    let require = RequirePolicyLayer::named(policies, POLICY).unwrap();
     cfg.route("/maybe", web::get().to(maybe))
         .service(
             web::resource("/unvalidated")
@@ -170,7 +170,7 @@ fn actix_app(cfg: &mut web::ServiceConfig, validator: TokenValidator, policies: 
         )
         .service(
             web::scope("/api")
-                .wrap(ValidateAccessToken::new(validator))
+                .wrap(ValidateAccessTokenLayer::new(validator))
                 .route("/whoami", web::get().to(whoami))
                 .service(
                     web::resource("/role")
@@ -192,7 +192,7 @@ fn actix_app(cfg: &mut web::ServiceConfig, validator: TokenValidator, policies: 
                 .service(
                     web::resource("/facts")
                         .route(web::get().to(ok))
-                        .wrap(RequirePolicy::new(facts_policy())),
+                        .wrap(RequirePolicyLayer::new(facts_policy())),
                 )
                 .service(
                     web::scope("/policy")
@@ -235,11 +235,11 @@ fn axum_app(validator: TokenValidator, policies: &Policies) -> axum::Router {
         )
         .route(
             "/api/facts",
-            get(ok).layer(layers::RequirePolicy::new(facts_policy())),
+            get(ok).layer(layers::RequirePolicyLayer::new(facts_policy())),
         )
         .route(
             "/api/policy",
-            get(ok).layer(layers::RequirePolicy::named(policies, POLICY).unwrap()),
+            get(ok).layer(layers::RequirePolicyLayer::named(policies, POLICY).unwrap()),
         )
         .layer(layers::ValidateAccessTokenLayer::new(validator));
     axum::Router::new()
@@ -807,9 +807,9 @@ async fn app_level_middlewares_and_a_custom_rejection() {
     let app = test::init_service(
         App::new()
             .route("/whoami", web::get().to(whoami))
-            .wrap(RequirePolicy::named(&policies(), POLICY).unwrap())
+            .wrap(RequirePolicyLayer::named(&policies(), POLICY).unwrap())
             .wrap(
-                ValidateAccessToken::new(validator).with_rejection(|error: &AuthError| {
+                ValidateAccessTokenLayer::new(validator).with_rejection(|error: &AuthError| {
                     let mut response = rejection_response(&Rejection::unauthenticated(error));
                     response.headers_mut().insert(
                         actix_web::http::header::HeaderName::from_static("x-auth-failure"),
@@ -911,11 +911,11 @@ async fn only_refreshes_and_async_handlers_box() {
             Ok::<_, actix_web::Error>(request.into_response(HttpResponse::Ok().finish()))
         })
     };
-    let validate = ValidateAccessToken::new(f.validator.clone())
+    let validate = ValidateAccessTokenLayer::new(f.validator.clone())
         .new_transform(inner())
         .await
         .unwrap();
-    let policy = RequirePolicy::named(&policies(), POLICY)
+    let policy = RequirePolicyLayer::named(&policies(), POLICY)
         .unwrap()
         .new_transform(inner())
         .await
@@ -1035,14 +1035,14 @@ fn policies_with_fallback() -> Policies {
 }
 
 /// `PoliciesBuilder::fallback_policy` was stored and applied by no middleware: an `App`-wide
-/// `Authorize` applies it to the routes that declare no policy, the route's own policy where it
+/// `AuthorizeLayer` applies it to the routes that declare no policy, the route's own policy where it
 /// declares one, nothing on anonymous routes; the Tower `AuthorizeLayer` on axum answers the
 /// same requests byte for byte the same.
 #[tokio::test]
 async fn app_wide_authorize_applies_the_fallback_policy_and_matches_tower() {
     let f = fixture().await;
     let policies = policies_with_fallback();
-    let authorize = Authorize::new(&policies)
+    let authorize = AuthorizeLayer::new(&policies)
         .route("/weatherforecast", POLICY)
         .unwrap()
         .anonymous("/healthz")
@@ -1064,7 +1064,7 @@ async fn app_wide_authorize_applies_the_fallback_policy_and_matches_tower() {
             .route("/healthz", web::get().to(ok))
             .route("/public/{name}", web::get().to(ok))
             .wrap(authorize.clone())
-            .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals())
+            .wrap(ValidateAccessTokenLayer::new(validator.clone()).defer_refusals())
     })
     .workers(1)
     .disable_signals()
@@ -1201,7 +1201,7 @@ async fn deferred_refusals_are_answered_by_the_extractor_and_resource_middleware
                     .route(web::get().to(ok))
                     .wrap(RequireRole("service-api")),
             )
-            .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals())
+            .wrap(ValidateAccessTokenLayer::new(validator.clone()).defer_refusals())
     })
     .workers(1)
     .disable_signals()
@@ -1261,13 +1261,13 @@ async fn the_handler_sees_the_authorization_header_marked_sensitive() {
             .service(
                 web::resource("/api")
                     .route(web::get().to(sensitive))
-                    .wrap(ValidateAccessToken::new(validator.clone())),
+                    .wrap(ValidateAccessTokenLayer::new(validator.clone())),
             )
             .service(
                 web::scope("/deferred")
                     .route("/open", web::get().to(sensitive))
-                    .wrap(Authorize::new(&policies).anonymous("/deferred/open"))
-                    .wrap(ValidateAccessToken::new(validator.clone()).defer_refusals()),
+                    .wrap(AuthorizeLayer::new(&policies).anonymous("/deferred/open"))
+                    .wrap(ValidateAccessTokenLayer::new(validator.clone()).defer_refusals()),
             )
     })
     .workers(1)
@@ -1338,7 +1338,7 @@ async fn a_request_dropped_mid_refresh_does_not_switch_off_refresh_on_unknown_ki
     let server = HttpServer::new(move || {
         App::new().service(
             web::scope("/api")
-                .wrap(ValidateAccessToken::new(validator.clone()))
+                .wrap(ValidateAccessTokenLayer::new(validator.clone()))
                 .route("/whoami", web::get().to(whoami)),
         )
     })

@@ -22,7 +22,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 
-use actix_azure_auth::{RequirePolicy, ValidateAccessToken};
+use actix_azure_auth::{RequirePolicyLayer, ValidateAccessTokenLayer};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -34,7 +34,7 @@ pub use weather_api_axum::{configure_policies, forecasts, WeatherForecast, POLIC
 #[derive(Debug, Clone)]
 pub struct WeatherApi {
     validator: TokenValidator,
-    require: RequirePolicy,
+    require: RequirePolicyLayer,
 }
 
 impl WeatherApi {
@@ -58,7 +58,7 @@ impl WeatherApi {
     pub fn from_parts(validator: TokenValidator, policies: &Policies) -> Result<Self, ConfigError> {
         Ok(Self {
             validator,
-            require: RequirePolicy::named(policies, POLICY)?,
+            require: RequirePolicyLayer::named(policies, POLICY)?,
         })
     }
 
@@ -71,7 +71,7 @@ impl WeatherApi {
             web::resource("/weatherforecast")
                 .route(web::get().to(weather_forecast))
                 .wrap(self.require.clone())
-                .wrap(ValidateAccessToken::new(self.validator.clone())),
+                .wrap(ValidateAccessTokenLayer::new(self.validator.clone())),
         );
     }
 }
