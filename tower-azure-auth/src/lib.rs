@@ -18,6 +18,8 @@ pub mod axum;
 pub mod middleware;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tower-http")]
+pub mod tower_http;
 
 pub use crate::authority::{Authority, HttpClient};
 pub use crate::claims::Claims;
