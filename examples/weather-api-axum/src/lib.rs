@@ -6,8 +6,10 @@
 //! [`configure_policies`] is the Rust reading of the seed's `Startup.ConfigureServices`; it
 //! does not depend on axum, and the actix example uses it too.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -18,6 +20,9 @@ use tower_azure_auth::authorization::{
 use tower_azure_auth::claims::ClientAuthentication;
 use tower_azure_auth::layers::{RequirePolicyLayer, ValidateAccessTokenLayer};
 use tower_azure_auth::{AzureAdOptions, ConfigError, TokenValidator};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 /// The policy name the seed's controller uses: `[Authorize(Policy = "ValidateAccessTokenPolicy")]`.
 pub const POLICY: &str = "ValidateAccessTokenPolicy";
@@ -163,7 +168,29 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The router: `/weatherforecast` behind the policy and token validation, `/healthz` open.
+/// How long a request may take, key refresh included, before the service answers `503`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The router: `/weatherforecast` behind the policy and token validation, `/healthz` open,
+/// inside tower-http's production layers.
+///
+/// Layer order, from the outside in (in axum, a later `.layer()` wraps what is above it, so the
+/// code lists them from the inside out):
+///
+/// 1. [`SetSensitiveRequestHeadersLayer`] for `Authorization`: outermost, so that the token is
+///    marked sensitive before anything can log the request (`Debug` of a sensitive header
+///    prints `Sensitive`). The validation marks it again for stacks without this layer.
+/// 2. [`TraceLayer`]: a span and a log line for every request, refused ones included, so that a
+///    `401`/`403` shows with its latency (the refusal's reason is logged at debug under
+///    `tower_azure_auth::*`).
+/// 3. [`TimeoutLayer`]: bounds the whole request, including a validation that waits for a key
+///    refresh on an unknown `kid`; a request over [`REQUEST_TIMEOUT`] gets `503`. Inside the
+///    trace layer, so the timeout is traced.
+/// 4. [`ValidateAccessTokenLayer`]: authenticates and puts the claims into the extensions.
+/// 5. [`RequirePolicyLayer`] (per route, inside the validation it reads the claims of):
+///    `ValidateAccessTokenPolicy`.
+///
+/// `/healthz` has only the tower-http layers: it is open.
 ///
 /// # Errors
 ///
@@ -175,7 +202,13 @@ pub fn router(validator: TokenValidator, policies: &Policies) -> Result<Router, 
         .layer(ValidateAccessTokenLayer::new(validator));
     Ok(Router::new()
         .route("/healthz", get(healthz))
-        .merge(protected))
+        .merge(protected)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION])))
 }
 
 /// The whole app from the `AzureAd` section (`AddMicrosoftIdentityWebApiAuthentication` +
@@ -188,4 +221,64 @@ pub fn app(options: &AzureAdOptions) -> Result<Router, ConfigError> {
     let validator = TokenValidator::new(options)?;
     let policies = configure_policies(options)?;
     router(validator, &policies)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use tower_azure_auth::Authority;
+
+    use super::*;
+
+    /// Through the whole stack (tower-http's layers around ours): `/healthz` is open,
+    /// `/weatherforecast` refuses a request without a token with the RFC 6750 challenge.
+    #[tokio::test]
+    async fn the_stack_answers_as_the_layers_do() {
+        let validator = TokenValidator::builder(
+            Authority::entra(
+                "https://login.microsoftonline.com/",
+                "contoso.onmicrosoft.com",
+            )
+            .unwrap(),
+        )
+        .client_id("b178f3a5-7588-492a-924f-72d7887b7e48")
+        .build()
+        .unwrap();
+        let policies = Policies::builder()
+            .add_policy(POLICY, Policy::authenticated())
+            .build();
+        let app = router(validator, &policies).unwrap();
+        struct Case {
+            name: &'static str,
+            path: &'static str,
+            status: StatusCode,
+            challenge: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                name: "open",
+                path: "/healthz",
+                status: StatusCode::OK,
+                challenge: None,
+            },
+            Case {
+                name: "no token",
+                path: "/weatherforecast",
+                status: StatusCode::UNAUTHORIZED,
+                challenge: Some("Bearer"),
+            },
+        ];
+        for case in cases {
+            let request = Request::get(case.path).body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), case.status, "{}", case.name);
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap());
+            assert_eq!(challenge, case.challenge, "{}", case.name);
+        }
+    }
 }
