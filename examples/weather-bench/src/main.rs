@@ -126,7 +126,8 @@ async fn main() -> ExitCode {
                 .build();
             route
                 .layer(
-                    RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy").expect("policy"),
+                    RequirePolicyLayer::named(&policies, "ValidateAccessTokenPolicy")
+                        .expect("policy"),
                 )
                 .layer(ValidateAccessTokenLayer::new(with_cache))
         }
