@@ -314,7 +314,7 @@ impl Replay {
 /// When polled after it completed.
 pub struct ResponseFuture<T> {
     /// `None` once completed.
-    future: Option<Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>>,
+    future: Option<futures_util::future::BoxFuture<'static, Result<T, BoxError>>>,
 }
 
 impl<T> fmt::Debug for ResponseFuture<T> {
