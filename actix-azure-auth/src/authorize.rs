@@ -9,10 +9,11 @@ use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
 use tower_azure_auth::authorization::{Policies, Policy, RouteAuthorization, RoutePolicies};
+use tower_azure_auth::rejection::Rejection;
 use tower_azure_auth::ConfigError;
 
 use crate::require::authorize;
-use crate::response::ResponseFuture;
+use crate::response::{Refusal, ResponseFuture};
 
 /// Applies each route's policy, the default policy or the registry's fallback policy to a whole
 /// `App` (or scope), as ASP.NET Core's `UseAuthorization()` with `[Authorize(Policy = …)]`,
@@ -102,15 +103,26 @@ use crate::response::ResponseFuture;
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
     routes: RoutePolicies,
+    refusal: Refusal,
 }
 
 impl AuthorizeLayer {
     /// A middleware over the policies, default and fallback policy and handlers of
     /// `policies`, with no route listed yet.
     pub fn new(policies: &Policies) -> Self {
-        Self {
-            routes: RoutePolicies::new(policies),
-        }
+        Self::from(RoutePolicies::new(policies))
+    }
+
+    /// Swaps the refusal response builder, as
+    /// [`RequirePolicyLayer::with_rejection`](crate::RequirePolicyLayer::with_rejection); the
+    /// cause stays in the response's extensions.
+    #[must_use]
+    pub fn with_rejection(
+        mut self,
+        builder: impl Fn(Rejection) -> actix_web::HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.refusal = Refusal::new(builder);
+        self
     }
 
     /// The route `pattern` requires the policy registered under `name`, and only that one
@@ -122,6 +134,7 @@ impl AuthorizeLayer {
     pub fn route(self, pattern: impl Into<String>, name: &str) -> Result<Self, ConfigError> {
         Ok(Self {
             routes: self.routes.route(pattern, name)?,
+            ..self
         })
     }
 
@@ -130,6 +143,7 @@ impl AuthorizeLayer {
     pub fn route_policy(self, pattern: impl Into<String>, policy: Policy) -> Self {
         Self {
             routes: self.routes.route_policy(pattern, policy),
+            ..self
         }
     }
 
@@ -138,6 +152,7 @@ impl AuthorizeLayer {
     pub fn default_for(self, pattern: impl Into<String>) -> Self {
         Self {
             routes: self.routes.default_for(pattern),
+            ..self
         }
     }
 
@@ -147,6 +162,7 @@ impl AuthorizeLayer {
     pub fn anonymous(self, pattern: impl Into<String>) -> Self {
         Self {
             routes: self.routes.anonymous(pattern),
+            ..self
         }
     }
 
@@ -158,7 +174,10 @@ impl AuthorizeLayer {
 
 impl From<RoutePolicies> for AuthorizeLayer {
     fn from(routes: RoutePolicies) -> Self {
-        Self { routes }
+        Self {
+            routes,
+            refusal: Refusal::default(),
+        }
     }
 }
 
@@ -177,6 +196,7 @@ where
         ready(Ok(Authorize {
             service: Rc::new(service),
             routes: self.routes.clone(),
+            refusal: self.refusal.clone(),
         }))
     }
 }
@@ -185,6 +205,7 @@ where
 pub struct Authorize<S> {
     service: Rc<S>,
     routes: RoutePolicies,
+    refusal: Refusal,
 }
 
 impl<S> fmt::Debug for Authorize<S> {
@@ -209,9 +230,14 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let pattern = request.match_pattern();
         match self.routes.for_route(pattern.as_deref(), request.path()) {
-            RouteAuthorization::Policy(policy) => {
-                authorize(&self.service, self.routes.policies(), policy, true, request)
-            }
+            RouteAuthorization::Policy(policy) => authorize(
+                &self.service,
+                self.routes.policies(),
+                policy,
+                true,
+                &self.refusal,
+                request,
+            ),
             RouteAuthorization::Anonymous | RouteAuthorization::Unprotected => {
                 ResponseFuture::inner(self.service.call(request))
             }

@@ -14,7 +14,7 @@ use tower_azure_auth::claims::ClientAuthentication;
 use tower_azure_auth::rejection::Rejection;
 use tower_azure_auth::{AuthError, Claims, ConfigError};
 
-use crate::response::{refuse, rejection_response, ResponseFuture};
+use crate::response::{refuse, rejection_response, Refusal, ResponseFuture};
 
 /// Requires a [`Policy`]: a registered one by name, the registry's default one, or one built
 /// inline; use with `wrap()` on an `App`, a `web::scope` or a `web::resource`, inside
@@ -57,6 +57,7 @@ pub struct RequirePolicyLayer {
     /// Whether requirements may look at the request; `false` only for the built-in
     /// single-requirement middlewares, which never do.
     request_facts: bool,
+    refusal: Refusal,
 }
 
 impl RequirePolicyLayer {
@@ -86,7 +87,21 @@ impl RequirePolicyLayer {
             policies: policies.clone(),
             policy,
             request_facts: true,
+            refusal: Refusal::default(),
         }
+    }
+
+    /// Swaps the refusal response builder: a closure from the shared [`Rejection`] (`401`/`503`
+    /// with its [`Rejection::auth_error`], `403` with its [`Rejection::authorization_failure`])
+    /// to an `HttpResponse`, as the Tower layer's `with_rejection`; the cause stays in the
+    /// response's extensions.
+    #[must_use]
+    pub fn with_rejection(
+        mut self,
+        builder: impl Fn(Rejection) -> actix_web::HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.refusal = Refusal::new(builder);
+        self
     }
 
     /// The policy.
@@ -296,24 +311,35 @@ where
             policies,
             policy,
             request_facts,
+            refusal,
         } = &self.require;
-        authorize(&self.service, policies, policy, *request_facts, request)
+        authorize(
+            &self.service,
+            policies,
+            policy,
+            *request_facts,
+            refusal,
+            request,
+        )
     }
 }
 
 /// The `401` (or `503`) for a request without claims: with the authentication failure that a
 /// deferring [`ValidateAccessTokenLayer`](crate::ValidateAccessTokenLayer) recorded, else for a missing
 /// token.
-pub(crate) fn not_authenticated<B>(request: ServiceRequest) -> ServiceResponse<EitherBody<B>> {
+pub(crate) fn not_authenticated<B>(
+    request: ServiceRequest,
+    refusal: &Refusal,
+) -> ServiceResponse<EitherBody<B>> {
     let recorded = request.extensions().get::<AuthError>().cloned();
     match recorded {
         Some(error) => {
-            let response = rejection_response(&Rejection::unauthenticated(&error));
+            let response = refusal.respond(Rejection::unauthenticated(&error));
             refuse(request, response, error.kind().as_str(), &error.reason())
         }
         None => {
             let error = AuthError::missing_token();
-            let response = rejection_response(&Rejection::unauthenticated(&error));
+            let response = refusal.respond(Rejection::unauthenticated(&error));
             refuse(
                 request,
                 response,
@@ -331,6 +357,7 @@ pub(crate) fn authorize<S, B>(
     policies: &Policies,
     policy: &Policy,
     request_facts: bool,
+    refusal: &Refusal,
     request: ServiceRequest,
 ) -> ResponseFuture<S::Future, B>
 where
@@ -339,7 +366,7 @@ where
 {
     let claims = request.extensions().get::<Claims>().cloned();
     let Some(claims) = claims else {
-        return ResponseFuture::refused(not_authenticated(request));
+        return ResponseFuture::refused(not_authenticated(request, refusal));
     };
     let facts = if request_facts {
         match OwnedFacts::from_request(&request) {
@@ -367,7 +394,7 @@ where
     match decided {
         Some(Ok(())) => ResponseFuture::inner(service.call(request)),
         Some(Err(failure)) => {
-            let response = rejection_response(&Rejection::forbidden(&failure));
+            let response = refusal.respond(Rejection::forbidden(&failure));
             ResponseFuture::refused(refuse(request, response, "forbidden", &failure))
         }
         None => {
@@ -375,6 +402,7 @@ where
             let service = Rc::clone(service);
             let policies = policies.clone();
             let policy = policy.clone();
+            let refusal = refusal.clone();
             ResponseFuture::boxed(async move {
                 let result = policies
                     .authorize(&policy, &context(&claims, facts.as_ref()))
@@ -385,7 +413,7 @@ where
                         .await
                         .map(ServiceResponse::map_into_left_body),
                     Err(failure) => {
-                        let response = rejection_response(&Rejection::forbidden(&failure));
+                        let response = refusal.respond(Rejection::forbidden(&failure));
                         Ok(refuse(request, response, "forbidden", &failure))
                     }
                 }

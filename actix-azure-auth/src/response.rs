@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use actix_web::body::EitherBody;
@@ -59,6 +60,46 @@ pub fn rejection_response(rejection: &Rejection) -> HttpResponse {
         response.extensions_mut().insert(failure.clone());
     }
     response.map_into_boxed_body()
+}
+
+/// How the authorization middlewares answer a refusal: the shared response, or the one of a
+/// `with_rejection` builder; either way with the cause in the response's extensions.
+#[derive(Clone, Default)]
+pub(crate) struct Refusal(Option<Arc<dyn Fn(Rejection) -> HttpResponse + Send + Sync>>);
+
+impl Refusal {
+    pub(crate) fn new(builder: impl Fn(Rejection) -> HttpResponse + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(builder)))
+    }
+
+    /// The response for `rejection`.
+    pub(crate) fn respond(&self, rejection: Rejection) -> HttpResponse {
+        let Some(builder) = &self.0 else {
+            return rejection_response(&rejection);
+        };
+        let (error, failure) = (
+            rejection.auth_error().cloned(),
+            rejection.authorization_failure().cloned(),
+        );
+        let mut response = builder(rejection);
+        if let Some(error) = error {
+            response.extensions_mut().insert(error);
+        }
+        if let Some(failure) = failure {
+            response.extensions_mut().insert(failure);
+        }
+        response
+    }
+}
+
+impl fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Custom"
+        } else {
+            "Default"
+        })
+    }
 }
 
 /// The panic message of a [`ResponseFuture`] polled after completion.
@@ -175,10 +216,11 @@ impl<F, B> fmt::Debug for ResponseFuture<F, B> {
 mod tests {
     use actix_web::dev::Service as _;
     use actix_web::{test, web, App, HttpMessage as _};
-    use tower_azure_auth::authorization::AuthorizationFailure;
+    use tower_azure_auth::authorization::{AuthorizationFailure, Policy};
+    use tower_azure_auth::rejection::Rejection;
     use tower_azure_auth::{AuthError, AuthErrorKind, Authority, Claims, TokenValidator};
 
-    use crate::{RequireRole, ValidateAccessTokenLayer};
+    use crate::{RequirePolicyLayer, RequireRole, ValidateAccessTokenLayer};
 
     /// Every refusal carries its cause in the response's extensions, also when a
     /// `with_rejection` builder made the response, so an outer middleware can label it.
@@ -227,23 +269,49 @@ mod tests {
             assert_eq!(kind, Some(AuthErrorKind::MissingToken), "{name}");
         }
 
-        let app = test::init_service(
+        let with_claims = |request: actix_web::dev::ServiceRequest| {
+            let claims = serde_json::json!({ "roles": ["reader"] });
+            request
+                .extensions_mut()
+                .insert(Claims::from_json(claims).unwrap());
+            request
+        };
+        let default = test::init_service(
             App::new()
                 .route("/", web::get().to(|| async { "ok" }))
                 .wrap(RequireRole("service-api"))
-                .wrap_fn(|request, service| {
-                    let claims = serde_json::json!({ "roles": ["reader"] });
-                    request
-                        .extensions_mut()
-                        .insert(Claims::from_json(claims).unwrap());
-                    service.call(request)
-                }),
+                .wrap_fn(move |request, service| service.call(with_claims(request))),
         )
         .await;
-        let response =
-            test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
-        assert_eq!(response.status(), 403);
-        let extensions = response.response().extensions();
-        assert!(extensions.get::<AuthorizationFailure>().is_some());
+        let policy = Policy::builder().require_role("service-api").build();
+        let swapped = test::init_service(
+            App::new()
+                .route("/", web::get().to(|| async { "ok" }))
+                .wrap(
+                    RequirePolicyLayer::new(policy).with_rejection(|rejection: Rejection| {
+                        actix_web::HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(rejection.status().as_u16())
+                                .unwrap(),
+                        )
+                        .body("custom")
+                    }),
+                )
+                .wrap_fn(move |request, service| service.call(with_claims(request))),
+        )
+        .await;
+        for (name, response) in [
+            (
+                "default",
+                test::call_service(&default, test::TestRequest::get().uri("/").to_request()).await,
+            ),
+            (
+                "with_rejection",
+                test::call_service(&swapped, test::TestRequest::get().uri("/").to_request()).await,
+            ),
+        ] {
+            assert_eq!(response.status(), 403, "{name}");
+            let extensions = response.response().extensions();
+            assert!(extensions.get::<AuthorizationFailure>().is_some(), "{name}");
+        }
     }
 }
