@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tower_azure_auth::testing::fuzzing::AssertionChecker;
+use entra_dev_authority::fuzzing::AssertionChecker;
 use tower_azure_auth_fuzz::{ASSERTION_NOW, CLIENT, CLIENT_CERT, TENANT};
 
 fn checker() -> &'static AssertionChecker {

@@ -16,8 +16,6 @@ pub mod validation;
 pub mod axum;
 #[cfg(feature = "reqwest")]
 pub mod middleware;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use crate::authority::{Authority, HttpClient};
 pub use crate::claims::Claims;
