@@ -166,7 +166,16 @@
 //! [`AssertionReuse::Refuse`]), `objectId` (per application) to a GUID derived from the tenant and
 //! client ids. Unknown fields are refused, so typos surface.
 
-// The floors, bottom first: a module uses only the ones listed above it.
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+// The floors, bottom first; a module uses only the ones below it, never one above, and no
+// module uses this root: `options` (endpoint families, faults, key rollover, assertion reuse)
+// and `entra_error`, `keys`; `registration`; `assertion`; the stores `key_vault` and
+// `managed_identity`; `state`; `server` (the router, whose `respond` sits below its endpoint
+// modules `key_vault` and `managed_identity`).
 mod assertion;
 mod entra_error;
 mod key_vault;
