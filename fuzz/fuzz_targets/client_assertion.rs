@@ -1,4 +1,4 @@
-//! The dev authority's client-assertion checks (`testing/assertion.rs`): parsing as MSAL
+//! The dev authority's client-assertion checks (`entra-dev-authority/src/assertion.rs`): parsing as MSAL
 //! sends them, certificate lookup by `x5t#S256`/`x5t`/`x5c`, signature, `aud`, lifetime.
 #![no_main]
 
