@@ -1036,6 +1036,7 @@ async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
     ));
 }
 
+#[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn an_api_answering_401_invalid_token_forever_made_the_client_request_a_token_per_call() {
     use entra_dev_authority::{

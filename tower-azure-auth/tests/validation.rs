@@ -861,6 +861,7 @@ async fn refusals_log_no_claim_values_with_pii_logging_off() {
 
 /// `AllowedClientIds` in an ordinary service (not the weather example): a router of its own,
 /// configured from JSON, tokens from the dev authority's token endpoint for two applications.
+#[cfg(feature = "axum")]
 #[tokio::test]
 async fn allowed_client_ids_from_configuration_refuse_other_callers_with_401() {
     use entra_dev_authority::{DevApi, DevApplication, DevAuthority, IssueToken};
