@@ -1301,10 +1301,10 @@ async fn the_handler_sees_the_authorization_header_marked_sensitive() {
 /// by the new key is accepted. The dev authority's JWKS endpoint is made slow for this.
 #[tokio::test]
 async fn a_request_dropped_mid_refresh_does_not_switch_off_refresh_on_unknown_kid() {
-    use tower_azure_auth::claims::TokenVersion;
-    use tower_azure_auth::testing::{
+    use entra_dev_authority::{
         DevApi, DevApplication, DevAuthority, Endpoint, Fault, IssueToken, KeepOld,
     };
+    use tower_azure_auth::claims::TokenVersion;
     const GUARD: Duration = Duration::from_secs(30);
 
     let clock = ManualClock::now();

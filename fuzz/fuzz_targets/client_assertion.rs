@@ -1,11 +1,11 @@
-//! The dev authority's client-assertion checks (`testing/assertion.rs`): parsing as MSAL
+//! The dev authority's client-assertion checks (`entra-dev-authority/src/assertion.rs`): parsing as MSAL
 //! sends them, certificate lookup by `x5t#S256`/`x5t`/`x5c`, signature, `aud`, lifetime.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tower_azure_auth::testing::fuzzing::AssertionChecker;
+use entra_dev_authority::fuzzing::AssertionChecker;
 use tower_azure_auth_fuzz::{ASSERTION_NOW, CLIENT, CLIENT_CERT, TENANT};
 
 fn checker() -> &'static AssertionChecker {

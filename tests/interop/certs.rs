@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use tower_azure_auth::testing::{generate_certificate, GeneratedCertificate};
+use entra_dev_authority::{generate_certificate, GeneratedCertificate};
 
 use crate::support::{Context as _, TempDir};
 

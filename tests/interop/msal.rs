@@ -3,13 +3,13 @@
 
 use std::path::PathBuf;
 
+use entra_dev_authority::{
+    generate_tls_certificate, DevApi, DevApplication, DevAuthority, GeneratedCertificate,
+};
 use serde_json::Value;
 use tower_azure_auth::authority::HttpClient;
 use tower_azure_auth::claims::TokenVersion;
 use tower_azure_auth::config::ConfigSource;
-use tower_azure_auth::testing::{
-    generate_tls_certificate, DevApi, DevApplication, DevAuthority, GeneratedCertificate,
-};
 use tower_azure_auth::{Authority, AzureAdOptions, TokenValidator};
 
 use crate::certs;

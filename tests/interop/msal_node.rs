@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
-use tower_azure_auth::testing::{
+use entra_dev_authority::{
     generate_tls_certificate, AssertionReuse, DevApi, DevApplication, DevAuthority,
     GeneratedCertificate,
 };
+use serde_json::Value;
+use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
 use tower_azure_auth::TokenValidator;
 
 use crate::certs;

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use entra_dev_authority::{DevApi, DevApplication, DevAuthority, Endpoint, IssueToken};
 use tokio::task::JoinSet;
 use tower_azure_auth::claims::TokenVersion;
 use tower_azure_auth::config::ConfigSource;
 use tower_azure_auth::credentials::ConfidentialClient;
-use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority, Endpoint, IssueToken};
 use tower_azure_auth::{Authority, AzureAdOptions, TokenValidator};
 
 const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";

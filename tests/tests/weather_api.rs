@@ -6,9 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use entra_dev_authority::{DevApi, DevApplication, DevAuthority, IssueToken};
 use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
 use tower_azure_auth::config::ConfigSource;
-use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority, IssueToken};
 use tower_azure_auth::AzureAdOptions;
 
 const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";

@@ -16,8 +16,6 @@ pub mod validation;
 pub mod axum;
 #[cfg(feature = "reqwest")]
 pub mod middleware;
-#[cfg(feature = "testing")]
-pub mod testing;
 #[cfg(feature = "tower-http")]
 pub mod tower_http;
 

@@ -2,7 +2,7 @@
 //! `azure_identity` crate (`ClientSecretCredential`, pointed at the dev authority as a custom
 //! cloud) gets the Key Vault token through `AzureCoreCredential`, the vault's certificate then
 //! gets the weather API's token; a failing or misbehaving credential is explained.
-#![cfg(all(feature = "testing", feature = "azure-core"))]
+#![cfg(feature = "azure-core")]
 #![allow(missing_docs)]
 
 use std::sync::Arc;
@@ -12,16 +12,16 @@ use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
+use entra_dev_authority::{
+    generate_certificate, generate_tls_certificate, ContentType, DevApi, DevApplication,
+    DevAuthority, DevKeyVault, Endpoint, GeneratedCertificate,
+};
 use tower_azure_auth::config::{CallApiOptions, ConfigSource};
 use tower_azure_auth::credentials::{
     AzureCoreCredential, ClientCredential, ConfidentialClient, CredentialContext,
     CredentialDescriptions, CredentialSource, TokenError, TokenSource, KEY_VAULT_SCOPE,
 };
 use tower_azure_auth::error::error_chain;
-use tower_azure_auth::testing::{
-    generate_certificate, generate_tls_certificate, ContentType, DevApi, DevApplication,
-    DevAuthority, DevKeyVault, Endpoint, GeneratedCertificate,
-};
 use tower_azure_auth::HttpClient;
 
 const CLIENT: &str = "0b7c5d2e-0000-4000-8000-000000000002";

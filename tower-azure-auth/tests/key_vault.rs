@@ -2,22 +2,21 @@
 //! and PEM secrets, 401/403/404 error bodies), tokens from its managed identity endpoint,
 //! rotation when the authority refuses the old certificate (AADSTS700027) and on the reload
 //! schedule, and `CredentialDescriptions` with `SourceType: KeyVault`.
-#![cfg(feature = "testing")]
 #![allow(missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use entra_dev_authority::{
+    generate_certificate, ContentType, DevApi, DevApplication, DevAuthority, DevKeyVault, Endpoint,
+    GeneratedCertificate,
+};
 use tower_azure_auth::clock::{ManualClock, SharedClock};
 use tower_azure_auth::config::{CallApiOptions, ConfigSource};
 use tower_azure_auth::credentials::{
     AccessToken, BoxFuture, ClientCredential, ConfidentialClient, CredentialContext,
     CredentialDescriptions, CredentialSource, Environment, KeyVaultCertificate,
     ManagedIdentityCredential, TokenError, TokenSource,
-};
-use tower_azure_auth::testing::{
-    generate_certificate, ContentType, DevApi, DevApplication, DevAuthority, DevKeyVault, Endpoint,
-    GeneratedCertificate,
 };
 use tower_azure_auth::{Authority, HttpClient};
 

@@ -2,7 +2,6 @@
 //! Service wire formats (checked by small recording servers and by the dev authority),
 //! bounded retries, half-life refresh, the federated token file read for every request, and
 //! a managed identity token used as the client assertion.
-#![cfg(feature = "testing")]
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
@@ -18,15 +17,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use entra_dev_authority::{
+    generate_certificate, AssertionReuse, DevApi, DevApplication, DevAuthority, Endpoint, Fault,
+};
 use serde_json::{json, Value};
 use tower_azure_auth::clock::{Clock, ManualClock, SharedClock};
 use tower_azure_auth::config::{ConfigSource, CredentialDescription, SourceType};
 use tower_azure_auth::credentials::{
     AssertionAlgorithm, AssertionRequest, ClientCertificate, ConfidentialClient,
     CredentialDescriptions, Environment, ManagedIdentityCredential, TokenSource, WorkloadIdentity,
-};
-use tower_azure_auth::testing::{
-    generate_certificate, AssertionReuse, DevApi, DevApplication, DevAuthority, Endpoint, Fault,
 };
 use tower_azure_auth::{Authority, HttpClient};
 
@@ -536,7 +535,7 @@ async fn the_federated_token_file_is_read_for_every_token_request() {
         .unwrap();
     // The "projected token": an assertion the authority accepts, written by someone else.
     let write = |path: &std::path::Path,
-                 certificate: &tower_azure_auth::testing::GeneratedCertificate| {
+                 certificate: &entra_dev_authority::GeneratedCertificate| {
         let certificate =
             ClientCertificate::from_pem(certificate.combined_pem().as_bytes()).unwrap();
         let assertion = certificate

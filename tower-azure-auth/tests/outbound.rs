@@ -1036,13 +1036,13 @@ async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
     ));
 }
 
-#[cfg(feature = "testing")]
+#[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn an_api_answering_401_invalid_token_forever_made_the_client_request_a_token_per_call() {
-    use tower_azure_auth::middleware::AccessTokenMiddleware;
-    use tower_azure_auth::testing::{
+    use entra_dev_authority::{
         generate_certificate, DevApi, DevApplication, DevAuthority, Endpoint,
     };
+    use tower_azure_auth::middleware::AccessTokenMiddleware;
     const API_ID: &str = "6f8a1c52-0000-4000-8000-000000000001";
     let clock = ManualClock::at_unix(START);
     let certificate = generate_certificate("CN=weather-client").unwrap();

@@ -861,14 +861,14 @@ async fn refusals_log_no_claim_values_with_pii_logging_off() {
 
 /// `AllowedClientIds` in an ordinary service (not the weather example): a router of its own,
 /// configured from JSON, tokens from the dev authority's token endpoint for two applications.
-#[cfg(feature = "testing")]
+#[cfg(feature = "axum")]
 #[tokio::test]
 async fn allowed_client_ids_from_configuration_refuse_other_callers_with_401() {
+    use entra_dev_authority::{DevApi, DevApplication, DevAuthority, IssueToken};
     use tower_azure_auth::claims::TokenVersion;
     use tower_azure_auth::config::ConfigSource;
     use tower_azure_auth::credentials::ConfidentialClient;
     use tower_azure_auth::layers::RequireRole;
-    use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority, IssueToken};
 
     const INVENTORY: &str = "3c1d2e4f-0000-4000-8000-000000000c01";
     const ALLOWED: &str = "5e6f7a8b-0000-4000-8000-0000000000a1";
@@ -1268,17 +1268,16 @@ async fn the_cache_can_be_turned_off() {
 /// A forced key refresh whose requester goes away (client disconnect, `timeout`, a runtime
 /// dropped) still completes, or releases its claim: refresh-on-unknown-kid keeps working.
 /// The dev authority's JWKS endpoint is made slow so that the requester is gone mid-fetch.
-#[cfg(feature = "testing")]
 mod cancelled_refresh {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use entra_dev_authority::{
+        DevApi, DevApplication, DevAuthority, Endpoint, Fault, IssueToken, KeepOld,
+    };
     use serde_json::json;
     use tower_azure_auth::claims::TokenVersion;
     use tower_azure_auth::clock::ManualClock;
-    use tower_azure_auth::testing::{
-        DevApi, DevApplication, DevAuthority, Endpoint, Fault, IssueToken, KeepOld,
-    };
     use tower_azure_auth::{Authority, TokenValidator};
 
     use super::support::{b64, serve};

@@ -12,10 +12,10 @@ use std::process::ExitCode;
 use axum::routing::get;
 use axum::Router;
 use clap::{Parser, ValueEnum};
+use entra_dev_authority::{DevApi, DevApplication, DevAuthority, IssueToken};
 use tower_azure_auth::authorization::{Policies, Policy};
 use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
 use tower_azure_auth::layers::{RequirePolicyLayer, ValidateAccessTokenLayer};
-use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority, IssueToken};
 use tower_azure_auth::{Authority, TokenValidator};
 
 const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";

@@ -6,11 +6,11 @@
 
 use std::process::Output;
 
-use tower_azure_auth::claims::TokenVersion;
-use tower_azure_auth::config::ConfigSource;
-use tower_azure_auth::testing::{
+use entra_dev_authority::{
     generate_certificate, ContentType, DevApi, DevApplication, DevAuthority, DevKeyVault,
 };
+use tower_azure_auth::claims::TokenVersion;
+use tower_azure_auth::config::ConfigSource;
 use tower_azure_auth::AzureAdOptions;
 
 const CLIENT_ID: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";

@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use tower_azure_auth::claims::TokenVersion;
-use tower_azure_auth::config::ConfigSource;
-use tower_azure_auth::testing::{
+use entra_dev_authority::{
     generate_certificate, DevApi, DevApplication, DevAuthority, GeneratedCertificate,
 };
+use tower_azure_auth::claims::TokenVersion;
+use tower_azure_auth::config::ConfigSource;
 use tower_azure_auth::AzureAdOptions;
 
 const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";

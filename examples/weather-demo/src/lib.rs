@@ -16,12 +16,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use entra_dev_authority::{generate_certificate, DevApi, DevApplication, DevAuthority};
 use reqwest::StatusCode;
 use tower_azure_auth::claims::TokenVersion;
 use tower_azure_auth::config::ConfigSource;
 use tower_azure_auth::credentials::{ClientCertificate, ConfidentialClient, TokenError};
 use tower_azure_auth::middleware::AccessTokenMiddleware;
-use tower_azure_auth::testing::{generate_certificate, DevApi, DevApplication, DevAuthority};
 use tower_azure_auth::{Authority, AzureAdOptions, ConfigError};
 
 /// The seed's tenant.

@@ -77,13 +77,13 @@
 //! For tests there is more: [`DevAuthority::issue_token`] mints a token without HTTP,
 //! [`DevAuthority::rotate_signing_key`] publishes a new key, [`DevAuthority::request_count`]
 //! counts requests per [`Endpoint`], and [`DevAuthority::inject_fault`] fails or delays the
-//! next requests to one. Time comes from an injectable [`Clock`](crate::clock::Clock).
+//! next requests to one. Time comes from an injectable [`Clock`](tower_azure_auth::clock::Clock).
 //!
 //! # Example
 //!
 //! ```
 //! use tower_azure_auth::claims::TokenVersion;
-//! use tower_azure_auth::testing::{DevApi, DevApplication, DevAuthority};
+//! use entra_dev_authority::{DevApi, DevApplication, DevAuthority};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -129,7 +129,7 @@
 //!
 //! # Registration file
 //!
-//! [`DevAuthorityBuilder::from_registration_file`] (and the `dev-authority` example binary)
+//! [`DevAuthorityBuilder::from_registration_file`] (and the `dev-authority` binary)
 //! read registrations from JSON. Certificate files are PEM (only the `CERTIFICATE` block is
 //! read, so a file holding the private key too is fine), relative to the JSON file's folder:
 //!
@@ -166,11 +166,22 @@
 //! [`AssertionReuse::Refuse`]), `objectId` (per application) to a GUID derived from the tenant and
 //! client ids. Unknown fields are refused, so typos surface.
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+// The floors, bottom first; a module uses only the ones below it, never one above, and no
+// module uses this root: `options` (endpoint families, faults, key rollover, assertion reuse)
+// and `entra_error`, `keys`; `registration`; `assertion`; the stores `key_vault` and
+// `managed_identity`; `state`; `server` (the router, whose `respond` sits below its endpoint
+// modules `key_vault` and `managed_identity`).
 mod assertion;
 mod entra_error;
 mod key_vault;
 mod keys;
 mod managed_identity;
+mod options;
 mod registration;
 mod server;
 mod state;
@@ -181,7 +192,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::StatusCode;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Map, Value};
@@ -190,6 +200,7 @@ use tokio::task::JoinHandle;
 
 pub use self::key_vault::{ContentType, DevKeyVault};
 pub use self::keys::{generate_certificate, generate_tls_certificate, GeneratedCertificate};
+pub use self::options::{AssertionReuse, Endpoint, Fault, KeepOld};
 pub use self::registration::{DevApi, DevApplication};
 
 use self::registration::{RegistrationFile, Registry};
@@ -202,7 +213,7 @@ pub mod fuzzing {
     use super::assertion::{verify, Expectations};
     use super::registration::Registry;
     use super::DevApplication;
-    use crate::error::ConfigError;
+    use tower_azure_auth::ConfigError;
 
     /// The dev authority's client-assertion checks, with one registered application.
     #[derive(Debug)]
@@ -253,125 +264,13 @@ pub mod fuzzing {
     }
 }
 use self::state::{Mint, State};
-use crate::claims::{ClientAuthentication, TokenVersion};
-use crate::clock::{self, SharedClock};
-use crate::error::ConfigError;
+use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
+use tower_azure_auth::clock::{self, SharedClock};
+use tower_azure_auth::ConfigError;
 
 /// The application id of the `api://AzureADTokenExchange` API registered with managed
 /// identities (a fixed GUID of the dev authority).
 const TOKEN_EXCHANGE_APP_ID: &str = "fb60f99c-7a34-4190-8149-302f77469936";
-
-/// An endpoint family, for counters and injected faults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Endpoint {
-    /// The v1 and v2 discovery documents.
-    Metadata,
-    /// The v1 and v2 key sets.
-    Jwks,
-    /// The v1 and v2 token endpoints.
-    Token,
-    /// The managed identity endpoints (IMDS and App Service shapes).
-    ManagedIdentity,
-    /// The Key Vault endpoints.
-    KeyVault,
-}
-
-/// Whether [`DevAuthority::rotate_signing_key`] keeps publishing the previous keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeepOld {
-    /// Keep the previous keys in the key set (tokens they signed still verify).
-    Yes,
-    /// Publish only the new key (tokens signed before no longer verify).
-    No,
-}
-
-/// Whether the token endpoint accepts a client assertion it has already accepted (same
-/// client, same `jti`) again. Set with [`DevAuthorityBuilder::assertion_reuse`].
-///
-/// Entra accepts a reused assertion while it is valid, and Microsoft's clients count on it:
-/// MSAL (.NET, Python, Node, Go) signs one assertion and sends it with every token request
-/// until it nears expiry, for any scope. [`WithinLifetime`](Self::WithinLifetime), the
-/// default, behaves the same; [`Refuse`](Self::Refuse) is RFC 7523's strict replay check,
-/// for tests of a client that must send a fresh assertion each time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum AssertionReuse {
-    /// Accept an assertion again until it expires (`exp` plus five minutes of skew), as
-    /// Entra does.
-    #[default]
-    WithinLifetime,
-    /// Refuse the second use of a `jti` with AADSTS50027 until the assertion expires. The
-    /// authority remembers up to 10 000 unexpired assertions; while that many are held it
-    /// refuses new ones (503 `temporarily_unavailable`, saying when room frees up) rather
-    /// than forget one that could then be replayed.
-    Refuse,
-}
-
-/// A fault to inject into the next requests to an [`Endpoint`]: fail with a status, delay,
-/// or both.
-///
-/// ```
-/// use std::time::Duration;
-/// use http::StatusCode;
-/// use tower_azure_auth::testing::Fault;
-///
-/// let outage = Fault::fail(StatusCode::SERVICE_UNAVAILABLE).times(2);
-/// let throttled = Fault::fail(StatusCode::TOO_MANY_REQUESTS).retry_after(5);
-/// let slow = Fault::delay(Duration::from_millis(200));
-/// # let _ = (outage, throttled, slow);
-/// ```
-#[derive(Debug, Clone)]
-pub struct Fault {
-    status: Option<StatusCode>,
-    delay: Option<Duration>,
-    retry_after: Option<u64>,
-    times: u32,
-}
-
-impl Fault {
-    /// Answer the next request with this status and an Entra error body
-    /// (`temporarily_unavailable` for 429 and 5xx).
-    pub fn fail(status: StatusCode) -> Self {
-        Self {
-            status: Some(status),
-            delay: None,
-            retry_after: None,
-            times: 1,
-        }
-    }
-
-    /// Delay the next request, then answer it normally.
-    pub fn delay(delay: Duration) -> Self {
-        Self {
-            status: None,
-            delay: Some(delay),
-            retry_after: None,
-            times: 1,
-        }
-    }
-
-    /// Apply to the next `n` requests instead of one.
-    #[must_use]
-    pub fn times(mut self, n: u32) -> Self {
-        self.times = n;
-        self
-    }
-
-    /// Also delay before failing.
-    #[must_use]
-    pub fn with_delay(mut self, delay: Duration) -> Self {
-        self.delay = Some(delay);
-        self
-    }
-
-    /// Add a `Retry-After: {seconds}` header to the failure.
-    #[must_use]
-    pub fn retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after = Some(seconds);
-        self
-    }
-}
 
 /// A token to mint with [`DevAuthority::issue_token`], without HTTP: for tests of token
 /// validation and authorization.
@@ -383,7 +282,7 @@ impl Fault {
 /// ```
 /// use std::time::Duration;
 /// use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
-/// use tower_azure_auth::testing::IssueToken;
+/// use entra_dev_authority::IssueToken;
 ///
 /// let request = IssueToken::new("0b7c5d2e-0000-4000-8000-000000000002", "api://weather")
 ///     .roles(["weather.read"])
@@ -563,7 +462,7 @@ impl DevAuthorityBuilder {
     /// or refused as a replay ([`AssertionReuse::Refuse`]).
     ///
     /// ```
-    /// use tower_azure_auth::testing::{AssertionReuse, DevAuthority};
+    /// use entra_dev_authority::{AssertionReuse, DevAuthority};
     ///
     /// let strict = DevAuthority::builder().assertion_reuse(AssertionReuse::Refuse);
     /// # let _ = strict;
@@ -690,7 +589,7 @@ impl DevAuthorityBuilder {
                 })
             }
         };
-        tracing::debug!(target: "tower_azure_auth::testing", base = %state.base, tenant = %state.registry.tenant_id, "dev authority started");
+        tracing::debug!(target: "entra_dev_authority", base = %state.base, tenant = %state.registry.tenant_id, "dev authority started");
         Ok(DevAuthority {
             inner: Arc::new(Inner {
                 state,
@@ -852,7 +751,7 @@ impl DevAuthority {
 
     /// The IMDS-shaped managed identity endpoint,
     /// `{base}/metadata/identity/oauth2/token`: use it as `MSAL_MANAGED_IDENTITY_ENDPOINT`
-    /// or with [`ManagedIdentityBuilder::imds_endpoint`](crate::credentials::ManagedIdentityBuilder::imds_endpoint).
+    /// or with `tower_azure_auth`'s `ManagedIdentityBuilder::imds_endpoint`.
     pub fn imds_endpoint(&self) -> String {
         format!("{}/metadata/identity/oauth2/token", self.state().base)
     }

@@ -1,11 +1,10 @@
-//! The dev authority's Key Vault: `GET {base}/vault/certificates/{name}` and
+//! The Key Vault endpoints: `GET {base}/vault/certificates/{name}` and
 //! `GET {base}/vault/secrets/{name}/{version}` (api-version required), with Key Vault's
 //! shapes (`CertificateBundle`, `SecretBundle`, `{"error":{"code","message"}}`). Bearer
 //! tokens must be signed by this authority, unexpired, for `https://vault.azure.net`.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State as Extract};
 use axum::response::Response;
@@ -14,223 +13,13 @@ use base64::Engine as _;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Value};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use tower_azure_auth::claims::TokenVersion;
 
-use super::keys::{thumbprint_sha1, GeneratedCertificate};
-use super::server::{enter, json_response};
-use super::state::State;
-use super::Endpoint;
-use crate::claims::TokenVersion;
-use crate::error::ConfigError;
-
-/// The resource (v1 `aud`) of Key Vault tokens.
-pub(crate) const VAULT_RESOURCE: &str = "https://vault.azure.net";
-
-/// Azure Key Vault's application id (the v2 `aud` of its tokens).
-pub(crate) const VAULT_APP_ID: &str = "cfa8b339-82a2-471a-a3c9-0fc0be7a4093";
-
-/// How the vault holds a certificate's secret (its `contentType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ContentType {
-    /// `application/x-pkcs12`: base64 PKCS#12 without a password.
-    Pkcs12,
-    /// `application/x-pem-file`: the private key and the certificate as PEM.
-    Pem,
-}
-
-impl ContentType {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pkcs12 => "application/x-pkcs12",
-            Self::Pem => "application/x-pem-file",
-        }
-    }
-}
-
-/// A Key Vault for [`DevAuthorityBuilder::key_vault`](super::DevAuthorityBuilder::key_vault):
-/// certificates with their private keys, and callers refused with 403.
-///
-/// ```
-/// use tower_azure_auth::testing::{generate_certificate, ContentType, DevKeyVault};
-///
-/// let certificate = generate_certificate("CN=weather-client")?;
-/// let vault = DevKeyVault::new()
-///     .certificate("ServiceApiCert", &certificate, ContentType::Pkcs12)
-///     .deny("5a9f0c1e-0000-4000-8000-000000000009");
-/// assert!(!format!("{vault:?}").contains("PRIVATE KEY"));
-/// # Ok::<(), tower_azure_auth::ConfigError>(())
-/// ```
-#[derive(Clone, Default)]
-#[must_use]
-pub struct DevKeyVault {
-    certificates: Vec<(String, GeneratedCertificate, ContentType)>,
-    denied: Vec<String>,
-}
-
-impl fmt::Debug for DevKeyVault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevKeyVault")
-            .field(
-                "certificates",
-                &self
-                    .certificates
-                    .iter()
-                    .map(|(name, _, t)| (name, t))
-                    .collect::<Vec<_>>(),
-            )
-            .field("denied", &self.denied)
-            .finish()
-    }
-}
-
-impl DevKeyVault {
-    /// An empty vault.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Stores a certificate with its private key under `name`.
-    pub fn certificate(
-        mut self,
-        name: impl Into<String>,
-        certificate: &GeneratedCertificate,
-        content_type: ContentType,
-    ) -> Self {
-        self.certificates
-            .push((name.into(), certificate.clone(), content_type));
-        self
-    }
-
-    /// Refuses (403) tokens whose `appid`/`azp` is this client id.
-    pub fn deny(mut self, client_id: impl Into<String>) -> Self {
-        self.denied.push(client_id.into());
-        self
-    }
-}
-
-struct Version {
-    id: String,
-    cert_der: Vec<u8>,
-    value: String,
-    content_type: ContentType,
-    nbf: i64,
-    exp: i64,
-    created: i64,
-}
-
-#[derive(Default)]
-struct Inner {
-    /// Lower-case name → (name as stored, versions oldest first).
-    certificates: HashMap<String, (String, Vec<Version>)>,
-    denied: HashSet<String>,
-}
-
-/// The vault's state in the authority.
-pub(crate) struct Vault {
-    inner: Mutex<Inner>,
-}
-
-impl fmt::Debug for Vault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Vault { .. }")
-    }
-}
-
-fn invalid(reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: "DevKeyVault".into(),
-        reason: reason.into(),
-    }
-}
-
-fn pkcs12(certificate: &GeneratedCertificate) -> Result<Vec<u8>, ConfigError> {
-    let cert = p12_keystore::Certificate::from_der(&certificate.cert_der)
-        .map_err(|e| invalid(format!("certificate: {e:?}")))?;
-    let key = p12_keystore::PrivateKey::from_der(&certificate.key_der)
-        .map_err(|e| invalid(format!("private key: {e:?}")))?;
-    let chain = p12_keystore::PrivateKeyChain::new(b"kv-1".to_vec(), key, [cert]);
-    let mut store = p12_keystore::KeyStore::new();
-    store.add_entry(
-        &certificate.subject,
-        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
-    );
-    store
-        .writer("")
-        .write()
-        .map_err(|e| invalid(format!("cannot write PKCS#12: {e:?}")))
-}
-
-impl Vault {
-    pub(crate) fn new(config: Option<DevKeyVault>, now: i64) -> Result<Self, ConfigError> {
-        let vault = Self {
-            inner: Mutex::new(Inner::default()),
-        };
-        if let Some(config) = config {
-            for (name, certificate, content_type) in &config.certificates {
-                vault.set(name, certificate, *content_type, now)?;
-            }
-            let mut inner = vault.lock();
-            for id in config.denied {
-                inner.denied.insert(id.trim().to_ascii_lowercase());
-            }
-        }
-        Ok(vault)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Adds a new version (the latest) of certificate `name`; returns its version id.
-    pub(crate) fn set(
-        &self,
-        name: &str,
-        certificate: &GeneratedCertificate,
-        content_type: ContentType,
-        now: i64,
-    ) -> Result<String, ConfigError> {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(invalid(format!("`{name}` is not a Key Vault name")));
-        }
-        let (_, parsed) = X509Certificate::from_der(&certificate.cert_der)
-            .map_err(|e| invalid(format!("certificate: {e}")))?;
-        let value = match content_type {
-            ContentType::Pkcs12 => STANDARD.encode(pkcs12(certificate)?),
-            ContentType::Pem => format!("{}{}", certificate.key_pem, certificate.cert_pem),
-        };
-        let mut id = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut id).map_err(|_| invalid("no randomness"))?;
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let version = Version {
-            id: id.clone(),
-            cert_der: certificate.cert_der.clone(),
-            value,
-            content_type,
-            nbf: parsed.validity().not_before.timestamp(),
-            exp: parsed.validity().not_after.timestamp(),
-            created: now,
-        };
-        let mut inner = self.lock();
-        inner
-            .certificates
-            .entry(name.to_ascii_lowercase())
-            .or_insert_with(|| (name.to_owned(), Vec::new()))
-            .1
-            .push(version);
-        Ok(id)
-    }
-
-    pub(crate) fn deny(&self, client_id: &str, denied: bool) {
-        let id = client_id.trim().to_ascii_lowercase();
-        let mut inner = self.lock();
-        if denied {
-            inner.denied.insert(id);
-        } else {
-            inner.denied.remove(&id);
-        }
-    }
-}
+use super::respond::{enter, json_response, LOG_TARGET};
+use crate::key_vault::{VAULT_APP_ID, VAULT_RESOURCE};
+use crate::keys::thumbprint_sha1;
+use crate::options::Endpoint;
+use crate::state::State;
 
 type Refusal = (StatusCode, Value, Option<String>);
 
@@ -401,7 +190,7 @@ fn respond(result: Result<Value, Refusal>) -> Response {
     match result {
         Ok(body) => json_response(StatusCode::OK, &body, "no-cache"),
         Err((status, body, challenge)) => {
-            tracing::debug!(target: "tower_azure_auth::testing", %status, "key vault request refused");
+            tracing::debug!(target: LOG_TARGET, %status, "key vault request refused");
             let mut response = json_response(status, &body, "no-cache");
             if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
                 response.headers_mut().insert(WWW_AUTHENTICATE, value);

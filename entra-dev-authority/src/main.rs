@@ -3,21 +3,21 @@
 //!
 //! ```text
 //! # once: make the client certificate the example registration points at
-//! cargo run -p dev-authority -- --generate-certificate CN=weather-client \
-//!     --out examples/dev-authority/certs/weather-client.pem
+//! cargo run -p entra-dev-authority -- --generate-certificate CN=weather-client \
+//!     --out entra-dev-authority/certs/weather-client.pem
 //! # then
-//! cargo run -p dev-authority -- --config examples/dev-authority/registration.json --listen 127.0.0.1:5100
+//! cargo run -p entra-dev-authority -- --config entra-dev-authority/registration.json --listen 127.0.0.1:5100
 //! # https (MSAL.NET, MSAL Python … refuse plain http):
-//! cargo run -p dev-authority -- --generate-tls-certificate 127.0.0.1,localhost \
-//!     --out examples/dev-authority/certs/tls.pem
-//! cargo run -p dev-authority -- --config examples/dev-authority/registration.json \
-//!     --tls-cert examples/dev-authority/certs/tls.pem --tls-key examples/dev-authority/certs/tls.pem
+//! cargo run -p entra-dev-authority -- --generate-tls-certificate 127.0.0.1,localhost \
+//!     --out entra-dev-authority/certs/tls.pem
+//! cargo run -p entra-dev-authority -- --config entra-dev-authority/registration.json \
+//!     --tls-cert entra-dev-authority/certs/tls.pem --tls-key entra-dev-authority/certs/tls.pem
 //! # strict replay checks (a reused client assertion gets AADSTS50027):
-//! cargo run -p dev-authority -- --config examples/dev-authority/registration.json \
+//! cargo run -p entra-dev-authority -- --config entra-dev-authority/registration.json \
 //!     --assertion-reuse refuse
 //! ```
 //!
-//! The registration format is documented in `tower_azure_auth::testing` (module docs,
+//! The registration format is documented in the `entra_dev_authority` crate docs
 //! "Registration file"). Runs until Ctrl-C.
 
 use std::net::SocketAddr;
@@ -25,10 +25,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use tower_azure_auth::error::error_chain;
-use tower_azure_auth::testing::{
+use entra_dev_authority::{
     generate_certificate, generate_tls_certificate, AssertionReuse, DevAuthority,
 };
+use tower_azure_auth::error::error_chain;
 
 /// A local Microsoft Entra ID (client credentials, v1 and v2 metadata, keys and tokens).
 #[derive(Debug, Parser)]
@@ -91,7 +91,7 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_azure_auth::testing=debug".into()),
+                .unwrap_or_else(|_| "info,entra_dev_authority=debug".into()),
         )
         .init();
     match run(Args::parse()).await {

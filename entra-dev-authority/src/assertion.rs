@@ -8,9 +8,9 @@ use std::collections::{BTreeSet, HashMap};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
-use super::entra_error::{format_iso, EntraError};
-use super::keys::{b64url, decode_b64_lenient, thumbprint_sha1, thumbprint_sha256};
-use super::registration::{RegisteredCertificate, Registry};
+use crate::entra_error::{format_iso, EntraError};
+use crate::keys::{b64url, decode_b64_lenient, thumbprint_sha1, thumbprint_sha256};
+use crate::registration::{RegisteredCertificate, Registry};
 
 /// The longest client assertion accepted, in bytes.
 pub(crate) const MAX_ASSERTION_LEN: usize = 32 * 1024;
@@ -463,8 +463,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::testing::keys::generate_certificate;
-    use crate::testing::{DevApplication, GeneratedCertificate};
+    use crate::keys::generate_certificate;
+    use crate::keys::GeneratedCertificate;
+    use crate::registration::DevApplication;
 
     const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     const CLIENT: &str = "0b7c5d2e-0000-4000-8000-000000000002";

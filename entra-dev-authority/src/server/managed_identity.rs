@@ -1,4 +1,4 @@
-//! The dev authority's managed identity endpoints: IMDS-shaped
+//! The managed identity endpoints: IMDS-shaped
 //! (`GET /metadata/identity/oauth2/token`, header `Metadata: true`, api-version 2018-02-01)
 //! and App Service-shaped (`GET /msi/token`, header `X-IDENTITY-HEADER`, api-version
 //! 2019-08-01). Both answer with numbers as strings, as Azure does.
@@ -10,40 +10,11 @@ use axum::extract::{Query, State as Extract};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Map, Value};
+use tower_azure_auth::claims::ClientAuthentication;
 
-use super::server::{enter, json_response};
-use super::state::{Mint, State};
-use super::Endpoint;
-use crate::claims::ClientAuthentication;
-
-/// The managed identities the authority issues tokens for, and the App Service header.
-#[derive(Debug)]
-pub(crate) struct Identities {
-    /// Client ids, lower case; the first is the one used when a request names none (the
-    /// "system-assigned" identity).
-    client_ids: Vec<String>,
-    header: String,
-}
-
-impl Identities {
-    pub(crate) fn new(client_ids: Vec<String>, header: String) -> Self {
-        Self {
-            client_ids: client_ids
-                .into_iter()
-                .map(|c| c.trim().to_ascii_lowercase())
-                .collect(),
-            header,
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.client_ids.is_empty()
-    }
-
-    pub(crate) fn header(&self) -> &str {
-        &self.header
-    }
-}
+use super::respond::{enter, json_response, LOG_TARGET};
+use crate::options::Endpoint;
+use crate::state::{Mint, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavour {
@@ -206,7 +177,7 @@ async fn serve(
     match issue(&state, flavour, &query, &headers) {
         Ok(body) => json_response(StatusCode::OK, &body, "no-store, no-cache"),
         Err((status, body)) => {
-            tracing::debug!(target: "tower_azure_auth::testing", %status, "managed identity request refused");
+            tracing::debug!(target: LOG_TARGET, %status, "managed identity request refused");
             json_response(status, &body, "no-store, no-cache")
         }
     }

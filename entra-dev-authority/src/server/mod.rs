@@ -1,4 +1,10 @@
-//! HTTP: the axum router over [`State`], and the TLS listener.
+//! HTTP: the axum router over [`State`], the Entra endpoints (metadata, keys, token), and
+//! the TLS listener. The Key Vault and managed identity endpoints are the submodules; all
+//! of them answer through [`respond`].
+
+mod key_vault;
+mod managed_identity;
+mod respond;
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,29 +13,26 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State as Extract};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::Value;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use http::{HeaderMap, StatusCode};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::entra_error::EntraError;
-use super::state::{State, TenantPath};
-use super::Endpoint;
-use super::{key_vault, managed_identity};
+use self::respond::{enter, error_response, json_response, LOG_TARGET};
+use crate::entra_error::EntraError;
+use crate::options::Endpoint;
+use crate::state::{State, TenantPath};
 
 /// The largest token request body accepted, in bytes.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
-
-const LOG_TARGET: &str = "tower_azure_auth::testing";
 
 type Shared = Arc<State>;
 
@@ -61,56 +64,6 @@ pub(crate) fn router(state: Shared) -> Router {
             get(key_vault::get_secret),
         )
         .with_state(state)
-}
-
-pub(crate) fn json_response(status: StatusCode, body: &Value, cache: &'static str) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-    response
-}
-
-fn correlation_id(headers: &HeaderMap) -> String {
-    headers
-        .get("client-request-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| uuid::Uuid::parse_str(v).ok())
-        .unwrap_or_else(uuid::Uuid::new_v4)
-        .hyphenated()
-        .to_string()
-}
-
-fn error_response(state: &State, error: &EntraError, headers: &HeaderMap) -> Response {
-    let body = error.body(
-        u64::try_from(state.now()).unwrap_or(0),
-        &correlation_id(headers),
-    );
-    json_response(error.status, &body, "no-store, no-cache")
-}
-
-/// Counts the request and applies an injected fault (delay, then failure) if one is due.
-pub(crate) async fn enter(
-    state: &State,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
-) -> Option<Response> {
-    let fault = state.enter(endpoint)?;
-    if let Some(delay) = fault.delay {
-        tokio::time::sleep(delay).await;
-    }
-    let status = fault.status?;
-    tracing::debug!(target: LOG_TARGET, ?endpoint, %status, "injected fault");
-    let mut response = error_response(state, &EntraError::injected(status), headers);
-    if let Some(seconds) = fault.retry_after {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    Some(response)
 }
 
 async fn metadata(state: Shared, tenant: String, headers: HeaderMap, v2: bool) -> Response {

@@ -1,7 +1,6 @@
 //! The dev authority over real HTTP on 127.0.0.1: metadata, keys, the token endpoint's rules
 //! one by one, MSAL-shaped assertions, token claims (verified against the published keys),
 //! key rotation, fault hooks, TLS and registration files.
-#![cfg(feature = "testing")]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +10,16 @@ use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::{RsaEncoding, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use entra_dev_authority::{
+    generate_certificate, generate_tls_certificate, AssertionReuse, DevApi, DevApplication,
+    DevAuthority, Endpoint, Fault, GeneratedCertificate, IssueToken, KeepOld,
+};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
 use tower_azure_auth::clock::{Clock, ManualClock};
-use tower_azure_auth::testing::{
-    generate_certificate, generate_tls_certificate, AssertionReuse, DevApi, DevApplication,
-    DevAuthority, Endpoint, Fault, GeneratedCertificate, IssueToken, KeepOld,
-};
 
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const WEATHER_API: &str = "6f8a1c52-0000-4000-8000-000000000001";

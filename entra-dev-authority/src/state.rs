@@ -9,16 +9,16 @@ use std::time::Duration;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use serde_json::{json, Map, Value};
 
-use super::assertion::{self, Expectations, Remembered, ReplayCache};
-use super::entra_error::EntraError;
-use super::key_vault::Vault;
-use super::keys::{b64url, SigningKey};
-use super::managed_identity::Identities;
-use super::registration::{DevApi, RegisteredCertificate, Registry};
-use super::{AssertionReuse, Endpoint, Fault};
-use crate::claims::{ClientAuthentication, TokenVersion};
-use crate::clock::SharedClock;
-use crate::error::ConfigError;
+use crate::assertion::{self, Expectations, Remembered, ReplayCache};
+use crate::entra_error::EntraError;
+use crate::key_vault::Vault;
+use crate::keys::{b64url, SigningKey};
+use crate::managed_identity::Identities;
+use crate::options::{AssertionReuse, Endpoint, Fault};
+use crate::registration::{DevApi, RegisteredCertificate, Registry};
+use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
+use tower_azure_auth::clock::SharedClock;
+use tower_azure_auth::ConfigError;
 
 pub(crate) const CLIENT_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

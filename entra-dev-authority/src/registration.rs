@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::digest;
 use serde::Deserialize;
 
-use super::keys::{thumbprint_sha1, thumbprint_sha256};
-use super::AssertionReuse;
-use crate::claims::TokenVersion;
-use crate::error::ConfigError;
+use crate::keys::{thumbprint_sha1, thumbprint_sha256};
+use crate::options::AssertionReuse;
+use tower_azure_auth::claims::TokenVersion;
+use tower_azure_auth::ConfigError;
 
 /// An API (a resource application) registered in the dev authority: its client id, App ID
 /// URI, the app roles it defines, and the access-token version it asks for.
@@ -21,7 +21,7 @@ use crate::error::ConfigError;
 ///
 /// ```
 /// use tower_azure_auth::claims::TokenVersion;
-/// use tower_azure_auth::testing::DevApi;
+/// use entra_dev_authority::DevApi;
 ///
 /// let api = DevApi::new("6f8a1c52-0000-4000-8000-000000000001")
 ///     .app_id_uri("api://weather")
@@ -112,7 +112,7 @@ impl DevApi {
 /// `Debug` never shows secrets.
 ///
 /// ```
-/// use tower_azure_auth::testing::{generate_certificate, DevApplication};
+/// use entra_dev_authority::{generate_certificate, DevApplication};
 ///
 /// let cert = generate_certificate("CN=weather-client").unwrap();
 /// let app = DevApplication::new("0b7c5d2e-0000-4000-8000-000000000002")

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use rcgen::{CertificateParams, DistinguishedName, DnType, PKCS_RSA_SHA256};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 
-use crate::error::ConfigError;
+use tower_azure_auth::ConfigError;
 
 /// A freshly generated RSA 2048 key with a self-signed certificate, for tests and local
 /// development (client certificates, TLS server certificates).
@@ -21,7 +21,7 @@ use crate::error::ConfigError;
 /// `Debug` shows the subject and thumbprints, never the private key.
 ///
 /// ```
-/// use tower_azure_auth::testing::generate_certificate;
+/// use entra_dev_authority::generate_certificate;
 ///
 /// let cert = generate_certificate("CN=weather-client").unwrap();
 /// assert!(cert.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
