@@ -1,8 +1,6 @@
 //! [`ConfidentialClient`]: client credentials (certificate or secret) → access tokens, cached.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +10,6 @@ use url::Url;
 
 use crate::authority::{require_secure, Authority, FetchError, HttpClient, OidcMetadata};
 use crate::clock::{self, SharedClock};
-use crate::config::CallApiOptions;
 use crate::error::ConfigError;
 
 use super::assertion::{AssertionAlgorithm, AssertionRequest};
@@ -21,99 +18,13 @@ use super::cache::{
     MAX_RETRY_AFTER,
 };
 use super::certificate::ClientCertificate;
-use super::sources::CredentialDescriptions;
+use super::credential::BoxFuture;
+use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
 use super::token::{AccessToken, AuthorityError, TokenError};
-use super::workload_identity::AssertionProvider;
+use super::token_source::TokenSource;
 use crate::error::error_chain;
 
 const TARGET: &str = "tower_azure_auth::credentials";
-
-/// A boxed, `Send` future (the extension traits are object safe).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A client secret. `Debug` never shows it.
-#[derive(Clone)]
-pub struct ClientSecret(Arc<str>);
-
-impl ClientSecret {
-    /// Wraps a secret value.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(Arc::from(secret.into()))
-    }
-
-    /// The secret. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret(<redacted>)")
-    }
-}
-
-/// How the client proves its identity to the authority.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ClientCredential {
-    /// A certificate: each token request carries a fresh signed client assertion.
-    Certificate(ClientCertificate),
-    /// A client secret (prefer certificates).
-    Secret(ClientSecret),
-    /// A signed assertion made elsewhere (a federated token file, a managed identity token),
-    /// asked for again for every token request.
-    Assertion(Arc<dyn AssertionProvider>),
-}
-
-impl ClientCredential {
-    /// A [`ClientCredential::Assertion`] from a provider.
-    pub fn assertion(provider: impl AssertionProvider) -> Self {
-        Self::Assertion(Arc::new(provider))
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Certificate(_) => "certificate",
-            Self::Secret(_) => "client secret",
-            Self::Assertion(_) => "signed assertion",
-        }
-    }
-}
-
-/// What a [`CredentialSource`] may use to load a credential: the client's HTTP client (for
-/// Key Vault or managed identity) and its clock (for certificate validity).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CredentialContext {
-    /// The HTTP client.
-    pub http: HttpClient,
-    /// The clock.
-    pub clock: SharedClock,
-}
-
-impl CredentialContext {
-    /// A context with this HTTP client and clock (for calling a [`CredentialSource`]
-    /// directly, e.g. to check a configuration at startup).
-    pub fn new(http: HttpClient, clock: SharedClock) -> Self {
-        Self { http, clock }
-    }
-}
-
-/// Something that loads a [`ClientCredential`]: configuration descriptions
-/// ([`CredentialDescriptions`]), a vault ([`KeyVaultCertificate`](super::KeyVaultCertificate)),
-/// a secret store. The client loads from it when it has no credential yet, when the reload
-/// interval has passed ([`ConfidentialClientBuilder::reload_interval`], checked when a token
-/// is requested from the authority) and when the authority refuses the current one
-/// (AADSTS700027-class errors, then the request is retried once), which is how a rotated
-/// certificate is picked up.
-pub trait CredentialSource: Send + Sync + fmt::Debug + 'static {
-    /// Loads the current credential.
-    fn load<'a>(
-        &'a self,
-        context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>>;
-}
 
 /// Builds a [`ConfidentialClient`], like MSAL's `ConfidentialClientApplicationBuilder`.
 #[must_use]
@@ -397,37 +308,6 @@ impl ConfidentialClient {
         }
     }
 
-    /// A builder from the seed's `CallApi` section: `ClientId`, `Authority` or `Instance` +
-    /// `TenantId`, `SendX5C`, `EnablePiiLogging`, and the credentials (`ClientCertificates`,
-    /// `ClientCredentials`, then `ClientSecret`) as a [`CredentialDescriptions`] source,
-    /// loaded on first use or by [`ConfidentialClient::load_credential`].
-    ///
-    /// # Errors
-    ///
-    /// When `ClientId` or the authority is missing or unusable.
-    pub fn builder_from_options(
-        options: &CallApiOptions,
-    ) -> Result<ConfidentialClientBuilder, ConfigError> {
-        let client_id = options
-            .client_id
-            .clone()
-            .filter(|c| !c.trim().is_empty())
-            .ok_or(ConfigError::Missing {
-                key: "CallApi:ClientId",
-                hint: "set the client (application) id of the calling app",
-            })?;
-        let authority = Authority::from_parts(
-            options.authority.as_deref(),
-            options.instance.as_deref(),
-            options.tenant_id.as_deref(),
-        )?;
-        Ok(Self::builder(client_id)
-            .authority(authority)
-            .send_x5c(options.send_x5c.unwrap_or(false))
-            .enable_pii_logging(options.enable_pii_logging.unwrap_or(false))
-            .credential_source(Arc::new(CredentialDescriptions::from_call_api(options))))
-    }
-
     /// The client id.
     pub fn client_id(&self) -> &str {
         &self.inner.client_id
@@ -491,6 +371,22 @@ impl ConfidentialClient {
         scopes: &[String],
     ) -> Result<AccessToken, TokenError> {
         self.inner.acquire(scopes, Fetch::AfterRefusal).await
+    }
+}
+
+impl TokenSource for ConfidentialClient {
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [String],
+        force_refresh: bool,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+        Box::pin(async move {
+            if force_refresh {
+                self.refresh_after_refusal(scopes).await
+            } else {
+                self.acquire_token_for_client(scopes).await
+            }
+        })
     }
 }
 

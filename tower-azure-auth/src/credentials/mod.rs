@@ -69,44 +69,41 @@
 //! `ManagedIdentityCredential`, `WorkloadIdentityCredential`, …) a [`TokenSource`] too.
 
 mod assertion;
-#[cfg(feature = "azure-core")]
-mod azure_credential;
 mod cache;
 mod certificate;
 mod client;
-mod environment;
-mod key_vault;
-mod managed_identity;
+mod credential;
+mod descriptions;
 mod sources;
 mod token;
 mod token_source;
-mod workload_identity;
 
+pub use crate::error::CertificateError;
 pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
-#[cfg(feature = "azure-core")]
-pub use azure_credential::AzureCoreCredential;
 pub use certificate::{
-    thumbprints, CertificateError, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
+    thumbprints, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
 };
-pub use client::{
-    BoxFuture, ClientCredential, ClientSecret, ConfidentialClient, ConfidentialClientBuilder,
-    CredentialContext, CredentialSource,
+pub use client::{ConfidentialClient, ConfidentialClientBuilder};
+pub use credential::{
+    AssertionProvider, BoxFuture, ClientCredential, ClientSecret, CredentialContext,
+    CredentialSource,
 };
-pub use environment::Environment;
-pub use key_vault::{
+pub use descriptions::CredentialDescriptions;
+#[cfg(feature = "azure-core")]
+pub use sources::azure_credential::AzureCoreCredential;
+pub use sources::environment::Environment;
+pub use sources::key_vault::{
     KeyVaultCertificate, KeyVaultCertificateBuilder, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12,
     KEY_VAULT_API_VERSION, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
 };
-pub use managed_identity::{
+pub use sources::managed_identity::{
     ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId, IMDS_ENDPOINT,
 };
-pub use sources::CredentialDescriptions;
+pub use sources::workload_identity::{
+    FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity, TOKEN_EXCHANGE_URL,
+};
 pub use token::{AccessToken, AuthorityError, TokenError};
 pub use token_source::TokenSource;
-pub use workload_identity::{
-    AssertionProvider, FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity,
-    TOKEN_EXCHANGE_URL,
-};
 
 pub(crate) use token_source::{is_invalid_token, BearerAuth, BearerAuthBuilder};
 

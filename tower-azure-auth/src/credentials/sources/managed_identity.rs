@@ -14,11 +14,13 @@ use crate::authority::{require_secure, FetchError, HttpClient};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
 
-use super::cache::{CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL};
-use super::client::{BoxFuture, ClientSecret};
 use super::environment::Environment;
-use super::token::{AccessToken, AuthorityError, TokenError};
-use super::token_source::TokenSource;
+use crate::credentials::cache::{
+    CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL,
+};
+use crate::credentials::credential::{BoxFuture, ClientSecret};
+use crate::credentials::token::{AccessToken, AuthorityError, TokenError};
+use crate::credentials::token_source::TokenSource;
 
 const TARGET: &str = "tower_azure_auth::credentials::managed_identity";
 
@@ -320,7 +322,7 @@ impl ManagedIdentityBuilder {
 ///
 /// It implements [`TokenSource`], so it feeds
 /// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer), the reqwest middleware and
-/// [`KeyVaultCertificate`](super::KeyVaultCertificate). Scopes are converted to the
+/// [`KeyVaultCertificate`](crate::credentials::KeyVaultCertificate). Scopes are converted to the
 /// endpoint's `resource` (`https://vault.azure.net/.default` → `https://vault.azure.net`);
 /// one scope per request. Tokens are cached per resource and refreshed ahead of expiry: at
 /// half their lifetime when they live longer than 2 hours (MSAL's managed-identity rule),
