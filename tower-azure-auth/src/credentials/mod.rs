@@ -74,9 +74,11 @@ mod certificate;
 mod client;
 mod credential;
 mod descriptions;
+mod protocol;
 mod sources;
 mod token;
 mod token_source;
+mod wire;
 
 pub use crate::error::CertificateError;
 pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
@@ -118,9 +120,9 @@ pub mod fuzzing {
     /// the way [`ConfidentialClient`](super::ConfidentialClient) does.
     pub fn token_endpoint_answer(retry_after: &str, body: &[u8]) {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let _ = super::client::parse_retry_after(retry_after, now);
+        let _ = super::wire::parse_retry_after(retry_after, now);
         if let Ok(token) =
-            super::client::parse_token_response(body, now, &["api://x/.default".to_owned()])
+            super::protocol::parse_token_response(body, now, &["api://x/.default".to_owned()])
         {
             assert!(!token.secret().is_empty());
             assert!(token.refresh_on() <= token.expires_on());

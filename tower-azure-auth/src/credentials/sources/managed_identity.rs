@@ -21,6 +21,7 @@ use crate::credentials::cache::{
 use crate::credentials::credential::{BoxFuture, ClientSecret};
 use crate::credentials::token::{AccessToken, AuthorityError, TokenError};
 use crate::credentials::token_source::TokenSource;
+use crate::credentials::wire::{number, parse_date, MAX_LIFETIME_SECONDS};
 
 const TARGET: &str = "tower_azure_auth::credentials::managed_identity";
 
@@ -655,16 +656,6 @@ fn error_from_body(source: &str, status: u16, body: &[u8]) -> TokenError {
     }
 }
 
-/// A JSON number or a numeric string.
-fn number(value: Option<&serde_json::Value>) -> Result<Option<u64>, ()> {
-    match value {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => n.as_u64().map(Some).ok_or(()),
-        Some(serde_json::Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
-        Some(_) => Err(()),
-    }
-}
-
 /// Parses a managed identity token response.
 pub(crate) fn parse_response(
     body: &[u8],
@@ -723,7 +714,7 @@ pub(crate) fn parse_response(
     if expires_on <= now_secs {
         return Err(bad("the managed identity token has already expired".into()));
     }
-    let lifetime = (expires_on - now_secs).min(10 * 365 * 86_400);
+    let lifetime = (expires_on - now_secs).min(MAX_LIFETIME_SECONDS);
     let expires = now + Duration::from_secs(lifetime);
     let refresh = if lifetime > HALF_LIFE_THRESHOLD {
         now + Duration::from_secs(lifetime / 2)
@@ -740,145 +731,9 @@ pub(crate) fn parse_response(
     ))
 }
 
-/// Unix seconds from an ISO 8601 date (`2030-01-01T10:00:00Z`, `…+01:00`, fractional
-/// seconds) or the `MM/DD/YYYY hh:mm:ss [AM|PM] [+hh:mm]` form older App Service versions
-/// send.
-pub(crate) fn parse_date(value: &str) -> Option<u64> {
-    let value = value.trim();
-    let (date, rest) = value.split_once(['T', ' '])?;
-    let (year, month, day) = if date.contains('/') {
-        let mut parts = date.split('/');
-        let month = parts.next()?.parse().ok()?;
-        let day = parts.next()?.parse().ok()?;
-        let year = parts.next()?.parse().ok()?;
-        (year, month, day)
-    } else {
-        let mut parts = date.split('-');
-        let year = parts.next()?.parse().ok()?;
-        let month = parts.next()?.parse().ok()?;
-        let day = parts.next()?.parse().ok()?;
-        (year, month, day)
-    };
-    // Time, then an optional AM/PM and an optional offset.
-    let rest = rest.trim();
-    let time_end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == ':' || c == '.'))
-        .unwrap_or(rest.len());
-    let (time, mut tail) = rest.split_at(time_end);
-    let mut hms = time.split(':');
-    let mut hour: u64 = hms.next()?.parse().ok()?;
-    let minute: u64 = hms.next()?.parse().ok()?;
-    let second: u64 = match hms.next() {
-        Some(s) => s.split('.').next()?.parse().ok()?,
-        None => 0,
-    };
-    tail = tail.trim_start();
-    if let Some(after) = tail.strip_prefix("PM").or_else(|| tail.strip_prefix("pm")) {
-        if hour < 12 {
-            hour += 12;
-        }
-        tail = after.trim_start();
-    } else if let Some(after) = tail.strip_prefix("AM").or_else(|| tail.strip_prefix("am")) {
-        if hour == 12 {
-            hour = 0;
-        }
-        tail = after.trim_start();
-    }
-    let offset: i64 = match tail {
-        "" | "Z" | "z" => 0,
-        offset => {
-            let sign = match offset.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits = offset.get(1..)?;
-            let (h, m) = digits.split_once(':').unwrap_or((digits, "0"));
-            let h: i64 = h.parse().ok()?;
-            let m: i64 = m.parse().ok()?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * (h * 3600 + m * 60)
-        }
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day)?;
-    let local = days * 86_400 + hour * 3600 + minute * 60 + second;
-    u64::try_from(i64::try_from(local).ok()?.checked_sub(offset)?).ok()
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm), for years from 1970.
-fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).checked_sub(719_468)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        struct Case {
-            name: &'static str,
-            value: &'static str,
-            expected: Option<u64>,
-        }
-        let cases = [
-            Case {
-                name: "iso utc",
-                value: "2017-09-26T03:49:33Z",
-                expected: Some(1_506_397_773),
-            },
-            Case {
-                name: "iso fractional with offset",
-                value: "2017-09-26T05:49:33.123+02:00",
-                expected: Some(1_506_397_773),
-            },
-            Case {
-                name: "app service 2017 form",
-                value: "09/26/2017 03:49:33 AM +00:00",
-                expected: Some(1_506_397_773),
-            },
-            Case {
-                name: "pm",
-                value: "09/26/2017 03:49:33 PM +00:00",
-                expected: Some(1_506_397_773 + 12 * 3600),
-            },
-            Case {
-                name: "no time",
-                value: "2017-09-26",
-                expected: None,
-            },
-            Case {
-                name: "garbage",
-                value: "tomorrow morning",
-                expected: None,
-            },
-            Case {
-                name: "month 13",
-                value: "2017-13-01T00:00:00Z",
-                expected: None,
-            },
-        ];
-        for case in cases {
-            assert_eq!(parse_date(case.value), case.expected, "{}", case.name);
-        }
-    }
 
     #[test]
     fn responses() {
