@@ -95,11 +95,10 @@ pub use descriptions::CredentialDescriptions;
 pub use sources::azure_credential::AzureCoreCredential;
 pub use sources::environment::Environment;
 pub use sources::key_vault::{
-    KeyVaultCertificate, KeyVaultCertificateBuilder, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12,
-    KEY_VAULT_API_VERSION, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
+    KeyVaultCertificate, KeyVaultCertificateBuilder, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
 };
 pub use sources::managed_identity::{
-    ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId, IMDS_ENDPOINT,
+    ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId,
 };
 pub use sources::workload_identity::{
     FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity, TOKEN_EXCHANGE_URL,

@@ -28,7 +28,7 @@ use crate::error::error_chain;
 const TARGET: &str = "tower_azure_auth::credentials::key_vault";
 
 /// The Key Vault REST API version used.
-pub const KEY_VAULT_API_VERSION: &str = "7.4";
+pub(crate) const KEY_VAULT_API_VERSION: &str = "7.4";
 
 /// The scope of Key Vault tokens in the public cloud (resource `https://vault.azure.net`).
 pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
@@ -50,10 +50,10 @@ pub const KEY_VAULT_DNS_SUFFIXES: &[&str] = &[
 ];
 
 /// The content type of a certificate secret held as PKCS#12 (base64, no password).
-pub const CONTENT_TYPE_PKCS12: &str = "application/x-pkcs12";
+pub(crate) const CONTENT_TYPE_PKCS12: &str = "application/x-pkcs12";
 
 /// The content type of a certificate secret held as PEM (private key and certificate).
-pub const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
+pub(crate) const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
 
 /// A certificate in Azure Key Vault, loaded with its private key; a [`CredentialSource`]
 /// for [`ConfidentialClient`](crate::credentials::ConfidentialClient) (`SourceType: KeyVault`).

@@ -28,7 +28,7 @@ mod response;
 const TARGET: &str = "tower_azure_auth::credentials::managed_identity";
 
 /// The Azure Instance Metadata Service token endpoint.
-pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+pub(crate) const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
 /// The IMDS address: the one plain-http host allowed besides loopback.
 const IMDS_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 169, 254);
