@@ -120,7 +120,7 @@ pub(crate) fn verify<'s>(
         return Err(rules.refuse(
             K::KeysUnavailable,
             "the signing keys could not be fetched yet",
-            || format!("the signing keys of {} could not be fetched yet", authority),
+            || format!("the signing keys of {authority} could not be fetched yet"),
         ));
     };
     let key = snapshot
