@@ -43,9 +43,10 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// `MM/DD/YYYY hh:mm:ss AM +hh:mm`, the form older App Service versions send, with and
-/// without the period and the offset.
+/// The forms besides RFC 3339 with an offset: ISO 8601 variants and `MM/DD/YYYY hh:mm:ss AM
+/// +hh:mm`, the form older App Service versions send, with and without the period.
 const APP_SERVICE_WITH_OFFSET: &[&[BorrowedFormatItem<'static>]] = &[
+    ISO_WITH_OFFSET,
     format_description!(
         "[month padding:none]/[day padding:none]/[year] [hour repr:12 padding:none]:[minute]:[second] [period case_sensitive:false] [offset_hour sign:mandatory]:[offset_minute]"
     ),
@@ -53,7 +54,16 @@ const APP_SERVICE_WITH_OFFSET: &[&[BorrowedFormatItem<'static>]] = &[
         "[month padding:none]/[day padding:none]/[year] [hour padding:none]:[minute]:[second] [offset_hour sign:mandatory]:[offset_minute]"
     ),
 ];
+/// ISO 8601 without an offset (read as UTC), `T` or a space between date and time.
+const ISO_UTC: &[BorrowedFormatItem<'static>] = format_description!(
+    "[year]-[month]-[day][first [T][t][ ]][hour]:[minute][optional [:[second][optional [.[subsecond]]]]]"
+);
+/// ISO 8601 with an offset but not RFC 3339 (a space between date and time, no seconds).
+const ISO_WITH_OFFSET: &[BorrowedFormatItem<'static>] = format_description!(
+    "[year]-[month]-[day][first [T][t][ ]][hour]:[minute][optional [:[second][optional [.[subsecond]]]]][offset_hour sign:mandatory]:[offset_minute]"
+);
 const APP_SERVICE_UTC: &[&[BorrowedFormatItem<'static>]] = &[
+    ISO_UTC,
     format_description!(
         "[month padding:none]/[day padding:none]/[year] [hour repr:12 padding:none]:[minute]:[second] [period case_sensitive:false]"
     ),
@@ -76,9 +86,11 @@ pub(crate) fn parse_date(value: &str) -> Option<u64> {
                 .find_map(|format| OffsetDateTime::parse(value, format).ok())
         })
         .or_else(|| {
+            // `Z` is UTC, as no offset is.
+            let utc = value.strip_suffix(['Z', 'z']).unwrap_or(value);
             APP_SERVICE_UTC
                 .iter()
-                .find_map(|format| PrimitiveDateTime::parse(value, format).ok())
+                .find_map(|format| PrimitiveDateTime::parse(utc, format).ok())
                 .map(PrimitiveDateTime::assume_utc)
         })?;
     u64::try_from(date.unix_timestamp()).ok()
@@ -261,6 +273,21 @@ mod tests {
                 name: "twelve pm is noon",
                 value: "09/26/2017 12:00:00 PM +00:00",
                 expected: Some(1_506_427_200),
+            },
+            Case {
+                name: "iso without an offset is utc",
+                value: "2017-09-26T03:49:33",
+                expected: Some(1_506_397_773),
+            },
+            Case {
+                name: "iso with a space and no seconds",
+                value: "2017-09-26 03:49Z",
+                expected: Some(1_506_397_773 - 33),
+            },
+            Case {
+                name: "iso with a negative offset",
+                value: "2017-09-25T23:49:33-04:00",
+                expected: Some(1_506_397_773),
             },
             Case {
                 name: "before 1970",
