@@ -621,7 +621,7 @@ impl HttpClient {
     ///
     /// [`FetchError::Transport`]; [`FetchError::Redirected`] for any 3xx answer (redirects
     /// are never followed).
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &str,
@@ -659,7 +659,10 @@ impl HttpClient {
     /// # Errors
     ///
     /// [`FetchError::TooLarge`] past the limit, [`FetchError::Transport`] on a broken body.
-    pub async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, FetchError> {
+    pub(crate) async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<Bytes, FetchError> {
         let url = response.url().to_string();
         if response
             .content_length()

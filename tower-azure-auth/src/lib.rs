@@ -3,6 +3,7 @@
 
 pub mod authority;
 pub mod authorization;
+pub mod bearer;
 pub mod claims;
 pub mod clock;
 pub mod config;

@@ -5,7 +5,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
+
+use futures_util::future::BoxFuture;
 
 use super::context::AuthorizationContext;
 use super::requirement::Requirement;
@@ -45,8 +46,8 @@ impl From<bool> for HandlerOutcome {
     }
 }
 
-/// The boxed future an [`async_handler_fn`] closure returns.
-pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = HandlerOutcome> + Send + 'a>>;
+/// The boxed future an [`async_handler_fn`] closure returns (futures-util's `BoxFuture`).
+pub type HandlerFuture<'a> = BoxFuture<'a, HandlerOutcome>;
 
 /// Decides requirements of type [`Self::Requirement`], like ASP.NET Core's
 /// `AuthorizationHandler<TRequirement>`. Register it with

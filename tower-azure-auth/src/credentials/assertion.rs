@@ -4,7 +4,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::certificate::{CertificateError, ClientCertificate};
+use super::certificate::ClientCertificate;
+use crate::error::CertificateError;
 
 /// The lifetime of a client assertion: 10 minutes, as MSAL.
 pub const ASSERTION_LIFETIME_SECONDS: u64 = 600;

@@ -14,111 +14,13 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 
 use crate::clock::{self, SharedClock};
+use crate::error::CertificateError;
 
 /// The smallest RSA key accepted, in bits (Entra ID's minimum).
 pub const MIN_RSA_BITS: usize = 2048;
 
 /// OID of `rsaEncryption` (PKCS#1), the only key algorithm accepted.
 const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
-
-/// A certificate or private key could not be loaded or cannot be used as a client
-/// credential. Messages never contain key material or passwords.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CertificateError {
-    /// A file could not be read.
-    #[error("cannot read `{path}`")]
-    Io {
-        /// The file.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The PKCS#12 password is wrong (or the file is damaged).
-    #[error("the PKCS#12 password is wrong (or the file is damaged)")]
-    WrongPassword,
-    /// The PKCS#12 file is protected by a password and none was given.
-    #[error(
-        "the PKCS#12 file is protected by a password and none was given (set CertificatePassword)"
-    )]
-    PasswordRequired,
-    /// The data is not a PKCS#12 file.
-    #[error("not a PKCS#12 (.pfx/.p12) file: {reason}")]
-    NotPkcs12 {
-        /// What was wrong.
-        reason: String,
-    },
-    /// The data holds no usable X.509 certificate.
-    #[error("not a certificate: {reason}")]
-    NotACertificate {
-        /// What was wrong.
-        reason: String,
-    },
-    /// The PEM text is malformed.
-    #[error("malformed PEM: {reason}")]
-    Pem {
-        /// What was wrong.
-        reason: String,
-    },
-    /// A base64 value (e.g. `Base64EncodedValue`) is not valid base64.
-    #[error("the value is not valid base64")]
-    Base64,
-    /// A certificate was found but no private key next to it.
-    #[error("no private key found for the certificate `{subject}` (a client certificate needs its private key)")]
-    NoPrivateKey {
-        /// The certificate's subject.
-        subject: String,
-    },
-    /// The PEM private key is encrypted, which is not supported.
-    #[error("the PEM private key is encrypted; decrypt it first (`openssl pkcs8 -in key.pem -out plain.pem`) or use a PKCS#12 file with a password")]
-    EncryptedPemKey,
-    /// The private key does not belong to the certificate.
-    #[error(
-        "the private key does not match the certificate `{subject}` (their public keys differ)"
-    )]
-    KeyMismatch {
-        /// The certificate's subject.
-        subject: String,
-    },
-    /// The certificate's validity period has ended.
-    #[error("the certificate `{subject}` expired at {not_after}")]
-    Expired {
-        /// The certificate's subject.
-        subject: String,
-        /// The end of validity.
-        not_after: String,
-    },
-    /// The certificate's validity period has not started.
-    #[error("the certificate `{subject}` is not valid before {not_before}")]
-    NotYetValid {
-        /// The certificate's subject.
-        subject: String,
-        /// The start of validity.
-        not_before: String,
-    },
-    /// The RSA key is smaller than 2048 bits.
-    #[error("the RSA key has {bits} bits; at least 2048 are required")]
-    KeyTooSmall {
-        /// The key size found.
-        bits: usize,
-    },
-    /// The key is not an RSA key.
-    #[error("unsupported key type {found}: only RSA keys (2048 bits or more) can sign client assertions")]
-    UnsupportedKeyType {
-        /// The key type found.
-        found: String,
-    },
-    /// The private key cannot be parsed.
-    #[error("the private key cannot be used: {reason}")]
-    InvalidKey {
-        /// What was wrong (never key material).
-        reason: String,
-    },
-    /// Signing failed.
-    #[error("signing with the certificate's private key failed")]
-    Signing,
-}
 
 /// The thumbprints of a certificate: base64url (no padding) of the SHA-1 and SHA-256 hashes of
 /// its DER encoding, as used in the `x5t` and `x5t#S256` JOSE header parameters.

@@ -1,8 +1,6 @@
 //! [`ConfidentialClient`]: client credentials (certificate or secret) → access tokens, cached.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,108 +10,22 @@ use url::Url;
 
 use crate::authority::{require_secure, Authority, FetchError, HttpClient, OidcMetadata};
 use crate::clock::{self, SharedClock};
-use crate::config::CallApiOptions;
 use crate::error::ConfigError;
 
-use super::assertion::{AssertionAlgorithm, AssertionRequest};
+use super::assertion::AssertionAlgorithm;
 use super::cache::{
     unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL,
     MAX_RETRY_AFTER,
 };
 use super::certificate::ClientCertificate;
-use super::sources::CredentialDescriptions;
-use super::token::{AccessToken, AuthorityError, TokenError};
-use super::workload_identity::AssertionProvider;
+use super::credential::BoxFuture;
+use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
+use super::protocol::{Attempt, TokenRequest};
+use super::token::{AccessToken, TokenError};
+use super::token_source::TokenSource;
 use crate::error::error_chain;
 
 const TARGET: &str = "tower_azure_auth::credentials";
-
-/// A boxed, `Send` future (the extension traits are object safe).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A client secret. `Debug` never shows it.
-#[derive(Clone)]
-pub struct ClientSecret(Arc<str>);
-
-impl ClientSecret {
-    /// Wraps a secret value.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(Arc::from(secret.into()))
-    }
-
-    /// The secret. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ClientSecret(<redacted>)")
-    }
-}
-
-/// How the client proves its identity to the authority.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ClientCredential {
-    /// A certificate: each token request carries a fresh signed client assertion.
-    Certificate(ClientCertificate),
-    /// A client secret (prefer certificates).
-    Secret(ClientSecret),
-    /// A signed assertion made elsewhere (a federated token file, a managed identity token),
-    /// asked for again for every token request.
-    Assertion(Arc<dyn AssertionProvider>),
-}
-
-impl ClientCredential {
-    /// A [`ClientCredential::Assertion`] from a provider.
-    pub fn assertion(provider: impl AssertionProvider) -> Self {
-        Self::Assertion(Arc::new(provider))
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Certificate(_) => "certificate",
-            Self::Secret(_) => "client secret",
-            Self::Assertion(_) => "signed assertion",
-        }
-    }
-}
-
-/// What a [`CredentialSource`] may use to load a credential: the client's HTTP client (for
-/// Key Vault or managed identity) and its clock (for certificate validity).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CredentialContext {
-    /// The HTTP client.
-    pub http: HttpClient,
-    /// The clock.
-    pub clock: SharedClock,
-}
-
-impl CredentialContext {
-    /// A context with this HTTP client and clock (for calling a [`CredentialSource`]
-    /// directly, e.g. to check a configuration at startup).
-    pub fn new(http: HttpClient, clock: SharedClock) -> Self {
-        Self { http, clock }
-    }
-}
-
-/// Something that loads a [`ClientCredential`]: configuration descriptions
-/// ([`CredentialDescriptions`]), a vault ([`KeyVaultCertificate`](super::KeyVaultCertificate)),
-/// a secret store. The client loads from it when it has no credential yet, when the reload
-/// interval has passed ([`ConfidentialClientBuilder::reload_interval`], checked when a token
-/// is requested from the authority) and when the authority refuses the current one
-/// (AADSTS700027-class errors, then the request is retried once), which is how a rotated
-/// certificate is picked up.
-pub trait CredentialSource: Send + Sync + fmt::Debug + 'static {
-    /// Loads the current credential.
-    fn load<'a>(
-        &'a self,
-        context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>>;
-}
 
 /// Builds a [`ConfidentialClient`], like MSAL's `ConfidentialClientApplicationBuilder`.
 #[must_use]
@@ -397,37 +309,6 @@ impl ConfidentialClient {
         }
     }
 
-    /// A builder from the seed's `CallApi` section: `ClientId`, `Authority` or `Instance` +
-    /// `TenantId`, `SendX5C`, `EnablePiiLogging`, and the credentials (`ClientCertificates`,
-    /// `ClientCredentials`, then `ClientSecret`) as a [`CredentialDescriptions`] source,
-    /// loaded on first use or by [`ConfidentialClient::load_credential`].
-    ///
-    /// # Errors
-    ///
-    /// When `ClientId` or the authority is missing or unusable.
-    pub fn builder_from_options(
-        options: &CallApiOptions,
-    ) -> Result<ConfidentialClientBuilder, ConfigError> {
-        let client_id = options
-            .client_id
-            .clone()
-            .filter(|c| !c.trim().is_empty())
-            .ok_or(ConfigError::Missing {
-                key: "CallApi:ClientId",
-                hint: "set the client (application) id of the calling app",
-            })?;
-        let authority = Authority::from_parts(
-            options.authority.as_deref(),
-            options.instance.as_deref(),
-            options.tenant_id.as_deref(),
-        )?;
-        Ok(Self::builder(client_id)
-            .authority(authority)
-            .send_x5c(options.send_x5c.unwrap_or(false))
-            .enable_pii_logging(options.enable_pii_logging.unwrap_or(false))
-            .credential_source(Arc::new(CredentialDescriptions::from_call_api(options))))
-    }
-
     /// The client id.
     pub fn client_id(&self) -> &str {
         &self.inner.client_id
@@ -494,6 +375,22 @@ impl ConfidentialClient {
     }
 }
 
+impl TokenSource for ConfidentialClient {
+    fn token<'a>(
+        &'a self,
+        scopes: &'a [String],
+        force_refresh: bool,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+        Box::pin(async move {
+            if force_refresh {
+                self.refresh_after_refusal(scopes).await
+            } else {
+                self.acquire_token_for_client(scopes).await
+            }
+        })
+    }
+}
+
 /// How [`ClientInner::acquire`] treats the cached token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fetch {
@@ -503,16 +400,6 @@ enum Fetch {
     Forced,
     /// Skipped at most once per forced-refresh interval (the called API refused it).
     AfterRefusal,
-}
-
-/// The outcome of one HTTP exchange with the token endpoint.
-enum Attempt {
-    Token(AccessToken),
-    /// 5xx without `Retry-After`, or a network failure: worth one retry.
-    Retryable(TokenError),
-    /// `Retry-After` was given.
-    Throttled(Duration),
-    Failed(TokenError),
 }
 
 impl ClientInner {
@@ -786,7 +673,17 @@ impl ClientInner {
     ) -> Result<AccessToken, TokenError> {
         let mut retried = false;
         loop {
-            match self.request(endpoint, credential, scopes).await {
+            let request = TokenRequest {
+                endpoint,
+                client_id: &self.client_id,
+                credential,
+                scopes,
+                algorithm: self.algorithm,
+                send_x5c: self.send_x5c,
+                context: &self.context,
+                pii: self.pii,
+            };
+            match request.send().await {
                 Attempt::Token(token) => return Ok(token),
                 Attempt::Failed(error) => return Err(error),
                 Attempt::Throttled(retry_after) => {
@@ -802,402 +699,6 @@ impl ClientInner {
                 }
                 Attempt::Retryable(error) => return Err(error),
             }
-        }
-    }
-
-    async fn request(
-        &self,
-        endpoint: &Url,
-        credential: &ClientCredential,
-        scopes: &[String],
-    ) -> Attempt {
-        let scope = scopes.join(" ");
-        let mut form: Vec<(&str, String)> = vec![("client_id", self.client_id.clone())];
-        match credential {
-            ClientCredential::Certificate(certificate) => {
-                let assertion = certificate.client_assertion(&AssertionRequest {
-                    client_id: &self.client_id,
-                    audience: endpoint.as_str(),
-                    algorithm: self.algorithm,
-                    send_x5c: self.send_x5c,
-                    now: self.context.clock.unix_seconds(),
-                });
-                let assertion = match assertion {
-                    Ok(assertion) => assertion,
-                    Err(e) => return Attempt::Failed(TokenError::Assertion(e)),
-                };
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push(("client_assertion", assertion));
-            }
-            ClientCredential::Secret(secret) => {
-                form.push(("client_secret", secret.expose().to_owned()))
-            }
-            ClientCredential::Assertion(provider) => {
-                let assertion = match provider.assertion(&self.context).await {
-                    Ok(assertion) => assertion,
-                    Err(e) => return Attempt::Failed(e),
-                };
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push(("client_assertion", assertion));
-            }
-        }
-        form.push(("scope", scope));
-        form.push(("grant_type", "client_credentials".into()));
-        debug!(target: TARGET, endpoint = %self.pii_value(endpoint.as_str()), client_id = %self.pii_value(&self.client_id),
-            credential = credential.kind(), "requesting a token");
-
-        let http = &self.context.http;
-        let request = http
-            .reqwest()
-            .post(endpoint.clone())
-            .header("x-ms-lib-capability", "retry-after, h429")
-            .header(http::header::ACCEPT, "application/json")
-            .form(&form);
-        let response = match http.send(request, endpoint.as_str()).await {
-            Ok(response) => response,
-            // Not followed and not retried: the credential goes to the token endpoint only.
-            Err(e @ FetchError::Redirected { .. }) => {
-                return Attempt::Failed(TokenError::BadResponse {
-                    reason: format!("the authority redirected the token request: {e}"),
-                })
-            }
-            Err(e) => return Attempt::Retryable(TokenError::Transport(e)),
-        };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, self.now()));
-        let body = match http.read_body(response).await {
-            Ok(body) => body,
-            Err(e) => return Attempt::Retryable(TokenError::Transport(e)),
-        };
-        if status.is_success() {
-            return match parse_token_response(&body, self.now(), scopes) {
-                Ok(token) => {
-                    debug!(target: TARGET, expires_on = ?token.expires_on(), "token received");
-                    Attempt::Token(token)
-                }
-                Err(e) => Attempt::Failed(e),
-            };
-        }
-        if let Some(retry_after) = retry_after {
-            if status.as_u16() == 429 || status.is_server_error() {
-                return Attempt::Throttled(retry_after);
-            }
-        }
-        let error = match AuthorityError::parse(status.as_u16(), &body) {
-            Some(error) => TokenError::Rejected(Box::new(error)),
-            None => TokenError::BadResponse {
-                reason: format!("HTTP {} without an OAuth 2 error body", status.as_u16()),
-            },
-        };
-        debug!(target: TARGET, status = status.as_u16(), code = ?error.aadsts_code(), "token request refused");
-        if status.is_server_error() {
-            Attempt::Retryable(error)
-        } else {
-            Attempt::Failed(error)
-        }
-    }
-}
-
-/// `Retry-After`: delta-seconds or an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let date = parse_http_date(value)?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-fn parse_http_date(value: &str) -> Option<SystemTime> {
-    // "Sun, 06 Nov 1994 08:49:37 GMT"
-    let (_, rest) = value.split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let day: u64 = day.parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| m == month)? as u64
-        + 1;
-    let year: u64 = year.parse().ok()?;
-    let hms: Vec<u64> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, m, s] = hms.as_slice() else {
-        return None;
-    };
-    // Years past 9999 are not HTTP dates (and would overflow the arithmetic below).
-    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || *h > 23 || *m > 59 || *s > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm), for years >= 1970.
-    let (y, mo) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * mo + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(days * 86_400 + h * 3600 + m * 60 + s))
-}
-
-fn number(value: Option<&serde_json::Value>) -> Result<Option<u64>, ()> {
-    match value {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => n
-            .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.is_finite())
-                    .map(|f| f as u64)
-            })
-            .map(Some)
-            .ok_or(()),
-        Some(serde_json::Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
-        Some(_) => Err(()),
-    }
-}
-
-/// Parses a successful token response (numbers may be numeric strings, as from AAD v1-like
-/// endpoints).
-pub(crate) fn parse_token_response(
-    body: &[u8],
-    now: SystemTime,
-    scopes: &[String],
-) -> Result<AccessToken, TokenError> {
-    let bad = |reason: &str| TokenError::BadResponse {
-        reason: reason.to_owned(),
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| bad("the body is not JSON"))?;
-    let token_type = value
-        .get("token_type")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| bad("`token_type` is missing"))?;
-    if !token_type.eq_ignore_ascii_case("bearer") {
-        return Err(TokenError::BadResponse {
-            reason: format!("`token_type` is `{token_type}`, expected Bearer"),
-        });
-    }
-    let token = value
-        .get("access_token")
-        .and_then(|v| v.as_str())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| bad("`access_token` is missing"))?;
-    if http::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
-        return Err(bad(
-            "`access_token` has characters that cannot go in a header",
-        ));
-    }
-    let expires_in = number(value.get("expires_in"))
-        .map_err(|()| bad("`expires_in` is not a number"))?
-        .unwrap_or(600);
-    let refresh_in =
-        number(value.get("refresh_in")).map_err(|()| bad("`refresh_in` is not a number"))?;
-    let ext_expires_in = number(value.get("ext_expires_in"))
-        .map_err(|()| bad("`ext_expires_in` is not a number"))?;
-    let expires_in = expires_in.min(10 * 365 * 86_400);
-    let expires_on = now + Duration::from_secs(expires_in);
-    // Refresh when 80 % of the usable lifetime (before the 5-minute margin) has passed, or
-    // at `refresh_in` when the authority asks for earlier.
-    let usable = expires_in.saturating_sub(EXPIRY_MARGIN.as_secs());
-    let default_refresh = usable * 4 / 5;
-    let refresh_after = refresh_in.map_or(default_refresh, |r| r.min(default_refresh));
-    Ok(AccessToken::with_times(
-        token.to_owned(),
-        now,
-        expires_on,
-        now + Duration::from_secs(refresh_after),
-        ext_expires_in.map(|e| now + Duration::from_secs(e.min(10 * 365 * 86_400))),
-        scopes.to_vec(),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_responses() {
-        struct Case {
-            name: &'static str,
-            body: &'static str,
-            ok: bool,
-            expires_in: u64,
-            refresh_after: u64,
-        }
-        let cases = [
-            Case {
-                name: "numbers",
-                body: r#"{"token_type":"Bearer","access_token":"a.b.c","expires_in":3599,"ext_expires_in":3599}"#,
-                ok: true,
-                expires_in: 3599,
-                refresh_after: 2639,
-            },
-            Case {
-                name: "numeric strings",
-                body: r#"{"token_type":"bearer","access_token":"a.b.c","expires_in":"3600"}"#,
-                ok: true,
-                expires_in: 3600,
-                refresh_after: 2640,
-            },
-            Case {
-                name: "refresh_in earlier",
-                body: r#"{"token_type":"Bearer","access_token":"a","expires_in":3600,"refresh_in":1800}"#,
-                ok: true,
-                expires_in: 3600,
-                refresh_after: 1800,
-            },
-            Case {
-                name: "refresh_in later is capped",
-                body: r#"{"token_type":"Bearer","access_token":"a","expires_in":3600,"refresh_in":3500}"#,
-                ok: true,
-                expires_in: 3600,
-                refresh_after: 2640,
-            },
-            Case {
-                name: "not bearer",
-                body: r#"{"token_type":"pop","access_token":"a","expires_in":3600}"#,
-                ok: false,
-                expires_in: 0,
-                refresh_after: 0,
-            },
-            Case {
-                name: "no token_type",
-                body: r#"{"access_token":"a","expires_in":3600}"#,
-                ok: false,
-                expires_in: 0,
-                refresh_after: 0,
-            },
-            Case {
-                name: "no token",
-                body: r#"{"token_type":"Bearer","expires_in":3600}"#,
-                ok: false,
-                expires_in: 0,
-                refresh_after: 0,
-            },
-            Case {
-                name: "bad expires_in",
-                body: r#"{"token_type":"Bearer","access_token":"a","expires_in":"soon"}"#,
-                ok: false,
-                expires_in: 0,
-                refresh_after: 0,
-            },
-            Case {
-                name: "token with a newline",
-                body: r#"{"token_type":"Bearer","access_token":"a\nb","expires_in":3600}"#,
-                ok: false,
-                expires_in: 0,
-                refresh_after: 0,
-            },
-            Case {
-                name: "not json",
-                body: "<html>",
-                ok: false,
-                expires_in: 0,
-                refresh_after: 0,
-            },
-        ];
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        for case in cases {
-            let result = parse_token_response(case.body.as_bytes(), now, &["s/.default".into()]);
-            assert_eq!(result.is_ok(), case.ok, "{}: {result:?}", case.name);
-            if let Ok(token) = result {
-                assert_eq!(
-                    token.expires_on(),
-                    now + Duration::from_secs(case.expires_in),
-                    "{}",
-                    case.name
-                );
-                assert_eq!(
-                    token.refresh_on(),
-                    now + Duration::from_secs(case.refresh_after),
-                    "{}",
-                    case.name
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn retry_after_values() {
-        struct Case {
-            name: &'static str,
-            value: &'static str,
-            expected: Option<u64>,
-        }
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        let cases = [
-            Case {
-                name: "seconds",
-                value: "120",
-                expected: Some(120),
-            },
-            Case {
-                name: "date in the future",
-                value: "Sun, 06 Nov 1994 08:50:37 GMT",
-                expected: Some(60),
-            },
-            Case {
-                name: "date in the past",
-                value: "Sun, 06 Nov 1994 08:00:00 GMT",
-                expected: Some(0),
-            },
-            Case {
-                name: "garbage",
-                value: "soon",
-                expected: None,
-            },
-            Case {
-                name: "negative",
-                value: "-5",
-                expected: None,
-            },
-            Case {
-                name: "retry_after_date_with_a_huge_year_overflowed",
-                value: "Sun, 06 Nov 99999999999999 08:49:37 GMT",
-                expected: None,
-            },
-            Case {
-                name: "year 10000 is not an HTTP date",
-                value: "Sat, 01 Jan 10000 00:00:00 GMT",
-                expected: None,
-            },
-            Case {
-                name: "year 9999 is",
-                value: "Fri, 31 Dec 9999 23:59:59 GMT",
-                expected: Some(253_402_300_799 - 784_111_777),
-            },
-            Case {
-                name: "huge delta-seconds",
-                value: "18446744073709551615",
-                expected: Some(u64::MAX),
-            },
-        ];
-        for case in cases {
-            assert_eq!(
-                parse_retry_after(case.value, now).map(|d| d.as_secs()),
-                case.expected,
-                "{}",
-                case.name
-            );
         }
     }
 }

@@ -69,44 +69,42 @@
 //! `ManagedIdentityCredential`, `WorkloadIdentityCredential`, …) a [`TokenSource`] too.
 
 mod assertion;
-#[cfg(feature = "azure-core")]
-mod azure_credential;
 mod cache;
 mod certificate;
 mod client;
-mod environment;
-mod key_vault;
-mod managed_identity;
+mod credential;
+mod descriptions;
+mod protocol;
 mod sources;
 mod token;
 mod token_source;
-mod workload_identity;
+mod wire;
 
+pub use crate::error::CertificateError;
 pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
-#[cfg(feature = "azure-core")]
-pub use azure_credential::AzureCoreCredential;
 pub use certificate::{
-    thumbprints, CertificateError, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
+    thumbprints, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
 };
-pub use client::{
-    BoxFuture, ClientCredential, ClientSecret, ConfidentialClient, ConfidentialClientBuilder,
-    CredentialContext, CredentialSource,
+pub use client::{ConfidentialClient, ConfidentialClientBuilder};
+pub use credential::{
+    AssertionProvider, BoxFuture, ClientCredential, ClientSecret, CredentialContext,
+    CredentialSource,
 };
-pub use environment::Environment;
-pub use key_vault::{
-    KeyVaultCertificate, KeyVaultCertificateBuilder, CONTENT_TYPE_PEM, CONTENT_TYPE_PKCS12,
-    KEY_VAULT_API_VERSION, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
+pub use descriptions::CredentialDescriptions;
+#[cfg(feature = "azure-core")]
+pub use sources::azure_credential::AzureCoreCredential;
+pub use sources::environment::Environment;
+pub use sources::key_vault::{
+    KeyVaultCertificate, KeyVaultCertificateBuilder, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
 };
-pub use managed_identity::{
-    ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId, IMDS_ENDPOINT,
+pub use sources::managed_identity::{
+    ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId,
 };
-pub use sources::CredentialDescriptions;
+pub use sources::workload_identity::{
+    FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity, TOKEN_EXCHANGE_URL,
+};
 pub use token::{AccessToken, AuthorityError, TokenError};
 pub use token_source::TokenSource;
-pub use workload_identity::{
-    AssertionProvider, FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity,
-    TOKEN_EXCHANGE_URL,
-};
 
 pub(crate) use token_source::{is_invalid_token, BearerAuth, BearerAuthBuilder};
 
@@ -121,9 +119,9 @@ pub mod fuzzing {
     /// the way [`ConfidentialClient`](super::ConfidentialClient) does.
     pub fn token_endpoint_answer(retry_after: &str, body: &[u8]) {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let _ = super::client::parse_retry_after(retry_after, now);
+        let _ = super::wire::parse_retry_after(retry_after, now);
         if let Ok(token) =
-            super::client::parse_token_response(body, now, &["api://x/.default".to_owned()])
+            super::protocol::parse_token_response(body, now, &["api://x/.default".to_owned()])
         {
             assert!(!token.secret().is_empty());
             assert!(token.refresh_on() <= token.expires_on());

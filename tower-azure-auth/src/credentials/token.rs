@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::authority::FetchError;
 use crate::error::ConfigError;
 
-use super::certificate::CertificateError;
+use crate::error::CertificateError;
 
 /// An access token. `Debug` never shows the token itself; use [`AccessToken::secret`] to
 /// put it in a request. Cheap to clone.
@@ -28,7 +28,7 @@ struct TokenInner {
 }
 
 impl AccessToken {
-    /// A token obtained elsewhere (a custom [`TokenSource`](super::TokenSource), a test
+    /// A token obtained elsewhere (a custom [`TokenSource`](crate::credentials::TokenSource), a test
     /// double); acquired now, [`refresh_on`](Self::refresh_on) 10 minutes before expiry.
     pub fn new(token: impl Into<String>, expires_on: SystemTime, scopes: Vec<String>) -> Self {
         let refresh_on = expires_on

@@ -7,7 +7,7 @@ use http::header::{HeaderMap, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode, Uri};
 use url::{Origin, Url};
 
-use super::client::{BoxFuture, ConfidentialClient};
+use super::credential::BoxFuture;
 use super::token::{AccessToken, TokenError};
 use crate::authority::is_loopback;
 use crate::error::ConfigError;
@@ -19,12 +19,12 @@ const ORIGIN_KEY: &str = "CallApi:ApiBaseAddress";
 
 /// A source of access tokens, shared by
 /// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer) and the reqwest
-/// middleware. [`ConfidentialClient`] implements it; so can a test double or another flow.
+/// middleware. [`ConfidentialClient`](crate::credentials::ConfidentialClient) implements it; so can a test double or another flow.
 pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
     /// A token for `scopes`; `force_refresh` asks for a new token instead of the cached one
     /// (used once after the called API answers 401 `invalid_token`). A source may rate-limit
-    /// forced refreshes: [`ConfidentialClient`] and
-    /// [`ManagedIdentityCredential`](super::ManagedIdentityCredential) make at most one per
+    /// forced refreshes: [`ConfidentialClient`](crate::credentials::ConfidentialClient) and
+    /// [`ManagedIdentityCredential`](crate::credentials::ManagedIdentityCredential) make at most one per
     /// cache entry per interval (30 s by default) and otherwise answer with the cached token,
     /// so an API that refuses every token cannot make them hammer the authority.
     fn token<'a>(
@@ -32,22 +32,6 @@ pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
         scopes: &'a [String],
         force_refresh: bool,
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
-}
-
-impl TokenSource for ConfidentialClient {
-    fn token<'a>(
-        &'a self,
-        scopes: &'a [String],
-        force_refresh: bool,
-    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
-        Box::pin(async move {
-            if force_refresh {
-                self.refresh_after_refusal(scopes).await
-            } else {
-                self.acquire_token_for_client(scopes).await
-            }
-        })
-    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {

@@ -283,6 +283,17 @@ impl KeySet {
     }
 }
 
+/// What one refresh fetched: the keys and the issuers they are published for.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    /// The signing keys.
+    pub(crate) keys: KeySet,
+    /// The v2 (or only) metadata's `issuer`.
+    pub(crate) issuer: String,
+    /// The v1 metadata's `issuer` (Entra only).
+    pub(crate) v1_issuer: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

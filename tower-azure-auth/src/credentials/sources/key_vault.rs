@@ -18,15 +18,17 @@ use url::Url;
 use crate::authority::{is_loopback, require_secure};
 use crate::error::ConfigError;
 
-use super::certificate::{CertificateLoader, ClientCertificate};
-use super::client::{BoxFuture, ClientCredential, CredentialContext, CredentialSource};
-use super::token_source::{bearer_header, TokenSource};
+use crate::credentials::certificate::{CertificateLoader, ClientCertificate};
+use crate::credentials::credential::{
+    BoxFuture, ClientCredential, CredentialContext, CredentialSource,
+};
+use crate::credentials::token_source::{bearer_header, TokenSource};
 use crate::error::error_chain;
 
 const TARGET: &str = "tower_azure_auth::credentials::key_vault";
 
 /// The Key Vault REST API version used.
-pub const KEY_VAULT_API_VERSION: &str = "7.4";
+pub(crate) const KEY_VAULT_API_VERSION: &str = "7.4";
 
 /// The scope of Key Vault tokens in the public cloud (resource `https://vault.azure.net`).
 pub const KEY_VAULT_SCOPE: &str = "https://vault.azure.net/.default";
@@ -48,17 +50,17 @@ pub const KEY_VAULT_DNS_SUFFIXES: &[&str] = &[
 ];
 
 /// The content type of a certificate secret held as PKCS#12 (base64, no password).
-pub const CONTENT_TYPE_PKCS12: &str = "application/x-pkcs12";
+pub(crate) const CONTENT_TYPE_PKCS12: &str = "application/x-pkcs12";
 
 /// The content type of a certificate secret held as PEM (private key and certificate).
-pub const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
+pub(crate) const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
 
 /// A certificate in Azure Key Vault, loaded with its private key; a [`CredentialSource`]
-/// for [`ConfidentialClient`](super::ConfidentialClient) (`SourceType: KeyVault`).
+/// for [`ConfidentialClient`](crate::credentials::ConfidentialClient) (`SourceType: KeyVault`).
 ///
 /// The vault's token comes from any [`TokenSource`]: usually a
-/// [`ManagedIdentityCredential`](super::ManagedIdentityCredential), or another
-/// [`ConfidentialClient`](super::ConfidentialClient). The scope is
+/// [`ManagedIdentityCredential`](crate::credentials::ManagedIdentityCredential), or another
+/// [`ConfidentialClient`](crate::credentials::ConfidentialClient). The scope is
 /// `https://vault.{suffix}/.default` for vaults named `*.vault.{suffix}` (public and
 /// sovereign clouds), `https://vault.azure.net/.default` otherwise.
 ///
@@ -75,7 +77,7 @@ pub const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
 /// one of [`KEY_VAULT_DNS_SUFFIXES`] (`contoso.vault.azure.net`, …) or is a loopback
 /// address (tests). A vault elsewhere (Azure Stack Hub, a private DNS name) is refused unless
 /// [`KeyVaultCertificateBuilder::allow_any_host`] (or
-/// [`CredentialDescriptions::allow_any_key_vault_host`](super::CredentialDescriptions::allow_any_key_vault_host))
+/// [`CredentialDescriptions::allow_any_key_vault_host`](crate::credentials::CredentialDescriptions::allow_any_key_vault_host))
 /// says so, because a managed identity's token for Key Vault opens every vault the identity
 /// can read.
 ///

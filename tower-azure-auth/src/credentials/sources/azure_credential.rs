@@ -7,17 +7,17 @@ use std::time::{Duration, SystemTime};
 
 use azure_core::credentials::TokenCredential;
 
-use super::client::BoxFuture;
-use super::token::{AccessToken, TokenError};
-use super::token_source::TokenSource;
+use crate::credentials::credential::BoxFuture;
+use crate::credentials::token::{AccessToken, TokenError};
+use crate::credentials::token_source::TokenSource;
 
 /// A [`TokenSource`] over a credential of the official Azure SDK for Rust: anything that
 /// implements [`azure_core::credentials::TokenCredential`], such as `azure_identity`'s
 /// `DeveloperToolsCredential`, `ManagedIdentityCredential`, `WorkloadIdentityCredential` or
 /// `ClientSecretCredential`. Teams that already use those can hand the same credential to
-/// this crate: as the token source of [`KeyVaultCertificate`](super::KeyVaultCertificate)
+/// this crate: as the token source of [`KeyVaultCertificate`](crate::credentials::KeyVaultCertificate)
 /// (or of the `KeyVault` credential source, with
-/// [`CredentialDescriptions::vault_credential`](super::CredentialDescriptions::vault_credential)),
+/// [`CredentialDescriptions::vault_credential`](crate::credentials::CredentialDescriptions::vault_credential)),
 /// or to [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer) and the reqwest
 /// middleware for outbound calls.
 ///

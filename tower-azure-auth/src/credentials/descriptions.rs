@@ -1,5 +1,9 @@
 //! Credentials from configuration ([`CredentialDescription`]s, Microsoft.Identity.Web's
-//! `ClientCertificates` / `ClientCredentials`), tried in order.
+//! `ClientCertificates` / `ClientCredentials`), tried in order, and the constructors driven
+//! by configuration: [`ConfidentialClient::builder_from_options`] (the `CallApi` section) and
+//! [`WorkloadIdentity::client_builder`] (the AKS workload identity environment). They stand
+//! above both the engine ([`ConfidentialClient`]) and the [`sources`](super::sources) they
+//! choose between.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -9,15 +13,71 @@ use std::sync::{Arc, Mutex};
 use crate::config::{CallApiOptions, CredentialDescription, SourceType};
 use crate::error::{error_chain, ConfigError};
 
+use crate::authority::Authority;
+
 use super::certificate::CertificateLoader;
-use super::client::{
-    BoxFuture, ClientCredential, ClientSecret, CredentialContext, CredentialSource,
+use super::client::{ConfidentialClient, ConfidentialClientBuilder};
+use super::credential::{
+    AssertionProvider, BoxFuture, ClientCredential, ClientSecret, CredentialContext,
+    CredentialSource,
 };
-use super::environment::Environment;
-use super::key_vault::KeyVaultCertificate;
-use super::managed_identity::ManagedIdentityCredential;
+use super::sources::environment::Environment;
+use super::sources::key_vault::KeyVaultCertificate;
+use super::sources::managed_identity::ManagedIdentityCredential;
+use super::sources::workload_identity::{
+    FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity,
+};
 use super::token_source::TokenSource;
-use super::workload_identity::{AssertionProvider, FederatedTokenFile, ManagedIdentityAssertion};
+
+impl ConfidentialClient {
+    /// A builder from the seed's `CallApi` section: `ClientId`, `Authority` or `Instance` +
+    /// `TenantId`, `SendX5C`, `EnablePiiLogging`, and the credentials (`ClientCertificates`,
+    /// `ClientCredentials`, then `ClientSecret`) as a [`CredentialDescriptions`] source,
+    /// loaded on first use or by [`ConfidentialClient::load_credential`].
+    ///
+    /// # Errors
+    ///
+    /// When `ClientId` or the authority is missing or unusable.
+    pub fn builder_from_options(
+        options: &CallApiOptions,
+    ) -> Result<ConfidentialClientBuilder, ConfigError> {
+        let client_id = options
+            .client_id
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .ok_or(ConfigError::Missing {
+                key: "CallApi:ClientId",
+                hint: "set the client (application) id of the calling app",
+            })?;
+        let authority = Authority::from_parts(
+            options.authority.as_deref(),
+            options.instance.as_deref(),
+            options.tenant_id.as_deref(),
+        )?;
+        Ok(Self::builder(client_id)
+            .authority(authority)
+            .send_x5c(options.send_x5c.unwrap_or(false))
+            .enable_pii_logging(options.enable_pii_logging.unwrap_or(false))
+            .credential_source(Arc::new(CredentialDescriptions::from_call_api(options))))
+    }
+}
+
+impl WorkloadIdentity {
+    /// A [`ConfidentialClient`] builder with the authority `{host}{tenant}` and the file as
+    /// its credential.
+    ///
+    /// # Errors
+    ///
+    /// When the authority host or tenant is unusable (plain http other than loopback…).
+    pub fn client_builder(&self) -> Result<ConfidentialClientBuilder, ConfigError> {
+        let authority = Authority::entra(self.authority_host(), self.tenant_id())?;
+        Ok(ConfidentialClient::builder(self.client_id())
+            .authority(authority)
+            .credential(ClientCredential::Assertion(Arc::new(
+                FederatedTokenFile::new(self.token_file()),
+            ))))
+    }
+}
 
 /// The source types this build can load.
 const SUPPORTED: &str = "KeyVault, Path, Base64Encoded, ClientSecret, SignedAssertionFilePath, SignedAssertionFromManagedIdentity";
@@ -37,7 +97,7 @@ const SUPPORTED: &str = "KeyVault, Path, Base64Encoded, ClientSecret, SignedAsse
 ///
 /// Other source types (certificate stores…) are refused with an error that says so.
 /// `KeyVault` and `SignedAssertionFromManagedIdentity` need the network: they load through
-/// [`CredentialSource::load`] (what [`ConfidentialClient`](super::ConfidentialClient) calls),
+/// [`CredentialSource::load`] (what [`ConfidentialClient`] calls),
 /// not [`load_now`](Self::load_now). Loaded again on the client's reload interval and when
 /// the authority refuses the credential, so a certificate replaced in the vault or on disk
 /// is picked up (rotation). Managed identities are built once per client id and keep their
@@ -127,7 +187,7 @@ impl CredentialDescriptions {
         self
     }
 
-    /// Gets Key Vault tokens from this source (e.g. a [`ConfidentialClient`](super::ConfidentialClient)
+    /// Gets Key Vault tokens from this source (e.g. a [`ConfidentialClient`]
     /// of another app) instead of the managed identity.
     #[must_use]
     pub fn vault_token_source(mut self, source: Arc<dyn TokenSource>) -> Self {
@@ -136,9 +196,9 @@ impl CredentialDescriptions {
     }
 
     /// Lets a `KeyVaultUrl` be on any host, not only a Key Vault one
-    /// ([`KEY_VAULT_DNS_SUFFIXES`](super::KEY_VAULT_DNS_SUFFIXES) or loopback): for Azure
+    /// ([`KEY_VAULT_DNS_SUFFIXES`](super::sources::key_vault::KEY_VAULT_DNS_SUFFIXES) or loopback): for Azure
     /// Stack Hub or a private DNS name. Default false: the vault's token goes only to Key
-    /// Vault. See [`KeyVaultCertificateBuilder::allow_any_host`](super::KeyVaultCertificateBuilder::allow_any_host).
+    /// Vault. See [`KeyVaultCertificateBuilder::allow_any_host`](super::sources::key_vault::KeyVaultCertificateBuilder::allow_any_host).
     #[must_use]
     pub fn allow_any_key_vault_host(mut self, allow: bool) -> Self {
         self.allow_any_key_vault_host = allow;
@@ -148,14 +208,16 @@ impl CredentialDescriptions {
     /// Gets Key Vault tokens from a credential of the official Azure SDK (e.g.
     /// `azure_identity`'s `ManagedIdentityCredential` or `DeveloperToolsCredential`) instead
     /// of this crate's managed identity: [`vault_token_source`](Self::vault_token_source) with
-    /// an [`AzureCoreCredential`](super::AzureCoreCredential).
+    /// an [`AzureCoreCredential`](super::sources::azure_credential::AzureCoreCredential).
     #[cfg(feature = "azure-core")]
     #[must_use]
     pub fn vault_credential(
         self,
         credential: Arc<dyn azure_core::credentials::TokenCredential>,
     ) -> Self {
-        self.vault_token_source(Arc::new(super::AzureCoreCredential::new(credential)))
+        self.vault_token_source(Arc::new(
+            super::sources::azure_credential::AzureCoreCredential::new(credential),
+        ))
     }
 
     /// The descriptions.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
-/// A view of environment variables, read by [`ManagedIdentityCredential`](super::ManagedIdentityCredential),
-/// [`WorkloadIdentity`](super::WorkloadIdentity) and
-/// [`CredentialDescriptions`](super::CredentialDescriptions) (`IDENTITY_ENDPOINT`,
+/// A view of environment variables, read by [`ManagedIdentityCredential`](crate::credentials::ManagedIdentityCredential),
+/// [`WorkloadIdentity`](crate::credentials::WorkloadIdentity) and
+/// [`CredentialDescriptions`](crate::credentials::CredentialDescriptions) (`IDENTITY_ENDPOINT`,
 /// `AZURE_FEDERATED_TOKEN_FILE`…). The process environment by default; a fixed map lets a
 /// test run sources side by side without touching the process's variables.
 ///

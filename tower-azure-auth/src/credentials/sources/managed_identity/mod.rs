@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 use url::Url;
@@ -14,27 +14,24 @@ use crate::authority::{require_secure, FetchError, HttpClient};
 use crate::clock::{self, SharedClock};
 use crate::error::ConfigError;
 
-use super::cache::{CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL};
-use super::client::{BoxFuture, ClientSecret};
+use self::response::{error_from_body, parse_response, resource_from_scopes};
 use super::environment::Environment;
-use super::token::{AccessToken, AuthorityError, TokenError};
-use super::token_source::TokenSource;
+use crate::credentials::cache::{
+    CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL,
+};
+use crate::credentials::credential::{BoxFuture, ClientSecret};
+use crate::credentials::token::{AccessToken, TokenError};
+use crate::credentials::token_source::TokenSource;
+
+mod response;
 
 const TARGET: &str = "tower_azure_auth::credentials::managed_identity";
 
 /// The Azure Instance Metadata Service token endpoint.
-pub const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+pub(crate) const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
 /// The IMDS address: the one plain-http host allowed besides loopback.
 const IMDS_HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 169, 254);
-
-/// `expires_on` values below this (2001-01-01) are relative (`expires_in`), as MSAL.NET
-/// reads them.
-const RELATIVE_EXPIRY_LIMIT: u64 = 978_307_200;
-
-/// Tokens living longer than this are refreshed at half their lifetime (MSAL's rule for
-/// managed identity).
-const HALF_LIFE_THRESHOLD: u64 = 2 * 3600;
 
 /// Which managed identity: the system-assigned one, or a user-assigned one named by client
 /// id, object (principal) id or Azure resource id.
@@ -320,7 +317,7 @@ impl ManagedIdentityBuilder {
 ///
 /// It implements [`TokenSource`], so it feeds
 /// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer), the reqwest middleware and
-/// [`KeyVaultCertificate`](super::KeyVaultCertificate). Scopes are converted to the
+/// [`KeyVaultCertificate`](crate::credentials::KeyVaultCertificate). Scopes are converted to the
 /// endpoint's `resource` (`https://vault.azure.net/.default` → `https://vault.azure.net`);
 /// one scope per request. Tokens are cached per resource and refreshed ahead of expiry: at
 /// half their lifetime when they live longer than 2 hours (MSAL's managed-identity rule),
@@ -431,25 +428,6 @@ impl TokenSource for ManagedIdentityCredential {
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
         Box::pin(self.inner.acquire(scopes, force_refresh))
     }
-}
-
-/// `{resource}/.default` → `resource`; any other single value is taken as the resource.
-pub(crate) fn resource_from_scopes(scopes: &[String]) -> Result<String, TokenError> {
-    let [scope] = scopes else {
-        return Err(TokenError::InvalidScope {
-            scope: scopes.join(" "),
-            reason: "a managed identity token is for exactly one resource: pass one scope, e.g. https://vault.azure.net/.default",
-        });
-    };
-    let scope = scope.trim();
-    let resource = scope.strip_suffix("/.default").unwrap_or(scope);
-    if resource.is_empty() || resource.contains(char::is_whitespace) {
-        return Err(TokenError::InvalidScope {
-            scope: scope.to_owned(),
-            reason: "the scope names no resource",
-        });
-    }
-    Ok(resource.to_owned())
 }
 
 impl Inner {
@@ -631,404 +609,9 @@ impl Inner {
 /// An error status: the OAuth 2 shape (`error`, `error_description`) when the endpoint
 /// sends it, else the message of App Service's `{"statusCode","message"}` or
 /// `{"error":{"code","message"}}`.
-fn error_from_body(source: &str, status: u16, body: &[u8]) -> TokenError {
-    if let Some(error) = AuthorityError::parse(status, body) {
-        return TokenError::Rejected(Box::new(error));
-    }
-    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let message = value.as_ref().and_then(|v| {
-        v.get("message")
-            .or_else(|| v.get("Message"))
-            .or_else(|| v.get("error").and_then(|e| e.get("message")))
-            .and_then(|m| m.as_str())
-            .map(|m| m.chars().take(300).collect::<String>())
-    });
-    TokenError::BadResponse {
-        reason: match message {
-            Some(message) => {
-                format!("the {source} managed identity endpoint answered HTTP {status}: {message}")
-            }
-            None => format!("the {source} managed identity endpoint answered HTTP {status}"),
-        },
-    }
-}
-
-/// A JSON number or a numeric string.
-fn number(value: Option<&serde_json::Value>) -> Result<Option<u64>, ()> {
-    match value {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::Number(n)) => n.as_u64().map(Some).ok_or(()),
-        Some(serde_json::Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
-        Some(_) => Err(()),
-    }
-}
-
-/// Parses a managed identity token response.
-pub(crate) fn parse_response(
-    body: &[u8],
-    now: SystemTime,
-    scopes: &[String],
-) -> Result<AccessToken, TokenError> {
-    let bad = |reason: String| TokenError::BadResponse { reason };
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| bad("the managed identity response is not JSON".into()))?;
-    if let Some(token_type) = value.get("token_type").and_then(|v| v.as_str()) {
-        if !token_type.eq_ignore_ascii_case("bearer") {
-            return Err(bad(format!(
-                "`token_type` is `{token_type}`, expected Bearer"
-            )));
-        }
-    }
-    let token = value
-        .get("access_token")
-        .and_then(|v| v.as_str())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| bad("`access_token` is missing".into()))?;
-    if http::HeaderValue::from_str(&format!("Bearer {token}")).is_err() {
-        return Err(bad(
-            "`access_token` has characters that cannot go in a header".into(),
-        ));
-    }
-    let now_secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let expires_on = match value.get("expires_on") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) if s.trim().parse::<u64>().is_err() => {
-            Some(parse_date(s).ok_or_else(|| bad(format!("`expires_on` `{s}` is not a date")))?)
-        }
-        Some(v) => {
-            let n = number(Some(v)).map_err(|()| bad("`expires_on` is not a number".into()))?;
-            n.map(|n| {
-                if n < RELATIVE_EXPIRY_LIMIT {
-                    now_secs.saturating_add(n)
-                } else {
-                    n
-                }
-            })
-        }
-    };
-    let expires_on = match expires_on {
-        Some(on) => on,
-        None => {
-            let expires_in = number(value.get("expires_in"))
-                .map_err(|()| bad("`expires_in` is not a number".into()))?
-                .ok_or_else(|| bad("neither `expires_on` nor `expires_in` is present".into()))?;
-            now_secs.saturating_add(expires_in)
-        }
-    };
-    if expires_on <= now_secs {
-        return Err(bad("the managed identity token has already expired".into()));
-    }
-    let lifetime = (expires_on - now_secs).min(10 * 365 * 86_400);
-    let expires = now + Duration::from_secs(lifetime);
-    let refresh = if lifetime > HALF_LIFE_THRESHOLD {
-        now + Duration::from_secs(lifetime / 2)
-    } else {
-        expires.checked_sub(EXPIRY_MARGIN).unwrap_or(now).max(now)
-    };
-    Ok(AccessToken::with_times(
-        token.to_owned(),
-        now,
-        expires,
-        refresh,
-        None,
-        scopes.to_vec(),
-    ))
-}
-
-/// Unix seconds from an ISO 8601 date (`2030-01-01T10:00:00Z`, `…+01:00`, fractional
-/// seconds) or the `MM/DD/YYYY hh:mm:ss [AM|PM] [+hh:mm]` form older App Service versions
-/// send.
-pub(crate) fn parse_date(value: &str) -> Option<u64> {
-    let value = value.trim();
-    let (date, rest) = value.split_once(['T', ' '])?;
-    let (year, month, day) = if date.contains('/') {
-        let mut parts = date.split('/');
-        let month = parts.next()?.parse().ok()?;
-        let day = parts.next()?.parse().ok()?;
-        let year = parts.next()?.parse().ok()?;
-        (year, month, day)
-    } else {
-        let mut parts = date.split('-');
-        let year = parts.next()?.parse().ok()?;
-        let month = parts.next()?.parse().ok()?;
-        let day = parts.next()?.parse().ok()?;
-        (year, month, day)
-    };
-    // Time, then an optional AM/PM and an optional offset.
-    let rest = rest.trim();
-    let time_end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == ':' || c == '.'))
-        .unwrap_or(rest.len());
-    let (time, mut tail) = rest.split_at(time_end);
-    let mut hms = time.split(':');
-    let mut hour: u64 = hms.next()?.parse().ok()?;
-    let minute: u64 = hms.next()?.parse().ok()?;
-    let second: u64 = match hms.next() {
-        Some(s) => s.split('.').next()?.parse().ok()?,
-        None => 0,
-    };
-    tail = tail.trim_start();
-    if let Some(after) = tail.strip_prefix("PM").or_else(|| tail.strip_prefix("pm")) {
-        if hour < 12 {
-            hour += 12;
-        }
-        tail = after.trim_start();
-    } else if let Some(after) = tail.strip_prefix("AM").or_else(|| tail.strip_prefix("am")) {
-        if hour == 12 {
-            hour = 0;
-        }
-        tail = after.trim_start();
-    }
-    let offset: i64 = match tail {
-        "" | "Z" | "z" => 0,
-        offset => {
-            let sign = match offset.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits = offset.get(1..)?;
-            let (h, m) = digits.split_once(':').unwrap_or((digits, "0"));
-            let h: i64 = h.parse().ok()?;
-            let m: i64 = m.parse().ok()?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            sign * (h * 3600 + m * 60)
-        }
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day)?;
-    let local = days * 86_400 + hour * 3600 + minute * 60 + second;
-    u64::try_from(i64::try_from(local).ok()?.checked_sub(offset)?).ok()
-}
-
-/// Days since 1970-01-01 (Howard Hinnant's algorithm), for years from 1970.
-fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).checked_sub(719_468)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        struct Case {
-            name: &'static str,
-            value: &'static str,
-            expected: Option<u64>,
-        }
-        let cases = [
-            Case {
-                name: "iso utc",
-                value: "2017-09-26T03:49:33Z",
-                expected: Some(1_506_397_773),
-            },
-            Case {
-                name: "iso fractional with offset",
-                value: "2017-09-26T05:49:33.123+02:00",
-                expected: Some(1_506_397_773),
-            },
-            Case {
-                name: "app service 2017 form",
-                value: "09/26/2017 03:49:33 AM +00:00",
-                expected: Some(1_506_397_773),
-            },
-            Case {
-                name: "pm",
-                value: "09/26/2017 03:49:33 PM +00:00",
-                expected: Some(1_506_397_773 + 12 * 3600),
-            },
-            Case {
-                name: "no time",
-                value: "2017-09-26",
-                expected: None,
-            },
-            Case {
-                name: "garbage",
-                value: "tomorrow morning",
-                expected: None,
-            },
-            Case {
-                name: "month 13",
-                value: "2017-13-01T00:00:00Z",
-                expected: None,
-            },
-        ];
-        for case in cases {
-            assert_eq!(parse_date(case.value), case.expected, "{}", case.name);
-        }
-    }
-
-    #[test]
-    fn responses() {
-        struct Case {
-            name: &'static str,
-            body: &'static str,
-            /// (lifetime, refresh after) in seconds from now, or None for an error.
-            expected: Option<(u64, u64)>,
-        }
-        let now_secs = 1_700_000_000u64;
-        let cases = [
-            Case {
-                name: "imds: numbers as strings",
-                body: r#"{"access_token":"a.b.c","refresh_token":"","expires_in":"3599","expires_on":"1700003599","not_before":"1699999700","resource":"https://vault.azure.net","token_type":"Bearer"}"#,
-                expected: Some((3599, 3299)),
-            },
-            Case {
-                name: "app service: expires_on only",
-                body: r#"{"access_token":"a.b.c","expires_on":"1700003600","resource":"r","token_type":"Bearer","client_id":"c"}"#,
-                expected: Some((3600, 3300)),
-            },
-            Case {
-                name: "relative expires_on",
-                body: r#"{"access_token":"a","expires_on":"3600","token_type":"Bearer"}"#,
-                expected: Some((3600, 3300)),
-            },
-            Case {
-                name: "numeric expires_on",
-                body: r#"{"access_token":"a","expires_on":1700003600}"#,
-                expected: Some((3600, 3300)),
-            },
-            Case {
-                name: "date expires_on",
-                body: r#"{"access_token":"a","expires_on":"2023-11-14T23:13:20Z","token_type":"Bearer"}"#,
-                expected: Some((3600, 3300)),
-            },
-            Case {
-                name: "long-lived: half-life refresh",
-                body: r#"{"access_token":"a","expires_in":"86400","token_type":"Bearer"}"#,
-                expected: Some((86_400, 43_200)),
-            },
-            Case {
-                name: "exactly two hours: no half-life",
-                body: r#"{"access_token":"a","expires_in":"7200","token_type":"Bearer"}"#,
-                expected: Some((7200, 6900)),
-            },
-            Case {
-                name: "expired",
-                body: r#"{"access_token":"a","expires_on":"1600000000"}"#,
-                expected: None,
-            },
-            Case {
-                name: "no expiry",
-                body: r#"{"access_token":"a","token_type":"Bearer"}"#,
-                expected: None,
-            },
-            Case {
-                name: "no token",
-                body: r#"{"expires_in":"3600","token_type":"Bearer"}"#,
-                expected: None,
-            },
-            Case {
-                name: "bad number",
-                body: r#"{"access_token":"a","expires_in":"soon"}"#,
-                expected: None,
-            },
-            Case {
-                name: "not bearer",
-                body: r#"{"access_token":"a","expires_in":"3600","token_type":"pop"}"#,
-                expected: None,
-            },
-            Case {
-                name: "not json",
-                body: "<html>",
-                expected: None,
-            },
-        ];
-        let now = UNIX_EPOCH + Duration::from_secs(now_secs);
-        for case in cases {
-            let result = parse_response(case.body.as_bytes(), now, &["r/.default".into()]);
-            match (case.expected, result) {
-                (None, Err(_)) => {}
-                (Some((lifetime, refresh)), Ok(token)) => {
-                    assert_eq!(
-                        token.expires_on(),
-                        now + Duration::from_secs(lifetime),
-                        "{}",
-                        case.name
-                    );
-                    assert_eq!(
-                        token.refresh_on(),
-                        now + Duration::from_secs(refresh),
-                        "{}",
-                        case.name
-                    );
-                }
-                (expected, result) => {
-                    panic!("{}: expected {expected:?}, got {result:?}", case.name)
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn scopes_become_resources() {
-        struct Case {
-            name: &'static str,
-            scopes: &'static [&'static str],
-            expected: Option<&'static str>,
-        }
-        let cases = [
-            Case {
-                name: "key vault",
-                scopes: &["https://vault.azure.net/.default"],
-                expected: Some("https://vault.azure.net"),
-            },
-            Case {
-                name: "token exchange",
-                scopes: &["api://AzureADTokenExchange/.default"],
-                expected: Some("api://AzureADTokenExchange"),
-            },
-            Case {
-                name: "bare resource",
-                scopes: &["https://management.azure.com/"],
-                expected: Some("https://management.azure.com/"),
-            },
-            Case {
-                name: "two scopes",
-                scopes: &["a/.default", "b/.default"],
-                expected: None,
-            },
-            Case {
-                name: "none",
-                scopes: &[],
-                expected: None,
-            },
-            Case {
-                name: "resourceless",
-                scopes: &["/.default"],
-                expected: None,
-            },
-        ];
-        for case in cases {
-            let scopes: Vec<String> = case.scopes.iter().map(|s| s.to_string()).collect();
-            assert_eq!(
-                resource_from_scopes(&scopes).ok().as_deref(),
-                case.expected,
-                "{}",
-                case.name
-            );
-        }
-    }
 
     #[test]
     fn endpoints_and_detection() {

@@ -2,36 +2,20 @@
 //! ([`FederatedTokenFile`], [`WorkloadIdentity`]) and a managed identity token used as the
 //! assertion ([`ManagedIdentityAssertion`], federated identity credentials).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::authority::Authority;
 use crate::error::ConfigError;
 
-use super::client::CredentialContext;
-use super::client::{BoxFuture, ClientCredential, ConfidentialClient, ConfidentialClientBuilder};
 use super::environment::Environment;
 use super::managed_identity::ManagedIdentityCredential;
-use super::token::TokenError;
+use crate::credentials::credential::{AssertionProvider, BoxFuture, CredentialContext};
+use crate::credentials::token::TokenError;
 
 /// The largest assertion file read, in bytes (projected service account tokens are ~1 KiB).
 const MAX_ASSERTION_FILE: u64 = 64 * 1024;
 
 /// The default audience of federated tokens (`TokenExchangeUrl`).
 pub const TOKEN_EXCHANGE_URL: &str = "api://AzureADTokenExchange";
-
-/// A signed client assertion produced by something else than this crate's certificates:
-/// sent as `client_assertion` (type `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`)
-/// with every token request, and asked for again for every request, so a rotated value is
-/// always the one sent. Used through [`ClientCredential::Assertion`].
-pub trait AssertionProvider: Send + Sync + fmt::Debug + 'static {
-    /// The current assertion. Never log it.
-    fn assertion<'a>(
-        &'a self,
-        context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<String, TokenError>>;
-}
 
 fn header_safe(value: &str, what: &str) -> Result<(), TokenError> {
     if value.is_empty()
@@ -280,21 +264,6 @@ impl WorkloadIdentity {
     /// The federated token file.
     pub fn token_file(&self) -> &Path {
         &self.token_file
-    }
-
-    /// A [`ConfidentialClient`] builder with the authority `{host}{tenant}` and the file as
-    /// its credential.
-    ///
-    /// # Errors
-    ///
-    /// When the authority host or tenant is unusable (plain http other than loopback…).
-    pub fn client_builder(&self) -> Result<ConfidentialClientBuilder, ConfigError> {
-        let authority = Authority::entra(&self.authority_host, &self.tenant_id)?;
-        Ok(ConfidentialClient::builder(self.client_id.clone())
-            .authority(authority)
-            .credential(ClientCredential::Assertion(Arc::new(
-                FederatedTokenFile::new(self.token_file.clone()),
-            ))))
     }
 }
 

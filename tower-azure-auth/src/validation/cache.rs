@@ -1,0 +1,119 @@
+//! The verified-token cache: tokens by their full text, weighed as the heap they hold, so
+//! that the same token presented again skips the signature check and the JSON parse (never
+//! the lifetime check, and only while the key that verified it is still published: the
+//! validator checks both on a hit).
+
+use crate::claims::Claims;
+
+/// Verified tokens by their full text: a hit skips the signature check and the JSON parse,
+/// never the lifetime check, and only while the key that verified it is still published.
+type Cache = quick_cache::sync::Cache<Box<str>, CachedToken, TokenWeight>;
+
+/// A verified token's claims and the key that verified it.
+#[derive(Clone)]
+pub(crate) struct CachedToken {
+    pub(crate) claims: Claims,
+    /// The [`SigningKey::id`](super::keys::SigningKey::id) of the key that verified it.
+    pub(crate) key_id: u64,
+    weight: u64,
+}
+
+/// What a cached token costs besides its text and its claims: its slot in the cache's slab
+/// (the entry and its links, with room for the slab's growth and for the ghost entries of
+/// evicted tokens) and in its hash table.
+const CACHE_ENTRY_OVERHEAD: usize = 2 * (size_of::<(Box<str>, CachedToken)>() + 16) + 16;
+
+/// Weighs a cached token as the heap it holds: the token's text, its claims (computed once,
+/// at insert, by [`Claims::heap_bytes`]) and the cache's own per-entry overhead, so that the
+/// budget of [`TokenValidatorBuilder::verified_token_cache`] bounds real memory.
+#[derive(Clone)]
+struct TokenWeight;
+
+impl quick_cache::Weighter<Box<str>, CachedToken> for TokenWeight {
+    fn weight(&self, _token: &Box<str>, value: &CachedToken) -> u64 {
+        value.weight
+    }
+}
+
+/// The verified tokens, within a memory budget.
+pub(crate) struct VerifiedTokens {
+    cache: Cache,
+}
+
+impl VerifiedTokens {
+    /// A cache of at most `bytes` (by [`TokenWeight`]); `None` for 0 (no cache).
+    pub(crate) fn new(bytes: usize) -> Option<Self> {
+        (bytes > 0).then(|| Self {
+            // About 6 KiB per app-only Entra token with its claims, held.
+            cache: Cache::with_weighter((bytes / 6144).max(16), bytes as u64, TokenWeight),
+        })
+    }
+
+    /// The entry of `token`, if cached.
+    pub(crate) fn get(&self, token: &str) -> Option<CachedToken> {
+        self.cache.get(token)
+    }
+
+    /// Caches `token`, verified by the key `key_id`.
+    pub(crate) fn insert(&self, token: &str, claims: &Claims, key_id: u64) {
+        let weight = (token.len() + claims.heap_bytes() + CACHE_ENTRY_OVERHEAD) as u64;
+        self.cache.insert(
+            token.into(),
+            CachedToken {
+                claims: claims.clone(),
+                key_id,
+                weight,
+            },
+        );
+    }
+
+    /// Forgets `token`.
+    pub(crate) fn remove(&self, token: &str) {
+        self.cache.remove(token);
+    }
+
+    /// How many tokens are cached.
+    pub(crate) fn len(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: serde_json::Value) -> Claims {
+        let serde_json::Value::Object(map) = json else {
+            panic!("an object")
+        };
+        Claims::from_map(map).expect("claims")
+    }
+
+    #[test]
+    fn cached_tokens_are_found_by_their_text_and_weighed() {
+        assert!(VerifiedTokens::new(0).is_none(), "0 bytes: no cache");
+        let cache = VerifiedTokens::new(64 * 1024).expect("cache");
+        let claims = claims(serde_json::json!({"aud": "api", "roles": ["service-api"]}));
+        cache.insert("a.b.c", &claims, 7);
+        let hit = cache.get("a.b.c").expect("hit");
+        assert_eq!(hit.key_id, 7);
+        assert_eq!(hit.claims.audiences().collect::<Vec<_>>(), ["api"]);
+        assert!(hit.weight >= ("a.b.c".len() + CACHE_ENTRY_OVERHEAD) as u64);
+        assert!(cache.get("a.b.d").is_none(), "another token");
+        assert_eq!(cache.len(), 1);
+        cache.remove("a.b.c");
+        assert!(cache.get("a.b.c").is_none());
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn the_budget_bounds_what_is_kept() {
+        let cache = VerifiedTokens::new(16 * 1024).expect("cache");
+        let claims = claims(serde_json::json!({"aud": "api"}));
+        for i in 0..1000 {
+            cache.insert(&format!("token-{i:04}-{}", "x".repeat(512)), &claims, 1);
+        }
+        assert!(cache.len() < 1000, "evicted: {}", cache.len());
+        assert!(cache.len() > 0);
+    }
+}
