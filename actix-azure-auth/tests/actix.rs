@@ -3,7 +3,7 @@
 //! actix-web server with the adapter's middlewares, and, for the parity test, the same app on
 //! axum with the Tower layers.
 
-#[path = "../../tower-azure-auth/tests/support/mod.rs"]
+#[path = "../../tower-azure-auth/tests/it/support/mod.rs"]
 mod support;
 
 use std::borrow::Cow;

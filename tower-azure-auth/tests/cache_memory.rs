@@ -3,6 +3,7 @@
 //! ID tokens (small app-only tokens, and tokens with many roles and groups), which must stay
 //! within 10 % of the configured budget. A binary of its own: the allocator is global.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::alloc::System;

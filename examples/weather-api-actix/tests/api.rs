@@ -1,7 +1,7 @@
 //! The weather API on actix-web, started in-process with [`weather_api_actix::start`] against
 //! an OIDC metadata + JWKS server on 127.0.0.1, called over real HTTP.
 
-#[path = "../../../tower-azure-auth/tests/support/mod.rs"]
+#[path = "../../../tower-azure-auth/tests/it/support/mod.rs"]
 mod support;
 
 use std::time::{SystemTime, UNIX_EPOCH};

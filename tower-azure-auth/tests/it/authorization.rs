@@ -5,7 +5,7 @@
 //! insert. The router-wide `AuthorizeLayer` and the sensitive `Authorization` header are tested
 //! behind the real validation, with tokens signed here and keys served by a test authority.
 
-mod support;
+use crate::support;
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Token validation over real HTTP: a metadata + JWKS server on 127.0.0.1 with keys generated
 //! here, an axum app behind `ValidateAccessTokenLayer`, and tokens signed in the test.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

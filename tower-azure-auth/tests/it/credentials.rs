@@ -1,8 +1,7 @@
 //! Certificate loading (every format and every refusal) and client assertions verified with
 //! an independent JWT library.
 
-#[path = "credentials_support.rs"]
-mod support;
+use crate::credentials_support as support;
 
 use std::path::PathBuf;
 use std::sync::Arc;

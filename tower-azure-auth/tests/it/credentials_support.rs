@@ -1,4 +1,4 @@
-//! Shared by `tests/credentials.rs` and `tests/outbound.rs`: generated keys and certificates,
+//! Shared by `credentials` and `outbound`: generated keys and certificates,
 //! PKCS#12 building, and a small token endpoint (axum on 127.0.0.1:0) that verifies client
 //! assertions with `jsonwebtoken` and counts requests.
 #![allow(

@@ -3,7 +3,7 @@
 //! with the same statuses, `WWW-Authenticate` and bodies.
 #![cfg(feature = "tower-http")]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

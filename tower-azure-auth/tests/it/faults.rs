@@ -7,10 +7,10 @@
 //!
 //! Covered elsewhere, not repeated here: JWKS 500, garbage, empty key set and a 2 MiB body with
 //! a `Content-Length` after keys were fetched, and a flood of unknown kids
-//! (`tests/validation.rs`); the authority down at start (`tests/validation.rs`); 429 with
-//! `Retry-After`, 5xx retried once, connection refused (`tests/outbound.rs`).
+//! (`validation`); the authority down at start (`validation`); 429 with
+//! `Retry-After`, 5xx retried once, connection refused (`outbound`).
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -2,8 +2,7 @@
 //! assertions with jsonwebtoken), the token cache, and the layer and middleware against a real
 //! API server.
 
-#[path = "credentials_support.rs"]
-mod support;
+use crate::credentials_support as support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
