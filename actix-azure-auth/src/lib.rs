@@ -173,6 +173,14 @@
 //! [`Policies`]: tower_azure_auth::authorization::Policies
 //! [`Rejection`]: tower_azure_auth::rejection::Rejection
 
+// Temporary: the workspace lints taken from axum's (root Cargo.toml) flag code in modules that
+// are being renamed. Remove these allows and fix what `cargo clippy --all-targets
+// --all-features` then reports.
+#![allow(
+    clippy::must_use_candidate,
+    clippy::trivially_copy_pass_by_ref,
+    clippy::single_match_else
+)]
 
 /// The crate's README (its crates.io page), doctested.
 #[cfg(doctest)]

@@ -1031,7 +1031,7 @@ async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
         Err(ConfigError::InsecureUrl { .. })
     ));
     assert!(matches!(
-        AccessTokenMiddleware::new(s.client.clone(), [SCOPE], "http://weather.example.com"),
+        AccessTokenMiddleware::new(s.client, [SCOPE], "http://weather.example.com"),
         Err(ConfigError::InsecureUrl { .. })
     ));
 }

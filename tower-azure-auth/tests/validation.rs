@@ -276,11 +276,14 @@ fn entra_builder(idp: &TestIdp) -> tower_azure_auth::validation::TokenValidatorB
 /// `claims` with the members of `patch` replaced (a `null` in `patch` removes the claim).
 fn patched(claims: &Value, patch: Value) -> Value {
     let mut claims = claims.clone();
-    for (name, value) in patch.as_object().unwrap() {
+    let Value::Object(patch) = patch else {
+        panic!("a patch is a JSON object: {patch}")
+    };
+    for (name, value) in patch {
         if value.is_null() {
-            claims.as_object_mut().unwrap().remove(name);
+            claims.as_object_mut().unwrap().remove(&name);
         } else {
-            claims[name] = value.clone();
+            claims[name] = value;
         }
     }
     claims
