@@ -740,6 +740,7 @@ async fn the_tower_layer_reports_token_failures_as_token_errors() {
     assert_eq!(api.calls.load(Ordering::SeqCst), 0);
 }
 
+#[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invalid_token() {
     use tower_azure_auth::middleware::AccessTokenMiddleware;
@@ -823,11 +824,13 @@ async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invali
 
 /// A server that records the `Authorization` header of every request (`None` when absent)
 /// and answers 200.
+#[cfg(feature = "reqwest")]
 struct Recorder {
     addr: std::net::SocketAddr,
     seen: Arc<Mutex<Vec<Option<String>>>>,
 }
 
+#[cfg(feature = "reqwest")]
 impl Recorder {
     async fn start() -> Self {
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
@@ -859,6 +862,7 @@ impl Recorder {
     }
 }
 
+#[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn the_outbound_token_went_to_every_origin_now_only_to_the_configured_one() {
     use tower_azure_auth::middleware::AccessTokenMiddleware;
@@ -930,6 +934,7 @@ async fn the_outbound_token_went_to_every_origin_now_only_to_the_configured_one(
     assert_eq!(s.server.requests(), 1, "one token, from the cache after");
 }
 
+#[cfg(feature = "reqwest")] // the layer and the middleware side by side
 #[tokio::test]
 async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
     use tower_azure_auth::middleware::AccessTokenMiddleware;
@@ -1036,7 +1041,7 @@ async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
     ));
 }
 
-#[cfg(feature = "testing")]
+#[cfg(all(feature = "testing", feature = "reqwest"))]
 #[tokio::test]
 async fn an_api_answering_401_invalid_token_forever_made_the_client_request_a_token_per_call() {
     use tower_azure_auth::middleware::AccessTokenMiddleware;

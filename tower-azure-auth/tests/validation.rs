@@ -1,5 +1,7 @@
 //! Token validation over real HTTP: a metadata + JWKS server on 127.0.0.1 with keys generated
 //! here, an axum app behind `ValidateAccessTokenLayer`, and tokens signed in the test.
+// The app's handler takes the `Claims` extractor.
+#![cfg(feature = "axum")]
 
 mod support;
 
