@@ -28,6 +28,8 @@ fi
 
 targets="${FUZZ_TARGETS:-$(cd fuzz && cargo fuzz list)}"
 
+# cargo fuzz build has no --locked: fail here instead when fuzz/Cargo.lock is out of date.
+(cd fuzz && cargo metadata --locked --format-version 1 >/dev/null)
 # One build for all targets (dependencies are shared), release with debug assertions.
 (cd fuzz && cargo fuzz build -s "$sanitizer" --debug-assertions)
 

@@ -70,5 +70,5 @@ fi
 "$venv/bin/python" -c 'import msal' || fail "msal does not import in $venv"
 
 # The binaries the suite starts (weather APIs, weather-client).
-cargo build --workspace --all-features --bins
+cargo build --locked --workspace --all-features --bins
 echo "interop-setup: ready (node $(node --version), @azure/msal-node $msal_node_version, $("$venv/bin/python" --version), msal $("$venv/bin/python" -c 'import msal; print(msal.__version__)'))"

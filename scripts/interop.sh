@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/interop-setup.sh
-cargo test -p e2e-tests --all-features --test interop -- "$@"
+cargo test --locked -p e2e-tests --all-features --test interop -- "$@"

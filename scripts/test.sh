@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/interop-setup.sh
-cargo test --workspace --all-features "$@"
+cargo test --locked --workspace --all-features "$@"
 if [ "$#" -eq 0 ]; then
     scripts/fuzz.sh 3
 fi

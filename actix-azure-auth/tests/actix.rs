@@ -124,9 +124,9 @@ fn claims_v1(idp: &TestIdp) -> Value {
 
 fn with(claims: &Value, patch: Value) -> Value {
     let mut claims = claims.clone();
-    if let (Some(target), Some(patch)) = (claims.as_object_mut(), patch.as_object()) {
+    if let (Some(target), Value::Object(patch)) = (claims.as_object_mut(), patch) {
         for (name, value) in patch {
-            target.insert(name.clone(), value.clone());
+            target.insert(name, value);
         }
     }
     claims

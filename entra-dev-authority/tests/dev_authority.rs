@@ -111,6 +111,7 @@ impl Fixture {
         jsonwebtoken::encode(&header, claims, &key).unwrap()
     }
 
+    #[allow(clippy::unused_self, reason = "a fixture method, like its neighbours")]
     fn certificate_form(&self, assertion: String) -> Vec<(&'static str, String)> {
         vec![
             ("client_id", CLIENT.into()),

@@ -48,8 +48,8 @@ fn claims(idp: &TestIdp, patch: Value) -> Value {
         "tid": TENANT,
         "ver": "2.0",
     });
-    if let (Some(claims), Some(patch)) = (claims.as_object_mut(), patch.as_object()) {
-        claims.extend(patch.clone());
+    if let (Some(claims), Value::Object(patch)) = (claims.as_object_mut(), patch) {
+        claims.extend(patch);
     }
     claims
 }

@@ -133,6 +133,7 @@ const SUMMARIES: [&str; 10] = [
 ];
 
 /// Five forecasts from tomorrow on, like the ASP.NET template's controller.
+#[must_use]
 pub fn forecasts() -> Vec<WeatherForecast> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

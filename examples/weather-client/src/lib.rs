@@ -64,6 +64,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// One paragraph: what went wrong, the AADSTS code where there is one, and what to check.
+    #[must_use]
     pub fn explain(&self) -> String {
         match self {
             Self::Config(e) => format!(
@@ -107,12 +108,12 @@ impl ClientError {
 }
 
 fn required(
-    value: &Option<String>,
+    value: Option<&String>,
     key: &'static str,
     hint: &'static str,
 ) -> Result<String, ConfigError> {
     value
-        .clone()
+        .cloned()
         .filter(|v| !v.trim().is_empty())
         .ok_or(ConfigError::Missing { key, hint })
 }
@@ -124,12 +125,12 @@ fn required(
 /// See [`ClientError`].
 pub async fn run(options: CallApiOptions) -> Result<serde_json::Value, ClientError> {
     let scope = required(
-        &options.scope_for_access_token,
+        options.scope_for_access_token.as_ref(),
         "CallApi:ScopeForAccessToken",
         "set the API's scope, e.g. api://{api client id}/.default",
     )?;
     let base = required(
-        &options.api_base_address,
+        options.api_base_address.as_ref(),
         "CallApi:ApiBaseAddress",
         "set the API's base URL",
     )?;
@@ -189,7 +190,7 @@ pub async fn run(options: CallApiOptions) -> Result<serde_json::Value, ClientErr
                 },
                 Err(other) => ClientError::Request(reqwest_middleware::Error::Middleware(other)),
             },
-            other => ClientError::Request(other),
+            other @ reqwest_middleware::Error::Reqwest(_) => ClientError::Request(other),
         })?;
     let status = response.status();
     if !status.is_success() {

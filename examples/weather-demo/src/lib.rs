@@ -51,6 +51,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// Whether the status was the expected one.
+    #[must_use]
     pub fn as_expected(&self) -> bool {
         self.expected == self.status
     }

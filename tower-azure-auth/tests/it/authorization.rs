@@ -379,6 +379,7 @@ async fn call(base: &str, path: &str, token: Option<&str>) -> (u16, Option<Strin
 
 /// `PoliciesBuilder::fallback_policy` was stored and applied by nothing: a route without a
 /// policy of its own was open to any caller with a valid token, or none.
+#[cfg(feature = "axum")] // routes by pattern: axum's `MatchedPath`
 #[tokio::test]
 async fn the_fallback_policy_applies_to_routes_without_their_own_policy() {
     let key = TestKey::generate("key-1");
@@ -567,6 +568,7 @@ async fn the_fallback_policy_applies_to_routes_without_their_own_policy() {
 /// With no fallback policy, an unlisted route stays as it is (ASP.NET Core's default); the
 /// refusal that `defer_refusals` passes on still reaches the client from a per-route layer or
 /// the `Claims` extractor, as the validation would have sent it.
+#[cfg(feature = "axum")] // the `Claims` extractor
 #[tokio::test]
 async fn without_a_fallback_unlisted_routes_stay_as_they_are() {
     let key = TestKey::generate("key-1");

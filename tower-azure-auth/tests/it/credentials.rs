@@ -362,7 +362,7 @@ fn thumbprints_match_openssl() {
     assert_eq!(t.x5t_s256(), b64url.encode(hex(sha256)));
     // DER input gives the same; so does the loaded PKCS#12 with that certificate.
     let der = rustls_pki_types::pem::PemObject::from_pem_slice(&pem_text)
-        .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
+        .map(|c: rustls_pki_types::CertificateDer<'_>| c.to_vec())
         .unwrap();
     assert_eq!(thumbprints(&der).unwrap(), t);
     let loaded = loader()
@@ -444,25 +444,22 @@ fn assertions_verify_with_jsonwebtoken() {
         assert_eq!(header.alg, case.jwt_alg, "{}", case.name);
         assert_eq!(header.typ.as_deref(), Some("JWT"), "{}", case.name);
         let t = certificate.thumbprints();
-        match case.algorithm {
-            AssertionAlgorithm::Ps256 => {
-                assert_eq!(
-                    header.x5t_s256.as_deref(),
-                    Some(t.x5t_s256().as_str()),
-                    "{}",
-                    case.name
-                );
-                assert_eq!(header.x5t, None, "{}", case.name);
-            }
-            _ => {
-                assert_eq!(
-                    header.x5t.as_deref(),
-                    Some(t.x5t().as_str()),
-                    "{}",
-                    case.name
-                );
-                assert_eq!(header.x5t_s256, None, "{}", case.name);
-            }
+        if case.algorithm == AssertionAlgorithm::Ps256 {
+            assert_eq!(
+                header.x5t_s256.as_deref(),
+                Some(t.x5t_s256().as_str()),
+                "{}",
+                case.name
+            );
+            assert_eq!(header.x5t, None, "{}", case.name);
+        } else {
+            assert_eq!(
+                header.x5t.as_deref(),
+                Some(t.x5t().as_str()),
+                "{}",
+                case.name
+            );
+            assert_eq!(header.x5t_s256, None, "{}", case.name);
         }
         match header.x5c {
             Some(x5c) => {

@@ -5,7 +5,8 @@
     dead_code,
     unreachable_pub,
     missing_docs,
-    missing_debug_implementations
+    missing_debug_implementations,
+    clippy::must_use_candidate
 )]
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -50,7 +51,7 @@ impl TestCert {
 /// RSA 2048 (aws-lc-rs) + rcgen certificate valid from `not_before` to `not_after` (years).
 pub fn rsa_cert_valid(cn: &str, not_before: (i32, u8, u8), not_after: (i32, u8, u8)) -> TestCert {
     let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let pkcs8: Pkcs8V1Der = key.as_der().unwrap();
+    let pkcs8: Pkcs8V1Der<'_> = key.as_der().unwrap();
     let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
         &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
         &rcgen::PKCS_RSA_SHA256,
@@ -250,12 +251,11 @@ impl TokenServer {
 }
 
 fn problem(state: &ServerState, text: String) -> Response {
-    state.problems.lock().unwrap().push(text.clone());
-    (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "invalid_client", "error_description": format!("AADSTS700027: {text}"), "error_codes": [700027]})),
-    )
-        .into_response()
+    let body = Json(
+        json!({"error": "invalid_client", "error_description": format!("AADSTS700027: {text}"), "error_codes": [700027]}),
+    );
+    state.problems.lock().unwrap().push(text);
+    (StatusCode::UNAUTHORIZED, body).into_response()
 }
 
 /// Verifies the client authentication and answers from the script.

@@ -739,6 +739,7 @@ async fn the_tower_layer_reports_token_failures_as_token_errors() {
     assert_eq!(api.calls.load(Ordering::SeqCst), 0);
 }
 
+#[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invalid_token() {
     use tower_azure_auth::middleware::AccessTokenMiddleware;
@@ -822,11 +823,13 @@ async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invali
 
 /// A server that records the `Authorization` header of every request (`None` when absent)
 /// and answers 200.
+#[cfg(feature = "reqwest")]
 struct Recorder {
     addr: std::net::SocketAddr,
     seen: Arc<Mutex<Vec<Option<String>>>>,
 }
 
+#[cfg(feature = "reqwest")]
 impl Recorder {
     async fn start() -> Self {
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
@@ -858,6 +861,7 @@ impl Recorder {
     }
 }
 
+#[cfg(feature = "reqwest")]
 #[tokio::test]
 async fn the_outbound_token_went_to_every_origin_now_only_to_the_configured_one() {
     use tower_azure_auth::middleware::AccessTokenMiddleware;
@@ -929,6 +933,7 @@ async fn the_outbound_token_went_to_every_origin_now_only_to_the_configured_one(
     assert_eq!(s.server.requests(), 1, "one token, from the cache after");
 }
 
+#[cfg(feature = "reqwest")] // the layer and the middleware side by side
 #[tokio::test]
 async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
     use tower_azure_auth::middleware::AccessTokenMiddleware;
@@ -1030,7 +1035,7 @@ async fn plain_http_to_a_non_loopback_origin_is_refused_when_building() {
         Err(ConfigError::InsecureUrl { .. })
     ));
     assert!(matches!(
-        AccessTokenMiddleware::new(s.client.clone(), [SCOPE], "http://weather.example.com"),
+        AccessTokenMiddleware::new(s.client, [SCOPE], "http://weather.example.com"),
         Err(ConfigError::InsecureUrl { .. })
     ));
 }

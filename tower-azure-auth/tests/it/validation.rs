@@ -1,5 +1,7 @@
 //! Token validation over real HTTP: a metadata + JWKS server on 127.0.0.1 with keys generated
 //! here, an axum app behind `ValidateAccessTokenLayer`, and tokens signed in the test.
+// The app's handler takes the `Claims` extractor.
+#![cfg(feature = "axum")]
 
 use crate::support;
 
@@ -276,11 +278,14 @@ fn entra_builder(idp: &TestIdp) -> tower_azure_auth::validation::TokenValidatorB
 /// `claims` with the members of `patch` replaced (a `null` in `patch` removes the claim).
 fn patched(claims: &Value, patch: Value) -> Value {
     let mut claims = claims.clone();
-    for (name, value) in patch.as_object().unwrap() {
+    let Value::Object(patch) = patch else {
+        panic!("a patch is a JSON object: {patch}")
+    };
+    for (name, value) in patch {
         if value.is_null() {
-            claims.as_object_mut().unwrap().remove(name);
+            claims.as_object_mut().unwrap().remove(&name);
         } else {
-            claims[name] = value.clone();
+            claims[name] = value;
         }
     }
     claims

@@ -68,7 +68,7 @@ async fn servers(mode: Mode) -> std::net::SocketAddr {
 
 fn certificate_file() -> std::path::PathBuf {
     let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let pkcs8: Pkcs8V1Der = key.as_der().unwrap();
+    let pkcs8: Pkcs8V1Der<'_> = key.as_der().unwrap();
     let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
         &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
         &rcgen::PKCS_RSA_SHA256,
@@ -93,7 +93,7 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::SeqCst)
 }
 
-fn options(addr: std::net::SocketAddr, credentials: serde_json::Value) -> CallApiOptions {
+fn options(addr: std::net::SocketAddr, credentials: &serde_json::Value) -> CallApiOptions {
     let json = json!({"CallApi": {
         "ScopeForAccessToken": "api://weather/.default",
         "ApiBaseAddress": format!("http://{addr}"),
@@ -163,7 +163,7 @@ async fn run_prints_the_forecast_or_explains_the_failure() {
         } else {
             json!([{"SourceType": "Path", "CertificateDiskPath": file.display().to_string()}])
         };
-        let result = weather_client::run(options(addr, credentials)).await;
+        let result = weather_client::run(options(addr, &credentials)).await;
         std::fs::remove_file(&file).unwrap();
         match result {
             Ok(value) => {
