@@ -51,8 +51,8 @@ pub struct AzureAdOptions {
     /// `Domain`: the tenant's primary domain (informational).
     #[serde(rename = "domain")]
     pub domain: Option<String>,
-    /// `ClientId`: this application's id. For an API, the default audience (v2 tokens) and
-    /// the default expected caller in the seed's policy.
+    /// `ClientId`: this application's id. For an API, the default audience (v2 tokens); for a
+    /// client application, the id it authenticates as.
     #[serde(rename = "clientid")]
     pub client_id: Option<String>,
     /// `Authority`: instead of `Instance` + `TenantId`, the authority URL; any OpenID Connect
@@ -134,7 +134,7 @@ pub struct AzureAdOptions {
     pub detailed_errors: Option<bool>,
 }
 
-/// The `CallApi` section of the seed's client: where to get a token and which API to call.
+/// The `CallApi` section of a client application's configuration: where to get a token and which API to call.
 #[derive(Clone, Default, Deserialize)]
 #[non_exhaustive]
 pub struct CallApiOptions {

@@ -54,7 +54,7 @@ pub type HandlerFuture<'a> = BoxFuture<'a, HandlerOutcome>;
 /// [`PoliciesBuilder::add_handler`](super::PoliciesBuilder::add_handler); it is called once for
 /// each requirement of its type in the policy being evaluated.
 ///
-/// The seed's handler, as a struct (it could await a database or an HTTP call):
+/// A handler as a struct (it could await a database or an HTTP call):
 ///
 /// ```
 /// use std::borrow::Cow;

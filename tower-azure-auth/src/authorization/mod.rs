@@ -41,7 +41,7 @@
 //! # }
 //! ```
 //!
-//! The seed's `Startup.ConfigureServices`, a custom requirement decided by an (async) handler
+//! ASP.NET Core's `Startup.ConfigureServices` with a custom requirement decided by an (async) handler
 //! next to two claim requirements:
 //!
 //! ```

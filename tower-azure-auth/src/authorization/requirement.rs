@@ -22,7 +22,7 @@ use crate::claims::ClientAuthentication;
 /// use std::borrow::Cow;
 /// use tower_azure_auth::authorization::Requirement;
 ///
-/// /// The seed's requirement: the `roles` claim must contain `service-api`.
+/// /// A custom requirement: the `roles` claim must contain `service-api`.
 /// #[derive(Debug)]
 /// struct HasServiceApiRoleRequirement;
 ///

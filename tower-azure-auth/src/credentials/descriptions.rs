@@ -30,7 +30,7 @@ use super::sources::workload_identity::{
 use super::token_source::TokenSource;
 
 impl ConfidentialClient {
-    /// A builder from the seed's `CallApi` section: `ClientId`, `Authority` or `Instance` +
+    /// A builder from a Microsoft.Identity.Web-style `CallApi` section: `ClientId`, `Authority` or `Instance` +
     /// `TenantId`, `SendX5C`, `EnablePiiLogging`, and the credentials (`ClientCertificates`,
     /// `ClientCredentials`, then `ClientSecret`) as a [`CredentialDescriptions`] source,
     /// loaded on first use or by [`ConfidentialClient::load_credential`].
