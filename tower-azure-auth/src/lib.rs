@@ -225,10 +225,12 @@ pub mod middleware;
 #[cfg(feature = "tower-http")]
 pub mod tower_http;
 
-pub use crate::authority::{Authority, HttpClient};
-pub use crate::claims::Claims;
+pub use crate::authority::{Authority, FetchError, HttpClient};
+pub use crate::authorization::{Policies, Policy};
+pub use crate::claims::{Claims, ClientAuthentication, TokenVersion};
 pub use crate::config::{AzureAdOptions, CallApiOptions};
-pub use crate::error::{AuthError, AuthErrorKind, ConfigError};
+pub use crate::credentials::{ClientCertificate, ConfidentialClient, TokenError, TokenSource};
+pub use crate::error::{AuthError, AuthErrorKind, CertificateError, ConfigError};
 pub use crate::validation::TokenValidator;
 
 /// The crate's own README (its crates.io page), doctested with the default features. The
