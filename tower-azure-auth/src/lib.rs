@@ -188,7 +188,7 @@
 //!
 //! The same token source feeds the `reqwest-middleware` middleware (feature `reqwest`).
 //! Errors from the authority are typed, with the AADSTS code
-//! ([`TokenError`](credentials::TokenError)). Sources from configuration (Key Vault, files,
+//! ([`TokenError`]). Sources from configuration (Key Vault, files,
 //! managed identity, workload identity) are in [`credentials`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Temporary: the workspace lints taken from axum's (root Cargo.toml) flag code in modules that
