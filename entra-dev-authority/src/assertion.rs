@@ -329,7 +329,7 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraErr
     let iat = numeric_date(claims, "iat")?;
     let current = format!("Current time: {}", format_iso(now));
     if now > exp.saturating_add(CLOCK_SKEW) {
-        return Err(EntraError::assertion_time(format!(
+        return Err(EntraError::assertion_time(&format!(
             "{current}, expiry time of assertion {}.",
             format_iso(exp)
         )));
@@ -337,13 +337,13 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraErr
     for (name, value) in [("nbf", nbf), ("iat", iat)] {
         if let Some(value) = value {
             if value > now.saturating_add(CLOCK_SKEW) {
-                return Err(EntraError::assertion_time(format!(
+                return Err(EntraError::assertion_time(&format!(
                     "{current}, assertion valid from {} ({name}).",
                     format_iso(value)
                 )));
             }
             if value >= exp {
-                return Err(EntraError::assertion_time(format!(
+                return Err(EntraError::assertion_time(&format!(
                     "{current}, the assertion's {name} ({}) is not before its expiry ({}).",
                     format_iso(value),
                     format_iso(exp)
@@ -352,7 +352,7 @@ fn check_lifetime(claims: &Map<String, Value>, now: i64) -> Result<i64, EntraErr
         }
     }
     if exp.saturating_sub(now) > MAX_LIFETIME {
-        return Err(EntraError::assertion_time(format!(
+        return Err(EntraError::assertion_time(&format!(
             "{current}, expiry time of assertion {} is more than {} hours away.",
             format_iso(exp),
             MAX_LIFETIME / 3600
@@ -517,7 +517,7 @@ mod tests {
         let cert = generate_certificate("CN=client").unwrap();
         let other = generate_certificate("CN=unregistered").unwrap();
         let registry = Registry::new(
-            TENANT.into(),
+            TENANT,
             vec![],
             vec![
                 DevApplication::new(CLIENT)

@@ -183,7 +183,7 @@ impl EntraError {
     }
 
     /// AADSTS700024: outside the assertion's validity window, or an absurd lifetime.
-    pub(crate) fn assertion_time(detail: String) -> Self {
+    pub(crate) fn assertion_time(detail: &str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

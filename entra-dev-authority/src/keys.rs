@@ -51,6 +51,7 @@ pub struct GeneratedCertificate {
 impl GeneratedCertificate {
     /// The certificate followed by the key, as one PEM document (the shape of a `.pem` file
     /// holding both).
+    #[must_use]
     pub fn combined_pem(&self) -> String {
         format!("{}{}", self.cert_pem, self.key_pem)
     }
@@ -76,9 +77,9 @@ impl fmt::Debug for GeneratedCertificate {
 /// `C`, `ST` or `L`, or when key generation fails.
 pub fn generate_certificate(subject: &str) -> Result<GeneratedCertificate, ConfigError> {
     let dn = parse_subject(subject)?;
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(rcgen_error)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| rcgen_error(&e))?;
     params.distinguished_name = dn;
-    generate(subject, params)
+    generate(subject, &params)
 }
 
 /// Generates a TLS server certificate (RSA 2048, self-signed) for the given names: IP
@@ -96,21 +97,24 @@ where
 {
     let names: Vec<String> = names.into_iter().map(Into::into).collect();
     let first = names.first().cloned().unwrap_or_else(|| "localhost".into());
-    let mut params = CertificateParams::new(names).map_err(rcgen_error)?;
+    let mut params = CertificateParams::new(names).map_err(|e| rcgen_error(&e))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, first.clone());
     params.distinguished_name = dn;
-    generate(&format!("CN={first}"), params)
+    generate(&format!("CN={first}"), &params)
 }
 
-fn generate(subject: &str, params: CertificateParams) -> Result<GeneratedCertificate, ConfigError> {
+fn generate(
+    subject: &str,
+    params: &CertificateParams,
+) -> Result<GeneratedCertificate, ConfigError> {
     let (_, pkcs8) = generate_rsa()?;
     let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
         &PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
         &PKCS_RSA_SHA256,
     )
-    .map_err(rcgen_error)?;
-    let cert = params.self_signed(&key_pair).map_err(rcgen_error)?;
+    .map_err(|e| rcgen_error(&e))?;
+    let cert = params.self_signed(&key_pair).map_err(|e| rcgen_error(&e))?;
     let cert_der = cert.der().to_vec();
     Ok(GeneratedCertificate {
         subject: subject.to_owned(),
@@ -159,7 +163,7 @@ fn parse_subject(subject: &str) -> Result<DistinguishedName, ConfigError> {
     Ok(dn)
 }
 
-fn rcgen_error(e: rcgen::Error) -> ConfigError {
+fn rcgen_error(e: &rcgen::Error) -> ConfigError {
     ConfigError::Invalid {
         key: "certificate".into(),
         reason: format!("cannot generate the certificate: {e}"),
@@ -243,12 +247,13 @@ impl SigningKey {
             &PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
             &PKCS_RSA_SHA256,
         )
-        .map_err(rcgen_error)?;
-        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(rcgen_error)?;
+        .map_err(|e| rcgen_error(&e))?;
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(|e| rcgen_error(&e))?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "DevAuthority token signing");
         params.distinguished_name = dn;
-        let cert = params.self_signed(&rc_key).map_err(rcgen_error)?;
+        let cert = params.self_signed(&rc_key).map_err(|e| rcgen_error(&e))?;
         let cert_der = cert.der().to_vec();
         let public = key.public_key();
         let n = b64url(public.modulus().big_endian_without_leading_zero());

@@ -165,18 +165,6 @@
 //! random 60–90 minutes, `assertionReuse` to `"withinLifetime"` (`"refuse"` for
 //! [`AssertionReuse::Refuse`]), `objectId` (per application) to a GUID derived from the tenant and
 //! client ids. Unknown fields are refused, so typos surface.
-// Temporary: the workspace lints taken from axum's (root Cargo.toml) flag code that moved here
-// from the core in this change. Remove these allows and fix what `cargo clippy --all-targets
-// --all-features` then reports.
-#![allow(
-    clippy::must_use_candidate,
-    clippy::use_self,
-    clippy::single_match_else,
-    clippy::manual_let_else,
-    clippy::match_same_arms,
-    clippy::needless_pass_by_value,
-    clippy::needless_continue
-)]
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
@@ -246,7 +234,7 @@ pub mod fuzzing {
         ) -> Result<Self, ConfigError> {
             let app = DevApplication::new(client_id).certificate_pem(certificate_pem)?;
             Ok(Self {
-                registry: Registry::new(tenant_id.to_owned(), Vec::new(), vec![app])?,
+                registry: Registry::new(tenant_id, Vec::new(), vec![app])?,
             })
         }
 
@@ -536,7 +524,7 @@ impl DevAuthorityBuilder {
                 }
             }
         }
-        let registry = Registry::new(tenant_id, apis, self.applications)?;
+        let registry = Registry::new(&tenant_id, apis, self.applications)?;
         let mut header = [0u8; 24];
         aws_lc_rs::rand::fill(&mut header).map_err(|_| ConfigError::Invalid {
             key: "DevAuthority".into(),
@@ -700,31 +688,37 @@ impl DevAuthority {
     }
 
     /// The address it listens on.
+    #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.addr
     }
 
     /// The instance URL, `http(s)://127.0.0.1:PORT/`: use it as `AzureAd:Instance`.
+    #[must_use]
     pub fn instance(&self) -> String {
         format!("{}/", self.state().base)
     }
 
     /// The tenant id (lower-case GUID).
+    #[must_use]
     pub fn tenant_id(&self) -> &str {
         &self.state().registry.tenant_id
     }
 
     /// The v2 authority, `{instance}{tenant}/v2.0`: use it as `AzureAd:Authority`.
+    #[must_use]
     pub fn authority(&self) -> String {
         self.issuer(TokenVersion::V2)
     }
 
     /// The issuer of tokens of this version: `{instance}{tenant}/v2.0` or `{instance}{tenant}/`.
+    #[must_use]
     pub fn issuer(&self, version: TokenVersion) -> String {
         self.state().issuer(version)
     }
 
     /// The v2 discovery document URL.
+    #[must_use]
     pub fn metadata_url(&self) -> String {
         format!(
             "{}/{}/v2.0/.well-known/openid-configuration",
@@ -734,6 +728,7 @@ impl DevAuthority {
     }
 
     /// The v1 discovery document URL.
+    #[must_use]
     pub fn v1_metadata_url(&self) -> String {
         format!(
             "{}/{}/.well-known/openid-configuration",
@@ -743,6 +738,7 @@ impl DevAuthority {
     }
 
     /// The v2 key set URL.
+    #[must_use]
     pub fn jwks_uri(&self) -> String {
         format!(
             "{}/{}/discovery/v2.0/keys",
@@ -753,6 +749,7 @@ impl DevAuthority {
 
     /// The v2 token endpoint, `{instance}{tenant}/oauth2/v2.0/token`: the `aud` of client
     /// assertions.
+    #[must_use]
     pub fn token_endpoint(&self) -> String {
         format!(
             "{}/{}/oauth2/v2.0/token",
@@ -764,6 +761,7 @@ impl DevAuthority {
     /// The IMDS-shaped managed identity endpoint,
     /// `{base}/metadata/identity/oauth2/token`: use it as `MSAL_MANAGED_IDENTITY_ENDPOINT`
     /// or with `tower_azure_auth`'s `ManagedIdentityBuilder::imds_endpoint`.
+    #[must_use]
     pub fn imds_endpoint(&self) -> String {
         format!("{}/metadata/identity/oauth2/token", self.state().base)
     }
@@ -771,21 +769,25 @@ impl DevAuthority {
     /// The App Service-shaped managed identity endpoint, `{base}/msi/token`: use it as
     /// `IDENTITY_ENDPOINT`, with [`identity_header`](Self::identity_header) as
     /// `IDENTITY_HEADER`.
+    #[must_use]
     pub fn app_service_identity_endpoint(&self) -> String {
         format!("{}/msi/token", self.state().base)
     }
 
     /// The secret the App Service-shaped endpoint expects in `X-IDENTITY-HEADER`.
+    #[must_use]
     pub fn identity_header(&self) -> &str {
         self.state().identities.header()
     }
 
     /// Whether managed identities are registered.
+    #[must_use]
     pub fn has_managed_identities(&self) -> bool {
         !self.state().identities.is_empty()
     }
 
     /// The Key Vault's base URL, `{base}/vault`: use it as `KeyVaultUrl`.
+    #[must_use]
     pub fn vault_url(&self) -> String {
         format!("{}/vault", self.state().base)
     }
@@ -868,7 +870,7 @@ impl DevAuthority {
                 .map(|app| app.roles_on(index))
                 .unwrap_or_default(),
         };
-        let minted = state.mint(Mint {
+        let minted = state.mint(&Mint {
             client_id: &request.client_id,
             api,
             resource: request.api.trim_end_matches('/'),
@@ -895,16 +897,19 @@ impl DevAuthority {
 
     /// Whether a client assertion is accepted again within its lifetime or refused as a
     /// replay ([`DevAuthorityBuilder::assertion_reuse`]).
+    #[must_use]
     pub fn assertion_reuse(&self) -> AssertionReuse {
         self.state().assertion_reuse()
     }
 
     /// The published key ids, the signing one first.
+    #[must_use]
     pub fn signing_key_ids(&self) -> Vec<String> {
         self.state().kids()
     }
 
     /// Requests received by an endpoint family (failed and faulted ones included).
+    #[must_use]
     pub fn request_count(&self, endpoint: Endpoint) -> u64 {
         self.state().count(endpoint)
     }

@@ -19,18 +19,6 @@
 //!
 //! The registration format is documented in the `entra_dev_authority` crate docs
 //! "Registration file"). Runs until Ctrl-C.
-// Temporary: the workspace lints taken from axum's (root Cargo.toml) flag code that moved here
-// from the core in this change. Remove these allows and fix what `cargo clippy --all-targets
-// --all-features` then reports.
-#![allow(
-    clippy::must_use_candidate,
-    clippy::use_self,
-    clippy::single_match_else,
-    clippy::manual_let_else,
-    clippy::match_same_arms,
-    clippy::needless_pass_by_value,
-    clippy::needless_continue
-)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -76,6 +76,7 @@ pub struct Fault {
 impl Fault {
     /// Answer the next request with this status and an Entra error body
     /// (`temporarily_unavailable` for 429 and 5xx).
+    #[must_use]
     pub fn fail(status: StatusCode) -> Self {
         Self {
             status: Some(status),
@@ -86,6 +87,7 @@ impl Fault {
     }
 
     /// Delay the next request, then answer it normally.
+    #[must_use]
     pub fn delay(delay: Duration) -> Self {
         Self {
             status: None,

@@ -84,6 +84,7 @@ impl DevApi {
     }
 
     /// The client id.
+    #[must_use]
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
@@ -221,6 +222,7 @@ impl DevApplication {
     }
 
     /// The client id.
+    #[must_use]
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
@@ -276,7 +278,7 @@ pub(crate) fn first_certificate_der(pem: &[u8]) -> Result<Vec<u8>, ConfigError> 
     for item in x509_parser::pem::Pem::iter_from_buffer(pem) {
         match item {
             Ok(item) if item.label == "CERTIFICATE" => return Ok(item.contents),
-            Ok(_) => continue,
+            Ok(_) => {}
             Err(_) => break,
         }
     }
@@ -305,11 +307,11 @@ pub(crate) struct Application {
 
 impl Registry {
     pub(crate) fn new(
-        tenant_id: String,
+        tenant_id: &str,
         apis: Vec<DevApi>,
         applications: Vec<DevApplication>,
     ) -> Result<Self, ConfigError> {
-        let tenant_id = guid(&tenant_id, "DevAuthority:TenantId")?;
+        let tenant_id = guid(tenant_id, "DevAuthority:TenantId")?;
         let mut checked_apis: Vec<DevApi> = Vec::with_capacity(apis.len());
         for mut api in apis {
             api.client_id = guid(&api.client_id, "DevApi:ClientId")?;
@@ -666,7 +668,7 @@ mod tests {
             },
         ];
         for case in cases {
-            let result = Registry::new(case.tenant.into(), case.apis, case.apps);
+            let result = Registry::new(case.tenant, case.apis, case.apps);
             match (result, case.error) {
                 (Ok(_), None) => {}
                 (Err(e), Some(expected)) => assert!(
@@ -682,9 +684,8 @@ mod tests {
 
     #[test]
     fn object_ids_are_stable_and_overridable() {
-        let registry =
-            Registry::new(TENANT.into(), vec![], vec![DevApplication::new(APP)]).unwrap();
-        let again = Registry::new(TENANT.into(), vec![], vec![DevApplication::new(APP)]).unwrap();
+        let registry = Registry::new(TENANT, vec![], vec![DevApplication::new(APP)]).unwrap();
+        let again = Registry::new(TENANT, vec![], vec![DevApplication::new(APP)]).unwrap();
         assert_eq!(
             registry.object_id_for(APP),
             again.object_id_for(APP),
@@ -692,7 +693,7 @@ mod tests {
         );
         assert!(uuid::Uuid::parse_str(&registry.object_id_for(APP)).is_ok());
         let set = Registry::new(
-            TENANT.into(),
+            TENANT,
             vec![],
             vec![DevApplication::new(APP).object_id("11111111-2222-3333-4444-555555555555")],
         )

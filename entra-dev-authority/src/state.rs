@@ -326,7 +326,7 @@ impl State {
         3600 + extra
     }
 
-    pub(crate) fn mint(&self, mint: Mint<'_>) -> Result<Minted, ConfigError> {
+    pub(crate) fn mint(&self, mint: &Mint<'_>) -> Result<Minted, ConfigError> {
         let key = self.active_key().ok_or_else(|| ConfigError::Invalid {
             key: "signing key".into(),
             reason: "the authority has no signing key".into(),
@@ -413,7 +413,7 @@ impl State {
         tenant: &str,
         v1: bool,
         params: &[(String, String)],
-        basic: Option<(String, String)>,
+        basic: Option<(&str, &str)>,
     ) -> Result<Value, EntraError> {
         let param = |name: &str| {
             params
@@ -438,10 +438,8 @@ impl State {
             resource_from_scope(scope)?
         };
 
-        let (basic_id, basic_secret) = match &basic {
-            Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
-            None => (None, None),
-        };
+        let (basic_id, basic_secret) =
+            basic.map_or((None, None), |(id, secret)| (Some(id), Some(secret)));
         let client_id_param = param("client_id").or(basic_id);
         let secret = param("client_secret").or(basic_secret);
         let now = self.now();
@@ -520,7 +518,7 @@ impl State {
             .map(|app| app.roles_on(api_index))
             .unwrap_or_default();
         let minted = self
-            .mint(Mint {
+            .mint(&Mint {
                 client_id: &client_id,
                 api,
                 resource: resource.trim_end_matches('/'),

@@ -236,11 +236,13 @@ impl Authority {
     }
 
     /// Whether Entra's rules (v1 + v2 issuers, tenant templates, PS256 assertions) apply.
+    #[must_use]
     pub fn is_entra(&self) -> bool {
         matches!(self.kind, Kind::Entra { .. })
     }
 
     /// The tenant, for Entra authorities.
+    #[must_use]
     pub fn tenant(&self) -> Option<&str> {
         match &self.kind {
             Kind::Entra { tenant, .. } => Some(tenant),
@@ -249,6 +251,7 @@ impl Authority {
     }
 
     /// Whether the tenant is `common`, `organizations` or `consumers` (multi-tenant).
+    #[must_use]
     pub fn is_multi_tenant(&self) -> bool {
         self.tenant().is_some_and(|t| {
             ["common", "organizations", "consumers"]
@@ -272,6 +275,7 @@ impl Authority {
     }
 
     /// The discovery document (v2 for Entra).
+    #[must_use]
     pub fn metadata_url(&self) -> Url {
         match &self.kind {
             Kind::Entra { instance, tenant } => Self::join(
@@ -287,6 +291,7 @@ impl Authority {
 
     /// The v1 discovery document (Entra only): its `issuer` is the v1 issuer
     /// (`https://sts.windows.net/{tenantid}/` on the public cloud).
+    #[must_use]
     pub fn v1_metadata_url(&self) -> Option<Url> {
         match &self.kind {
             Kind::Entra { instance, tenant } => Some(Self::join(
@@ -299,6 +304,7 @@ impl Authority {
 
     /// The v2 token endpoint for Entra authorities; `None` for other issuers (read it from
     /// the discovery document).
+    #[must_use]
     pub fn token_endpoint(&self) -> Option<Url> {
         match &self.kind {
             Kind::Entra { instance, tenant } => {
@@ -598,7 +604,7 @@ impl HttpClient {
     /// # Errors
     ///
     /// When the client cannot be built.
-    pub(crate) fn without_proxy(&self) -> Result<HttpClient, ConfigError> {
+    pub(crate) fn without_proxy(&self) -> Result<Self, ConfigError> {
         if matches!(self.settings.proxy, ProxyChoice::Direct) {
             return Ok(self.clone());
         }
@@ -606,11 +612,13 @@ impl HttpClient {
     }
 
     /// The underlying client.
+    #[must_use]
     pub fn reqwest(&self) -> &reqwest::Client {
         &self.client
     }
 
     /// The body limit.
+    #[must_use]
     pub fn max_body(&self) -> usize {
         self.max_body
     }

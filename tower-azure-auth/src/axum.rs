@@ -52,6 +52,7 @@ pub struct MissingClaims {
 impl MissingClaims {
     /// The authentication failure recorded for the request, if there was one (else no token
     /// was validated at all).
+    #[must_use]
     pub fn error(&self) -> Option<&AuthError> {
         self.error.as_ref()
     }
@@ -70,7 +71,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Claims {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Claims>()
+            .get::<Self>()
             .cloned()
             .ok_or_else(|| MissingClaims {
                 error: parts.extensions.get::<AuthError>().cloned(),
@@ -85,6 +86,6 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Claims {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Claims>().cloned())
+        Ok(parts.extensions.get::<Self>().cloned())
     }
 }

@@ -61,6 +61,7 @@ pub enum ClientAuthentication {
 
 impl ClientAuthentication {
     /// The claim value: `"0"`, `"1"` or `"2"`.
+    #[must_use]
     pub fn as_claim_value(self) -> &'static str {
         match self {
             Self::Public => "0",
@@ -132,11 +133,13 @@ impl Claims {
     }
 
     /// All claims, as sent.
+    #[must_use]
     pub fn raw(&self) -> &Map<String, Value> {
         &self.inner.raw
     }
 
     /// One claim, as sent.
+    #[must_use]
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.inner.raw.get(name)
     }
@@ -158,6 +161,7 @@ impl Claims {
     }
 
     /// Whether a claim has exactly this string value (or holds it, if it is an array).
+    #[must_use]
     pub fn has_value(&self, name: &str, value: &str) -> bool {
         match self.get(name) {
             Some(Value::String(s)) => s == value,
@@ -167,11 +171,13 @@ impl Claims {
     }
 
     /// The client application's id: `azp` (v2) or `appid` (v1).
+    #[must_use]
     pub fn client_id(&self) -> Option<&str> {
         self.get_str("azp").or_else(|| self.get_str("appid"))
     }
 
     /// How the client authenticated: `azpacr` (v2) or `appidacr` (v1).
+    #[must_use]
     pub fn client_authentication(&self) -> Option<ClientAuthentication> {
         match self
             .get_str("azpacr")
@@ -186,11 +192,13 @@ impl Claims {
 
     /// The application roles (`roles`): for client-credentials tokens, the application
     /// permissions granted to the caller.
+    #[must_use]
     pub fn roles(&self) -> &[String] {
         &self.inner.roles
     }
 
     /// Whether `roles` holds this role.
+    #[must_use]
     pub fn has_role(&self, role: &str) -> bool {
         self.inner.roles.iter().any(|r| r == role)
     }
@@ -204,26 +212,31 @@ impl Claims {
     }
 
     /// Whether `scp` holds this scope.
+    #[must_use]
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
     }
 
     /// The tenant (`tid`).
+    #[must_use]
     pub fn tenant_id(&self) -> Option<&str> {
         self.get_str("tid")
     }
 
     /// The object id of the caller's service principal (`oid`).
+    #[must_use]
     pub fn object_id(&self) -> Option<&str> {
         self.get_str("oid")
     }
 
     /// The subject (`sub`).
+    #[must_use]
     pub fn subject(&self) -> Option<&str> {
         self.get_str("sub")
     }
 
     /// The issuer (`iss`).
+    #[must_use]
     pub fn issuer(&self) -> Option<&str> {
         self.get_str("iss")
     }
@@ -234,16 +247,19 @@ impl Claims {
     }
 
     /// The expiry (`exp`), in seconds since the Unix epoch.
+    #[must_use]
     pub fn expires_at(&self) -> Option<u64> {
         numeric_date(self.get("exp")?)
     }
 
     /// Not before (`nbf`), in seconds since the Unix epoch.
+    #[must_use]
     pub fn not_before(&self) -> Option<u64> {
         numeric_date(self.get("nbf")?)
     }
 
     /// The token version from `ver`.
+    #[must_use]
     pub fn version(&self) -> Option<TokenVersion> {
         match self.get_str("ver")? {
             "1.0" => Some(TokenVersion::V1),
@@ -254,6 +270,7 @@ impl Claims {
 
     /// Whether this is an app-only token: `idtyp` is `app` when that optional claim is
     /// configured; otherwise a token without `scp` whose `sub` equals `oid`.
+    #[must_use]
     pub fn is_app_only(&self) -> bool {
         match self.get_str("idtyp") {
             Some(kind) => kind == "app",

@@ -47,6 +47,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock standing at the given Unix time (seconds).
+    #[must_use]
     pub fn at_unix(seconds: u64) -> Self {
         Self {
             millis: Arc::new(AtomicU64::new(seconds.saturating_mul(1000))),
@@ -54,6 +55,7 @@ impl ManualClock {
     }
 
     /// A clock standing at the current system time.
+    #[must_use]
     pub fn now() -> Self {
         Self::at_unix(SystemClock.unix_seconds())
     }
@@ -81,6 +83,7 @@ impl Clock for ManualClock {
 pub type SharedClock = Arc<dyn Clock>;
 
 /// The default shared clock (the system clock).
+#[must_use]
 pub fn system() -> SharedClock {
     Arc::new(SystemClock)
 }

@@ -266,6 +266,7 @@ pub struct CredentialDescription {
 
 impl CredentialDescription {
     /// A description of the given source type with no other field set.
+    #[must_use]
     pub fn new(source_type: SourceType) -> Self {
         Self {
             source_type,
@@ -283,7 +284,7 @@ impl CredentialDescription {
     }
 }
 
-fn redacted(value: &Option<String>) -> Option<&'static str> {
+fn redacted(value: Option<&String>) -> Option<&'static str> {
     value.as_ref().map(|_| "<redacted>")
 }
 
@@ -299,13 +300,13 @@ impl fmt::Debug for CredentialDescription {
             .field("certificate_disk_path", &self.certificate_disk_path)
             .field(
                 "certificate_password",
-                &redacted(&self.certificate_password),
+                &redacted(self.certificate_password.as_ref()),
             )
             .field(
                 "base64_encoded_value",
-                &redacted(&self.base64_encoded_value),
+                &redacted(self.base64_encoded_value.as_ref()),
             )
-            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_secret", &redacted(self.client_secret.as_ref()))
             .field(
                 "managed_identity_client_id",
                 &self.managed_identity_client_id,
@@ -333,7 +334,7 @@ impl fmt::Debug for AzureAdOptions {
             .field("valid_algorithms", &self.valid_algorithms)
             .field("enable_pii_logging", &self.enable_pii_logging)
             .field("detailed_errors", &self.detailed_errors)
-            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_secret", &redacted(self.client_secret.as_ref()))
             .field("client_certificates", &self.client_certificates)
             .field("client_credentials", &self.client_credentials)
             .finish_non_exhaustive()
@@ -349,7 +350,7 @@ impl fmt::Debug for CallApiOptions {
             .field("tenant_id", &self.tenant_id)
             .field("client_id", &self.client_id)
             .field("authority", &self.authority)
-            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_secret", &redacted(self.client_secret.as_ref()))
             .field("client_certificates", &self.client_certificates)
             .field("client_credentials", &self.client_credentials)
             .finish_non_exhaustive()
@@ -397,6 +398,7 @@ impl fmt::Debug for ConfigSource {
 
 impl ConfigSource {
     /// An empty source.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -513,9 +515,8 @@ fn lowercase_keys(value: Value) -> Value {
 /// Writes `value` at `path`, turning arrays into index maps where the environment addresses
 /// array items (`…__0__…`); [`arrays_from_index_maps`] turns them back.
 fn set_path(map: &mut Map<String, Value>, path: &[String], value: String) {
-    let (first, rest) = match path.split_first() {
-        Some(split) => split,
-        None => return,
+    let Some((first, rest)) = path.split_first() else {
+        return;
     };
     if rest.is_empty() {
         map.insert(first.clone(), Value::String(value));

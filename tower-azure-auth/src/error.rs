@@ -212,6 +212,7 @@ pub enum AuthErrorKind {
 
 impl AuthErrorKind {
     /// A short stable name, e.g. `invalid_audience`.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::MissingToken => "missing_token",
@@ -302,28 +303,33 @@ impl AuthError {
     }
 
     /// No bearer token was presented.
+    #[must_use]
     pub fn missing_token() -> Self {
         Self::new(AuthErrorKind::MissingToken, "no bearer token")
     }
 
     /// The kind of check that failed.
+    #[must_use]
     pub fn kind(&self) -> AuthErrorKind {
         self.kind
     }
 
     /// The check that failed, without personal data.
+    #[must_use]
     pub fn reason(&self) -> &str {
         &self.reason
     }
 
     /// The expected and actual values, when the validator was asked to keep them (PII
     /// logging or detailed errors).
+    #[must_use]
     pub fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
     }
 
     /// What a response says: the reason, followed by the detail only when detailed errors
     /// are on.
+    #[must_use]
     pub fn description(&self) -> Cow<'_, str> {
         match (&self.detail, self.detail_in_response) {
             (Some(detail), true) => Cow::Owned(format!("{}: {detail}", self.reason)),
@@ -332,6 +338,7 @@ impl AuthError {
     }
 
     /// The HTTP status to answer with: 401, or 503 when the keys are not available yet.
+    #[must_use]
     pub fn status(&self) -> StatusCode {
         match self.kind {
             AuthErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -343,6 +350,7 @@ impl AuthError {
     /// presented, `Bearer error="invalid_request"` for a malformed header, otherwise
     /// `Bearer error="invalid_token", error_description="…"` with the
     /// [`description`](Self::description). `None` for 503.
+    #[must_use]
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
         let value = match self.kind {
             AuthErrorKind::KeysUnavailable => return None,
@@ -421,7 +429,7 @@ mod tests {
     #[test]
     fn error_chain_says_each_source_once() {
         #[derive(Debug)]
-        struct E(&'static str, Option<Box<E>>);
+        struct E(&'static str, Option<Box<Self>>);
         impl fmt::Display for E {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(self.0)

@@ -191,20 +191,6 @@
 //! ([`TokenError`]). Sources from configuration (Key Vault, files,
 //! managed identity, workload identity) are in [`credentials`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// Temporary: the workspace lints taken from axum's (root Cargo.toml) flag code in modules that
-// are being restructured. Remove these allows and fix what `cargo clippy --all-targets
-// --all-features` then reports.
-#![allow(
-    elided_lifetimes_in_paths,
-    clippy::must_use_candidate,
-    clippy::use_self,
-    clippy::single_match_else,
-    clippy::ref_option,
-    clippy::manual_let_else,
-    clippy::match_same_arms,
-    clippy::needless_pass_by_value,
-    clippy::needless_continue
-)]
 
 pub mod authority;
 pub mod authorization;

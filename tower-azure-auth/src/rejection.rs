@@ -54,6 +54,7 @@ const RETRY_AFTER_SECONDS: &str = "5";
 
 impl Rejection {
     /// A rejection with the given status, JSON body and no other header.
+    #[must_use]
     pub fn json(status: StatusCode, body: &serde_json::Value) -> Self {
         Self {
             status,
@@ -66,6 +67,7 @@ impl Rejection {
     /// The response for a request that failed authentication. Its `error_description` is
     /// [`AuthError::description`]: the check's name, and the expected and actual values only
     /// when the validator has detailed errors on.
+    #[must_use]
     pub fn unauthenticated(error: &AuthError) -> Self {
         let code = match error.kind() {
             AuthErrorKind::MissingToken => "unauthorized",

@@ -84,6 +84,7 @@ impl<ResBody> fmt::Debug for AuthorizeAccessToken<ResBody> {
 
 impl<ResBody> AuthorizeAccessToken<ResBody> {
     /// Validates with `validator`; every caller with a valid token is authorized.
+    #[must_use]
     pub fn new(validator: TokenValidator) -> Self {
         Self {
             validator,
@@ -141,7 +142,7 @@ where
                 Ok(token) => validator.validate(&token).await,
                 Err(error) => Err(error),
             };
-            let claims = claims.map_err(refused)?;
+            let claims = claims.map_err(|error| refused(&error))?;
             if let Some((policies, policy)) = policy {
                 let (parts, body) = request.into_parts();
                 let result = {
@@ -166,7 +167,7 @@ where
 }
 
 /// The `401`/`503` for a refused token, logged as the validation layer logs it.
-fn refused<ResBody: From<Bytes>>(error: AuthError) -> Response<ResBody> {
+fn refused<ResBody: From<Bytes>>(error: &AuthError) -> Response<ResBody> {
     tracing::debug!(target: "tower_azure_auth::validation", kind = %error.kind(), reason = error.reason(), "request refused");
-    Rejection::unauthenticated(&error).into_response()
+    Rejection::unauthenticated(error).into_response()
 }

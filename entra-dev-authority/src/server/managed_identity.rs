@@ -125,7 +125,7 @@ fn issue(
         .into(),
     );
     let minted = state
-        .mint(Mint {
+        .mint(&Mint {
             client_id,
             api,
             resource: resource.trim_end_matches('/'),

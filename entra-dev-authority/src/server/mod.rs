@@ -160,15 +160,21 @@ async fn token(
     if declared.is_some_and(|len| len > MAX_BODY) {
         return error_response(&state, &EntraError::too_large(MAX_BODY), &headers);
     }
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(_) => return error_response(&state, &EntraError::too_large(MAX_BODY), &headers),
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return error_response(&state, &EntraError::too_large(MAX_BODY), &headers);
     };
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&bytes)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     // RSA verification and signing take about a millisecond: done inline.
-    match state.token(&tenant, v1, &params, basic_credentials(&headers)) {
+    match state.token(
+        &tenant,
+        v1,
+        &params,
+        basic_credentials(&headers)
+            .as_ref()
+            .map(|(id, secret)| (id.as_str(), secret.as_str())),
+    ) {
         Ok(body) => {
             tracing::debug!(target: LOG_TARGET, "token issued");
             json_response(StatusCode::OK, &body, "no-store, no-cache")

@@ -50,27 +50,32 @@ impl<'a> RequestFacts<'a> {
     }
 
     /// The method.
+    #[must_use]
     pub fn method(&self) -> &'a Method {
         self.method
     }
 
     /// The URI, as received (usually origin-form: path and query).
+    #[must_use]
     pub fn uri(&self) -> &'a Uri {
         self.uri
     }
 
     /// The path of the URI.
+    #[must_use]
     pub fn path(&self) -> &'a str {
         self.uri.path()
     }
 
     /// The headers.
+    #[must_use]
     pub fn headers(&self) -> &'a HeaderMap {
         self.headers
     }
 
     /// The request extensions (where the Tower layers find [`Claims`], and where earlier
     /// middleware may have put anything a handler needs).
+    #[must_use]
     pub fn extensions(&self) -> &'a Extensions {
         self.extensions
     }
@@ -89,6 +94,7 @@ pub struct AuthorizationContext<'a> {
 
 impl<'a> AuthorizationContext<'a> {
     /// A context with claims only.
+    #[must_use]
     pub fn new(claims: &'a Claims) -> Self {
         Self {
             claims,
@@ -97,6 +103,7 @@ impl<'a> AuthorizationContext<'a> {
     }
 
     /// A context for an HTTP request.
+    #[must_use]
     pub fn for_request(claims: &'a Claims, request: RequestFacts<'a>) -> Self {
         Self {
             claims,
@@ -105,36 +112,43 @@ impl<'a> AuthorizationContext<'a> {
     }
 
     /// The caller's verified claims.
+    #[must_use]
     pub fn claims(&self) -> &'a Claims {
         self.claims
     }
 
     /// The request, if there is one.
+    #[must_use]
     pub fn request(&self) -> Option<RequestFacts<'a>> {
         self.request
     }
 
     /// The request method, if there is a request.
+    #[must_use]
     pub fn method(&self) -> Option<&'a Method> {
         self.request.map(|r| r.method)
     }
 
     /// The request URI, if there is a request.
+    #[must_use]
     pub fn uri(&self) -> Option<&'a Uri> {
         self.request.map(|r| r.uri)
     }
 
     /// The request path, if there is a request.
+    #[must_use]
     pub fn path(&self) -> Option<&'a str> {
         self.request.map(|r| r.path())
     }
 
     /// The request headers, if there is a request.
+    #[must_use]
     pub fn headers(&self) -> Option<&'a HeaderMap> {
         self.request.map(|r| r.headers)
     }
 
     /// The request extensions, if there is a request.
+    #[must_use]
     pub fn extensions(&self) -> Option<&'a Extensions> {
         self.request.map(|r| r.extensions)
     }

@@ -28,16 +28,19 @@ impl FailedRequirement {
     }
 
     /// The requirement's description.
+    #[must_use]
     pub fn requirement(&self) -> &str {
         &self.requirement
     }
 
     /// Why it failed.
+    #[must_use]
     pub fn reason(&self) -> &str {
         &self.reason
     }
 
     /// Whether a handler failed the evaluation explicitly (rather than no one succeeding).
+    #[must_use]
     pub fn is_explicit(&self) -> bool {
         self.explicit
     }
@@ -62,16 +65,19 @@ impl AuthorizationFailure {
     }
 
     /// The name of the policy, if it is a registered one.
+    #[must_use]
     pub fn policy(&self) -> Option<&str> {
         self.policy.as_deref()
     }
 
     /// The requirements that failed, in the policy's order.
+    #[must_use]
     pub fn failed_requirements(&self) -> &[FailedRequirement] {
         &self.failed
     }
 
     /// One sentence for the `error_description` of the response.
+    #[must_use]
     pub fn description(&self) -> String {
         match &self.policy {
             Some(name) => format!("the caller does not satisfy the authorization policy `{name}`"),

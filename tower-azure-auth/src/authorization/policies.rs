@@ -108,6 +108,7 @@ impl PoliciesBuilder {
     }
 
     /// The registry.
+    #[must_use]
     pub fn build(self) -> Policies {
         Policies {
             inner: Arc::new(self.inner),
@@ -151,11 +152,13 @@ impl Policies {
     }
 
     /// The fallback policy (for endpoints that declare none); `None` leaves them open.
+    #[must_use]
     pub fn fallback_policy(&self) -> Option<&Policy> {
         self.inner.fallback.as_ref()
     }
 
     /// Whether failure messages may show the caller's claim values.
+    #[must_use]
     pub fn pii_logging(&self) -> bool {
         self.inner.pii_logging
     }
@@ -170,6 +173,7 @@ impl Policies {
     /// caller is authorized.
     ///
     /// Returns `None` when a handler must be awaited: call [`authorize`](Self::authorize).
+    #[must_use]
     pub fn authorize_sync(
         &self,
         policy: &Policy,

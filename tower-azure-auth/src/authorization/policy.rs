@@ -40,16 +40,19 @@ impl Policy {
     }
 
     /// The policy without requirements: any authenticated caller.
+    #[must_use]
     pub fn authenticated() -> Self {
         Self::builder().build()
     }
 
     /// The name under which the policy is registered, if it is.
+    #[must_use]
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// The requirements, in order.
+    #[must_use]
     pub fn requirements(&self) -> impl ExactSizeIterator<Item = &dyn Requirement> {
         self.requirements.iter().map(|r| &**r)
     }
@@ -162,6 +165,7 @@ impl PolicyBuilder {
     }
 
     /// The policy.
+    #[must_use]
     pub fn build(self) -> Policy {
         Policy {
             name: None,

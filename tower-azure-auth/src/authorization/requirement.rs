@@ -275,11 +275,13 @@ impl ClaimRequirement {
     }
 
     /// The claim's name.
+    #[must_use]
     pub fn claim(&self) -> &str {
         &self.claim
     }
 
     /// The allowed values; `None` when any value is accepted.
+    #[must_use]
     pub fn allowed_values(&self) -> Option<impl Iterator<Item = &str>> {
         self.allowed.as_ref().map(|v| v.iter().map(|v| v.as_ref()))
     }
@@ -516,11 +518,13 @@ pub struct ClientAuthenticationRequirement {
 
 impl ClientAuthenticationRequirement {
     /// Exactly `accepted`.
+    #[must_use]
     pub fn new(accepted: ClientAuthentication) -> Self {
         Self { accepted }
     }
 
     /// The accepted way.
+    #[must_use]
     pub fn accepted(&self) -> ClientAuthentication {
         self.accepted
     }

@@ -90,6 +90,7 @@ impl RoutePolicies {
     /// An empty table over the named, default and fallback policies (and the handlers) of
     /// `policies`: until routes are listed, every route gets the fallback policy, or is left as
     /// it is when `policies` has none.
+    #[must_use]
     pub fn new(policies: &Policies) -> Self {
         Self {
             policies: policies.clone(),
@@ -139,11 +140,13 @@ impl RoutePolicies {
     }
 
     /// The registry the policies are decided with (its handlers and PII setting).
+    #[must_use]
     pub fn policies(&self) -> &Policies {
         &self.policies
     }
 
     /// The fallback policy, if the registry has one.
+    #[must_use]
     pub fn fallback_policy(&self) -> Option<&Policy> {
         self.fallback.as_ref()
     }
@@ -155,21 +158,23 @@ impl RoutePolicies {
     /// A matched route that is not listed while no fallback policy is configured is open;
     /// that is logged once per pattern with `tracing::warn!`, as it is usually a typo in the
     /// table.
+    #[must_use]
     pub fn for_route(&self, matched_pattern: Option<&str>, path: &str) -> RouteAuthorization<'_> {
         let key = matched_pattern.unwrap_or(path);
         match self.routes.get(key) {
             Some(Rule::Policy(policy)) => RouteAuthorization::Policy(policy),
             Some(Rule::Default) => RouteAuthorization::Policy(&self.default),
             Some(Rule::Anonymous) => RouteAuthorization::Anonymous,
-            None => match &self.fallback {
-                Some(fallback) => RouteAuthorization::Policy(fallback),
-                None => {
+            None => {
+                if let Some(fallback) = &self.fallback {
+                    RouteAuthorization::Policy(fallback)
+                } else {
                     if let Some(pattern) = matched_pattern {
                         self.warn_unlisted(pattern);
                     }
                     RouteAuthorization::Unprotected
                 }
-            },
+            }
         }
     }
 

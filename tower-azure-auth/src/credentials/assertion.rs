@@ -23,6 +23,7 @@ pub enum AssertionAlgorithm {
 
 impl AssertionAlgorithm {
     /// The JOSE `alg` value.
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ps256 => "PS256",

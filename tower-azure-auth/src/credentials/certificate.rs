@@ -32,6 +32,7 @@ pub struct Thumbprints {
 
 impl Thumbprints {
     /// The thumbprints of a DER certificate (the bytes are hashed as given; nothing is parsed).
+    #[must_use]
     pub fn of_der(der: &[u8]) -> Self {
         let mut sha1 = [0u8; 20];
         sha1.copy_from_slice(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref());
@@ -41,31 +42,37 @@ impl Thumbprints {
     }
 
     /// `x5t`: base64url of the SHA-1 hash.
+    #[must_use]
     pub fn x5t(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.sha1)
     }
 
     /// `x5t#S256`: base64url of the SHA-256 hash.
+    #[must_use]
     pub fn x5t_s256(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.sha256)
     }
 
     /// The SHA-1 thumbprint in upper-case hex, as the Azure portal shows it.
+    #[must_use]
     pub fn sha1_hex(&self) -> String {
         hex_upper(&self.sha1)
     }
 
     /// The SHA-256 thumbprint in upper-case hex.
+    #[must_use]
     pub fn sha256_hex(&self) -> String {
         hex_upper(&self.sha256)
     }
 
     /// The raw SHA-1 hash.
+    #[must_use]
     pub fn sha1(&self) -> &[u8; 20] {
         &self.sha1
     }
 
     /// The raw SHA-256 hash.
+    #[must_use]
     pub fn sha256(&self) -> &[u8; 32] {
         &self.sha256
     }
@@ -317,31 +324,37 @@ impl ClientCertificate {
     }
 
     /// The certificate's DER encoding.
+    #[must_use]
     pub fn der(&self) -> &[u8] {
         &self.inner.der
     }
 
     /// The thumbprints (`x5t`, `x5t#S256`).
+    #[must_use]
     pub fn thumbprints(&self) -> &Thumbprints {
         &self.inner.thumbprints
     }
 
     /// The subject distinguished name.
+    #[must_use]
     pub fn subject(&self) -> &str {
         &self.inner.subject
     }
 
     /// Start of validity.
+    #[must_use]
     pub fn not_before(&self) -> std::time::SystemTime {
         unix_to_system(self.inner.not_before)
     }
 
     /// End of validity.
+    #[must_use]
     pub fn not_after(&self) -> std::time::SystemTime {
         unix_to_system(self.inner.not_after)
     }
 
     /// The RSA key size in bits.
+    #[must_use]
     pub fn key_bits(&self) -> usize {
         self.inner.key.public_modulus_len() * 8
     }
@@ -453,21 +466,18 @@ impl CertificateLoader {
             reason: "the PEM text has no CERTIFICATE section".into(),
         })?;
         let parsed = parse_certificate(&certificate)?;
-        let key = match key {
-            Some(key) => key,
-            None => {
-                if let Some(found) = unsupported {
-                    return Err(CertificateError::UnsupportedKeyType {
-                        found: found.into(),
-                    });
-                }
-                if pem.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
-                    return Err(CertificateError::EncryptedPemKey);
-                }
-                return Err(CertificateError::NoPrivateKey {
-                    subject: parsed.subject,
+        let Some(key) = key else {
+            if let Some(found) = unsupported {
+                return Err(CertificateError::UnsupportedKeyType {
+                    found: found.into(),
                 });
             }
+            if pem.windows(21).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
+                return Err(CertificateError::EncryptedPemKey);
+            }
+            return Err(CertificateError::NoPrivateKey {
+                subject: parsed.subject,
+            });
         };
         self.assemble(certificate, parsed, &key)
     }

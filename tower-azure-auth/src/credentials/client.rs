@@ -310,16 +310,19 @@ impl ConfidentialClient {
     }
 
     /// The client id.
+    #[must_use]
     pub fn client_id(&self) -> &str {
         &self.inner.client_id
     }
 
     /// The authority.
+    #[must_use]
     pub fn authority(&self) -> &Authority {
         &self.inner.authority
     }
 
     /// The credential in use, if loaded.
+    #[must_use]
     pub fn credential(&self) -> Option<ClientCredential> {
         self.inner.credential.load_full().map(|c| (*c).clone())
     }
@@ -685,7 +688,6 @@ impl ClientInner {
             };
             match request.send().await {
                 Attempt::Token(token) => return Ok(token),
-                Attempt::Failed(error) => return Err(error),
                 Attempt::Throttled(retry_after) => {
                     let retry_after = retry_after.min(MAX_RETRY_AFTER);
                     slot.throttle(self.now(), retry_after);
@@ -697,7 +699,7 @@ impl ClientInner {
                     warn!(target: TARGET, %error, delay = ?self.retry_delay, "token request failed; retrying once");
                     tokio::time::sleep(self.retry_delay).await;
                 }
-                Attempt::Retryable(error) => return Err(error),
+                Attempt::Failed(error) | Attempt::Retryable(error) => return Err(error),
             }
         }
     }

@@ -29,6 +29,7 @@ impl ClientSecret {
     }
 
     /// The secret. Never log it.
+    #[must_use]
     pub fn expose(&self) -> &str {
         &self.0
     }

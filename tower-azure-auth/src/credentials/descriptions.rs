@@ -159,6 +159,7 @@ impl CredentialDescriptions {
 
     /// From the `CallApi` section: `ClientCertificates`, then `ClientCredentials`, then
     /// `ClientSecret` (Microsoft.Identity.Web's merge order).
+    #[must_use]
     pub fn from_call_api(options: &CallApiOptions) -> Self {
         let mut descriptions = options.client_certificates.clone();
         descriptions.extend(options.client_credentials.iter().cloned());
@@ -221,6 +222,7 @@ impl CredentialDescriptions {
     }
 
     /// The descriptions.
+    #[must_use]
     pub fn descriptions(&self) -> &[CredentialDescription] {
         &self.descriptions
     }
@@ -381,16 +383,16 @@ impl CredentialDescriptions {
                     .as_deref()
                     .filter(|n| !n.trim().is_empty())
                     .ok_or("SourceType KeyVault needs KeyVaultCertificateName")?;
-                let token_source: Arc<dyn TokenSource> = match &self.vault_token_source {
-                    Some(source) => Arc::clone(source),
-                    None => {
+                let token_source: Arc<dyn TokenSource> =
+                    if let Some(source) = &self.vault_token_source {
+                        Arc::clone(source)
+                    } else {
                         let client_id =
                             mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
                         Arc::new(self.identity(client_id, context).map_err(|e| {
                             format!("Key Vault needs a managed identity: {}", error_chain(&e))
                         })?)
-                    }
-                };
+                    };
                 let vault = KeyVaultCertificate::builder(url, name, token_source)
                     .allow_any_host(self.allow_any_key_vault_host)
                     .build()

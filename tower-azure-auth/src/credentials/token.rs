@@ -65,37 +65,44 @@ impl AccessToken {
     }
 
     /// The token, to send as `Authorization: Bearer …`. Never log it.
+    #[must_use]
     pub fn secret(&self) -> &str {
         &self.inner.token
     }
 
     /// Same as [`AccessToken::secret`].
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.inner.token
     }
 
     /// When the token expires.
+    #[must_use]
     pub fn expires_on(&self) -> SystemTime {
         self.inner.expires_on
     }
 
     /// When the cache refreshes it in the background (`refresh_in` from the authority, or
     /// ahead of the 5-minute expiry margin).
+    #[must_use]
     pub fn refresh_on(&self) -> SystemTime {
         self.inner.refresh_on
     }
 
     /// The extended expiry (`ext_expires_in`), when the authority sent one.
+    #[must_use]
     pub fn ext_expires_on(&self) -> Option<SystemTime> {
         self.inner.ext_expires_on
     }
 
     /// When the token was received.
+    #[must_use]
     pub fn acquired_on(&self) -> SystemTime {
         self.inner.acquired_on
     }
 
     /// The scopes the token was requested for.
+    #[must_use]
     pub fn scopes(&self) -> &[String] {
         &self.inner.scopes
     }
@@ -152,6 +159,7 @@ struct ErrorBody {
 
 impl AuthorityError {
     /// Parses an error response body; `None` when it is not the OAuth 2 error shape.
+    #[must_use]
     pub fn parse(status: u16, body: &[u8]) -> Option<Self> {
         let body: ErrorBody = serde_json::from_slice(body).ok()?;
         let description = body.error_description.unwrap_or_default();
@@ -176,6 +184,7 @@ impl AuthorityError {
     }
 
     /// What to do about it, for the common codes.
+    #[must_use]
     pub fn advice(&self) -> Option<&'static str> {
         Some(match self.code? {
             700016 => "the application (client id) was not found in the tenant: check ClientId and TenantId (wrong tenant, or the app is not registered there)",
@@ -195,6 +204,7 @@ impl AuthorityError {
 
     /// Whether the error means the credential itself was refused (AADSTS700027-class): the
     /// credential is worth reloading (certificate rotation).
+    #[must_use]
     pub fn is_credential_rejected(&self) -> bool {
         self.error == "invalid_client"
             && matches!(
@@ -286,6 +296,7 @@ pub enum TokenError {
 
 impl TokenError {
     /// The AADSTS code, when the authority sent one.
+    #[must_use]
     pub fn aadsts_code(&self) -> Option<u32> {
         match self {
             Self::Rejected(e) => e.code,
@@ -294,6 +305,7 @@ impl TokenError {
     }
 
     /// The authority's error, when it sent one.
+    #[must_use]
     pub fn authority_error(&self) -> Option<&AuthorityError> {
         match self {
             Self::Rejected(e) => Some(e),
@@ -302,6 +314,7 @@ impl TokenError {
     }
 
     /// Whether trying again later may succeed (throttling, 5xx, transport).
+    #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Transport(FetchError::Redirected { .. })

@@ -134,6 +134,7 @@ impl AuthorizeLayer {
     /// A layer over the policies, default and fallback policy and handlers of `policies`, with
     /// no route listed yet: every route gets the fallback policy (or is left as it is without
     /// one).
+    #[must_use]
     pub fn new(policies: &Policies) -> Self {
         Self::from(RoutePolicies::new(policies))
     }

@@ -195,23 +195,20 @@ impl<S> Layer<S> for RequireClientAuthentication {
 /// deferring [`ValidateAccessTokenLayer`](super::ValidateAccessTokenLayer) recorded, else for a
 /// missing token.
 pub(crate) fn not_authenticated(extensions: &Extensions) -> Rejection {
-    match extensions.get::<AuthError>() {
-        Some(error) => {
-            tracing::debug!(
-                target: LOG_TARGET,
-                kind = %error.kind(),
-                reason = error.reason(),
-                "not authenticated: the token was refused"
-            );
-            Rejection::unauthenticated(error)
-        }
-        None => {
-            tracing::debug!(
-                target: LOG_TARGET,
-                "no verified claims in the request extensions: not authenticated (is ValidateAccessTokenLayer in front of this layer?)"
-            );
-            Rejection::unauthenticated(&AuthError::missing_token())
-        }
+    if let Some(error) = extensions.get::<AuthError>() {
+        tracing::debug!(
+            target: LOG_TARGET,
+            kind = %error.kind(),
+            reason = error.reason(),
+            "not authenticated: the token was refused"
+        );
+        Rejection::unauthenticated(error)
+    } else {
+        tracing::debug!(
+            target: LOG_TARGET,
+            "no verified claims in the request extensions: not authenticated (is ValidateAccessTokenLayer in front of this layer?)"
+        );
+        Rejection::unauthenticated(&AuthError::missing_token())
     }
 }
 
@@ -261,17 +258,20 @@ impl RequirePolicyLayer {
     }
 
     /// The registry's default policy (as `[Authorize]` without a policy name).
+    #[must_use]
     pub fn default_policy(policies: &Policies) -> Self {
         Self::with_handlers(policies, policies.default_policy())
     }
 
     /// An inline policy, with no handler: requirements that do not decide themselves are not
     /// satisfied. Use [`with_handlers`](Self::with_handlers) for those.
+    #[must_use]
     pub fn new(policy: Policy) -> Self {
         Self::with_handlers(&Policies::default(), policy)
     }
 
     /// An inline policy, decided with the handlers (and PII setting) of `policies`.
+    #[must_use]
     pub fn with_handlers(policies: &Policies, policy: Policy) -> Self {
         Self {
             policies: policies.clone(),
@@ -293,6 +293,7 @@ impl RequirePolicyLayer {
 
     /// Requires the calling client to have authenticated this way (`azpacr` in v2 tokens,
     /// `appidacr` in v1); [`RequireClientAuthentication`] is its shorthand.
+    #[must_use]
     pub fn client_authentication(how: ClientAuthentication) -> Self {
         Self::new(Policy::builder().require_client_authentication(how).build())
     }

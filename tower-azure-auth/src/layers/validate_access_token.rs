@@ -117,6 +117,7 @@ impl<R> fmt::Debug for ValidateAccessTokenLayer<R> {
 
 impl ValidateAccessTokenLayer {
     /// A layer that validates with `validator` and answers refusals per RFC 6750.
+    #[must_use]
     pub fn new(validator: TokenValidator) -> Self {
         Self {
             validator,

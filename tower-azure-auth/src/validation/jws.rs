@@ -83,7 +83,7 @@ pub(crate) fn verify<'s>(
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| AuthError::new(K::MalformedToken, "the token header is not base64url"))?;
-    let header: Header = serde_json::from_slice(&header_json).map_err(|_| {
+    let header: Header<'_> = serde_json::from_slice(&header_json).map_err(|_| {
         AuthError::new(
             K::MalformedToken,
             "the token header is not a JSON object with an `alg`",

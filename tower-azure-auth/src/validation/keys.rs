@@ -59,7 +59,7 @@ impl SigningKey {
     }
 
     /// The same key as `other`: same kid, `alg`, modulus, exponent and per-key issuer.
-    fn same_as(&self, other: &SigningKey) -> bool {
+    fn same_as(&self, other: &Self) -> bool {
         self.kid == other.kid
             && self.alg == other.alg
             && self.n == other.n
@@ -169,7 +169,7 @@ impl KeySet {
     /// malformed entries.
     pub(crate) fn from_jwks(body: &[u8]) -> Result<Self, String> {
         let jwks: Jwks = serde_json::from_slice(body).map_err(|e| format!("not a JWKS: {e}"))?;
-        let mut set = KeySet::default();
+        let mut set = Self::default();
         for raw in jwks.keys.into_iter().take(MAX_KEYS) {
             let Ok(raw) = serde_json::from_value::<RawJwk>(raw) else {
                 continue;
@@ -259,7 +259,7 @@ impl KeySet {
 
     /// Keeps the previous `Arc` of every key that did not change, so that what was verified
     /// with it (the verified-token cache) stays valid across refreshes.
-    pub(crate) fn reuse_unchanged(&mut self, previous: &KeySet) {
+    pub(crate) fn reuse_unchanged(&mut self, previous: &Self) {
         for key in self
             .all
             .iter_mut()

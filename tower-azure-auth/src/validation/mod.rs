@@ -528,11 +528,13 @@ impl TokenValidator {
     }
 
     /// The authority whose tokens this validator accepts.
+    #[must_use]
     pub fn authority(&self) -> &Authority {
         &self.inner.keys.authority
     }
 
     /// Whether signing keys have been fetched.
+    #[must_use]
     pub fn has_keys(&self) -> bool {
         self.inner.keys.snapshot.load().is_some()
     }
@@ -543,6 +545,7 @@ impl TokenValidator {
     }
 
     /// How many times metadata and keys were fetched (successfully or not) since start.
+    #[must_use]
     pub fn key_fetches(&self) -> u64 {
         self.inner.keys.fetches()
     }
@@ -678,6 +681,7 @@ fn needs_keys(error: &AuthError) -> bool {
 
 /// Whether an error may go away after a key refresh (an unknown `kid`, or no keys yet): the
 /// layers take the asynchronous path only then.
+#[must_use]
 pub fn may_resolve_after_refresh(error: &AuthError) -> bool {
     needs_keys(error)
 }
@@ -739,7 +743,7 @@ mod tests {
         }
 
         /// The JWKS with `members` added to the key.
-        fn jwks_with(&self, members: serde_json::Value) -> String {
+        fn jwks_with(&self, members: &serde_json::Value) -> String {
             let mut jwks: serde_json::Value = serde_json::from_str(&self.jwks).expect("jwks");
             for (name, value) in members.as_object().expect("members") {
                 jwks["keys"][0][name] = value.clone();
@@ -803,7 +807,7 @@ mod tests {
                 .client_id("api")
                 .algorithms(["RS256", "PS256"])
                 .clock(Arc::new(crate::clock::ManualClock::at_unix(1_700_000_000)))
-                .static_keys(ISSUER, fixture.jwks_with(case.jwk).as_bytes())
+                .static_keys(ISSUER, fixture.jwks_with(&case.jwk).as_bytes())
                 .expect("static keys")
                 .build()
                 .expect("validator");
@@ -823,7 +827,7 @@ mod tests {
             TokenValidator::builder(Authority::oidc(ISSUER).expect("authority"))
                 .client_id("api")
                 .clock(Arc::new(crate::clock::ManualClock::at_unix(1_700_000_000)))
-                .static_keys(ISSUER, fixture.jwks_with(members).as_bytes())
+                .static_keys(ISSUER, fixture.jwks_with(&members).as_bytes())
         };
         // The only key is an encryption key: no usable key at all.
         assert!(matches!(

@@ -64,6 +64,7 @@ impl AzureCoreCredential {
     }
 
     /// The wrapped credential.
+    #[must_use]
     pub fn credential(&self) -> &Arc<dyn TokenCredential> {
         &self.credential
     }

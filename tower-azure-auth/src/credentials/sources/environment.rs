@@ -28,6 +28,7 @@ pub struct Environment {
 
 impl Environment {
     /// The process environment (`std::env::var`).
+    #[must_use]
     pub fn process() -> Self {
         Self {
             lookup: Arc::new(|name| std::env::var(name).ok()),
@@ -61,6 +62,7 @@ impl Environment {
     }
 
     /// A variable's value; empty values count as unset.
+    #[must_use]
     pub fn get(&self, name: &str) -> Option<String> {
         (self.lookup)(name).filter(|v| !v.trim().is_empty())
     }

@@ -270,16 +270,19 @@ impl KeyVaultCertificate {
     }
 
     /// The vault's base URL (with a trailing slash).
+    #[must_use]
     pub fn vault(&self) -> &Url {
         &self.vault
     }
 
     /// The certificate name.
+    #[must_use]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The scope of the vault's tokens.
+    #[must_use]
     pub fn scope(&self) -> &str {
         &self.scope
     }

@@ -54,6 +54,7 @@ impl FederatedTokenFile {
     }
 
     /// The file.
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -157,6 +158,7 @@ impl ManagedIdentityAssertion {
     }
 
     /// The scope asked of the managed identity.
+    #[must_use]
     pub fn scope(&self) -> &str {
         &self.scope
     }
@@ -247,21 +249,25 @@ impl WorkloadIdentity {
     }
 
     /// The client id.
+    #[must_use]
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
 
     /// The tenant id.
+    #[must_use]
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
     }
 
     /// The authority host, with one trailing slash.
+    #[must_use]
     pub fn authority_host(&self) -> &str {
         &self.authority_host
     }
 
     /// The federated token file.
+    #[must_use]
     pub fn token_file(&self) -> &Path {
         &self.token_file
     }

@@ -399,11 +399,13 @@ impl ManagedIdentityCredential {
     }
 
     /// The identity this credential asks for.
+    #[must_use]
     pub fn id(&self) -> &ManagedIdentityId {
         &self.inner.id
     }
 
     /// The endpoint it calls.
+    #[must_use]
     pub fn endpoint(&self) -> &Url {
         self.inner.source.endpoint()
     }

@@ -103,14 +103,13 @@ pub(super) fn parse_response(
             })
         }
     };
-    let expires_on = match expires_on {
-        Some(on) => on,
-        None => {
-            let expires_in = number(value.get("expires_in"))
-                .map_err(|()| bad("`expires_in` is not a number".into()))?
-                .ok_or_else(|| bad("neither `expires_on` nor `expires_in` is present".into()))?;
-            now_secs.saturating_add(expires_in)
-        }
+    let expires_on = if let Some(on) = expires_on {
+        on
+    } else {
+        let expires_in = number(value.get("expires_in"))
+            .map_err(|()| bad("`expires_in` is not a number".into()))?
+            .ok_or_else(|| bad("neither `expires_on` nor `expires_in` is present".into()))?;
+        now_secs.saturating_add(expires_in)
     };
     if expires_on <= now_secs {
         return Err(bad("the managed identity token has already expired".into()));
