@@ -5,6 +5,8 @@
 #     (@azure/msal-node) with `npm ci` from the committed lock files;
 #   - Python 3 with venv (python3-venv from Debian when missing), then tests/interop/.venv with
 #     the pinned msal from tests/interop/requirements.txt;
+#   - the servers the fleet, monitoring and HSM tests start themselves on 127.0.0.1:
+#     redis-server, prometheus and SoftHSM2 (softhsm2-util), from Debian's packages;
 #   - the example binaries the suite runs (cargo build --workspace --all-features --bins).
 # Fails loudly (non-zero exit, a line saying what is missing) when something cannot be installed:
 # the interop suite must never be skipped silently.
@@ -46,6 +48,17 @@ done
 msal_node_version=$(cd "$INTEROP/msal-node" && node -p 'require("@azure/msal-node/package.json").version') \
     || fail "@azure/msal-node does not load in $INTEROP/msal-node"
 
+# The servers tests start on 127.0.0.1 with a free port (never a system service): Redis for the
+# fleet cache and revocation, Prometheus for the monitoring end-to-end test, SoftHSM2 as the
+# PKCS#11 module for HSM signing. One apt-get for all that are missing.
+missing_packages=""
+for pair in redis-server:redis-server prometheus:prometheus softhsm2-util:softhsm2; do
+    command -v "${pair%%:*}" >/dev/null || missing_packages="$missing_packages ${pair#*:}"
+done
+if [ -n "$missing_packages" ]; then
+    apt_install "${missing_packages# }" "${missing_packages# }"
+fi
+
 # Python, venv and msal.
 if ! command -v python3 >/dev/null; then
     apt_install "python3" "python3 python3-venv"
@@ -71,4 +84,4 @@ fi
 
 # The binaries the suite starts (weather APIs, weather-client).
 cargo build --locked --workspace --all-features --bins
-echo "interop-setup: ready (node $(node --version), @azure/msal-node $msal_node_version, $("$venv/bin/python" --version), msal $("$venv/bin/python" -c 'import msal; print(msal.__version__)'))"
+echo "interop-setup: ready ($(redis-server --version | cut -d' ' -f1-3), prometheus $(prometheus --version 2>&1 | head -1 | cut -d' ' -f3), softhsm2 $(softhsm2-util --version), node $(node --version), @azure/msal-node $msal_node_version, $("$venv/bin/python" --version), msal $("$venv/bin/python" -c 'import msal; print(msal.__version__)'))"
