@@ -1,4 +1,4 @@
-//! End-to-end tests live in `tests/`.
+//! End-to-end tests live in `tests/`; this library holds what they share (a real Redis).
 
 /// The workspace README's examples, doctested here because this crate depends on the core with
 /// the features they need (`axum`, `reqwest`, `azure-core`, and the `entra-dev-authority` crate); the published crates'
@@ -6,3 +6,5 @@
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct WorkspaceReadme;
+
+pub mod redis;
