@@ -39,6 +39,10 @@
 //! | `reqwest` | [`AccessTokenMiddleware`][middleware] for `reqwest-middleware` clients |
 //! | `azure-core` | any `azure_core` `TokenCredential` as a token source or to read Key Vault (`AzureCoreCredential`) |
 //! | `tower-http` | `AuthorizeAccessToken`, the validator as tower-http's `AsyncAuthorizeRequest` |
+//! | `tonic` | [`tonic::claims`][mod-tonic] for handlers, and the replay of unary gRPC calls refused with `UNAUTHENTICATED` |
+//!
+//! gRPC needs no feature for the server side: the layers answer gRPC calls with gRPC statuses
+//! ([`layers::grpc`]).
 //!
 //! For tests, the `entra-dev-authority` crate is a local Entra ID (`DevAuthority`).
 //!
@@ -49,6 +53,8 @@
     doc = "[middleware]: crate::middleware::AccessTokenMiddleware"
 )]
 #![cfg_attr(not(feature = "reqwest"), doc = "[middleware]: #features")]
+#![cfg_attr(feature = "tonic", doc = "[mod-tonic]: crate::tonic::claims")]
+#![cfg_attr(not(feature = "tonic"), doc = "[mod-tonic]: #features")]
 //!
 //! # Protecting an axum API
 //!
@@ -208,6 +214,8 @@ pub mod validation;
 pub mod axum;
 #[cfg(feature = "reqwest")]
 pub mod middleware;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 #[cfg(feature = "tower-http")]
 pub mod tower_http;
 

@@ -8,6 +8,31 @@
 //! * authenticated but not authorized: `403` without `WWW-Authenticate` (as ASP.NET Core),
 //!   with a JSON body naming the requirements that failed.
 //!
+//! gRPC calls (`content-type: application/grpc*`, see [`is_grpc_request`]) get the same
+//! refusals as gRPC statuses instead: [`Rejection::into_grpc_response`] answers trailers-only
+//! with `grpc-status` 16 (`UNAUTHENTICATED`), 14 (`UNAVAILABLE`) or 7 (`PERMISSION_DENIED`);
+//! see [`GrpcCode`].
+//!
+//! # gRPC
+//!
+//! The gRPC form of a refusal is a *trailers-only* response (gRPC over HTTP/2, "Responses"):
+//! HTTP `200`, `content-type: application/grpc`, `grpc-status` and `grpc-message` in the one
+//! HEADERS frame, no message. A gRPC client then reports the status (`UNAUTHENTICATED`,
+//! `PERMISSION_DENIED`, `UNAVAILABLE`) instead of a protocol error about an HTTP `401` with a
+//! JSON body.
+//!
+//! | refusal | HTTP | gRPC |
+//! |---|---|---|
+//! | no token, refused token, malformed `Authorization` | `401` | `16` `UNAUTHENTICATED` |
+//! | signing keys not available yet | `503` | `14` `UNAVAILABLE` |
+//! | authenticated, not authorized | `403` | `7` `PERMISSION_DENIED` |
+//!
+//! `grpc-message` says what the HTTP `error_description` says (for `PERMISSION_DENIED`, with
+//! the failed requirements, as the `403` body lists them), UTF-8 then percent-encoded as the
+//! gRPC spec requires; it never contains the token. The other headers of the refusal stay as
+//! metadata: `www-authenticate` (the RFC 6750 challenge a client uses to decide to refresh its
+//! token), `retry-after`. No `grpc-status-details-bin` is sent.
+//!
 //! A response made by [`Rejection::into_response`] carries the cause in its extensions: the
 //! [`AuthError`] of a `401`/`503`, the [`AuthorizationFailure`] of a `403` (as tower-http's
 //! csrf layer does), so that an outer metrics or logging layer can label the refusal without
@@ -31,6 +56,11 @@ use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::authorization::AuthorizationFailure;
 use crate::error::{AuthError, AuthErrorKind};
+
+mod grpc;
+
+pub(crate) use grpc::into_grpc_response_from_bytes;
+pub use grpc::{is_grpc_request, GrpcCode};
 
 /// A refusal, independent of the HTTP stack: a status, a few headers, a body and, for the
 /// refusals of the layers, its cause.

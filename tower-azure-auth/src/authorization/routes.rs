@@ -178,6 +178,15 @@ impl RoutePolicies {
         }
     }
 
+    /// What `key` itself declares, without the fallback: `None` when it is not listed.
+    pub(crate) fn declared(&self, key: &str) -> Option<RouteAuthorization<'_>> {
+        self.routes.get(key).map(|rule| match rule {
+            Rule::Policy(policy) => RouteAuthorization::Policy(policy),
+            Rule::Default => RouteAuthorization::Policy(&self.default),
+            Rule::Anonymous => RouteAuthorization::Anonymous,
+        })
+    }
+
     fn warn_unlisted(&self, pattern: &str) {
         // A poisoned lock only loses the "once": warn again rather than panic.
         if self

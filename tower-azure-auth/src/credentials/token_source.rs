@@ -185,10 +185,16 @@ pub(crate) fn bearer_header(token: &AccessToken) -> Result<HeaderValue, TokenErr
     Ok(value)
 }
 
-/// Whether a response says the token was refused as invalid (401 with a `Bearer` challenge
-/// carrying `error="invalid_token"`): worth one forced refresh and retry.
+/// Whether a response says the token was refused as invalid (401, or gRPC's `UNAUTHENTICATED`
+/// in a trailers-only `200`, with a `Bearer` challenge carrying `error="invalid_token"`):
+/// worth one forced refresh and retry.
 pub(crate) fn is_invalid_token(status: StatusCode, headers: &HeaderMap) -> bool {
-    status == StatusCode::UNAUTHORIZED
+    let refused = status == StatusCode::UNAUTHORIZED
+        || (status == StatusCode::OK
+            && headers
+                .get("grpc-status")
+                .is_some_and(|code| code.as_bytes() == b"16"));
+    refused
         && headers.get_all(WWW_AUTHENTICATE).iter().any(|value| {
             let Ok(value) = value.to_str() else {
                 return false;
@@ -267,6 +273,25 @@ mod tests {
                 case.expected,
                 "{}",
                 case.name
+            );
+        }
+    }
+
+    /// gRPC's trailers-only refusal: `200` + `grpc-status: 16` + the challenge; a `200` without
+    /// the status, or with another status, is not a refusal.
+    #[test]
+    fn grpc_unauthenticated_with_invalid_token() {
+        let challenge = r#"Bearer error="invalid_token", error_description="expired""#;
+        for (grpc_status, expected) in [(Some("16"), true), (Some("7"), false), (None, false)] {
+            let mut headers = HeaderMap::new();
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            if let Some(code) = grpc_status {
+                headers.insert("grpc-status", HeaderValue::from_static(code));
+            }
+            assert_eq!(
+                is_invalid_token(StatusCode::OK, &headers),
+                expected,
+                "{grpc_status:?}"
             );
         }
     }

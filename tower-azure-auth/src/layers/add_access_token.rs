@@ -22,6 +22,18 @@
 //! [`TokenSource::token`]), so an API that refuses every token cannot make the client hammer
 //! the authority.
 //!
+//! # gRPC (tonic)
+//!
+//! In front of a tonic `Channel` the layer puts the token in the `authorization` metadata.
+//! Build the generated client with `with_origin(service, origin)` so that requests carry the
+//! absolute URI the origin check needs (a bare `new(service)` sends relative URIs, which
+//! never get the token). gRPC's counterpart of the `401` (HTTP `200` with `grpc-status: 16`,
+//! `UNAUTHENTICATED`, and a `www-authenticate` `Bearer error="invalid_token"` in the
+//! trailers-only headers) is treated the same way. With the `tonic` feature, a call whose
+//! request body is complete when it is sent (every unary call; at most 4 MiB) is kept in
+//! memory and **replayed once** with the refreshed token; a streaming call that is still
+//! producing messages is not replayed.
+//!
 //! Errors: the service's error type is [`BoxError`]; a token failure is a
 //! [`TokenError`](crate::credentials::TokenError) inside (downcast it), the inner service's
 //! error is passed through boxed.
@@ -228,7 +240,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         // The ready service goes into the future; a fresh clone stays for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -238,7 +250,10 @@ where
                 if !auth.allows_uri(request.uri()) {
                     return inner.call(request).await.map_err(Into::into);
                 }
-                let replay = request.body().is_end_stream().then(|| Replay::of(&request));
+                // A gRPC call's complete body is kept for a replay (feature `tonic`).
+                let (mut request, kept) = super::replay::keep_body(request).await;
+                let replay = (kept.is_some() || request.body().is_end_stream())
+                    .then(|| Replay::of(&request));
                 let sent = auth.header(false).await?;
                 request.headers_mut().insert(AUTHORIZATION, sent.clone());
                 let response = inner.call(request).await.map_err(Into::into)?;
@@ -265,7 +280,7 @@ where
                 };
                 tracing::debug!(target: "tower_azure_auth::credentials",
                     "the API refused the token; retrying once with a refreshed token");
-                let mut retry = replay.into_request(B::default());
+                let mut retry = replay.into_request(super::replay::replay_body::<B>(kept));
                 retry.headers_mut().insert(AUTHORIZATION, header);
                 futures_util::future::poll_fn(|cx| inner.poll_ready(cx))
                     .await

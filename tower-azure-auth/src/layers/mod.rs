@@ -6,7 +6,8 @@
 //! → [`validate_access_token::ResponseFuture`]; `RequirePolicyLayer` → `RequirePolicy<S>` →
 //! [`require::ResponseFuture`]; `AuthorizeLayer` → `Authorize<S>`; `AddAccessTokenLayer` →
 //! `AddAccessToken<S>` → [`add_access_token::ResponseFuture`]. Every service offers
-//! `get_ref`, `get_mut` and `into_inner` for its inner service.
+//! `get_ref`, `get_mut` and `into_inner` for its inner service. gRPC: [`GrpcAuthorizeLayer`]
+//! (per-method policies) and [`GrpcRefusal`] (see [`grpc`]).
 //!
 //! A refusal response carries its cause in its extensions (the [`AuthError`](crate::AuthError)
 //! of a `401`/`503`, the [`AuthorizationFailure`](crate::authorization::AuthorizationFailure)
@@ -44,11 +45,14 @@ macro_rules! inner_service_accessors {
 
 pub mod add_access_token;
 pub mod authorize;
+pub mod grpc;
+mod replay;
 pub mod require;
 pub mod validate_access_token;
 
 pub use add_access_token::{AddAccessToken, AddAccessTokenLayer, AddAccessTokenLayerBuilder};
 pub use authorize::{Authorize, AuthorizeLayer};
+pub use grpc::{GrpcAuthorize, GrpcAuthorizeLayer, GrpcRefusal};
 pub use require::{
     RequireClaim, RequireClientAuthentication, RequirePolicy, RequirePolicyLayer, RequireRole,
 };

@@ -9,7 +9,9 @@
 //! route with the validation router-wide). Without claims they answer `401`: with the
 //! [`AuthError`] that [`defer_refusals`](super::ValidateAccessTokenLayer::defer_refusals) left
 //! in the extensions, else with `WWW-Authenticate: Bearer`; when the caller is not authorized,
-//! `403` with a JSON body that names the failed requirements (see [`Rejection::forbidden`]).
+//! `403` with a JSON body that names the failed requirements (see [`Rejection::forbidden`]);
+//! a gRPC call gets the same refusals as `UNAUTHENTICATED` / `PERMISSION_DENIED`
+//! ([`Rejection::into_grpc_response`]).
 //! The refusal response carries the [`AuthError`] or the
 //! [`AuthorizationFailure`](crate::authorization::AuthorizationFailure) in its extensions;
 //! [`RequirePolicyLayer::with_rejection`] swaps the response builder. The inner service's
@@ -72,7 +74,7 @@ use super::POLLED_AFTER_COMPLETION;
 use crate::authorization::{AuthorizationContext, Policies, Policy, RequestFacts, LOG_TARGET};
 use crate::claims::{Claims, ClientAuthentication};
 use crate::error::{AuthError, ConfigError};
-use crate::rejection::Rejection;
+use crate::rejection::{into_grpc_response_from_bytes, is_grpc_request, Rejection};
 
 /// Builds the response sent when the authorization layers refuse a request, from the shared
 /// [`Rejection`] (`401`/`503` with its [`Rejection::auth_error`], `403` with its
@@ -83,15 +85,28 @@ use crate::rejection::Rejection;
 pub trait OnRefusal<B>: Clone {
     /// The response for this refusal.
     fn on_refusal(&self, rejection: Rejection) -> Response<B>;
+
+    /// The response for this refusal to a gRPC call (`content-type: application/grpc*`, see
+    /// [`is_grpc_request`](crate::rejection::is_grpc_request)). By default the same as
+    /// [`on_refusal`](Self::on_refusal): a builder swapped in with `with_rejection` answers
+    /// every request.
+    fn on_grpc_refusal(&self, rejection: Rejection) -> Response<B> {
+        self.on_refusal(rejection)
+    }
 }
 
-/// The shared responses: [`Rejection::into_response`].
+/// The shared responses: [`Rejection::into_response`], and for gRPC calls
+/// [`Rejection::into_grpc_response`] (`UNAUTHENTICATED`, `UNAVAILABLE`, `PERMISSION_DENIED`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRefusal;
 
 impl<B: From<Bytes>> OnRefusal<B> for DefaultRefusal {
     fn on_refusal(&self, rejection: Rejection) -> Response<B> {
         rejection.into_response()
+    }
+
+    fn on_grpc_refusal(&self, rejection: Rejection) -> Response<B> {
+        into_grpc_response_from_bytes(rejection)
     }
 }
 
@@ -104,11 +119,20 @@ where
     }
 }
 
-/// The response for `rejection`, from `refusal`, with the cause in its extensions.
-pub(crate) fn respond<B>(refusal: &impl OnRefusal<B>, rejection: Rejection) -> Response<B> {
+/// The response for `rejection`, from `refusal` (its gRPC form for a gRPC call), with the cause
+/// in its extensions.
+pub(crate) fn respond<B>(
+    refusal: &impl OnRefusal<B>,
+    rejection: Rejection,
+    grpc: bool,
+) -> Response<B> {
     let mut cause = Extensions::new();
     rejection.insert_cause(&mut cause);
-    let mut response = refusal.on_refusal(rejection);
+    let mut response = if grpc {
+        refusal.on_grpc_refusal(rejection)
+    } else {
+        refusal.on_refusal(rejection)
+    };
     response.extensions_mut().extend(cause);
     response
 }
@@ -408,10 +432,11 @@ where
     ReqBody: Send + 'static,
     ResBody: 'static,
 {
+    let grpc = is_grpc_request(request.headers());
     let decided = match request.extensions().get::<Claims>() {
         None => {
             let rejection = not_authenticated(request.extensions());
-            return ResponseFuture::rejected(respond(refusal, rejection));
+            return ResponseFuture::rejected(respond(refusal, rejection, grpc));
         }
         Some(claims) => {
             let ctx =
@@ -422,13 +447,13 @@ where
     match decided {
         Some(Ok(())) => ResponseFuture::inner(inner.call(request)),
         Some(Err(failure)) => {
-            ResponseFuture::rejected(respond(refusal, Rejection::forbidden(&failure)))
+            ResponseFuture::rejected(respond(refusal, Rejection::forbidden(&failure), grpc))
         }
         None => {
             let (parts, body) = request.into_parts();
             let Some(claims) = parts.extensions.get::<Claims>().cloned() else {
                 let rejection = not_authenticated(&parts.extensions);
-                return ResponseFuture::rejected(respond(refusal, rejection));
+                return ResponseFuture::rejected(respond(refusal, rejection, grpc));
             };
             // `inner` is ready; keep it for this request and leave a fresh clone behind.
             let clone = inner.clone();
@@ -446,7 +471,7 @@ where
                 };
                 match result {
                     Ok(()) => inner.call(Request::from_parts(parts, body)).await,
-                    Err(failure) => Ok(respond(&refusal, Rejection::forbidden(&failure))),
+                    Err(failure) => Ok(respond(&refusal, Rejection::forbidden(&failure), grpc)),
                 }
             }))
         }

@@ -4,7 +4,11 @@
 //! Refusals follow RFC 6750 (see [`Rejection`]): `401` with `WWW-Authenticate: Bearer` when
 //! there is no token, `401` with `Bearer error="invalid_token", error_description="…"` when the
 //! token is refused, `503` with `Retry-After` while the authority's keys could not be fetched
-//! yet. The refusal response carries the [`AuthError`] in its extensions (also when a
+//! yet. A gRPC call (`content-type: application/grpc*`) gets the same refusal as a gRPC status
+//! instead (trailers-only, `grpc-status` 16 `UNAUTHENTICATED` or 14 `UNAVAILABLE`, the
+//! challenge kept as `www-authenticate` metadata; see [`Rejection::into_grpc_response`]); in
+//! front of a tonic server, whose body type is not `From<Bytes>`, use
+//! [`ValidateAccessTokenLayer::grpc`](crate::layers::ValidateAccessTokenLayer::grpc). The refusal response carries the [`AuthError`] in its extensions (also when a
 //! [`with_rejection`](ValidateAccessTokenLayer::with_rejection) builder made it), so that an
 //! outer metrics or logging layer can label it. The inner service's error type is unchanged;
 //! [`ValidateAccessTokenLayer::with_rejection`] swaps the response builder.
@@ -69,7 +73,7 @@ use tower_service::Service;
 
 use crate::claims::Claims;
 use crate::error::AuthError;
-use crate::rejection::Rejection;
+use crate::rejection::{into_grpc_response_from_bytes, is_grpc_request, Rejection};
 use crate::validation::{bearer_token, may_resolve_after_refresh, TokenValidator};
 
 /// Builds the response sent when authentication fails. Whatever it returns, the layer inserts
@@ -77,15 +81,29 @@ use crate::validation::{bearer_token, may_resolve_after_refresh, TokenValidator}
 pub trait OnRejection<B>: Clone {
     /// The response for this error.
     fn on_rejection(&self, error: &AuthError) -> Response<B>;
+
+    /// The response for this error to a gRPC call (`content-type: application/grpc*`, see
+    /// [`is_grpc_request`](crate::rejection::is_grpc_request)). By default the same as
+    /// [`on_rejection`](Self::on_rejection): a builder swapped in with
+    /// [`with_rejection`](ValidateAccessTokenLayer::with_rejection) answers every request.
+    fn on_grpc_rejection(&self, error: &AuthError) -> Response<B> {
+        self.on_rejection(error)
+    }
 }
 
-/// The RFC 6750 responses of [`Rejection::unauthenticated`].
+/// The RFC 6750 responses of [`Rejection::unauthenticated`]; gRPC calls get its gRPC form
+/// ([`Rejection::into_grpc_response`]: `UNAUTHENTICATED`, or `UNAVAILABLE` while the keys are
+/// unavailable).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejection;
 
 impl<B: From<Bytes>> OnRejection<B> for DefaultRejection {
     fn on_rejection(&self, error: &AuthError) -> Response<B> {
         Rejection::unauthenticated(error).into_response()
+    }
+
+    fn on_grpc_rejection(&self, error: &AuthError) -> Response<B> {
+        into_grpc_response_from_bytes(Rejection::unauthenticated(error))
     }
 }
 
@@ -205,9 +223,14 @@ pub(crate) fn mark_authorization_sensitive(headers: &mut HeaderMap) {
 
 inner_service_accessors!(ValidateAccessToken<S, R>);
 
-/// The refusal response for `error`, from `rejection`, with the error in its extensions.
-fn respond<B>(rejection: &impl OnRejection<B>, error: AuthError) -> Response<B> {
-    let mut response = rejection.on_rejection(&error);
+/// The refusal response for `error`, from `rejection` (its gRPC form for a gRPC call), with the
+/// error in its extensions.
+fn respond<B>(rejection: &impl OnRejection<B>, error: AuthError, grpc: bool) -> Response<B> {
+    let mut response = if grpc {
+        rejection.on_grpc_rejection(&error)
+    } else {
+        rejection.on_rejection(&error)
+    };
     response.extensions_mut().insert(error);
     response
 }
@@ -232,6 +255,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         mark_authorization_sensitive(request.headers_mut());
+        let grpc = is_grpc_request(request.headers());
         let token = bearer_token(
             request
                 .headers()
@@ -243,7 +267,7 @@ where
             Ok(token) => token,
             Err(error) => {
                 tracing::debug!(target: "tower_azure_auth::validation", kind = %error.kind(), reason = error.reason(), deferred = self.defer, "request refused");
-                return self.refuse(request, error);
+                return self.refuse(request, error, grpc);
             }
         };
         match self.validator.validate_with_current_keys(token) {
@@ -269,11 +293,11 @@ where
                             request.extensions_mut().insert(error);
                             inner.call(request).await
                         }
-                        Err(error) => Ok(respond(&rejection, error)),
+                        Err(error) => Ok(respond(&rejection, error, grpc)),
                     }
                 }))
             }
-            Err(error) => self.refuse(request, error),
+            Err(error) => self.refuse(request, error, grpc),
         }
     }
 }
@@ -285,6 +309,7 @@ impl<S, R> ValidateAccessToken<S, R> {
         &mut self,
         mut request: Request<ReqBody>,
         error: AuthError,
+        grpc: bool,
     ) -> ResponseFuture<S::Future, ResBody, S::Error>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -294,7 +319,7 @@ impl<S, R> ValidateAccessToken<S, R> {
             request.extensions_mut().insert(error);
             ResponseFuture::inner(self.inner.call(request))
         } else {
-            ResponseFuture::rejected(respond(&self.rejection, error))
+            ResponseFuture::rejected(respond(&self.rejection, error, grpc))
         }
     }
 }

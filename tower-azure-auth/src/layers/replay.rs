@@ -1,0 +1,113 @@
+//! The request body of a gRPC call kept so that [`AddAccessToken`](super::AddAccessToken) can
+//! send the call again after an `UNAUTHENTICATED` `invalid_token` refusal (feature `tonic`).
+//!
+//! A tonic body (`tonic::body::Body`) is read, before the call is sent, for as long as its
+//! frames are ready without waiting and up to [`MAX_REPLAY_BYTES`]: a unary call's one message
+//! (or any request stream that is already complete) is then kept and each attempt gets a copy;
+//! a stream that would wait for the caller, or a larger body, is sent as it comes (what was
+//! read first, then the rest) and is not replayed. Other body types are never read.
+
+use bytes::Bytes;
+use http::Request;
+
+/// The largest request body kept for a replay: gRPC's default maximum message size.
+#[cfg_attr(not(feature = "tonic"), allow(dead_code))]
+pub(crate) const MAX_REPLAY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads a complete tonic body of a gRPC call into memory; returns the request (with a body
+/// that yields the same bytes) and the bytes to replay, if it could be kept.
+#[cfg(feature = "tonic")]
+pub(crate) async fn keep_body<B: Send + 'static>(request: Request<B>) -> (Request<B>, Option<Bytes>) {
+    use std::any::Any;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    use futures_util::StreamExt as _;
+    use http_body::{Body as _, Frame};
+    use http_body_util::{BodyStream, Full, StreamBody};
+    use tonic::body::Body;
+
+    if !crate::rejection::is_grpc_request(request.headers()) {
+        return (request, None);
+    }
+    let (parts, body) = request.into_parts();
+    let mut slot = Some(body);
+    let Some(tonic_body) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Body>>() else {
+        let body = slot.expect("the body is still in the slot");
+        return (Request::from_parts(parts, body), None);
+    };
+    let mut body = tonic_body.take().expect("the body was just put in the slot");
+
+    let mut read: Vec<Result<Frame<Bytes>, tonic::Status>> = Vec::new();
+    let mut size = 0;
+    let complete = loop {
+        // Ready frames only: `None` when the body would wait for the caller.
+        let next = futures_util::future::poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(Some(frame)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        match next {
+            None => break false,
+            Some(None) => break true,
+            Some(Some(Ok(frame))) => {
+                let Some(data) = frame.data_ref() else {
+                    read.push(Ok(frame));
+                    break false; // trailers: keep the body as it is
+                };
+                size += data.len();
+                read.push(Ok(frame));
+                if size > MAX_REPLAY_BYTES {
+                    break false;
+                }
+            }
+            Some(Some(Err(status))) => {
+                read.push(Err(status));
+                break false;
+            }
+        }
+    };
+    let (body, kept) = if complete {
+        let mut bytes = bytes::BytesMut::with_capacity(size);
+        for frame in read.into_iter().flatten() {
+            if let Ok(data) = frame.into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        let bytes = bytes.freeze();
+        (Body::new(Full::new(bytes.clone())), Some(bytes))
+    } else {
+        let stream = futures_util::stream::iter(read).chain(BodyStream::new(body));
+        (Body::new(StreamBody::new(stream)), None)
+    };
+    let mut slot = Some(body);
+    let body = (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<B>>()
+        .and_then(Option::take)
+        .expect("B is tonic's body");
+    (Request::from_parts(parts, body), kept)
+}
+
+/// Without the `tonic` feature no body is kept.
+#[cfg(not(feature = "tonic"))]
+#[allow(clippy::unused_async)]
+pub(crate) async fn keep_body<B>(request: Request<B>) -> (Request<B>, Option<Bytes>) {
+    (request, None)
+}
+
+/// The body of a replayed request: the kept bytes, or `B::default()` (empty).
+pub(crate) fn replay_body<B: Default + 'static>(kept: Option<Bytes>) -> B {
+    #[cfg(feature = "tonic")]
+    if let Some(bytes) = kept {
+        let mut slot = Some(tonic::body::Body::new(http_body_util::Full::new(bytes)));
+        if let Some(body) = (&mut slot as &mut dyn std::any::Any)
+            .downcast_mut::<Option<B>>()
+            .and_then(Option::take)
+        {
+            return body;
+        }
+    }
+    #[cfg(not(feature = "tonic"))]
+    let _ = kept;
+    B::default()
+}
