@@ -37,6 +37,8 @@ use crate::claims::Claims;
 /// deferring one that let an anonymous call through).
 pub fn claims<T>(request: &::tonic::Request<T>) -> Result<&Claims, ::tonic::Status> {
     request.extensions().get::<Claims>().ok_or_else(|| {
-        ::tonic::Status::unauthenticated("no verified access token (is ValidateAccessTokenLayer in front of the service?)")
+        ::tonic::Status::unauthenticated(
+            "no verified access token (is ValidateAccessTokenLayer in front of the service?)",
+        )
     })
 }

@@ -218,7 +218,7 @@ async fn ask(http: &reqwest::Client, base: &str, case: &Case) -> (Answer, String
 /// An expired token's reason says how long ago it expired ("…, 796161985 s ago; …"), read from
 /// the wall clock when each framework answers: the two answers may be a second apart. That one
 /// number is replaced by `N` before answers are compared; every other byte must match.
-fn without_elapsed_seconds(text: &str) -> String {
+pub(crate) fn without_elapsed_seconds(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find(" s ago") {

@@ -365,14 +365,46 @@ mod tests {
             role: Option<&'static str>,
         }
         let cases = [
-            Case { name: "service entry", path: "/pkg.Svc/Get", role: Some("a") },
-            Case { name: "method entry wins", path: "/pkg.Svc/Special", role: Some("b") },
-            Case { name: "anonymous method", path: "/pkg.Svc/Open", role: None },
-            Case { name: "anonymous service", path: "/grpc.health.v1.Health/Check", role: None },
-            Case { name: "unlisted service", path: "/other.Svc/Get", role: Some("f") },
-            Case { name: "the service key is not a method", path: "/pkg.Svc/", role: Some("a") },
-            Case { name: "no slash", path: "", role: Some("f") },
-            Case { name: "prefix of a service name", path: "/pkg.SvcX/Get", role: Some("f") },
+            Case {
+                name: "service entry",
+                path: "/pkg.Svc/Get",
+                role: Some("a"),
+            },
+            Case {
+                name: "method entry wins",
+                path: "/pkg.Svc/Special",
+                role: Some("b"),
+            },
+            Case {
+                name: "anonymous method",
+                path: "/pkg.Svc/Open",
+                role: None,
+            },
+            Case {
+                name: "anonymous service",
+                path: "/grpc.health.v1.Health/Check",
+                role: None,
+            },
+            Case {
+                name: "unlisted service",
+                path: "/other.Svc/Get",
+                role: Some("f"),
+            },
+            Case {
+                name: "the service key is not a method",
+                path: "/pkg.Svc/",
+                role: Some("a"),
+            },
+            Case {
+                name: "no slash",
+                path: "",
+                role: Some("f"),
+            },
+            Case {
+                name: "prefix of a service name",
+                path: "/pkg.SvcX/Get",
+                role: Some("f"),
+            },
         ];
         for case in cases {
             let decided = layer.for_method(case.path);

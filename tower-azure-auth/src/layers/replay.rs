@@ -17,7 +17,9 @@ pub(crate) const MAX_REPLAY_BYTES: usize = 4 * 1024 * 1024;
 /// Reads a complete tonic body of a gRPC call into memory; returns the request (with a body
 /// that yields the same bytes) and the bytes to replay, if it could be kept.
 #[cfg(feature = "tonic")]
-pub(crate) async fn keep_body<B: Send + 'static>(request: Request<B>) -> (Request<B>, Option<Bytes>) {
+pub(crate) async fn keep_body<B: Send + 'static>(
+    request: Request<B>,
+) -> (Request<B>, Option<Bytes>) {
     use std::any::Any;
     use std::pin::Pin;
     use std::task::Poll;
@@ -36,7 +38,9 @@ pub(crate) async fn keep_body<B: Send + 'static>(request: Request<B>) -> (Reques
         let body = slot.expect("the body is still in the slot");
         return (Request::from_parts(parts, body), None);
     };
-    let mut body = tonic_body.take().expect("the body was just put in the slot");
+    let mut body = tonic_body
+        .take()
+        .expect("the body was just put in the slot");
 
     let mut read: Vec<Result<Frame<Bytes>, tonic::Status>> = Vec::new();
     let mut size = 0;

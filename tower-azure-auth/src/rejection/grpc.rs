@@ -86,7 +86,9 @@ impl Rejection {
     #[must_use]
     pub fn grpc_code(&self) -> GrpcCode {
         match &self.cause {
-            Some(Cause::Unauthenticated(error)) if error.kind() == AuthErrorKind::KeysUnavailable => {
+            Some(Cause::Unauthenticated(error))
+                if error.kind() == AuthErrorKind::KeysUnavailable =>
+            {
                 GrpcCode::Unavailable
             }
             Some(Cause::Unauthenticated(_)) => GrpcCode::Unauthenticated,
@@ -312,7 +314,10 @@ mod tests {
             assert!(response.body().is_empty(), "{}", case.name);
             assert!(
                 response.extensions().get::<AuthError>().is_some()
-                    || response.extensions().get::<AuthorizationFailure>().is_some(),
+                    || response
+                        .extensions()
+                        .get::<AuthorizationFailure>()
+                        .is_some(),
                 "{}: the cause is in the extensions",
                 case.name
             );
