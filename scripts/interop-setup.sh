@@ -4,7 +4,7 @@
 #     tests/interop/oidc-provider/node_modules and tests/interop/msal-node/node_modules
 #     (@azure/msal-node) with `npm ci` from the committed lock files;
 #   - Python 3 with venv (python3-venv from Debian when missing), then tests/interop/.venv with
-#     the pinned msal from tests/interop/requirements.txt;
+#     the pinned msal and grpcio from tests/interop/requirements.txt;
 #   - the servers the fleet, monitoring and HSM tests start themselves on 127.0.0.1:
 #     redis-server, prometheus and SoftHSM2 (softhsm2-util), from Debian's packages;
 #   - the example binaries the suite runs (cargo build --workspace --all-features --bins).

@@ -13,10 +13,13 @@
 //!   reuses its client assertion, which the dev authority accepts by default as Entra does, and
 //!   refuses with AADSTS50027 under `AssertionReuse::Refuse`), a client secret, and an
 //!   unregistered certificate.
+//! * **grpcio** (gRPC's own Python implementation) calling the Rust `weather-grpc` service with
+//!   tokens from the `DevAuthority`: `OK`, `UNAUTHENTICATED` (with the challenge metadata) and
+//!   `PERMISSION_DENIED`, as grpcio decodes them.
 //!
 //! A custom harness (`harness = false`): every case is printed by name; arguments that do
 //! not start with `-` filter cases by substring. Prerequisites (node + oidc-provider and
-//! @azure/msal-node, the Python venv with msal, the example binaries) come from
+//! @azure/msal-node, the Python venv with msal and grpcio, the example binaries) come from
 //! `scripts/interop-setup.sh`; when one is missing the suite FAILS, it is never skipped.
 
 use std::process::ExitCode;
@@ -24,6 +27,8 @@ use std::sync::Arc;
 
 #[path = "../interop/certs.rs"]
 mod certs;
+#[path = "../interop/grpcio.rs"]
+mod grpcio;
 #[path = "../interop/msal.rs"]
 mod msal;
 #[path = "../interop/msal_node.rs"]
@@ -74,13 +79,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (oidc, msal, msal_node) = runtime.block_on(async {
+    let (oidc, msal, msal_node, grpcio) = runtime.block_on(async {
         let oidc = oidc_suite::run(Suite::new("oidc-provider", Arc::clone(&filters)));
         let msal = msal::run(Suite::new("msal-python", Arc::clone(&filters)));
         let msal_node = msal_node::run(Suite::new("msal-node", Arc::clone(&filters)));
-        tokio::join!(oidc, msal, msal_node)
+        let grpcio = grpcio::run(Suite::new("grpcio", Arc::clone(&filters)));
+        tokio::join!(oidc, msal, msal_node, grpcio)
     });
-    let suites = [oidc, msal, msal_node];
+    let suites = [oidc, msal, msal_node, grpcio];
     let passed: usize = suites.iter().map(|s| s.passed).sum();
     let filtered: usize = suites.iter().map(|s| s.filtered_out).sum();
     let failed: Vec<String> = suites.into_iter().flat_map(|s| s.failed).collect();
