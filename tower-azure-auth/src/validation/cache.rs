@@ -110,7 +110,11 @@ mod tests {
         assert!(cache.get("a.b.c").is_none());
         assert_eq!(cache.len(), 0);
         cache.insert("a.b.c", &claims, 7);
-        cache.insert("d.e.f", &self::claims(serde_json::json!({"aud": "other"})), 7);
+        cache.insert(
+            "d.e.f",
+            &self::claims(serde_json::json!({"aud": "other"})),
+            7,
+        );
         cache.retain(|claims| claims.audiences().all(|a| a != "api"));
         assert!(cache.get("a.b.c").is_none(), "evicted");
         assert!(cache.get("d.e.f").is_some(), "kept");

@@ -185,15 +185,20 @@ impl RedisKeyStore {
 }
 
 impl LastKnownGoodStore for RedisKeyStore {
-    fn load<'a>(&'a self, authority: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+    fn load<'a>(
+        &'a self,
+        authority: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
             let mut command = redis::pipe();
             command.cmd("GET").arg(self.key(authority));
             let (value,): (Option<Vec<u8>>,) = self.connection.query(&command).await?;
             match value {
-                Some(bytes) if bytes.len() as u64 > MAX_DOCUMENT_BYTES => Err(StoreError::TooLarge {
-                    limit: MAX_DOCUMENT_BYTES,
-                }),
+                Some(bytes) if bytes.len() as u64 > MAX_DOCUMENT_BYTES => {
+                    Err(StoreError::TooLarge {
+                        limit: MAX_DOCUMENT_BYTES,
+                    })
+                }
                 value => Ok(value),
             }
         })
@@ -206,7 +211,11 @@ impl LastKnownGoodStore for RedisKeyStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut command = redis::pipe();
-            command.cmd("SET").arg(self.key(authority)).arg(document).ignore();
+            command
+                .cmd("SET")
+                .arg(self.key(authority))
+                .arg(document)
+                .ignore();
             self.connection.query::<()>(&command).await
         })
     }
@@ -217,6 +226,7 @@ impl LastKnownGoodStore for RedisKeyStore {
 pub struct RedisRevocations {
     connection: Connection,
     prefix: String,
+    resync_interval: Duration,
 }
 
 impl RedisRevocations {
@@ -230,6 +240,7 @@ impl RedisRevocations {
         Ok(Self {
             connection: Connection::new(url, "AzureAd:Revocation:Redis:ConnectionString")?,
             prefix: DEFAULT_PREFIX.to_owned(),
+            resync_interval: RESYNC_INTERVAL,
         })
     }
 
@@ -237,6 +248,15 @@ impl RedisRevocations {
     /// `tower-azure-auth:`).
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// How often a subscriber reads the whole set again and pings its subscription (default
+    /// 10 seconds): the longest a revocation whose message was lost (published while this
+    /// replica was disconnected from a Redis that stayed up) takes to arrive, and how soon a
+    /// dead subscription is noticed. At least 1 second.
+    pub fn resync_interval(mut self, interval: Duration) -> Self {
+        self.resync_interval = interval.max(Duration::from_secs(1));
         self
     }
 
@@ -281,10 +301,11 @@ impl RedisRevocations {
     /// Subscribes, reads the set, then applies messages until the connection is lost;
     /// returns to be called again (after a pause) when it is.
     async fn listen_once(&self, sink: &RevocationSink) -> Result<(), StoreError> {
-        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.connection.client.get_async_pubsub())
-            .await
-            .map_err(|_| backend("connecting timed out"))?
-            .map_err(redis_error)?;
+        let pubsub =
+            tokio::time::timeout(CONNECT_TIMEOUT, self.connection.client.get_async_pubsub())
+                .await
+                .map_err(|_| backend("connecting timed out"))?
+                .map_err(redis_error)?;
         let (mut control, mut messages) = pubsub.split();
         tokio::time::timeout(RESPONSE_TIMEOUT, control.subscribe(self.key()))
             .await
@@ -293,7 +314,7 @@ impl RedisRevocations {
         // Subscribed first: a revocation published meanwhile is in the set or in a message.
         let read = self.resync(sink).await?;
         tracing::debug!(target: TARGET, revocations = read, "subscribed to the Redis revocation channel");
-        let mut tick = tokio::time::interval(RESYNC_INTERVAL);
+        let mut tick = tokio::time::interval(self.resync_interval);
         tick.reset();
         loop {
             tokio::select! {
@@ -369,7 +390,7 @@ impl RevocationChannel for RedisRevocations {
             while sink.is_alive() {
                 let started = std::time::Instant::now();
                 let result = channel.listen_once(&sink).await;
-                if started.elapsed() > RESYNC_INTERVAL {
+                if started.elapsed() > channel.resync_interval {
                     pause = Duration::from_millis(100);
                 }
                 match result {

@@ -45,11 +45,15 @@ const FORMAT: u32 = 1;
 /// validator and never reach a caller.
 pub trait LastKnownGoodStore: fmt::Debug + Send + Sync + 'static {
     /// The document stored for `authority`, or `None` when there is none.
-    fn load<'a>(&'a self, authority: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    fn load<'a>(&'a self, authority: &'a str)
+        -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
 
     /// Stores `document` for `authority`, replacing the previous one.
-    fn save<'a>(&'a self, authority: &'a str, document: &'a [u8])
-        -> BoxFuture<'a, Result<(), StoreError>>;
+    fn save<'a>(
+        &'a self,
+        authority: &'a str,
+        document: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// A store that could not load or save. The message never holds a token or a secret.
@@ -170,7 +174,10 @@ impl FileStore {
 }
 
 impl LastKnownGoodStore for FileStore {
-    fn load<'a>(&'a self, _authority: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+    fn load<'a>(
+        &'a self,
+        _authority: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move { self.read() })
     }
 
@@ -368,7 +375,13 @@ mod tests {
         ];
         for case in cases {
             let result = decode(&case.bytes, AUTHORITY, case.now, DAY);
-            assert_eq!(result.is_ok(), case.accepted, "{}: {:?}", case.name, result.err());
+            assert_eq!(
+                result.is_ok(),
+                case.accepted,
+                "{}: {:?}",
+                case.name,
+                result.err()
+            );
             if let Ok(snapshot) = result {
                 assert_eq!(snapshot.stored_at, Some(1_000_000), "{}", case.name);
                 assert_eq!(snapshot.keys.len(), 1, "{}", case.name);
@@ -378,10 +391,8 @@ mod tests {
     }
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "taa-lkg-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("taa-lkg-{name}-{}", uuid::Uuid::new_v4().simple()));
         fs::create_dir_all(&dir).expect("temp dir");
         dir
     }
@@ -390,7 +401,10 @@ mod tests {
     async fn the_file_store_replaces_its_file_atomically_and_leaves_no_temporary() {
         let dir = temp_dir("atomic");
         let store = FileStore::new(dir.join("keys.json"));
-        assert!(store.load(AUTHORITY).await.expect("load").is_none(), "no file yet");
+        assert!(
+            store.load(AUTHORITY).await.expect("load").is_none(),
+            "no file yet"
+        );
         store.save(AUTHORITY, b"first").await.expect("save");
         store.save(AUTHORITY, b"second").await.expect("save");
         assert_eq!(
@@ -419,9 +433,19 @@ mod tests {
             Err(StoreError::NotARegularFile { .. })
         ));
         store.save(AUTHORITY, b"keys").await.expect("save");
-        assert_eq!(fs::read(&elsewhere).expect("read"), b"not yours", "the link's target is untouched");
-        assert!(fs::symlink_metadata(&path).expect("meta").file_type().is_file());
-        assert_eq!(store.load(AUTHORITY).await.expect("load").as_deref(), Some(&b"keys"[..]));
+        assert_eq!(
+            fs::read(&elsewhere).expect("read"),
+            b"not yours",
+            "the link's target is untouched"
+        );
+        assert!(fs::symlink_metadata(&path)
+            .expect("meta")
+            .file_type()
+            .is_file());
+        assert_eq!(
+            store.load(AUTHORITY).await.expect("load").as_deref(),
+            Some(&b"keys"[..])
+        );
         fs::remove_dir_all(dir).expect("cleanup");
     }
 

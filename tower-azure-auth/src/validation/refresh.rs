@@ -292,12 +292,16 @@ impl KeyRefresh {
                         return;
                     }
                 };
-                match last_known_good::decode(&loaded, &authority, now, lkg.max_age)
-                    .and_then(|snapshot| {
-                        self.check_metadata_issuer(&self.authority.metadata_url(), &snapshot.issuer)
-                            .map_err(|error| error.to_string())?;
+                match last_known_good::decode(&loaded, &authority, now, lkg.max_age).and_then(
+                    |snapshot| {
+                        self.check_metadata_issuer(
+                            &self.authority.metadata_url(),
+                            &snapshot.issuer,
+                        )
+                        .map_err(|error| error.to_string())?;
                         Ok(snapshot)
-                    }) {
+                    },
+                ) {
                     Ok(snapshot) => {
                         let stored_at = snapshot.stored_at.unwrap_or_default();
                         tracing::warn!(target: TARGET, keys = snapshot.keys.len(), age_seconds = now.saturating_sub(stored_at), "the authority is unreachable: serving the last-known-good keys until it answers");

@@ -281,7 +281,9 @@ impl Entries {
         }
         for name in ["uti", "jti"] {
             if find(&self.token_ids, claims.get_str(name), now, false) {
-                return claims.get_str(name).map(|v| Selector::TokenId(v.to_owned()));
+                return claims
+                    .get_str(name)
+                    .map(|v| Selector::TokenId(v.to_owned()));
             }
         }
         None
@@ -469,7 +471,11 @@ mod tests {
         ];
         for case in cases {
             let revoker = Revoker::new(None, clock.clone(), false);
-            assert!(revoker.check(&case.claims, NOW).is_ok(), "{}: nothing revoked yet", case.name);
+            assert!(
+                revoker.check(&case.claims, NOW).is_ok(),
+                "{}: nothing revoked yet",
+                case.name
+            );
             revoker.apply(&case.revocation.clone().until(until));
             let result = revoker.check(&case.claims, NOW);
             match case.refused {
@@ -500,8 +506,13 @@ mod tests {
         assert!(revoker.apply(&Revocation::client("c").until(at(NOW + 100))));
         assert!(revoker.apply(&Revocation::client("c").until(at(NOW + 10))));
         let token = claims(serde_json::json!({"azp": "c"}));
-        let error = revoker.check(&token, NOW + 50).expect_err("the later end wins");
-        assert!(error.detail().is_some_and(|d| d.contains("\"c\"")), "PII on: {error:?}");
+        let error = revoker
+            .check(&token, NOW + 50)
+            .expect_err("the later end wins");
+        assert!(
+            error.detail().is_some_and(|d| d.contains("\"c\"")),
+            "PII on: {error:?}"
+        );
         clock.set_unix(NOW + 200);
         assert!(revoker.apply(&Revocation::tenant("t").until(at(NOW + 300))));
         assert_eq!(revoker.len(), 1, "the ended one was pruned");
@@ -523,7 +534,11 @@ mod tests {
             br#"{"by":"nobody","value":"x","until":1}"#,
             br#"{"by":"tenant","value":"x"}"#,
         ] {
-            assert!(WireRevocation::parse(garbage).is_none(), "{:?}", String::from_utf8_lossy(garbage));
+            assert!(
+                WireRevocation::parse(garbage).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(garbage)
+            );
         }
     }
 }
