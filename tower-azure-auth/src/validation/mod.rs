@@ -51,6 +51,7 @@
 mod cache;
 #[cfg(feature = "redis")]
 pub mod fleet;
+mod fleet_options;
 mod jws;
 mod keys;
 pub mod last_known_good;
@@ -548,8 +549,12 @@ impl TokenValidator {
 
     /// A builder from the `AzureAd` section: `ClientId`, `Audience`/`Audiences`,
     /// `AllowedTenants`, `AllowedClientIds`, `ValidAlgorithms`, `ClockSkewSeconds`,
-    /// `MaxTokenSize`, `AllowWebApiToBeAuthorizedByACL`, `EnablePiiLogging` and
-    /// `DetailedErrors`.
+    /// `MaxTokenSize`, `AllowWebApiToBeAuthorizedByACL`, `EnablePiiLogging`,
+    /// `DetailedErrors`, `LastKnownGoodKeys` ([`LastKnownGoodOptions`]) and `Revocation`
+    /// ([`RevocationOptions`]).
+    ///
+    /// [`LastKnownGoodOptions`]: crate::config::LastKnownGoodOptions
+    /// [`RevocationOptions`]: crate::config::RevocationOptions
     ///
     /// # Errors
     ///
@@ -584,7 +589,7 @@ impl TokenValidator {
         if let Some(bytes) = options.max_token_size {
             builder = builder.max_token_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
-        Ok(builder)
+        fleet_options::apply(builder, options)
     }
 
     /// A validator from the `AzureAd` section, with the defaults.
