@@ -580,3 +580,129 @@ async fn with_redis_down_a_revocation_holds_locally_and_the_fleet_catches_up_whe
     .await;
     assert_eq!(get(&url_b, &other).await.0, 200);
 }
+
+#[tokio::test]
+async fn the_actix_adapter_refuses_a_revoked_token_with_401_invalid_token() {
+    let authority = authority().await;
+    let validator = builder(&authority).build().unwrap();
+    let policies = weather_api_actix::configure_policies(&options(&authority)).unwrap();
+    let api = weather_api_actix::WeatherApi::from_parts(validator.clone(), &policies).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = actix_web::HttpServer::new(move || {
+        let api = api.clone();
+        actix_web::App::new().configure(move |cfg| api.configure(cfg))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let token = token(&authority, SERVICE);
+    assert_eq!(get(&url, &token).await.0, 200);
+    validator.revoke(Revocation::client(SERVICE)).await.unwrap();
+    let (status, challenge) = get(&url, &token).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(challenge.contains("the token was revoked"), "{challenge}");
+    handle.stop(false).await;
+}
+
+#[tokio::test]
+async fn the_weather_api_admin_endpoint_revokes_for_callers_with_the_admin_role_only() {
+    let redis = RedisServer::start();
+    let authority = authority().await;
+    let a = replica(&authority, &redis, "admin:").build().unwrap();
+    let b = replica(&authority, &redis, "admin:").build().unwrap();
+    let (url_a, url_b) = (serve(&authority, &a).await, serve(&authority, &b).await);
+    wait_for(GUARD, "B is subscribed", || async {
+        subscribers(&redis, "admin:revocations") >= 2
+    })
+    .await;
+    let service = token(&authority, SERVICE);
+    let admin = authority
+        .issue_token(
+            &IssueToken::new(OTHER_CLIENT, format!("api://{SERVICE}"))
+                .roles([weather_api_axum::admin::ADMIN_ROLE]),
+        )
+        .unwrap();
+    let admin_by_secret = authority
+        .issue_token(
+            &IssueToken::new(OTHER_CLIENT, format!("api://{SERVICE}"))
+                .roles([weather_api_axum::admin::ADMIN_ROLE])
+                .client_authentication(tower_azure_auth::ClientAuthentication::Secret),
+        )
+        .unwrap();
+    let post = |token: Option<&str>, body: serde_json::Value| {
+        let mut request = reqwest::Client::new()
+            .post(format!("{url_a}/admin/revocations"))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let body = serde_json::json!({"by": "client", "value": SERVICE});
+    struct Case {
+        name: &'static str,
+        token: Option<String>,
+        body: serde_json::Value,
+        status: u16,
+    }
+    let cases = [
+        Case {
+            name: "no token",
+            token: None,
+            body: body.clone(),
+            status: 401,
+        },
+        Case {
+            name: "the service role only",
+            token: Some(service.clone()),
+            body: body.clone(),
+            status: 403,
+        },
+        Case {
+            name: "the admin role with a secret",
+            token: Some(admin_by_secret),
+            body: body.clone(),
+            status: 403,
+        },
+        Case {
+            name: "an unknown selector",
+            token: Some(admin.clone()),
+            body: serde_json::json!({"by": "everyone", "value": "x"}),
+            status: 400,
+        },
+        Case {
+            name: "a blank value",
+            token: Some(admin.clone()),
+            body: serde_json::json!({"by": "client", "value": " "}),
+            status: 400,
+        },
+    ];
+    for case in cases {
+        assert_eq!(
+            post(case.token.as_deref(), case.body).await,
+            case.status,
+            "{}",
+            case.name
+        );
+        assert_eq!(
+            get(&url_b, &service).await.0,
+            200,
+            "{}: nothing revoked",
+            case.name
+        );
+    }
+    assert_eq!(post(Some(&admin), body).await, 200, "the admin");
+    wait_for(
+        PROPAGATION_GUARD,
+        "B refuses the revoked client",
+        || async { get(&url_b, &service).await.0 == 401 },
+    )
+    .await;
+    assert_eq!(get(&url_a, &service).await.0, 401);
+}
