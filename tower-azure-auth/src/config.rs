@@ -36,6 +36,9 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 
+mod inbound_fleet;
+pub use self::inbound_fleet::{LastKnownGoodOptions, RedisSection, RevocationOptions};
+
 /// The `AzureAd` section: what a protected API needs to validate tokens (and, for a web API
 /// that also calls others, its own credentials).
 #[derive(Clone, Default, Deserialize)]
@@ -132,6 +135,14 @@ pub struct AzureAdOptions {
     /// [`TokenValidatorBuilder::detailed_errors`](crate::validation::TokenValidatorBuilder::detailed_errors).
     #[serde(rename = "detailederrors", default, deserialize_with = "de_opt_bool")]
     pub detailed_errors: Option<bool>,
+    /// `LastKnownGoodKeys`: keep fetched signing keys to start with while the authority is
+    /// unreachable ([`LastKnownGoodOptions`]). Default: not kept.
+    #[serde(rename = "lastknowngoodkeys")]
+    pub last_known_good_keys: Option<LastKnownGoodOptions>,
+    /// `Revocation`: share revocations with every replica ([`RevocationOptions`]). Default:
+    /// revocations stay on the replica that made them.
+    #[serde(rename = "revocation")]
+    pub revocation: Option<RevocationOptions>,
 }
 
 /// The `CallApi` section of a client application's configuration: where to get a token and which API to call.
@@ -337,6 +348,8 @@ impl fmt::Debug for AzureAdOptions {
             .field("client_secret", &redacted(self.client_secret.as_ref()))
             .field("client_certificates", &self.client_certificates)
             .field("client_credentials", &self.client_credentials)
+            .field("last_known_good_keys", &self.last_known_good_keys)
+            .field("revocation", &self.revocation)
             .finish_non_exhaustive()
     }
 }

@@ -208,6 +208,9 @@ pub enum AuthErrorKind {
     /// The calling application (`azp` in v2 tokens, `appid` in v1 tokens) is not one of the
     /// allowed client ids (`AllowedClientIds`), or the token names no calling application.
     ClientNotAllowed,
+    /// The token was revoked ([`TokenValidator::revoke`](crate::TokenValidator::revoke)): by
+    /// its calling application, object id, tenant or token id. 401 `invalid_token`.
+    Revoked,
 }
 
 impl AuthErrorKind {
@@ -230,6 +233,7 @@ impl AuthErrorKind {
             Self::InvalidClaim => "invalid_claim",
             Self::KeysUnavailable => "keys_unavailable",
             Self::ClientNotAllowed => "client_not_allowed",
+            Self::Revoked => "revoked",
         }
     }
 }

@@ -3,8 +3,13 @@
 //! With `AzureAd:AllowedClientIds` set, the validator accepts only those callers (401 for
 //! others) and the policy keeps the role and certificate requirements.
 //!
+//! `POST /admin/revocations` ([`admin`]) lets an operator with the `Revocations.Admin` role
+//! revoke tokens across the fleet.
+//!
 //! [`configure_policies`] is the Rust reading of the seed's `Startup.ConfigureServices`; it
 //! does not depend on axum, and the actix example uses it too.
+
+pub mod admin;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -189,7 +194,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 ///    trace layer, so the timeout is traced.
 /// 4. [`ValidateAccessTokenLayer`]: authenticates and puts the claims into the extensions.
 /// 5. [`RequirePolicyLayer`] (per route, inside the validation it reads the claims of):
-///    `ValidateAccessTokenPolicy`.
+///    `ValidateAccessTokenPolicy`; `POST /admin/revocations` ([`admin`]) has the role
+///    `Revocations.Admin` and a certificate-authenticated token instead.
 ///
 /// `/healthz` has only the tower-http layers: it is open.
 ///
@@ -200,10 +206,11 @@ pub fn router(validator: TokenValidator, policies: &Policies) -> Result<Router, 
     let protected = Router::new()
         .route("/weatherforecast", get(weather_forecast))
         .layer(RequirePolicyLayer::named(policies, POLICY)?)
-        .layer(ValidateAccessTokenLayer::new(validator));
+        .layer(ValidateAccessTokenLayer::new(validator.clone()));
     Ok(Router::new()
         .route("/healthz", get(healthz))
         .merge(protected)
+        .merge(admin::router(validator))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

@@ -72,6 +72,11 @@ impl VerifiedTokens {
         self.cache.remove(token);
     }
 
+    /// Keeps only the tokens whose claims `keep` accepts (revocation evicts with it).
+    pub(crate) fn retain(&self, keep: impl Fn(&Claims) -> bool) {
+        self.cache.retain(|_, token| keep(&token.claims));
+    }
+
     /// How many tokens are cached.
     pub(crate) fn len(&self) -> usize {
         self.cache.len()
@@ -104,6 +109,15 @@ mod tests {
         cache.remove("a.b.c");
         assert!(cache.get("a.b.c").is_none());
         assert_eq!(cache.len(), 0);
+        cache.insert("a.b.c", &claims, 7);
+        cache.insert(
+            "d.e.f",
+            &self::claims(serde_json::json!({"aud": "other"})),
+            7,
+        );
+        cache.retain(|claims| claims.audiences().all(|a| a != "api"));
+        assert!(cache.get("a.b.c").is_none(), "evicted");
+        assert!(cache.get("d.e.f").is_some(), "kept");
     }
 
     #[test]

@@ -292,6 +292,8 @@ pub(crate) struct Snapshot {
     pub(crate) issuer: String,
     /// The v1 metadata's `issuer` (Entra only).
     pub(crate) v1_issuer: Option<String>,
+    /// For keys loaded from a last-known-good store: when they were fetched (Unix seconds).
+    pub(crate) stored_at: Option<u64>,
 }
 
 #[cfg(test)]

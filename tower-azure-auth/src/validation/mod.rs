@@ -49,9 +49,14 @@
 //! ```
 
 mod cache;
+#[cfg(feature = "redis")]
+pub mod fleet;
+mod fleet_options;
 mod jws;
 mod keys;
+pub mod last_known_good;
 mod refresh;
+pub mod revocation;
 mod rules;
 
 use std::fmt;
@@ -63,7 +68,9 @@ use jsonwebtoken::Algorithm;
 
 use self::cache::VerifiedTokens;
 use self::keys::{KeySet, Snapshot};
+use self::last_known_good::{LastKnownGood, LastKnownGoodStore};
 use self::refresh::{KeyRefresh, RefreshSettings};
+use self::revocation::{Revocation, RevocationChannel, Revoker, StoreError};
 use self::rules::Rules;
 use crate::authority::{Authority, FetchError, HttpClient};
 use crate::claims::Claims;
@@ -91,7 +98,9 @@ struct Inner {
     clock: SharedClock,
     algorithms: Vec<Algorithm>,
     max_token_size: usize,
-    cache: Option<VerifiedTokens>,
+    cache: Option<Arc<VerifiedTokens>>,
+    revoker: Arc<Revoker>,
+    revocation_channel: Option<Arc<dyn RevocationChannel>>,
 }
 
 impl fmt::Debug for TokenValidator {
@@ -130,6 +139,9 @@ pub struct TokenValidatorBuilder {
     unavailable_retry_interval: Duration,
     cache_bytes: usize,
     static_snapshot: Option<Snapshot>,
+    last_known_good: Option<Arc<dyn LastKnownGoodStore>>,
+    last_known_good_max_age: Duration,
+    revocation_channel: Option<Arc<dyn RevocationChannel>>,
 }
 
 impl TokenValidatorBuilder {
@@ -324,6 +336,49 @@ impl TokenValidatorBuilder {
         self
     }
 
+    /// Keeps the metadata and keys of every successful fetch in `store`, and starts with the
+    /// stored ones when the authority cannot be reached and no keys were fetched yet (default:
+    /// no store). Stored keys are used only when they were fetched for this authority no
+    /// longer ago than [`last_known_good_max_age`](Self::last_known_good_max_age); the
+    /// authority is asked again every 1 to 30 seconds meanwhile and its keys replace the
+    /// stored ones as soon as it answers. A stored document that cannot be used is ignored
+    /// with a warning. See [`last_known_good`] for the trade-off (a key withdrawn during the
+    /// outage is accepted until the authority answers).
+    ///
+    /// ```
+    /// use tower_azure_auth::validation::last_known_good::FileStore;
+    /// use tower_azure_auth::{Authority, TokenValidator};
+    ///
+    /// let validator = TokenValidator::builder(Authority::oidc("https://idp.example.com")?)
+    ///     .client_id("api")
+    ///     .last_known_good(FileStore::new("/var/lib/weather-api/signing-keys.json"))
+    ///     .last_known_good_max_age(std::time::Duration::from_secs(6 * 3600))
+    ///     .build()?;
+    /// # drop(validator);
+    /// # Ok::<(), tower_azure_auth::ConfigError>(())
+    /// ```
+    pub fn last_known_good(mut self, store: impl LastKnownGoodStore) -> Self {
+        self.last_known_good = Some(Arc::new(store));
+        self
+    }
+
+    /// The oldest stored keys [`last_known_good`](Self::last_known_good) may start with, and
+    /// how long they may be served while the authority stays unreachable, counted from when
+    /// they were fetched (default 24 hours; `LastKnownGoodKeys:MaxAgeSeconds`).
+    pub fn last_known_good_max_age(mut self, max_age: Duration) -> Self {
+        self.last_known_good_max_age = max_age;
+        self
+    }
+
+    /// Shares revocations ([`TokenValidator::revoke`]) with every replica through `channel`,
+    /// and honours the ones the others publish, including those published before this
+    /// validator started (default: none, revocations stay on this validator). The
+    /// validator subscribes when built (inside a Tokio runtime).
+    pub fn revocation_channel(mut self, channel: impl RevocationChannel) -> Self {
+        self.revocation_channel = Some(Arc::new(channel));
+        self
+    }
+
     /// Uses this fixed key set and issuer instead of OpenID Connect discovery: nothing is
     /// ever fetched (no background refresh, no refresh on an unknown `kid`, which is then
     /// simply refused), and [`TokenValidator::refresh`] does nothing. For offline tests, fuzzing, and
@@ -360,6 +415,7 @@ impl TokenValidatorBuilder {
             keys,
             issuer: issuer.to_owned(),
             v1_issuer: None,
+            stored_at: None,
         });
         Ok(self)
     }
@@ -436,14 +492,25 @@ impl TokenValidatorBuilder {
                 unavailable_retry_interval: self.unavailable_retry_interval,
             },
             self.static_snapshot,
+            self.last_known_good.map(|store| LastKnownGood {
+                store,
+                max_age: self.last_known_good_max_age,
+            }),
         );
+        let cache = VerifiedTokens::new(self.cache_bytes).map(Arc::new);
+        let revoker = Revoker::new(cache.clone(), self.clock.clone(), rules.pii);
+        if let Some(channel) = &self.revocation_channel {
+            channel.subscribe(revoker.sink());
+        }
         let inner = Arc::new(Inner {
             keys,
             rules,
             clock: self.clock,
             algorithms,
             max_token_size: self.max_token_size,
-            cache: VerifiedTokens::new(self.cache_bytes),
+            cache,
+            revoker,
+            revocation_channel: self.revocation_channel,
         });
         inner.keys.start_refresh_loop();
         Ok(TokenValidator { inner })
@@ -474,13 +541,20 @@ impl TokenValidator {
             unavailable_retry_interval: Duration::from_secs(10),
             cache_bytes: 16 * 1024 * 1024,
             static_snapshot: None,
+            last_known_good: None,
+            last_known_good_max_age: Duration::from_secs(24 * 3600),
+            revocation_channel: None,
         }
     }
 
     /// A builder from the `AzureAd` section: `ClientId`, `Audience`/`Audiences`,
     /// `AllowedTenants`, `AllowedClientIds`, `ValidAlgorithms`, `ClockSkewSeconds`,
-    /// `MaxTokenSize`, `AllowWebApiToBeAuthorizedByACL`, `EnablePiiLogging` and
-    /// `DetailedErrors`.
+    /// `MaxTokenSize`, `AllowWebApiToBeAuthorizedByACL`, `EnablePiiLogging`,
+    /// `DetailedErrors`, `LastKnownGoodKeys` ([`LastKnownGoodOptions`]) and `Revocation`
+    /// ([`RevocationOptions`]).
+    ///
+    /// [`LastKnownGoodOptions`]: crate::config::LastKnownGoodOptions
+    /// [`RevocationOptions`]: crate::config::RevocationOptions
     ///
     /// # Errors
     ///
@@ -515,7 +589,7 @@ impl TokenValidator {
         if let Some(bytes) = options.max_token_size {
             builder = builder.max_token_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
-        Ok(builder)
+        fleet_options::apply(builder, options)
     }
 
     /// A validator from the `AzureAd` section, with the defaults.
@@ -539,9 +613,52 @@ impl TokenValidator {
         self.inner.keys.snapshot.load().is_some()
     }
 
+    /// Whether the keys in use were loaded from the last-known-good store
+    /// ([`TokenValidatorBuilder::last_known_good`]) because the authority could not be
+    /// reached: a readiness probe may report it.
+    #[must_use]
+    pub fn serving_last_known_good_keys(&self) -> bool {
+        self.inner.keys.serving_last_known_good()
+    }
+
     /// How many verified tokens are cached now.
     pub fn cached_tokens(&self) -> usize {
-        self.inner.cache.as_ref().map_or(0, VerifiedTokens::len)
+        self.inner.cache.as_ref().map_or(0, |cache| cache.len())
+    }
+
+    /// Refuses the tokens `revocation` names until its end (by default: now plus the
+    /// longest token lifetime accepted plus the clock leeway), on this validator at once —
+    /// matching tokens leave the verified-token cache — and, with a
+    /// [`revocation_channel`](TokenValidatorBuilder::revocation_channel), on every replica.
+    /// Refused tokens get 401 `invalid_token` with [`AuthErrorKind::Revoked`]. A revocation
+    /// cannot be withdrawn before its end.
+    ///
+    /// # Errors
+    ///
+    /// When the channel could not publish it: the revocation is in force here all the same;
+    /// publish it again (or on another replica) to reach the others.
+    pub async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let default_until = inner
+            .clock
+            .unix_seconds()
+            .saturating_add(inner.rules.max_token_lifetime)
+            .saturating_add(inner.rules.leeway);
+        let until = revocation.until_unix(default_until);
+        let revocation = revocation.until(std::time::UNIX_EPOCH + Duration::from_secs(until));
+        let in_force = inner.revoker.apply(&revocation);
+        tracing::info!(target: TARGET, by = revocation.selector().what(), until, in_force, "revocation applied");
+        match &inner.revocation_channel {
+            Some(channel) if in_force => channel.publish(&revocation).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// How many revocations this validator holds (some may have ended since the last one
+    /// was added).
+    #[must_use]
+    pub fn revocations(&self) -> usize {
+        self.inner.revoker.len()
     }
 
     /// How many times metadata and keys were fetched (successfully or not) since start.
@@ -631,19 +748,19 @@ impl TokenValidator {
             if let Some(hit) = cache.get(token) {
                 let current = inner.keys.snapshot.load();
                 if current.as_ref().is_some_and(|s| s.keys.holds(hit.key_id)) {
-                    if let Err(error) = inner
-                        .rules
-                        .check_lifetime(&hit.claims, inner.clock.unix_seconds())
-                    {
+                    let now = inner.clock.unix_seconds();
+                    if let Err(error) = inner.rules.check_lifetime(&hit.claims, now) {
                         cache.remove(token);
                         return Err(error);
                     }
+                    inner.revoker.check(&hit.claims, now)?;
                     return Ok(hit.claims);
                 }
                 cache.remove(token);
             }
         }
         let (claims, key_id) = self.check_uncached(token)?;
+        inner.revoker.check(&claims, inner.clock.unix_seconds())?;
         if let Some(cache) = &inner.cache {
             cache.insert(token, &claims, key_id);
         }

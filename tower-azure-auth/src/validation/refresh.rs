@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::keys::{KeySet, Snapshot};
+use super::last_known_good::{self, LastKnownGood};
 use super::rules::short;
 use crate::authority::{Authority, FetchError, HttpClient, OidcMetadata};
 use crate::clock::SharedClock;
@@ -52,6 +53,8 @@ pub(crate) struct KeyRefresh {
     /// Keys installed with [`TokenValidatorBuilder::static_keys`](super::TokenValidatorBuilder::static_keys):
     /// never fetched or refreshed.
     pub(crate) static_keys: bool,
+    /// Where fetched keys are kept, to start with while the authority is unreachable.
+    last_known_good: Option<LastKnownGood>,
 }
 
 impl KeyRefresh {
@@ -63,8 +66,10 @@ impl KeyRefresh {
         clock: SharedClock,
         settings: RefreshSettings,
         static_snapshot: Option<Snapshot>,
+        last_known_good: Option<LastKnownGood>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            last_known_good,
             authority,
             http,
             clock,
@@ -195,7 +200,7 @@ impl KeyRefresh {
         };
         let result = self.fetch().await;
         match &result {
-            Ok(snapshot) => {
+            Ok((snapshot, _)) => {
                 tracing::debug!(target: TARGET, keys = snapshot.keys.len(), issuer = %snapshot.issuer, "signing keys refreshed");
             }
             Err(error) => {
@@ -203,17 +208,125 @@ impl KeyRefresh {
                 tracing::warn!(target: TARGET, %error, keeping_last_known_good = have, "signing key refresh failed");
             }
         }
-        let result = result.map(|mut snapshot| {
-            if let Some(previous) = self.snapshot.load().as_ref() {
-                snapshot.keys.reuse_unchanged(&previous.keys);
+        let result = match result {
+            Ok((mut snapshot, jwks)) => {
+                if let Some(previous) = self.snapshot.load().as_ref() {
+                    snapshot.keys.reuse_unchanged(&previous.keys);
+                    if previous.stored_at.is_some() {
+                        tracing::info!(target: TARGET, "the authority answered: stored last-known-good keys replaced by fresh ones");
+                    }
+                }
+                let document = self.last_known_good.as_ref().map(|_| {
+                    last_known_good::encode(
+                        self.authority.metadata_url().as_str(),
+                        &snapshot,
+                        &jwks,
+                        self.clock.unix_seconds(),
+                    )
+                });
+                self.snapshot.store(Some(Arc::new(snapshot)));
+                if let Some(document) = document {
+                    self.save_last_known_good(document);
+                }
+                Ok(())
             }
-            self.snapshot.store(Some(Arc::new(snapshot)));
-        });
+            Err(error) => {
+                self.fall_back_to_last_known_good().await;
+                Err(error)
+            }
+        };
         guard.complete();
         result
     }
 
-    async fn fetch(&self) -> Result<Snapshot, FetchError> {
+    /// Saves what was just fetched, in a task of its own (callers waiting for the refresh
+    /// never wait for the store), or in this future without a runtime.
+    fn save_last_known_good(&self, document: Vec<u8>) {
+        let Some(lkg) = self.last_known_good.clone() else {
+            return;
+        };
+        let authority = self.authority.metadata_url().to_string();
+        let save = async move {
+            match lkg.store.save(&authority, &document).await {
+                Ok(()) => {
+                    tracing::debug!(target: TARGET, "last-known-good keys saved");
+                }
+                Err(error) => {
+                    tracing::warn!(target: TARGET, error = %crate::error::error_chain(&error), "cannot save the last-known-good keys");
+                }
+            }
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(save);
+        }
+    }
+
+    /// After a failed fetch: with no keys, loads the stored ones if they are usable; with
+    /// stored keys past their age, drops them.
+    async fn fall_back_to_last_known_good(&self) {
+        let Some(lkg) = &self.last_known_good else {
+            return;
+        };
+        let now = self.clock.unix_seconds();
+        let current = self.snapshot.load_full();
+        match current.as_ref().map(|s| s.stored_at) {
+            // Fresh keys from an earlier fetch: they stay.
+            Some(None) => {}
+            Some(Some(stored_at)) => {
+                if now.saturating_sub(stored_at) > lkg.max_age.as_secs() {
+                    tracing::warn!(target: TARGET, max_age_seconds = lkg.max_age.as_secs(), "the last-known-good keys passed their maximum age and the authority is still unreachable: no keys until it answers");
+                    // Only if nothing replaced them meanwhile.
+                    let _ = self.snapshot.compare_and_swap(&current, None);
+                }
+            }
+            None => {
+                let authority = self.authority.metadata_url().to_string();
+                let loaded = match lkg.store.load(&authority).await {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => {
+                        tracing::debug!(target: TARGET, "no last-known-good keys stored");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(target: TARGET, error = %crate::error::error_chain(&error), "cannot load the last-known-good keys");
+                        return;
+                    }
+                };
+                match last_known_good::decode(&loaded, &authority, now, lkg.max_age).and_then(
+                    |snapshot| {
+                        self.check_metadata_issuer(
+                            &self.authority.metadata_url(),
+                            &snapshot.issuer,
+                        )
+                        .map_err(|error| error.to_string())?;
+                        Ok(snapshot)
+                    },
+                ) {
+                    Ok(snapshot) => {
+                        let stored_at = snapshot.stored_at.unwrap_or_default();
+                        tracing::warn!(target: TARGET, keys = snapshot.keys.len(), age_seconds = now.saturating_sub(stored_at), "the authority is unreachable: serving the last-known-good keys until it answers");
+                        // Only if no fetch installed fresh keys meanwhile.
+                        let _ = self
+                            .snapshot
+                            .compare_and_swap(&current, Some(Arc::new(snapshot)));
+                    }
+                    Err(reason) => {
+                        tracing::warn!(target: TARGET, %reason, "the stored last-known-good keys are ignored");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the keys held now were loaded from the last-known-good store.
+    pub(crate) fn serving_last_known_good(&self) -> bool {
+        self.snapshot
+            .load()
+            .as_ref()
+            .is_some_and(|s| s.stored_at.is_some())
+    }
+
+    async fn fetch(&self) -> Result<(Snapshot, bytes::Bytes), FetchError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let metadata_url = self.authority.metadata_url();
         let metadata = OidcMetadata::fetch(&self.http, &metadata_url).await?;
@@ -250,11 +363,15 @@ impl KeyRefresh {
             url: jwks_url.to_string(),
             reason,
         })?;
-        Ok(Snapshot {
-            keys,
-            issuer: metadata.issuer,
-            v1_issuer,
-        })
+        Ok((
+            Snapshot {
+                keys,
+                issuer: metadata.issuer,
+                v1_issuer,
+                stored_at: None,
+            },
+            body,
+        ))
     }
 
     /// For an OpenID Connect authority that is not Entra ID: the discovery document's `issuer`
@@ -388,7 +505,8 @@ async fn refresh_loop(inner: Weak<KeyRefresh>) {
                 inner.settings.refresh_interval
             } else {
                 let wait = backoff;
-                let cap = if inner.snapshot.load().is_some() {
+                // Serving stored keys: ask again soon, as without keys.
+                let cap = if inner.snapshot.load().is_some() && !inner.serving_last_known_good() {
                     Duration::from_secs(300)
                 } else {
                     Duration::from_secs(30)
@@ -421,6 +539,7 @@ mod tests {
                 min_forced_refresh_interval: Duration::from_secs(300),
                 unavailable_retry_interval: Duration::from_secs(10),
             },
+            None,
             None,
         )
     }
@@ -509,6 +628,7 @@ mod tests {
                 min_forced_refresh_interval: Duration::from_secs(300),
                 unavailable_retry_interval: Duration::from_secs(10),
             },
+            None,
             None,
         );
         struct Case {
