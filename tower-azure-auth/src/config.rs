@@ -36,6 +36,10 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 
+mod token_cache;
+
+pub use token_cache::{RedisCacheOptions, TokenCacheOptions};
+
 /// The `AzureAd` section: what a protected API needs to validate tokens (and, for a web API
 /// that also calls others, its own credentials).
 #[derive(Clone, Default, Deserialize)]
@@ -174,6 +178,9 @@ pub struct CallApiOptions {
     /// `EnablePiiLogging`: see [`AzureAdOptions::enable_pii_logging`].
     #[serde(rename = "enablepiilogging", default, deserialize_with = "de_opt_bool")]
     pub enable_pii_logging: Option<bool>,
+    /// `TokenCache`: a token cache shared by the client's replicas (see [`TokenCacheOptions`]).
+    #[serde(rename = "tokencache", default)]
+    pub token_cache: TokenCacheOptions,
 }
 
 /// Where a credential comes from (Microsoft.Identity.Web's `SourceType`).
@@ -353,6 +360,7 @@ impl fmt::Debug for CallApiOptions {
             .field("client_secret", &redacted(self.client_secret.as_ref()))
             .field("client_certificates", &self.client_certificates)
             .field("client_credentials", &self.client_credentials)
+            .field("token_cache", &self.token_cache)
             .finish_non_exhaustive()
     }
 }
