@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod demo;
+mod fleet_cache;
 mod load_safety;
 mod promises;
 mod weather_api;
