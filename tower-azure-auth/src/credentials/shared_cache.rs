@@ -49,6 +49,7 @@ pub const DEFAULT_KEY_PREFIX: &str = "tower-azure-auth:";
 ///   miss) and used again after that. The in-memory cache hit never touches the store.
 ///
 /// `Debug` shows the prefix and the settings, never the keys or the store's password.
+#[must_use]
 pub struct SharedTokenCache {
     store: Arc<dyn TokenCacheStore>,
     keys: EncryptionKeys,
