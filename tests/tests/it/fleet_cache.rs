@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Output;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,8 +15,11 @@ use entra_dev_authority::{
     generate_certificate, DevApi, DevApplication, DevAuthority, Endpoint, Fault,
 };
 use tower_azure_auth::claims::TokenVersion;
+use tower_azure_auth::clock::{Clock, ManualClock, SharedClock};
 use tower_azure_auth::config::ConfigSource;
-use tower_azure_auth::credentials::ConfidentialClient;
+use tower_azure_auth::credentials::{
+    ConfidentialClient, EncryptionKeys, RedisTokenStore, SharedTokenCache,
+};
 use tower_azure_auth::{AzureAdOptions, CallApiOptions};
 
 const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
@@ -50,9 +54,15 @@ impl Drop for Fleet {
 }
 
 async fn fleet() -> Fleet {
+    fleet_at(tower_azure_auth::clock::system()).await
+}
+
+/// A fleet whose authority tells time by `clock`.
+async fn fleet_at(clock: SharedClock) -> Fleet {
     let certificate = generate_certificate("CN=weather-service").unwrap();
     let uri = format!("api://{SERVICE}");
     let authority = DevAuthority::builder()
+        .clock(clock)
         .tenant_id(TENANT)
         .api(
             DevApi::new(SERVICE)
@@ -336,7 +346,7 @@ async fn an_entry_sealed_with_another_key_is_a_miss_and_an_old_key_still_opens()
     ]);
     let shared = rotated.acquire_token_for_client(&[scope()]).await.unwrap();
     assert_eq!(fleet.token_requests(), 2, "opened with the second key");
-    assert_eq!(shared.secret(), token.secret());
+    assert!(shared.secret() == token.secret(), "the same token");
 }
 
 #[tokio::test]
@@ -453,4 +463,72 @@ async fn a_redis_that_never_answers_is_a_miss_after_the_timeout() {
     assert!(!token.secret().is_empty());
     assert_eq!(fleet.token_requests(), 1);
     drop(silent);
+}
+
+#[tokio::test]
+async fn one_replica_refreshes_ahead_of_expiry_and_the_others_take_its_token() {
+    let clock = Arc::new(ManualClock::now());
+    // The authority shares the replicas' clock (assertions and tokens are checked against it).
+    let fleet = fleet_at(clock.clone()).await;
+    let replica = || {
+        let options: CallApiOptions = ConfigSource::new()
+            .with_env(fleet.env(&[]))
+            .section("CallApi")
+            .unwrap();
+        let shared = SharedTokenCache::new(
+            RedisTokenStore::new(&fleet.redis.url()).unwrap(),
+            EncryptionKeys::from_base64([&fleet.key]).unwrap(),
+        )
+        .key_prefix(PREFIX)
+        // No random delay: the test decides who refreshes first.
+        .refresh_jitter(Duration::ZERO);
+        ConfidentialClient::builder_from_options(&options)
+            .unwrap()
+            .shared_token_cache(shared)
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (replica(), replica());
+    let first = a.acquire_token_for_client(&[scope()]).await.unwrap();
+    let same = b.acquire_token_for_client(&[scope()]).await.unwrap();
+    assert!(same.secret() == first.secret(), "B took A's token");
+    assert_eq!(fleet.token_requests(), 1);
+
+    // Past the refresh point, before the token leaves the cache: A refreshes in the background.
+    let due = first.refresh_on().duration_since(clock.now()).unwrap();
+    clock.advance(due + Duration::from_secs(1));
+    assert!(first.expires_on() > clock.now() + Duration::from_secs(300));
+    let served = a.acquire_token_for_client(&[scope()]).await.unwrap();
+    assert_eq!(
+        served.secret(),
+        first.secret(),
+        "the current token meanwhile"
+    );
+    let mut refreshed = served;
+    for _ in 0..200 {
+        if refreshed.secret() != first.secret() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        refreshed = a.acquire_token_for_client(&[scope()]).await.unwrap();
+    }
+    assert!(refreshed.secret() != first.secret(), "A refreshed");
+    assert_eq!(fleet.token_requests(), 2);
+
+    // B is due too: it finds A's newer token in Redis instead of asking.
+    let mut taken = b.acquire_token_for_client(&[scope()]).await.unwrap();
+    for _ in 0..200 {
+        if taken.secret() != first.secret() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        taken = b.acquire_token_for_client(&[scope()]).await.unwrap();
+    }
+    assert_eq!(
+        taken.secret(),
+        refreshed.secret(),
+        "B took A's refreshed token"
+    );
+    assert_eq!(fleet.token_requests(), 2, "one refresh for the fleet");
 }
