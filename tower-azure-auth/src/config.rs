@@ -37,7 +37,10 @@ use serde_json::{Map, Value};
 use crate::error::ConfigError;
 
 mod inbound_fleet;
+mod token_cache;
+
 pub use self::inbound_fleet::{LastKnownGoodOptions, RedisSection, RevocationOptions};
+pub use self::token_cache::{RedisCacheOptions, TokenCacheOptions};
 
 /// The `AzureAd` section: what a protected API needs to validate tokens (and, for a web API
 /// that also calls others, its own credentials).
@@ -185,6 +188,9 @@ pub struct CallApiOptions {
     /// `EnablePiiLogging`: see [`AzureAdOptions::enable_pii_logging`].
     #[serde(rename = "enablepiilogging", default, deserialize_with = "de_opt_bool")]
     pub enable_pii_logging: Option<bool>,
+    /// `TokenCache`: a token cache shared by the client's replicas (see [`TokenCacheOptions`]).
+    #[serde(rename = "tokencache", default)]
+    pub token_cache: TokenCacheOptions,
 }
 
 /// Where a credential comes from (Microsoft.Identity.Web's `SourceType`).
@@ -366,6 +372,7 @@ impl fmt::Debug for CallApiOptions {
             .field("client_secret", &redacted(self.client_secret.as_ref()))
             .field("client_certificates", &self.client_certificates)
             .field("client_credentials", &self.client_credentials)
+            .field("token_cache", &self.token_cache)
             .finish_non_exhaustive()
     }
 }

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod demo;
+mod fleet_cache;
 mod fleet_inbound;
 mod grpc;
 mod load_safety;

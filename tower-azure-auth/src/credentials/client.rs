@@ -21,6 +21,7 @@ use super::certificate::ClientCertificate;
 use super::credential::BoxFuture;
 use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
 use super::protocol::{Attempt, TokenRequest};
+use super::shared_cache::{Need, SharedTokenCache};
 use super::token::{AccessToken, TokenError};
 use super::token_source::TokenSource;
 use crate::error::error_chain;
@@ -43,6 +44,7 @@ pub struct ConfidentialClientBuilder {
     max_cache_entries: usize,
     reload_interval: Option<Duration>,
     forced_refresh_interval: Duration,
+    shared: Option<SharedTokenCache>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -53,6 +55,7 @@ impl fmt::Debug for ConfidentialClientBuilder {
             .field("source", &self.source)
             .field("send_x5c", &self.send_x5c)
             .field("algorithm", &self.algorithm)
+            .field("shared_token_cache", &self.shared)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +160,15 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// A token cache shared by the client's replicas (L2, e.g. Redis), under the in-memory
+    /// one: a token another replica obtained is taken from it, one replica at a time asks the
+    /// authority, and a store that fails or is slow is a miss (see [`SharedTokenCache`]).
+    /// Default: none. A hit in memory never touches it.
+    pub fn shared_token_cache(mut self, cache: SharedTokenCache) -> Self {
+        self.shared = Some(cache);
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -214,6 +226,7 @@ impl ConfidentialClientBuilder {
                 retry_delay: self.retry_delay,
                 cache: TokenCache::new(self.max_cache_entries),
                 forced_refresh_interval: self.forced_refresh_interval,
+                shared: self.shared.map(Arc::new),
                 token_endpoint: tokio::sync::OnceCell::new(),
             }),
         })
@@ -267,6 +280,7 @@ struct ClientInner {
     cache: TokenCache,
     forced_refresh_interval: Duration,
     token_endpoint: tokio::sync::OnceCell<Url>,
+    shared: Option<Arc<SharedTokenCache>>,
 }
 
 impl fmt::Debug for ConfidentialClient {
@@ -285,6 +299,7 @@ impl fmt::Debug for ConfidentialClient {
             )
             .field("algorithm", &inner.algorithm)
             .field("send_x5c", &inner.send_x5c)
+            .field("shared_token_cache", &inner.shared)
             .finish_non_exhaustive()
     }
 }
@@ -306,6 +321,7 @@ impl ConfidentialClient {
             max_cache_entries: 256,
             reload_interval: Some(Duration::from_secs(3600)),
             forced_refresh_interval: FORCED_REFRESH_INTERVAL,
+            shared: None,
         }
     }
 
@@ -469,7 +485,7 @@ impl ClientInner {
             if let Some(token) = slot.token.load_full() {
                 if token.usable_at(now, EXPIRY_MARGIN) {
                     if now >= token.refresh_on() {
-                        self.spawn_refresh(&slot, scopes, now);
+                        self.spawn_refresh(&key, &slot, scopes, now);
                     }
                     return Ok((*token).clone());
                 }
@@ -493,12 +509,36 @@ impl ClientInner {
         if let Some(retry_after) = slot.throttled(now) {
             return Err(TokenError::Throttled { retry_after });
         }
-        let token = self.fetch(scopes, &slot).await?;
+        let need = if force { Need::Fresh } else { Need::Token };
+        let token = self.fetch_shared(&key, need, scopes, &slot).await?;
         slot.store(token.clone());
         Ok(token)
     }
 
-    fn spawn_refresh(self: &Arc<Self>, slot: &Arc<Slot>, scopes: &[String], now: SystemTime) {
+    /// [`fetch`](Self::fetch) through the shared cache (L2) when there is one.
+    async fn fetch_shared(
+        &self,
+        key: &CacheKey,
+        need: Need,
+        scopes: &[String],
+        slot: &Slot,
+    ) -> Result<AccessToken, TokenError> {
+        match &self.shared {
+            Some(shared) => {
+                let fetch = || self.fetch(scopes, slot);
+                shared.acquire(key, need, &self.context.clock, fetch).await
+            }
+            None => self.fetch(scopes, slot).await,
+        }
+    }
+
+    fn spawn_refresh(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        slot: &Arc<Slot>,
+        scopes: &[String],
+        now: SystemTime,
+    ) {
         if slot.throttled(now).is_some() {
             return;
         }
@@ -512,10 +552,17 @@ impl ClientInner {
         let inner = Arc::clone(self);
         let slot = Arc::clone(slot);
         let scopes = scopes.to_vec();
+        let key = key.clone();
         runtime.spawn(async move {
+            let current = slot.token.load_full();
+            if let (Some(shared), Some(current)) = (&inner.shared, &current) {
+                // Replicas refresh at random moments: the first one asks, the others share.
+                tokio::time::sleep(shared.refresh_delay(current, inner.now())).await;
+            }
+            let need = current.map_or(Need::Token, |t| Need::NewerThan(t.expires_on()));
             let result = {
                 let _flight = slot.flight.lock().await;
-                match inner.fetch(&scopes, &slot).await {
+                match inner.fetch_shared(&key, need, &scopes, &slot).await {
                     Ok(token) => {
                         slot.store(token);
                         Ok(())

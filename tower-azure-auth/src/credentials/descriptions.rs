@@ -21,6 +21,7 @@ use super::credential::{
     AssertionProvider, BoxFuture, ClientCredential, ClientSecret, CredentialContext,
     CredentialSource,
 };
+use super::shared_cache::SharedTokenCache;
 use super::sources::environment::Environment;
 use super::sources::key_vault::KeyVaultCertificate;
 use super::sources::managed_identity::ManagedIdentityCredential;
@@ -31,13 +32,14 @@ use super::token_source::TokenSource;
 
 impl ConfidentialClient {
     /// A builder from a Microsoft.Identity.Web-style `CallApi` section: `ClientId`, `Authority` or `Instance` +
-    /// `TenantId`, `SendX5C`, `EnablePiiLogging`, and the credentials (`ClientCertificates`,
+    /// `TenantId`, `SendX5C`, `EnablePiiLogging`, the credentials (`ClientCertificates`,
     /// `ClientCredentials`, then `ClientSecret`) as a [`CredentialDescriptions`] source,
-    /// loaded on first use or by [`ConfidentialClient::load_credential`].
+    /// loaded on first use or by [`ConfidentialClient::load_credential`], and the shared
+    /// token cache (`TokenCache`, see [`SharedTokenCache::from_options`]).
     ///
     /// # Errors
     ///
-    /// When `ClientId` or the authority is missing or unusable.
+    /// When `ClientId` or the authority is missing or unusable, or `TokenCache` is.
     pub fn builder_from_options(
         options: &CallApiOptions,
     ) -> Result<ConfidentialClientBuilder, ConfigError> {
@@ -54,11 +56,17 @@ impl ConfidentialClient {
             options.instance.as_deref(),
             options.tenant_id.as_deref(),
         )?;
-        Ok(Self::builder(client_id)
+        let builder = Self::builder(client_id)
             .authority(authority)
             .send_x5c(options.send_x5c.unwrap_or(false))
             .enable_pii_logging(options.enable_pii_logging.unwrap_or(false))
-            .credential_source(Arc::new(CredentialDescriptions::from_call_api(options))))
+            .credential_source(Arc::new(CredentialDescriptions::from_call_api(options)));
+        Ok(
+            match SharedTokenCache::from_options(&options.token_cache)? {
+                Some(shared) => builder.shared_token_cache(shared),
+                None => builder,
+            },
+        )
     }
 }
 

@@ -75,7 +75,12 @@ mod client;
 mod credential;
 mod descriptions;
 mod protocol;
+#[cfg(feature = "redis")]
+mod redis_store;
+mod sealing;
+mod shared_cache;
 mod sources;
+mod store;
 mod token;
 mod token_source;
 mod wire;
@@ -91,6 +96,10 @@ pub use credential::{
     CredentialSource,
 };
 pub use descriptions::CredentialDescriptions;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisTokenStore;
+pub use sealing::EncryptionKeys;
+pub use shared_cache::{SharedTokenCache, DEFAULT_KEY_PREFIX};
 #[cfg(feature = "azure-core")]
 pub use sources::azure_credential::AzureCoreCredential;
 pub use sources::environment::Environment;
@@ -103,6 +112,7 @@ pub use sources::managed_identity::{
 pub use sources::workload_identity::{
     FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity, TOKEN_EXCHANGE_URL,
 };
+pub use store::{StoreError, TokenCacheStore};
 pub use token::{AccessToken, AuthorityError, TokenError};
 pub use token_source::TokenSource;
 
