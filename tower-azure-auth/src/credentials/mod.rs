@@ -74,6 +74,7 @@ mod certificate;
 mod client;
 mod credential;
 mod descriptions;
+mod observe;
 mod protocol;
 mod sources;
 mod token;

@@ -51,8 +51,11 @@
 mod cache;
 mod jws;
 mod keys;
+mod readiness;
 mod refresh;
 mod rules;
+
+pub use self::readiness::{KeysState, Readiness};
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -70,6 +73,7 @@ use crate::claims::Claims;
 use crate::clock::{self, SharedClock};
 use crate::config::AzureAdOptions;
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
+use crate::telemetry::{spans, RefreshTrigger, Start, Telemetry};
 
 /// Bearer-header parsing, kept here for the paths that name it in `validation`.
 pub use crate::bearer::bearer_token;
@@ -91,7 +95,8 @@ struct Inner {
     clock: SharedClock,
     algorithms: Vec<Algorithm>,
     max_token_size: usize,
-    cache: Option<VerifiedTokens>,
+    cache: Option<Arc<VerifiedTokens>>,
+    telemetry: Telemetry,
 }
 
 impl fmt::Debug for TokenValidator {
@@ -130,9 +135,21 @@ pub struct TokenValidatorBuilder {
     unavailable_retry_interval: Duration,
     cache_bytes: usize,
     static_snapshot: Option<Snapshot>,
+    #[cfg(feature = "opentelemetry")]
+    meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl TokenValidatorBuilder {
+    /// Records the validator's metrics with this meter (feature `opentelemetry`; default:
+    /// the global meter provider's `tower-azure-auth` meter, taken at
+    /// [`build`](Self::build): install the provider before). The instruments are listed in
+    /// [`telemetry`](crate::telemetry).
+    #[cfg(feature = "opentelemetry")]
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
     /// Memory for the verified-token cache, in bytes (default 16 MiB; 0 turns it off). A
     /// token presented again is accepted without a new signature check while it is within
     /// its lifetime and the key that verified it is still published.
@@ -425,6 +442,19 @@ impl TokenValidatorBuilder {
             pii: self.pii || self.detailed_errors,
             detailed_errors: self.detailed_errors,
         };
+        #[cfg(feature = "opentelemetry")]
+        let telemetry = match &self.meter {
+            Some(meter) => Telemetry::with_meter(meter),
+            None => Telemetry::global(),
+        };
+        #[cfg(not(feature = "opentelemetry"))]
+        let telemetry = Telemetry::global();
+        let server = self
+            .authority
+            .metadata_url()
+            .host_str()
+            .unwrap_or_default()
+            .to_owned();
         let keys = KeyRefresh::new(
             self.authority,
             http,
@@ -436,14 +466,25 @@ impl TokenValidatorBuilder {
                 unavailable_retry_interval: self.unavailable_retry_interval,
             },
             self.static_snapshot,
+            telemetry.clone(),
         );
+        let cache = VerifiedTokens::new(self.cache_bytes, &telemetry).map(Arc::new);
+        if let Some(cache) = &cache {
+            let cache = Arc::downgrade(cache);
+            telemetry.observe_token_cache_size(move || cache.upgrade().map(|c| c.weight()));
+        }
+        let weak_keys = Arc::downgrade(&keys);
+        telemetry.observe_key_age(&server, move || {
+            weak_keys.upgrade().and_then(|keys| keys.last_refresh_age())
+        });
         let inner = Arc::new(Inner {
             keys,
             rules,
             clock: self.clock,
             algorithms,
             max_token_size: self.max_token_size,
-            cache: VerifiedTokens::new(self.cache_bytes),
+            cache,
+            telemetry,
         });
         inner.keys.start_refresh_loop();
         Ok(TokenValidator { inner })
@@ -474,6 +515,8 @@ impl TokenValidator {
             unavailable_retry_interval: Duration::from_secs(10),
             cache_bytes: 16 * 1024 * 1024,
             static_snapshot: None,
+            #[cfg(feature = "opentelemetry")]
+            meter: None,
         }
     }
 
@@ -541,7 +584,50 @@ impl TokenValidator {
 
     /// How many verified tokens are cached now.
     pub fn cached_tokens(&self) -> usize {
-        self.inner.cache.as_ref().map_or(0, VerifiedTokens::len)
+        self.inner.cache.as_ref().map_or(0, |cache| cache.len())
+    }
+
+    /// Whether the validator can check tokens now, for a readiness probe: keys loaded (or
+    /// last-known-good keys served), how long since the last successful refresh, the last
+    /// refresh's error. Not ready until signing keys are loaded. The axum handler is
+    /// `tower_azure_auth::axum::readiness` (feature `axum`); actix-azure-auth has its own.
+    ///
+    /// ```
+    /// use tower_azure_auth::validation::KeysState;
+    /// use tower_azure_auth::{Authority, TokenValidator};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // An authority that cannot be reached: no keys, not ready.
+    /// let validator = TokenValidator::builder(Authority::oidc("http://127.0.0.1:9")?)
+    ///     .client_id("api")
+    ///     .build()?;
+    /// assert!(validator.refresh().await.is_err());
+    /// let readiness = validator.readiness();
+    /// assert_eq!(readiness.keys, KeysState::Missing);
+    /// assert!(!readiness.is_ready());
+    /// assert_eq!(readiness.status_code(), 503);
+    /// assert!(readiness.last_error.is_some());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn readiness(&self) -> Readiness {
+        let keys = &self.inner.keys;
+        let snapshot = keys.snapshot.load();
+        Readiness {
+            keys: if snapshot.is_some() {
+                KeysState::Loaded
+            } else {
+                KeysState::Missing
+            },
+            key_count: snapshot.as_ref().map_or(0, |s| s.keys.len()),
+            last_refresh_age: keys.last_refresh_age(),
+            last_error: keys
+                .health
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|error| error.clone()),
+        }
     }
 
     /// How many times metadata and keys were fetched (successfully or not) since start.
@@ -574,22 +660,40 @@ impl TokenValidator {
     ///
     /// An [`AuthError`] naming the check that failed.
     pub async fn validate(&self, token: &str) -> Result<Claims, AuthError> {
+        use tracing::Instrument as _;
+        let started = Start::now();
+        let span = spans::validation();
+        let mut cached = false;
+        let result = self
+            .validate_refreshing(token, &mut cached)
+            .instrument(span.clone())
+            .await;
+        self.observe(&span, &result, cached, started);
+        result
+    }
+
+    async fn validate_refreshing(
+        &self,
+        token: &str,
+        cached: &mut bool,
+    ) -> Result<Claims, AuthError> {
         // Observed before validating: a refresh that completes after this point is one this
         // caller can wait for instead of starting another (a flood of unknown kids must not
         // turn into back-to-back fetches).
         let seen = self.inner.keys.generation.load(Ordering::SeqCst);
-        match self.validate_with_current_keys(token) {
+        match self.check_logged(token, cached) {
             Err(error) if needs_keys(&error) && !self.inner.keys.static_keys => {
                 let keys = &self.inner.keys;
                 keys.start_refresh_loop();
                 if keys.refreshing() {
                     // Join the refresh under way; never start another without a slot.
                     keys.join_refresh().await;
-                    self.validate_with_current_keys(token)
+                    self.check_logged(token, cached)
                 } else if keys.take_forced_refresh_slot(error.kind()) {
                     // The outcome is logged by refresh; the retry below reports what matters.
-                    let _ = keys.refresh_since(seen).await;
-                    self.validate_with_current_keys(token)
+                    let trigger = RefreshTrigger::for_error(error.kind());
+                    let _ = keys.refresh_since(seen, trigger).await;
+                    self.check_logged(token, cached)
                 } else {
                     Err(error)
                 }
@@ -598,15 +702,46 @@ impl TokenValidator {
         }
     }
 
+    /// Records a validation's outcome (metrics and span).
+    fn observe(
+        &self,
+        span: &tracing::Span,
+        result: &Result<Claims, AuthError>,
+        cached: bool,
+        started: Start,
+    ) {
+        let outcome = result.as_ref().map(|_| ()).map_err(AuthError::kind);
+        spans::validation_outcome(span, outcome, cached);
+        self.inner.telemetry.validation(outcome, cached, started);
+    }
+
     /// Validates a token with the keys held now, never waiting: what the layers call first.
     /// An [`AuthErrorKind::UnknownSigningKey`] or [`AuthErrorKind::KeysUnavailable`] answer may
     /// change after a refresh ([`TokenValidator::validate`] does that).
+    ///
+    /// The metrics count such an answer (see [`may_resolve_after_refresh`]) only when the
+    /// keys are static: otherwise the caller is expected to ask [`validate`](Self::validate),
+    /// which counts the final answer, so that one request is one validation.
     ///
     /// # Errors
     ///
     /// An [`AuthError`] naming the check that failed.
     pub fn validate_with_current_keys(&self, token: &str) -> Result<Claims, AuthError> {
-        let result = self.check(token);
+        let started = Start::now();
+        let span = spans::validation();
+        let mut cached = false;
+        let result = span.in_scope(|| self.check_logged(token, &mut cached));
+        let deferred =
+            matches!(&result, Err(error) if needs_keys(error)) && !self.inner.keys.static_keys;
+        if !deferred {
+            self.observe(&span, &result, cached, started);
+        }
+        result
+    }
+
+    /// [`check`](Self::check), with a refusal logged at debug.
+    fn check_logged(&self, token: &str, cached: &mut bool) -> Result<Claims, AuthError> {
+        let result = self.check(token, cached);
         if let Err(error) = &result {
             // The detail (expected and actual values) exists only with PII logging on.
             tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), detail = error.detail(), "token rejected");
@@ -614,7 +749,7 @@ impl TokenValidator {
         result
     }
 
-    fn check(&self, token: &str) -> Result<Claims, AuthError> {
+    fn check(&self, token: &str, cached: &mut bool) -> Result<Claims, AuthError> {
         use AuthErrorKind as K;
         let inner = &*self.inner;
         if token.len() > inner.max_token_size {
@@ -631,6 +766,8 @@ impl TokenValidator {
             if let Some(hit) = cache.get(token) {
                 let current = inner.keys.snapshot.load();
                 if current.as_ref().is_some_and(|s| s.keys.holds(hit.key_id)) {
+                    inner.telemetry.token_cache_lookup(true);
+                    *cached = true;
                     if let Err(error) = inner
                         .rules
                         .check_lifetime(&hit.claims, inner.clock.unix_seconds())
@@ -642,6 +779,7 @@ impl TokenValidator {
                 }
                 cache.remove(token);
             }
+            inner.telemetry.token_cache_lookup(false);
         }
         let (claims, key_id) = self.check_uncached(token)?;
         if let Some(cache) = &inner.cache {
