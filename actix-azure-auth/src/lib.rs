@@ -202,6 +202,7 @@ struct ReadmeDoctests;
 
 mod authorize;
 mod extract;
+mod readiness;
 mod require;
 mod response;
 mod validate;
@@ -216,6 +217,7 @@ pub use tower_azure_auth::{
 
 pub use authorize::{Authorize, AuthorizeLayer};
 pub use extract::{Authenticated, MissingClaims};
+pub use readiness::{readiness, readiness_response};
 pub use require::{
     RequireClaim, RequireClientAuthentication, RequirePolicy, RequirePolicyLayer, RequireRole,
 };

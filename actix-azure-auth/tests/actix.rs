@@ -1392,3 +1392,54 @@ async fn a_request_dropped_mid_refresh_does_not_switch_off_refresh_on_unknown_ki
     assert_eq!(answer.text(), format!("{CALLER} service-api"));
     handle.stop(false).await;
 }
+
+/// `/readyz` on actix-web over real HTTP: 503 until the signing keys are loaded from the
+/// authority on 127.0.0.1, 200 once they are, and still 200 when a later refresh fails (the
+/// keys held are served).
+#[tokio::test]
+async fn readyz_is_503_until_keys_are_loaded_and_200_while_they_are_served() {
+    let key = TestKey::generate("key-1");
+    let idp = TestIdp::start(TENANT, &[&key]).await;
+    idp.set_down(true);
+    let validator = validator(&idp, &ManualClock::at_unix(NOW));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let probe_validator = validator.clone();
+    let server = HttpServer::new(move || {
+        App::new().route(
+            "/readyz",
+            actix_azure_auth::readiness(probe_validator.clone()),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    let probe = || async {
+        let response = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+        let status = response.status().as_u16();
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.unwrap();
+        (status, body)
+    };
+    assert!(validator.refresh().await.is_err());
+    let (status, body) = probe().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["keys"], "missing");
+    idp.set_down(false);
+    validator.refresh().await.unwrap();
+    let (status, body) = probe().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["keys"], "loaded");
+    idp.set_down(true);
+    assert!(validator.refresh().await.is_err());
+    let (status, body) = probe().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["last_refresh_failed"], true);
+    handle.stop(true).await;
+}

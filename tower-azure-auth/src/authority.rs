@@ -30,6 +30,7 @@ use url::Url;
 
 use crate::config::AzureAdOptions;
 use crate::error::ConfigError;
+use crate::telemetry::spans;
 
 /// Hosts of Entra ID's clouds: an `Authority` on one of these is treated as Entra.
 const ENTRA_HOSTS: &[&str] = &[
@@ -634,13 +635,32 @@ impl HttpClient {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let response = request
-            .send()
+        use tracing::Instrument as _;
+        let (client, request) = request.build_split();
+        let request = request.map_err(|source| FetchError::Transport {
+            url: url.to_owned(),
+            source,
+        })?;
+        let span = spans::http_client(request.method().as_str(), request.url());
+        let response = client
+            .execute(request)
+            .instrument(span.clone())
             .await
-            .map_err(|source| FetchError::Transport {
-                url: url.to_owned(),
-                source,
+            .map_err(|source| {
+                spans::http_error(
+                    &span,
+                    if source.is_timeout() {
+                        "timeout"
+                    } else {
+                        "transport"
+                    },
+                );
+                FetchError::Transport {
+                    url: url.to_owned(),
+                    source,
+                }
             })?;
+        spans::http_status(&span, response.status().as_u16());
         if response.status().is_redirection() {
             let location = response
                 .headers()

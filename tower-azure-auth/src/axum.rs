@@ -89,3 +89,51 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Claims {
         Ok(parts.extensions.get::<Self>().cloned())
     }
 }
+
+/// A readiness probe's route (`GET`): 200 when the validator's signing keys are loaded (or
+/// last-known-good keys are served), 503 until then, with
+/// [`Readiness::to_json`](crate::validation::Readiness::to_json) as the body and
+/// `Cache-Control: no-store`. Distinct from liveness: a process waiting for its keys is alive
+/// and must not be restarted, only kept out of the load balancer.
+///
+/// ```
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use axum::{body::Body, Router};
+/// use http::{Request, StatusCode};
+/// use tower::ServiceExt as _;
+/// use tower_azure_auth::{Authority, TokenValidator};
+///
+/// // An authority that cannot be reached yet: not ready.
+/// let validator = TokenValidator::builder(Authority::oidc("http://127.0.0.1:9")?)
+///     .client_id("api")
+///     .build()?;
+/// let app: Router = Router::new().route("/readyz", tower_azure_auth::axum::readiness(validator));
+/// let response = app.oneshot(Request::get("/readyz").body(Body::empty())?).await?;
+/// assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(example()).unwrap();
+/// ```
+pub fn readiness<S>(validator: crate::TokenValidator) -> ::axum::routing::MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    ::axum::routing::get(move || {
+        let readiness = validator.readiness();
+        async move { readiness }
+    })
+}
+
+impl IntoResponse for crate::validation::Readiness {
+    fn into_response(self) -> Response {
+        let status = http::StatusCode::from_u16(self.status_code()).unwrap_or(http::StatusCode::OK);
+        (
+            status,
+            [
+                (http::header::CONTENT_TYPE, "application/json"),
+                (http::header::CACHE_CONTROL, "no-store"),
+            ],
+            self.to_json(),
+        )
+            .into_response()
+    }
+}

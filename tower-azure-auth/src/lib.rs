@@ -208,6 +208,7 @@ pub mod credentials;
 pub mod error;
 pub mod layers;
 pub mod rejection;
+pub mod telemetry;
 pub mod validation;
 
 #[cfg(feature = "axum")]

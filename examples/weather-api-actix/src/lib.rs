@@ -5,6 +5,11 @@
 //! `weather-api-axum`, whose [`configure_policies`] (the seed's `Startup.ConfigureServices`),
 //! [`forecasts`] and [`POLICY`] it reuses.
 //!
+//! Operations: `GET /readyz` is the readiness probe (503 until the signing keys are loaded;
+//! `/healthz` is liveness); with [`WeatherApi::with_metrics`], `GET /metrics` serves the
+//! OpenTelemetry metrics in Prometheus's text format (or they go by OTLP to a collector when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set: [`Metrics::from_env`]).
+//!
 //! [`start`] runs the API in-process on a listener of your choice (tests use `127.0.0.1:0`):
 //!
 //! ```no_run
@@ -28,13 +33,14 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use tower_azure_auth::authorization::Policies;
 use tower_azure_auth::{AzureAdOptions, ConfigError, TokenValidator};
-pub use weather_api_axum::{configure_policies, forecasts, WeatherForecast, POLICY};
+pub use weather_api_axum::{configure_policies, forecasts, Metrics, WeatherForecast, POLICY};
 
 /// The API's routes and middlewares, built once and cloned into each actix-web worker.
 #[derive(Debug, Clone)]
 pub struct WeatherApi {
     validator: TokenValidator,
     require: RequirePolicyLayer,
+    metrics: Option<Metrics>,
 }
 
 impl WeatherApi {
@@ -50,6 +56,22 @@ impl WeatherApi {
         Self::from_parts(validator, &policies)
     }
 
+    /// [`new`](Self::new), with the validator's and the policies' metrics recorded into
+    /// `metrics` and, for Prometheus, served on `/metrics`.
+    ///
+    /// # Errors
+    ///
+    /// When the configuration is incomplete or invalid.
+    pub fn with_metrics(options: &AzureAdOptions, metrics: &Metrics) -> Result<Self, ConfigError> {
+        let validator = TokenValidator::from_options(options)?
+            .meter(metrics.meter())
+            .build()?;
+        let policies = weather_api_axum::configure_policies_with_meter(options, metrics.meter())?;
+        let mut api = Self::from_parts(validator, &policies)?;
+        api.metrics = Some(metrics.clone());
+        Ok(api)
+    }
+
     /// The API with a given validator and policy registry.
     ///
     /// # Errors
@@ -59,20 +81,40 @@ impl WeatherApi {
         Ok(Self {
             validator,
             require: RequirePolicyLayer::named(policies, POLICY)?,
+            metrics: None,
         })
     }
 
     /// Registers the routes: `App::new().configure(|cfg| api.configure(cfg))`.
     ///
     /// `/weatherforecast` is wrapped in the policy, then the token validation (actix-web runs
-    /// the last `wrap` first); `/healthz` is outside both.
+    /// the last `wrap` first); `/healthz`, `/readyz` and `/metrics` are outside both (open:
+    /// the metrics hold counts by reason, never a token or a client id).
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        cfg.route("/healthz", web::get().to(healthz)).service(
-            web::resource("/weatherforecast")
-                .route(web::get().to(weather_forecast))
-                .wrap(self.require.clone())
-                .wrap(ValidateAccessTokenLayer::new(self.validator.clone())),
-        );
+        if let Some(metrics) = self.metrics.clone().filter(Metrics::is_prometheus) {
+            cfg.route(
+                "/metrics",
+                web::get().to(move || {
+                    let text = metrics.render().unwrap_or_default();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type(weather_api_axum::metrics::PROMETHEUS_CONTENT_TYPE)
+                            .body(text)
+                    }
+                }),
+            );
+        }
+        cfg.route("/healthz", web::get().to(healthz))
+            .route(
+                "/readyz",
+                actix_azure_auth::readiness(self.validator.clone()),
+            )
+            .service(
+                web::resource("/weatherforecast")
+                    .route(web::get().to(weather_forecast))
+                    .wrap(self.require.clone())
+                    .wrap(ValidateAccessTokenLayer::new(self.validator.clone())),
+            );
     }
 }
 

@@ -2,6 +2,9 @@
 //!
 //! Run: `cargo run -p weather-api-actix -- --listen 127.0.0.1:5000 --config appsettings.json`
 //! (or configure with `AzureAd__Instance`, `AzureAd__TenantId`, `AzureAd__ClientId` …).
+//!
+//! Metrics: Prometheus text on `GET /metrics`, or OTLP over HTTP to the collector at
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` when it is set. Readiness on `GET /readyz`.
 
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -35,8 +38,16 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    let metrics = match weather_api_actix::Metrics::from_env("weather-api-actix") {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            eprintln!("weather-api-actix: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    opentelemetry::global::set_meter_provider(metrics.provider().clone());
     let api = match AzureAdOptions::load(args.config.as_deref())
-        .and_then(|options| WeatherApi::new(&options))
+        .and_then(|options| WeatherApi::with_metrics(&options, &metrics))
     {
         Ok(api) => api,
         Err(error) => {
@@ -64,7 +75,10 @@ async fn main() -> ExitCode {
         }
     };
     println!("weather-api-actix listening on http://{addr}");
-    if let Err(error) = server.await {
+    let served = server.await;
+    // Pushes what OTLP has not sent yet.
+    metrics.shutdown();
+    if let Err(error) = served {
         eprintln!("weather-api-actix: server error: {error}");
         return ExitCode::FAILURE;
     }

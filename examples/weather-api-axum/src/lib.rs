@@ -8,10 +8,19 @@
 //!
 //! [`configure_policies`] is the Rust reading of the seed's `Startup.ConfigureServices`; it
 //! does not depend on axum, and the actix example uses it too.
+//!
+//! Operations: `GET /readyz` is the readiness probe (503 until the signing keys are loaded;
+//! `/healthz` is liveness), and with [`app_with_metrics`] `GET /metrics` serves the
+//! OpenTelemetry metrics in Prometheus's text format ([`metrics`]; or they go by OTLP to a
+//! collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+
+pub mod metrics;
 
 pub mod admin;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use crate::metrics::Metrics;
 
 use axum::http::header::AUTHORIZATION;
 use axum::http::StatusCode;
@@ -79,6 +88,25 @@ impl AuthorizationHandler for HasServiceApiRoleHandler {
 ///
 /// When neither `ClientId` nor `AllowedClientIds` is configured.
 pub fn configure_policies(options: &AzureAdOptions) -> Result<Policies, ConfigError> {
+    configure_policies_with(options, Policies::builder())
+}
+
+/// [`configure_policies`], with the decisions recorded by `meter`.
+///
+/// # Errors
+///
+/// As [`configure_policies`].
+pub fn configure_policies_with_meter(
+    options: &AzureAdOptions,
+    meter: opentelemetry::metrics::Meter,
+) -> Result<Policies, ConfigError> {
+    configure_policies_with(options, Policies::builder().meter(meter))
+}
+
+fn configure_policies_with(
+    options: &AzureAdOptions,
+    builder: tower_azure_auth::authorization::PoliciesBuilder,
+) -> Result<Policies, ConfigError> {
     let mut policy = Policy::builder().requirement(HasServiceApiRoleRequirement);
     if options
         .allowed_client_ids
@@ -97,7 +125,7 @@ pub fn configure_policies(options: &AzureAdOptions) -> Result<Policies, ConfigEr
         // Validate ClientId from token
         policy = policy.requirement(ClientIdRequirement::new([client_id.to_owned()]));
     }
-    Ok(Policies::builder()
+    Ok(builder
         .add_handler(HasServiceApiRoleHandler)
         .add_policy(
             POLICY,
@@ -197,18 +225,62 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 ///    `ValidateAccessTokenPolicy`; `POST /admin/revocations` ([`admin`]) has the role
 ///    `Revocations.Admin` and a certificate-authenticated token instead.
 ///
-/// `/healthz` has only the tower-http layers: it is open.
+/// `/healthz` (liveness) and `/readyz` (readiness: 503 until the validator's signing keys are
+/// loaded) have only the tower-http layers: they are open.
 ///
 /// # Errors
 ///
 /// When the policy is not registered.
 pub fn router(validator: TokenValidator, policies: &Policies) -> Result<Router, ConfigError> {
+    router_with(validator, policies, None)
+}
+
+/// [`router`], and `GET /metrics` with the Prometheus text of `metrics` (not with OTLP,
+/// which pushes). Open like `/healthz`: it holds counts and durations by reason, never a
+/// token or a client id; keep the port internal, as usual for Prometheus targets.
+///
+/// # Errors
+///
+/// When the policy is not registered.
+pub fn router_with_metrics(
+    validator: TokenValidator,
+    policies: &Policies,
+    metrics: &Metrics,
+) -> Result<Router, ConfigError> {
+    router_with(validator, policies, Some(metrics))
+}
+
+fn router_with(
+    validator: TokenValidator,
+    policies: &Policies,
+    metrics: Option<&Metrics>,
+) -> Result<Router, ConfigError> {
+    let readyz = tower_azure_auth::axum::readiness(validator.clone());
     let protected = Router::new()
         .route("/weatherforecast", get(weather_forecast))
         .layer(RequirePolicyLayer::named(policies, POLICY)?)
         .layer(ValidateAccessTokenLayer::new(validator.clone()));
-    Ok(Router::new()
+    let mut open = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", readyz);
+    if let Some(metrics) = metrics.filter(|m| m.is_prometheus()).cloned() {
+        open = open.route(
+            "/metrics",
+            get(move || {
+                let text = metrics.render().unwrap_or_default();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            metrics::PROMETHEUS_CONTENT_TYPE,
+                        )],
+                        text,
+                    )
+                }
+            }),
+        );
+    }
+    Ok(open
         .merge(protected)
         .merge(admin::router(validator))
         .layer(TimeoutLayer::with_status_code(
@@ -229,6 +301,23 @@ pub fn app(options: &AzureAdOptions) -> Result<Router, ConfigError> {
     let validator = TokenValidator::new(options)?;
     let policies = configure_policies(options)?;
     router(validator, &policies)
+}
+
+/// [`app`], with the validator's and the policies' metrics recorded into `metrics` and, for
+/// Prometheus, served on `/metrics`.
+///
+/// # Errors
+///
+/// When the configuration is incomplete or invalid.
+pub fn app_with_metrics(
+    options: &AzureAdOptions,
+    metrics: &Metrics,
+) -> Result<Router, ConfigError> {
+    let validator = TokenValidator::from_options(options)?
+        .meter(metrics.meter())
+        .build()?;
+    let policies = configure_policies_with_meter(options, metrics.meter())?;
+    router_with_metrics(validator, &policies, metrics)
 }
 
 #[cfg(test)]

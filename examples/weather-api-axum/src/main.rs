@@ -2,6 +2,9 @@
 //!
 //! Run: `cargo run -p weather-api-axum -- --listen 127.0.0.1:5000 --config appsettings.json`
 //! (or configure with `AzureAd__Instance`, `AzureAd__TenantId`, `AzureAd__ClientId` …).
+//!
+//! Metrics: Prometheus text on `GET /metrics`, or OTLP over HTTP to the collector at
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` when it is set. Readiness on `GET /readyz`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,8 +35,16 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
+    let metrics = match weather_api_axum::Metrics::from_env("weather-api-axum") {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            eprintln!("weather-api-axum: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    opentelemetry::global::set_meter_provider(metrics.provider().clone());
     let app = match AzureAdOptions::load(args.config.as_deref())
-        .and_then(|options| weather_api_axum::app(&options))
+        .and_then(|options| weather_api_axum::app_with_metrics(&options, &metrics))
     {
         Ok(app) => app,
         Err(error) => {
@@ -55,7 +66,14 @@ async fn main() -> ExitCode {
         Ok(addr) => println!("weather-api-axum listening on http://{addr}"),
         Err(_) => println!("weather-api-axum listening on http://{}", args.listen),
     }
-    if let Err(error) = axum::serve(listener, app).await {
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    // Pushes what OTLP has not sent yet.
+    metrics.shutdown();
+    if let Err(error) = served {
         eprintln!("weather-api-axum: server error: {error}");
         return ExitCode::FAILURE;
     }

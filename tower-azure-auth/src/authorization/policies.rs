@@ -14,6 +14,7 @@ use super::policy::Policy;
 use super::requirement::{Decision, Requirement};
 use super::LOG_TARGET;
 use crate::error::ConfigError;
+use crate::telemetry::Telemetry;
 
 /// The authorization configuration of an application, like ASP.NET Core's
 /// `AuthorizationOptions` plus the registered `IAuthorizationHandler`s. Cheap to clone.
@@ -34,9 +35,17 @@ use crate::error::ConfigError;
 /// // a misspelt name is a configuration error, found at startup
 /// assert!(policies.policy("Raeder").is_err());
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Policies {
     inner: Arc<Inner>,
+}
+
+impl Default for Policies {
+    /// No policies, no handlers; decisions recorded with the global meter provider (feature
+    /// `opentelemetry`).
+    fn default() -> Self {
+        Self::builder().build()
+    }
 }
 
 #[derive(Default)]
@@ -47,6 +56,8 @@ struct Inner {
     fallback: Option<Policy>,
     handlers: HashMap<TypeId, Vec<Arc<dyn ErasedHandler>>>,
     pii_logging: bool,
+    /// Records decisions (policy name, outcome).
+    telemetry: Telemetry,
 }
 
 /// Builds [`Policies`].
@@ -54,6 +65,8 @@ struct Inner {
 #[derive(Default)]
 pub struct PoliciesBuilder {
     inner: Inner,
+    #[cfg(feature = "opentelemetry")]
+    meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl PoliciesBuilder {
@@ -107,11 +120,29 @@ impl PoliciesBuilder {
         self
     }
 
+    /// Records authorization decisions with this meter (feature `opentelemetry`; default:
+    /// the global meter provider's, taken at [`build`](Self::build)):
+    /// `tower_azure_auth.authorization.decisions` by `policy` and `outcome`.
+    #[cfg(feature = "opentelemetry")]
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
     /// The registry.
     #[must_use]
     pub fn build(self) -> Policies {
+        let mut inner = self.inner;
+        #[cfg(feature = "opentelemetry")]
+        let telemetry = match &self.meter {
+            Some(meter) => Telemetry::with_meter(meter),
+            None => Telemetry::global(),
+        };
+        #[cfg(not(feature = "opentelemetry"))]
+        let telemetry = Telemetry::global();
+        inner.telemetry = telemetry;
         Policies {
-            inner: Arc::new(self.inner),
+            inner: Arc::new(inner),
         }
     }
 }
@@ -194,7 +225,11 @@ impl Policies {
                 &mut failed,
             );
         }
-        Some(conclude(policy, failed))
+        let result = conclude(policy, failed);
+        self.inner
+            .telemetry
+            .authorization(policy.name(), result.is_ok());
+        Some(result)
     }
 
     /// Evaluates `policy`, awaiting asynchronous handlers (in registration order). Every
@@ -223,7 +258,11 @@ impl Policies {
                 &mut failed,
             );
         }
-        conclude(policy, failed)
+        let result = conclude(policy, failed);
+        self.inner
+            .telemetry
+            .authorization(policy.name(), result.is_ok());
+        result
     }
 }
 

@@ -20,11 +20,13 @@ use super::cache::{
 use super::certificate::ClientCertificate;
 use super::credential::BoxFuture;
 use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
+use super::observe::Acquisition;
 use super::protocol::{Attempt, TokenRequest};
 use super::shared_cache::{Need, SharedTokenCache};
 use super::token::{AccessToken, TokenError};
 use super::token_source::TokenSource;
 use crate::error::error_chain;
+use crate::telemetry::{CacheRefreshReason, Start, Telemetry};
 
 const TARGET: &str = "tower_azure_auth::credentials";
 
@@ -45,6 +47,8 @@ pub struct ConfidentialClientBuilder {
     reload_interval: Option<Duration>,
     forced_refresh_interval: Duration,
     shared: Option<SharedTokenCache>,
+    #[cfg(feature = "opentelemetry")]
+    meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -61,6 +65,17 @@ impl fmt::Debug for ConfidentialClientBuilder {
 }
 
 impl ConfidentialClientBuilder {
+    /// Records token acquisitions with this meter (feature `opentelemetry`; default: the
+    /// global meter provider's, taken at [`build`](Self::build)), under MSAL.NET's
+    /// instrument and tag names (`MsalSuccess`, `MsalFailure`, `MsalTotalDuration.1A`, …;
+    /// see [`telemetry`](crate::telemetry)). The client id is a tag only with
+    /// [`enable_pii_logging`](Self::enable_pii_logging).
+    #[cfg(feature = "opentelemetry")]
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
     /// The authority (`Authority::entra(instance, tenant)` or any OpenID Connect issuer).
     pub fn authority(mut self, authority: Authority) -> Self {
         self.authority = Some(authority);
@@ -206,8 +221,17 @@ impl ConfidentialClientBuilder {
         } else {
             info!(target: TARGET, "confidential client built (PII logging off)");
         }
+        #[cfg(feature = "opentelemetry")]
+        let telemetry = match &self.meter {
+            Some(meter) => Telemetry::with_meter(meter),
+            None => Telemetry::global(),
+        };
+        #[cfg(not(feature = "opentelemetry"))]
+        let telemetry = Telemetry::global();
+        let telemetry = telemetry.with_client_id(self.pii.then_some(self.client_id.as_str()));
         Ok(ConfidentialClient {
             inner: Arc::new(ClientInner {
+                telemetry,
                 authority_key: authority.to_string(),
                 client_id: self.client_id,
                 authority,
@@ -281,6 +305,7 @@ struct ClientInner {
     forced_refresh_interval: Duration,
     token_endpoint: tokio::sync::OnceCell<Url>,
     shared: Option<Arc<SharedTokenCache>>,
+    telemetry: Telemetry,
 }
 
 impl fmt::Debug for ConfidentialClient {
@@ -322,6 +347,8 @@ impl ConfidentialClient {
             reload_interval: Some(Duration::from_secs(3600)),
             forced_refresh_interval: FORCED_REFRESH_INTERVAL,
             shared: None,
+            #[cfg(feature = "opentelemetry")]
+            meter: None,
         }
     }
 
@@ -458,10 +485,28 @@ impl ClientInner {
         Ok(())
     }
 
+    /// One acquisition, in its span, reported to the instruments.
     async fn acquire(
         self: &Arc<Self>,
         scopes: &[String],
         fetch: Fetch,
+    ) -> Result<AccessToken, TokenError> {
+        use tracing::Instrument as _;
+        let span = crate::telemetry::spans::acquisition();
+        let mut acquisition = Acquisition::start();
+        let result = self
+            .acquire_observed(scopes, fetch, &mut acquisition)
+            .instrument(span.clone())
+            .await;
+        acquisition.report(&self.telemetry, &span, &result, self.now());
+        result
+    }
+
+    async fn acquire_observed(
+        self: &Arc<Self>,
+        scopes: &[String],
+        fetch: Fetch,
+        acquisition: &mut Acquisition,
     ) -> Result<AccessToken, TokenError> {
         self.check_scopes(scopes)?;
         let key = CacheKey::new(&self.authority_key, &self.client_id, scopes);
@@ -481,7 +526,9 @@ impl ClientInner {
                 claimed
             }
         };
+        let mut reason = CacheRefreshReason::ForceRefresh;
         if !force {
+            reason = CacheRefreshReason::NoCachedAccessToken;
             if let Some(token) = slot.token.load_full() {
                 if token.usable_at(now, EXPIRY_MARGIN) {
                     if now >= token.refresh_on() {
@@ -489,6 +536,7 @@ impl ClientInner {
                     }
                     return Ok((*token).clone());
                 }
+                reason = CacheRefreshReason::Expired;
             }
         }
         if let Some(retry_after) = slot.throttled(now) {
@@ -509,6 +557,7 @@ impl ClientInner {
         if let Some(retry_after) = slot.throttled(now) {
             return Err(TokenError::Throttled { retry_after });
         }
+        acquisition.from_identity_provider(reason);
         let need = if force { Need::Fresh } else { Need::Token };
         let token = self.fetch_shared(&key, need, scopes, &slot).await?;
         slot.store(token.clone());
@@ -560,16 +609,20 @@ impl ClientInner {
                 tokio::time::sleep(shared.refresh_delay(current, inner.now())).await;
             }
             let need = current.map_or(Need::Token, |t| Need::NewerThan(t.expires_on()));
+            let mut acquisition = Acquisition::start();
+            acquisition.from_identity_provider(CacheRefreshReason::ProactivelyRefreshed);
             let result = {
+                use tracing::Instrument as _;
                 let _flight = slot.flight.lock().await;
-                match inner.fetch_shared(&key, need, &scopes, &slot).await {
-                    Ok(token) => {
-                        slot.store(token);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
+                let span = crate::telemetry::spans::acquisition();
+                let fetched = inner
+                    .fetch_shared(&key, need, &scopes, &slot)
+                    .instrument(span.clone())
+                    .await;
+                acquisition.report(&inner.telemetry, &span, &fetched, inner.now());
+                fetched.map(|token| slot.store(token))
             };
+            inner.telemetry.background_refresh(result.is_ok());
             match result {
                 Ok(()) => slot.end_refresh(inner.now(), false),
                 Err(error) => {
@@ -733,10 +786,15 @@ impl ClientInner {
                 context: &self.context,
                 pii: self.pii,
             };
+            let started = Start::now();
             match request.send().await {
-                Attempt::Token(token) => return Ok(token),
+                Attempt::Token(token) => {
+                    self.telemetry.token_http(started);
+                    return Ok(token);
+                }
                 Attempt::Throttled(retry_after) => {
                     let retry_after = retry_after.min(MAX_RETRY_AFTER);
+                    self.telemetry.retry_after(retry_after);
                     slot.throttle(self.now(), retry_after);
                     warn!(target: TARGET, ?retry_after, "the authority asked to wait (Retry-After)");
                     return Err(TokenError::Throttled { retry_after });

@@ -74,6 +74,7 @@ mod certificate;
 mod client;
 mod credential;
 mod descriptions;
+mod observe;
 mod protocol;
 #[cfg(feature = "redis")]
 mod redis_store;

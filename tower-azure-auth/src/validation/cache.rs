@@ -4,10 +4,33 @@
 //! validator checks both on a hit).
 
 use crate::claims::Claims;
+use crate::telemetry::Telemetry;
 
 /// Verified tokens by their full text: a hit skips the signature check and the JSON parse,
 /// never the lifetime check, and only while the key that verified it is still published.
-type Cache = quick_cache::sync::Cache<Box<str>, CachedToken, TokenWeight>;
+type Cache = quick_cache::sync::Cache<
+    Box<str>,
+    CachedToken,
+    TokenWeight,
+    quick_cache::DefaultHashBuilder,
+    CountEvictions,
+>;
+
+/// Counts evictions (for the instruments) and, as quick_cache's default lifecycle does,
+/// keeps up to two evicted entries to drop them outside the cache's locks.
+#[derive(Clone)]
+struct CountEvictions(Telemetry);
+
+impl quick_cache::Lifecycle<Box<str>, CachedToken> for CountEvictions {
+    type RequestState = [Option<(Box<str>, CachedToken)>; 2];
+
+    fn on_evict(&self, state: &mut Self::RequestState, key: Box<str>, val: CachedToken) {
+        self.0.token_cache_eviction();
+        if let Some(slot) = state.iter_mut().find(|slot| slot.is_none()) {
+            *slot = Some((key, val));
+        }
+    }
+}
 
 /// A verified token's claims and the key that verified it.
 #[derive(Clone)]
@@ -41,12 +64,24 @@ pub(crate) struct VerifiedTokens {
 }
 
 impl VerifiedTokens {
-    /// A cache of at most `bytes` (by [`TokenWeight`]); `None` for 0 (no cache).
-    pub(crate) fn new(bytes: usize) -> Option<Self> {
+    /// A cache of at most `bytes` (by [`TokenWeight`]); `None` for 0 (no cache). Evictions
+    /// are counted by `telemetry`.
+    pub(crate) fn new(bytes: usize, telemetry: &Telemetry) -> Option<Self> {
         (bytes > 0).then(|| Self {
             // About 6 KiB per app-only Entra token with its claims, held.
-            cache: Cache::with_weighter((bytes / 6144).max(16), bytes as u64, TokenWeight),
+            cache: Cache::with(
+                (bytes / 6144).max(16),
+                bytes as u64,
+                TokenWeight,
+                quick_cache::DefaultHashBuilder::default(),
+                CountEvictions(telemetry.clone()),
+            ),
         })
+    }
+
+    /// The cached entries' weight: the heap they hold, in bytes.
+    pub(crate) fn weight(&self) -> u64 {
+        self.cache.weight()
     }
 
     /// The entry of `token`, if cached.
@@ -96,8 +131,11 @@ mod tests {
 
     #[test]
     fn cached_tokens_are_found_by_their_text_and_weighed() {
-        assert!(VerifiedTokens::new(0).is_none(), "0 bytes: no cache");
-        let cache = VerifiedTokens::new(64 * 1024).expect("cache");
+        assert!(
+            VerifiedTokens::new(0, &Telemetry::default()).is_none(),
+            "0 bytes: no cache"
+        );
+        let cache = VerifiedTokens::new(64 * 1024, &Telemetry::default()).expect("cache");
         let claims = claims(serde_json::json!({"aud": "api", "roles": ["service-api"]}));
         cache.insert("a.b.c", &claims, 7);
         let hit = cache.get("a.b.c").expect("hit");
@@ -122,7 +160,7 @@ mod tests {
 
     #[test]
     fn the_budget_bounds_what_is_kept() {
-        let cache = VerifiedTokens::new(16 * 1024).expect("cache");
+        let cache = VerifiedTokens::new(16 * 1024, &Telemetry::default()).expect("cache");
         let claims = claims(serde_json::json!({"aud": "api"}));
         for i in 0..1000 {
             cache.insert(&format!("token-{i:04}-{}", "x".repeat(512)), &claims, 1);

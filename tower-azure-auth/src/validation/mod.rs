@@ -55,9 +55,12 @@ mod fleet_options;
 mod jws;
 mod keys;
 pub mod last_known_good;
+mod readiness;
 mod refresh;
 pub mod revocation;
 mod rules;
+
+pub use self::readiness::{KeysState, Readiness};
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -77,6 +80,7 @@ use crate::claims::Claims;
 use crate::clock::{self, SharedClock};
 use crate::config::AzureAdOptions;
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
+use crate::telemetry::{spans, RefreshTrigger, Start, Telemetry};
 
 /// Bearer-header parsing, kept here for the paths that name it in `validation`.
 pub use crate::bearer::bearer_token;
@@ -101,6 +105,7 @@ struct Inner {
     cache: Option<Arc<VerifiedTokens>>,
     revoker: Arc<Revoker>,
     revocation_channel: Option<Arc<dyn RevocationChannel>>,
+    telemetry: Telemetry,
 }
 
 impl fmt::Debug for TokenValidator {
@@ -142,9 +147,21 @@ pub struct TokenValidatorBuilder {
     last_known_good: Option<Arc<dyn LastKnownGoodStore>>,
     last_known_good_max_age: Duration,
     revocation_channel: Option<Arc<dyn RevocationChannel>>,
+    #[cfg(feature = "opentelemetry")]
+    meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl TokenValidatorBuilder {
+    /// Records the validator's metrics with this meter (feature `opentelemetry`; default:
+    /// the global meter provider's `tower-azure-auth` meter, taken at
+    /// [`build`](Self::build): install the provider before). The instruments are listed in
+    /// [`telemetry`](crate::telemetry).
+    #[cfg(feature = "opentelemetry")]
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
     /// Memory for the verified-token cache, in bytes (default 16 MiB; 0 turns it off). A
     /// token presented again is accepted without a new signature check while it is within
     /// its lifetime and the key that verified it is still published.
@@ -481,6 +498,19 @@ impl TokenValidatorBuilder {
             pii: self.pii || self.detailed_errors,
             detailed_errors: self.detailed_errors,
         };
+        #[cfg(feature = "opentelemetry")]
+        let telemetry = match &self.meter {
+            Some(meter) => Telemetry::with_meter(meter),
+            None => Telemetry::global(),
+        };
+        #[cfg(not(feature = "opentelemetry"))]
+        let telemetry = Telemetry::global();
+        let server = self
+            .authority
+            .metadata_url()
+            .host_str()
+            .unwrap_or_default()
+            .to_owned();
         let keys = KeyRefresh::new(
             self.authority,
             http,
@@ -496,12 +526,21 @@ impl TokenValidatorBuilder {
                 store,
                 max_age: self.last_known_good_max_age,
             }),
+            telemetry.clone(),
         );
-        let cache = VerifiedTokens::new(self.cache_bytes).map(Arc::new);
+        let cache = VerifiedTokens::new(self.cache_bytes, &telemetry).map(Arc::new);
         let revoker = Revoker::new(cache.clone(), self.clock.clone(), rules.pii);
         if let Some(channel) = &self.revocation_channel {
             channel.subscribe(revoker.sink());
         }
+        if let Some(cache) = &cache {
+            let cache = Arc::downgrade(cache);
+            telemetry.observe_token_cache_size(move || cache.upgrade().map(|c| c.weight()));
+        }
+        let weak_keys = Arc::downgrade(&keys);
+        telemetry.observe_key_age(&server, move || {
+            weak_keys.upgrade().and_then(|keys| keys.last_refresh_age())
+        });
         let inner = Arc::new(Inner {
             keys,
             rules,
@@ -511,6 +550,7 @@ impl TokenValidatorBuilder {
             cache,
             revoker,
             revocation_channel: self.revocation_channel,
+            telemetry,
         });
         inner.keys.start_refresh_loop();
         Ok(TokenValidator { inner })
@@ -544,6 +584,8 @@ impl TokenValidator {
             last_known_good: None,
             last_known_good_max_age: Duration::from_secs(24 * 3600),
             revocation_channel: None,
+            #[cfg(feature = "opentelemetry")]
+            meter: None,
         }
     }
 
@@ -661,6 +703,51 @@ impl TokenValidator {
         self.inner.revoker.len()
     }
 
+    /// Whether the validator can check tokens now, for a readiness probe: keys loaded (or
+    /// last-known-good keys served), how long since the last successful refresh, the last
+    /// refresh's error. Not ready until signing keys are loaded. The axum handler is
+    /// `tower_azure_auth::axum::readiness` (feature `axum`); actix-azure-auth has its own.
+    ///
+    /// ```
+    /// use tower_azure_auth::validation::KeysState;
+    /// use tower_azure_auth::{Authority, TokenValidator};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // An authority that cannot be reached: no keys, not ready.
+    /// let validator = TokenValidator::builder(Authority::oidc("http://127.0.0.1:9")?)
+    ///     .client_id("api")
+    ///     .build()?;
+    /// assert!(validator.refresh().await.is_err());
+    /// let readiness = validator.readiness();
+    /// assert_eq!(readiness.keys, KeysState::Missing);
+    /// assert!(!readiness.is_ready());
+    /// assert_eq!(readiness.status_code(), 503);
+    /// assert!(readiness.last_error.is_some());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn readiness(&self) -> Readiness {
+        let keys = &self.inner.keys;
+        let snapshot = keys.snapshot.load();
+        Readiness {
+            keys: if snapshot.is_none() {
+                KeysState::Missing
+            } else if keys.serving_last_known_good() {
+                KeysState::LastKnownGood
+            } else {
+                KeysState::Loaded
+            },
+            key_count: snapshot.as_ref().map_or(0, |s| s.keys.len()),
+            last_refresh_age: keys.last_refresh_age(),
+            last_error: keys
+                .health
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|error| error.clone()),
+        }
+    }
+
     /// How many times metadata and keys were fetched (successfully or not) since start.
     #[must_use]
     pub fn key_fetches(&self) -> u64 {
@@ -691,22 +778,40 @@ impl TokenValidator {
     ///
     /// An [`AuthError`] naming the check that failed.
     pub async fn validate(&self, token: &str) -> Result<Claims, AuthError> {
+        use tracing::Instrument as _;
+        let started = Start::now();
+        let span = spans::validation();
+        let mut cached = false;
+        let result = self
+            .validate_refreshing(token, &mut cached)
+            .instrument(span.clone())
+            .await;
+        self.observe(&span, &result, cached, started);
+        result
+    }
+
+    async fn validate_refreshing(
+        &self,
+        token: &str,
+        cached: &mut bool,
+    ) -> Result<Claims, AuthError> {
         // Observed before validating: a refresh that completes after this point is one this
         // caller can wait for instead of starting another (a flood of unknown kids must not
         // turn into back-to-back fetches).
         let seen = self.inner.keys.generation.load(Ordering::SeqCst);
-        match self.validate_with_current_keys(token) {
+        match self.check_logged(token, cached) {
             Err(error) if needs_keys(&error) && !self.inner.keys.static_keys => {
                 let keys = &self.inner.keys;
                 keys.start_refresh_loop();
                 if keys.refreshing() {
                     // Join the refresh under way; never start another without a slot.
                     keys.join_refresh().await;
-                    self.validate_with_current_keys(token)
+                    self.check_logged(token, cached)
                 } else if keys.take_forced_refresh_slot(error.kind()) {
                     // The outcome is logged by refresh; the retry below reports what matters.
-                    let _ = keys.refresh_since(seen).await;
-                    self.validate_with_current_keys(token)
+                    let trigger = RefreshTrigger::for_error(error.kind());
+                    let _ = keys.refresh_since(seen, trigger).await;
+                    self.check_logged(token, cached)
                 } else {
                     Err(error)
                 }
@@ -715,15 +820,46 @@ impl TokenValidator {
         }
     }
 
+    /// Records a validation's outcome (metrics and span).
+    fn observe(
+        &self,
+        span: &tracing::Span,
+        result: &Result<Claims, AuthError>,
+        cached: bool,
+        started: Start,
+    ) {
+        let outcome = result.as_ref().map(|_| ()).map_err(AuthError::kind);
+        spans::validation_outcome(span, outcome, cached);
+        self.inner.telemetry.validation(outcome, cached, started);
+    }
+
     /// Validates a token with the keys held now, never waiting: what the layers call first.
     /// An [`AuthErrorKind::UnknownSigningKey`] or [`AuthErrorKind::KeysUnavailable`] answer may
     /// change after a refresh ([`TokenValidator::validate`] does that).
+    ///
+    /// The metrics count such an answer (see [`may_resolve_after_refresh`]) only when the
+    /// keys are static: otherwise the caller is expected to ask [`validate`](Self::validate),
+    /// which counts the final answer, so that one request is one validation.
     ///
     /// # Errors
     ///
     /// An [`AuthError`] naming the check that failed.
     pub fn validate_with_current_keys(&self, token: &str) -> Result<Claims, AuthError> {
-        let result = self.check(token);
+        let started = Start::now();
+        let span = spans::validation();
+        let mut cached = false;
+        let result = span.in_scope(|| self.check_logged(token, &mut cached));
+        let deferred =
+            matches!(&result, Err(error) if needs_keys(error)) && !self.inner.keys.static_keys;
+        if !deferred {
+            self.observe(&span, &result, cached, started);
+        }
+        result
+    }
+
+    /// [`check`](Self::check), with a refusal logged at debug.
+    fn check_logged(&self, token: &str, cached: &mut bool) -> Result<Claims, AuthError> {
+        let result = self.check(token, cached);
         if let Err(error) = &result {
             // The detail (expected and actual values) exists only with PII logging on.
             tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), detail = error.detail(), "token rejected");
@@ -731,7 +867,7 @@ impl TokenValidator {
         result
     }
 
-    fn check(&self, token: &str) -> Result<Claims, AuthError> {
+    fn check(&self, token: &str, cached: &mut bool) -> Result<Claims, AuthError> {
         use AuthErrorKind as K;
         let inner = &*self.inner;
         if token.len() > inner.max_token_size {
@@ -748,6 +884,8 @@ impl TokenValidator {
             if let Some(hit) = cache.get(token) {
                 let current = inner.keys.snapshot.load();
                 if current.as_ref().is_some_and(|s| s.keys.holds(hit.key_id)) {
+                    inner.telemetry.token_cache_lookup(true);
+                    *cached = true;
                     let now = inner.clock.unix_seconds();
                     if let Err(error) = inner.rules.check_lifetime(&hit.claims, now) {
                         cache.remove(token);
@@ -758,6 +896,7 @@ impl TokenValidator {
                 }
                 cache.remove(token);
             }
+            inner.telemetry.token_cache_lookup(false);
         }
         let (claims, key_id) = self.check_uncached(token)?;
         inner.revoker.check(&claims, inner.clock.unix_seconds())?;

@@ -17,6 +17,7 @@ use super::rules::short;
 use crate::authority::{Authority, FetchError, HttpClient, OidcMetadata};
 use crate::clock::SharedClock;
 use crate::error::AuthErrorKind;
+use crate::telemetry::{RefreshTrigger, Start, Telemetry};
 
 const TARGET: &str = "tower_azure_auth::validation";
 
@@ -55,6 +56,18 @@ pub(crate) struct KeyRefresh {
     pub(crate) static_keys: bool,
     /// Where fetched keys are kept, to start with while the authority is unreachable.
     last_known_good: Option<LastKnownGood>,
+    /// Readiness: when the last refresh succeeded, and the last refresh's error.
+    pub(crate) health: RefreshHealth,
+    pub(crate) telemetry: Telemetry,
+}
+
+/// What the readiness probe reports of the refreshes.
+#[derive(Debug, Default)]
+pub(crate) struct RefreshHealth {
+    /// When the last refresh succeeded.
+    pub(crate) last_success: Mutex<Option<SystemTime>>,
+    /// The last refresh's error, cleared by a success.
+    pub(crate) last_error: Mutex<Option<String>>,
 }
 
 impl KeyRefresh {
@@ -67,6 +80,7 @@ impl KeyRefresh {
         settings: RefreshSettings,
         static_snapshot: Option<Snapshot>,
         last_known_good: Option<LastKnownGood>,
+        telemetry: Telemetry,
     ) -> Arc<Self> {
         Arc::new(Self {
             last_known_good,
@@ -81,6 +95,8 @@ impl KeyRefresh {
             refresh_loop: AtomicBool::new(false),
             last_forced: Mutex::new(None),
             fetches: AtomicU64::new(0),
+            health: RefreshHealth::default(),
+            telemetry,
         })
     }
 
@@ -107,8 +123,11 @@ impl KeyRefresh {
     /// One refresh at a time; callers that queued behind a refresh that completed meanwhile
     /// return without fetching again.
     pub(crate) async fn refresh(self: &Arc<Self>) -> Result<(), FetchError> {
-        self.refresh_since(self.generation.load(Ordering::SeqCst))
-            .await
+        self.refresh_since(
+            self.generation.load(Ordering::SeqCst),
+            RefreshTrigger::Manual,
+        )
+        .await
     }
 
     pub(crate) fn refreshing(&self) -> bool {
@@ -141,7 +160,11 @@ impl KeyRefresh {
     /// timeout) does not cancel it, and the callers waiting for it still get its keys.
     /// Without a Tokio runtime it runs in this future, and a guard releases the refresh if
     /// the future is dropped.
-    pub(crate) async fn refresh_since(self: &Arc<Self>, seen: u64) -> Result<(), FetchError> {
+    pub(crate) async fn refresh_since(
+        self: &Arc<Self>,
+        seen: u64,
+        trigger: RefreshTrigger,
+    ) -> Result<(), FetchError> {
         if self.static_keys {
             return Ok(());
         }
@@ -156,12 +179,12 @@ impl KeyRefresh {
                         .then(|| tokio::runtime::Handle::try_current().ok())
                         .flatten();
                     let Some(runtime) = runtime else {
-                        return self.run_refresh().await;
+                        return self.run_refresh(trigger).await;
                     };
                     let (sender, receiver) = tokio::sync::oneshot::channel();
                     let inner = Arc::clone(self);
                     runtime.spawn(async move {
-                        let _ = sender.send(inner.run_refresh().await);
+                        let _ = sender.send(inner.run_refresh(trigger).await);
                     });
                     match receiver.await {
                         Ok(result) => return result,
@@ -193,12 +216,14 @@ impl KeyRefresh {
 
     /// Runs a refresh claimed with [`claim_refresh`](Self::claim_refresh): fetches, stores
     /// the keys, and completes the refresh, or releases it if dropped before.
-    async fn run_refresh(&self) -> Result<(), FetchError> {
+    async fn run_refresh(&self, trigger: RefreshTrigger) -> Result<(), FetchError> {
         let guard = RefreshGuard {
             inner: self,
             completed: false,
         };
+        let started = Start::now();
         let result = self.fetch().await;
+        self.record(trigger, result.as_ref().err(), started);
         match &result {
             Ok((snapshot, _)) => {
                 tracing::debug!(target: TARGET, keys = snapshot.keys.len(), issuer = %snapshot.issuer, "signing keys refreshed");
@@ -318,12 +343,34 @@ impl KeyRefresh {
         }
     }
 
+    /// The refresh's outcome for readiness and the instruments.
+    fn record(&self, trigger: RefreshTrigger, error: Option<&FetchError>, started: Start) {
+        let metadata_url = self.authority.metadata_url();
+        let server = metadata_url.host_str().unwrap_or_default();
+        self.telemetry
+            .key_refresh(trigger, server, error.is_none(), started);
+        if let Ok(mut last_error) = self.health.last_error.lock() {
+            *last_error = error.map(ToString::to_string);
+        }
+        if error.is_none() {
+            if let Ok(mut last_success) = self.health.last_success.lock() {
+                *last_success = Some(self.clock.now());
+            }
+        }
+    }
+
     /// Whether the keys held now were loaded from the last-known-good store.
     pub(crate) fn serving_last_known_good(&self) -> bool {
         self.snapshot
             .load()
             .as_ref()
             .is_some_and(|s| s.stored_at.is_some())
+    }
+
+    /// Time since the last successful refresh.
+    pub(crate) fn last_refresh_age(&self) -> Option<Duration> {
+        let last = (*self.health.last_success.lock().ok()?)?;
+        Some(self.clock.now().duration_since(last).unwrap_or_default())
     }
 
     async fn fetch(&self) -> Result<(Snapshot, bytes::Bytes), FetchError> {
@@ -493,13 +540,21 @@ async fn refresh_loop(inner: Weak<KeyRefresh>) {
         let wait = {
             let Some(inner) = inner.upgrade() else { return };
             // A refresh that left no keys (someone else's that failed) counts as failed.
-            let seen = if std::mem::take(&mut first) {
-                0
+            let (seen, trigger) = if std::mem::take(&mut first) {
+                (0, RefreshTrigger::Startup)
+            } else if inner.snapshot.load().is_none() {
+                (
+                    inner.generation.load(Ordering::SeqCst),
+                    RefreshTrigger::Startup,
+                )
             } else {
-                inner.generation.load(Ordering::SeqCst)
+                (
+                    inner.generation.load(Ordering::SeqCst),
+                    RefreshTrigger::Scheduled,
+                )
             };
             let refreshed =
-                inner.refresh_since(seen).await.is_ok() && inner.snapshot.load().is_some();
+                inner.refresh_since(seen, trigger).await.is_ok() && inner.snapshot.load().is_some();
             if refreshed {
                 backoff = FIRST_BACKOFF;
                 inner.settings.refresh_interval
@@ -541,6 +596,7 @@ mod tests {
             },
             None,
             None,
+            Telemetry::default(),
         )
     }
 
@@ -630,6 +686,7 @@ mod tests {
             },
             None,
             None,
+            Telemetry::default(),
         );
         struct Case {
             name: &'static str,

@@ -16,6 +16,9 @@ mod faults;
 mod key_vault;
 mod managed_identity;
 mod outbound;
+mod readiness;
+mod rejection_extensions;
+mod telemetry;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 mod validation;
