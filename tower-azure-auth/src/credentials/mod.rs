@@ -74,14 +74,19 @@ mod certificate;
 mod client;
 mod credential;
 mod descriptions;
+mod observer;
 mod protocol;
+mod rotation;
+mod signer;
 mod sources;
 mod token;
 mod token_source;
 mod wire;
 
 pub use crate::error::CertificateError;
-pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
+pub use assertion::{
+    signed_assertion, AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS,
+};
 pub use certificate::{
     thumbprints, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
 };
@@ -91,6 +96,10 @@ pub use credential::{
     CredentialSource,
 };
 pub use descriptions::CredentialDescriptions;
+pub use observer::{CertificateEvent, CertificateInfo, CertificateObserver};
+#[doc(hidden)]
+pub use signer::private_keys_loaded_on_this_thread;
+pub use signer::{PublicCertificate, Signer, SignerError};
 #[cfg(feature = "azure-core")]
 pub use sources::azure_credential::AzureCoreCredential;
 pub use sources::environment::Environment;
