@@ -200,7 +200,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::key_vault::{ContentType, DevKeyVault, Exportable};
-pub use self::keys::{generate_certificate, generate_tls_certificate, GeneratedCertificate};
+pub use self::keys::{
+    generate_certificate, generate_certificate_valid, generate_tls_certificate, GeneratedCertificate,
+};
 pub use self::options::{AssertionReuse, Endpoint, Fault, KeepOld};
 pub use self::registration::{DevApi, DevApplication};
 

@@ -106,6 +106,9 @@ pub use sources::environment::Environment;
 pub use sources::key_vault::{
     KeyVaultCertificate, KeyVaultCertificateBuilder, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
 };
+pub use sources::key_vault_signing::{KeyVaultSigner, KeyVaultSigning};
+#[cfg(feature = "pkcs11")]
+pub use sources::pkcs11::{Pkcs11Signer, Pkcs11Source};
 pub use sources::managed_identity::{
     ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId,
 };

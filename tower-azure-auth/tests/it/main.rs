@@ -14,6 +14,7 @@ mod azure_core_credential;
 mod credentials;
 mod faults;
 mod key_vault;
+mod key_vault_signing;
 mod managed_identity;
 mod outbound;
 #[cfg(feature = "tower-http")]
