@@ -169,23 +169,28 @@ impl PublicCertificate {
         STANDARD.encode(&self.inner.der)
     }
 
-    /// The RSA `SubjectPublicKeyInfo`'s `RSAPublicKey` DER.
-    pub(crate) fn rsa_public_key(&self) -> Result<Vec<u8>, CertificateError> {
-        parse_certificate(&self.inner.der).map(|p| p.rsa_public_key)
+    /// The RSA modulus, big-endian, without leading zero octets.
+    #[cfg(feature = "pkcs11")]
+    pub(crate) fn rsa_modulus(&self) -> Option<Vec<u8>> {
+        let parsed = parse_certificate(&self.inner.der).ok()?;
+        rsa_modulus(&parsed.rsa_public_key)
     }
 }
 
-/// The bit length of an `RSAPublicKey`'s modulus (DER), without a leading zero octet.
-fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
+/// The modulus of an `RSAPublicKey` (DER), without leading zero octets.
+fn rsa_modulus(der: &[u8]) -> Option<Vec<u8>> {
     use x509_parser::der_parser::der::parse_der_sequence;
     let (_, seq) = parse_der_sequence(der).ok()?;
     let modulus = seq.as_sequence().ok()?.first()?.as_slice().ok()?;
-    let significant: &[u8] = match modulus.iter().position(|b| *b != 0) {
-        Some(start) => &modulus[start..],
-        None => return None,
-    };
-    let lead = significant[0];
-    Some((significant.len() - 1) * 8 + (8 - lead.leading_zeros() as usize))
+    let start = modulus.iter().position(|b| *b != 0)?;
+    Some(modulus[start..].to_vec())
+}
+
+/// The bit length of an `RSAPublicKey`'s modulus (DER).
+fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
+    let modulus = rsa_modulus(der)?;
+    let lead = *modulus.first()?;
+    Some((modulus.len() - 1) * 8 + (8 - lead.leading_zeros() as usize))
 }
 
 /// Why a [`Signer`] could not sign.

@@ -17,6 +17,8 @@ mod key_vault;
 mod key_vault_signing;
 mod managed_identity;
 mod outbound;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 mod validation;
