@@ -100,8 +100,12 @@ impl DevKeyVault {
         certificate: &GeneratedCertificate,
         content_type: ContentType,
     ) -> Self {
-        self.certificates
-            .push((name.into(), certificate.clone(), content_type, Exportable::Yes));
+        self.certificates.push((
+            name.into(),
+            certificate.clone(),
+            content_type,
+            Exportable::Yes,
+        ));
         self
     }
 
@@ -294,7 +298,10 @@ impl Vault {
         let Some((_, versions)) = inner.certificates.get_mut(&name.to_ascii_lowercase()) else {
             return false;
         };
-        match versions.iter_mut().find(|v| v.id.eq_ignore_ascii_case(version)) {
+        match versions
+            .iter_mut()
+            .find(|v| v.id.eq_ignore_ascii_case(version))
+        {
             Some(v) => {
                 v.key_enabled = enabled;
                 true

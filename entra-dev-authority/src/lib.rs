@@ -201,7 +201,8 @@ use tokio::task::JoinHandle;
 
 pub use self::key_vault::{ContentType, DevKeyVault, Exportable};
 pub use self::keys::{
-    generate_certificate, generate_certificate_valid, generate_tls_certificate, GeneratedCertificate,
+    generate_certificate, generate_certificate_valid, generate_tls_certificate,
+    GeneratedCertificate,
 };
 pub use self::options::{AssertionReuse, Endpoint, Fault, KeepOld};
 pub use self::registration::{DevApi, DevApplication};
@@ -808,15 +809,13 @@ impl DevAuthority {
         content_type: ContentType,
     ) -> Result<String, ConfigError> {
         let state = self.state();
-        state
-            .vault
-            .set(
-                name,
-                certificate,
-                content_type,
-                key_vault::Exportable::Yes,
-                state.now(),
-            )
+        state.vault.set(
+            name,
+            certificate,
+            content_type,
+            key_vault::Exportable::Yes,
+            state.now(),
+        )
     }
 
     /// Stores a new version of a certificate whose key is non-exportable (it becomes the
@@ -849,6 +848,7 @@ impl DevAuthority {
 
     /// Disables or enables the key of one certificate version (`sign` then answers 403
     /// `KeyDisabled`); false when there is no such version.
+    #[must_use]
     pub fn set_vault_key_enabled(&self, name: &str, version: &str, enabled: bool) -> bool {
         self.state().vault.set_key_enabled(name, version, enabled)
     }

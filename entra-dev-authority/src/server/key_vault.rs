@@ -254,12 +254,30 @@ fn sign_with_key(
     type Encoding = &'static dyn aws_lc_rs::signature::RsaEncoding;
     let (encoding, digest_algorithm): (Encoding, &'static aws_lc_rs::digest::Algorithm) =
         match alg.as_str() {
-            "RS256" => (&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::digest::SHA256),
-            "RS384" => (&aws_lc_rs::signature::RSA_PKCS1_SHA384, &aws_lc_rs::digest::SHA384),
-            "RS512" => (&aws_lc_rs::signature::RSA_PKCS1_SHA512, &aws_lc_rs::digest::SHA512),
-            "PS256" => (&aws_lc_rs::signature::RSA_PSS_SHA256, &aws_lc_rs::digest::SHA256),
-            "PS384" => (&aws_lc_rs::signature::RSA_PSS_SHA384, &aws_lc_rs::digest::SHA384),
-            "PS512" => (&aws_lc_rs::signature::RSA_PSS_SHA512, &aws_lc_rs::digest::SHA512),
+            "RS256" => (
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::digest::SHA256,
+            ),
+            "RS384" => (
+                &aws_lc_rs::signature::RSA_PKCS1_SHA384,
+                &aws_lc_rs::digest::SHA384,
+            ),
+            "RS512" => (
+                &aws_lc_rs::signature::RSA_PKCS1_SHA512,
+                &aws_lc_rs::digest::SHA512,
+            ),
+            "PS256" => (
+                &aws_lc_rs::signature::RSA_PSS_SHA256,
+                &aws_lc_rs::digest::SHA256,
+            ),
+            "PS384" => (
+                &aws_lc_rs::signature::RSA_PSS_SHA384,
+                &aws_lc_rs::digest::SHA384,
+            ),
+            "PS512" => (
+                &aws_lc_rs::signature::RSA_PSS_SHA512,
+                &aws_lc_rs::digest::SHA512,
+            ),
             _ => return Err(bad(&format!("Invalid algorithm '{alg}' for an RSA key."))),
         };
     let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -342,7 +360,8 @@ pub(crate) async fn sign(
     if let Some(fault) = enter(&state, Endpoint::KeyVault, &headers).await {
         return fault;
     }
-    respond(authorize(&state, &query, &headers).and_then(|(caller, oid)| {
-        sign_with_key(&state, &caller, &oid, &name, &version, &body)
-    }))
+    respond(
+        authorize(&state, &query, &headers)
+            .and_then(|(caller, oid)| sign_with_key(&state, &caller, &oid, &name, &version, &body)),
+    )
 }

@@ -88,7 +88,10 @@ impl ClientCertificate {
         request: &AssertionRequest<'_>,
     ) -> Result<String, CertificateError> {
         let mut jwt = signing_input(&self.public_certificate(), request)?;
-        let signature = self.sign(request.algorithm == AssertionAlgorithm::Ps256, jwt.as_bytes())?;
+        let signature = self.sign(
+            request.algorithm == AssertionAlgorithm::Ps256,
+            jwt.as_bytes(),
+        )?;
         jwt.push('.');
         jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
         Ok(jwt)

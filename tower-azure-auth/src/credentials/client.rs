@@ -21,9 +21,9 @@ use super::certificate::ClientCertificate;
 use super::credential::BoxFuture;
 use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
 use super::observer::{CertificateObserver, Observers};
+use super::protocol::{Attempt, TokenRequest};
 use super::rotation::{Rotation, DEFAULT_PROACTIVE_WINDOW};
 use super::signer::Signer;
-use super::protocol::{Attempt, TokenRequest};
 use super::token::{AccessToken, TokenError};
 use super::token_source::TokenSource;
 use crate::error::error_chain;
@@ -658,7 +658,8 @@ impl ClientInner {
             Err(error) => {
                 warn!(target: TARGET, error = %error_chain(&error),
                     "scheduled reload of the client credential failed; the current one stays in use");
-                self.rotation.load_failed(Some(&current), &error, self.now());
+                self.rotation
+                    .load_failed(Some(&current), &error, self.now());
                 self.loaded_at.store(
                     unix_millis(self.now()).max(1),
                     std::sync::atomic::Ordering::SeqCst,

@@ -375,7 +375,8 @@ impl CredentialDescriptions {
             .filter(|c| !c.trim().is_empty());
         match description.source_type {
             SourceType::KeyVault => {
-                let vault = self.vault_certificate(description, mi_client_id, context, "KeyVault")?;
+                let vault =
+                    self.vault_certificate(description, mi_client_id, context, "KeyVault")?;
                 vault
                     .fetch(context)
                     .await
@@ -457,14 +458,15 @@ impl CredentialDescriptions {
             .as_deref()
             .filter(|n| !n.trim().is_empty())
             .ok_or_else(|| format!("SourceType {source_type} needs KeyVaultCertificateName"))?;
-        let token_source: Arc<dyn TokenSource> = if let Some(source) = &self.vault_token_source {
-            Arc::clone(source)
-        } else {
-            let client_id = mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
-            Arc::new(self.identity(client_id, context).map_err(|e| {
-                format!("Key Vault needs a managed identity: {}", error_chain(&e))
-            })?)
-        };
+        let token_source: Arc<dyn TokenSource> =
+            if let Some(source) = &self.vault_token_source {
+                Arc::clone(source)
+            } else {
+                let client_id = mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
+                Arc::new(self.identity(client_id, context).map_err(|e| {
+                    format!("Key Vault needs a managed identity: {}", error_chain(&e))
+                })?)
+            };
         KeyVaultCertificate::builder(url, name, token_source)
             .allow_any_host(self.allow_any_key_vault_host)
             .build()

@@ -1,19 +1,6 @@
 //! Certificate observers: what the [`ConfidentialClient`](crate::credentials::ConfidentialClient)
 //! did with its certificates (selected, replaced, failed, successfully used), as
 //! Microsoft.Identity.Web's `ICertificatesObserver`.
-//!
-//! ```
-//! use std::sync::{Arc, Mutex};
-//! use tower_azure_auth::credentials::{CertificateEvent, CertificateObserver};
-//!
-//! let seen = Arc::new(Mutex::new(Vec::new()));
-//! let log = Arc::clone(&seen);
-//! // Any `Fn(&CertificateEvent)` is an observer.
-//! let observer = move |event: &CertificateEvent<'_>| log.lock().unwrap().push(event.name());
-//! # let _: &dyn CertificateObserver = &observer;
-//! // ConfidentialClient::builder(…).certificate_observer(Arc::new(observer))
-//! # assert!(seen.lock().unwrap().is_empty());
-//! ```
 
 use std::fmt;
 use std::time::SystemTime;
@@ -52,7 +39,9 @@ impl CertificateInfo {
     /// The certificate of a credential; `None` for secrets and external assertions.
     pub(crate) fn of_credential(credential: &ClientCredential) -> Option<Self> {
         match credential {
-            ClientCredential::Certificate(c) => Some(Self::of(&c.public_certificate(), "in-process")),
+            ClientCredential::Certificate(c) => {
+                Some(Self::of(&c.public_certificate(), "in-process"))
+            }
             ClientCredential::Signer(s) => Some(Self::of(&s.certificate(), s.backend())),
             _ => None,
         }
@@ -106,6 +95,19 @@ impl CertificateEvent<'_> {
 /// Told about certificate events, synchronously, on the task that caused them: keep it quick
 /// (record a metric, log, send to a channel). Implemented for every
 /// `Fn(&CertificateEvent<'_>) + Send + Sync`.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tower_azure_auth::credentials::{CertificateEvent, CertificateObserver};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let log = Arc::clone(&seen);
+/// // Any `Fn(&CertificateEvent)` is an observer.
+/// let observer = move |event: &CertificateEvent<'_>| log.lock().unwrap().push(event.name());
+/// # let _: &dyn CertificateObserver = &observer;
+/// // ConfidentialClient::builder(…).certificate_observer(Arc::new(observer))
+/// # assert!(seen.lock().unwrap().is_empty());
+/// ```
 pub trait CertificateObserver: Send + Sync + 'static {
     /// One event.
     fn on_event(&self, event: &CertificateEvent<'_>);

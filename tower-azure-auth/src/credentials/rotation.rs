@@ -165,7 +165,8 @@ impl Rotation {
             return;
         }
         if let Some(info) = CertificateInfo::of_credential(credential) {
-            self.observers.emit(&CertificateEvent::SuccessfullyUsed(&info));
+            self.observers
+                .emit(&CertificateEvent::SuccessfullyUsed(&info));
         }
     }
 }

@@ -3,37 +3,6 @@
 //! process ([`ClientCertificate`]), in Azure Key Vault
 //! ([`KeyVaultSigning`](crate::credentials::KeyVaultSigning): the vault's `sign` operation) or
 //! in an HSM (`Pkcs11Signer`, feature `pkcs11`).
-//!
-//! ```
-//! use std::sync::Arc;
-//! use tower_azure_auth::credentials::*;
-//! # use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
-//! # let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-//! # let pkcs8: Pkcs8V1Der = key.as_der().unwrap();
-//! # let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-//! #     &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()), &rcgen::PKCS_RSA_SHA256).unwrap();
-//! # let cert = rcgen::CertificateParams::new(vec!["weather-client".into()]).unwrap().self_signed(&rc_key).unwrap();
-//! # let pem = format!("{}{}", cert.pem(), rc_key.serialize_pem());
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! // The in-process key is one signer among others.
-//! let signer: Arc<dyn Signer> = Arc::new(ClientCertificate::from_pem(pem.as_bytes())?);
-//! let assertion = signed_assertion(signer.as_ref(), &AssertionRequest {
-//!     client_id: "b178f3a5-7588-492a-924f-72d7887b7e48",
-//!     audience: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
-//!     algorithm: AssertionAlgorithm::Ps256,
-//!     send_x5c: false,
-//!     now: 1_700_000_000,
-//! }).await?;
-//! assert_eq!(assertion.split('.').count(), 3);
-//! // A ConfidentialClient takes any signer.
-//! let client = ConfidentialClient::builder("b178f3a5-7588-492a-924f-72d7887b7e48")
-//!     .authority(tower_azure_auth::Authority::entra("https://login.microsoftonline.com/", "contoso.onmicrosoft.com")?)
-//!     .signer(signer)
-//!     .build()?;
-//! assert!(matches!(client.credential(), Some(ClientCredential::Signer(_))));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # }).unwrap();
-//! ```
 
 use std::cell::Cell;
 use std::fmt;
@@ -246,6 +215,37 @@ impl SignerError {
 /// certificate version: rotation means a new signer, produced by a
 /// [`CredentialSource`](crate::credentials::CredentialSource) that the
 /// [`ConfidentialClient`](crate::credentials::ConfidentialClient) reloads.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_azure_auth::credentials::*;
+/// # use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+/// # let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+/// # let pkcs8: Pkcs8V1Der = key.as_der().unwrap();
+/// # let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+/// #     &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()), &rcgen::PKCS_RSA_SHA256).unwrap();
+/// # let cert = rcgen::CertificateParams::new(vec!["weather-client".into()]).unwrap().self_signed(&rc_key).unwrap();
+/// # let pem = format!("{}{}", cert.pem(), rc_key.serialize_pem());
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// // The in-process key is one signer among others.
+/// let signer: Arc<dyn Signer> = Arc::new(ClientCertificate::from_pem(pem.as_bytes())?);
+/// let assertion = signed_assertion(signer.as_ref(), &AssertionRequest {
+///     client_id: "b178f3a5-7588-492a-924f-72d7887b7e48",
+///     audience: "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+///     algorithm: AssertionAlgorithm::Ps256,
+///     send_x5c: false,
+///     now: 1_700_000_000,
+/// }).await?;
+/// assert_eq!(assertion.split('.').count(), 3);
+/// // A ConfidentialClient takes any signer.
+/// let client = ConfidentialClient::builder("b178f3a5-7588-492a-924f-72d7887b7e48")
+///     .authority(tower_azure_auth::Authority::entra("https://login.microsoftonline.com/", "contoso.onmicrosoft.com")?)
+///     .signer(signer)
+///     .build()?;
+/// assert!(matches!(client.credential(), Some(ClientCredential::Signer(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 pub trait Signer: Send + Sync + fmt::Debug + 'static {
     /// The certificate whose key signs.
     fn certificate(&self) -> PublicCertificate;
@@ -280,7 +280,7 @@ impl Signer for ClientCertificate {
         algorithm: AssertionAlgorithm,
         message: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<u8>, SignerError>> {
-        let result = ClientCertificate::sign(self, algorithm == AssertionAlgorithm::Ps256, message)
+        let result = Self::sign(self, algorithm == AssertionAlgorithm::Ps256, message)
             .map_err(SignerError::Key);
         Box::pin(std::future::ready(result))
     }

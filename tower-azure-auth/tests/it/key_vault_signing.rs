@@ -99,7 +99,10 @@ impl Fixture {
         )
     }
 
-    fn builder(&self, source: Arc<dyn CredentialSource>) -> tower_azure_auth::credentials::ConfidentialClientBuilder {
+    fn builder(
+        &self,
+        source: Arc<dyn CredentialSource>,
+    ) -> tower_azure_auth::credentials::ConfidentialClientBuilder {
         ConfidentialClient::builder(CLIENT)
             .authority(
                 Authority::entra(&self.authority.instance(), self.authority.tenant_id()).unwrap(),
@@ -145,9 +148,20 @@ async fn key_vault_signed_assertions_verify_with_the_public_certificate_and_get_
 
     let signer = signer_of(client.credential());
     assert_eq!(signer.backend(), "key vault");
-    assert_eq!(signer.certificate().der(), f.certificate.cert_der.as_slice());
-    let signatures: u64 = f.authority.vault_signatures(CERT_NAME).iter().map(|(_, n)| n).sum();
-    assert_eq!(signatures, 1, "the token request's assertion was signed by the vault");
+    assert_eq!(
+        signer.certificate().der(),
+        f.certificate.cert_der.as_slice()
+    );
+    let signatures: u64 = f
+        .authority
+        .vault_signatures(CERT_NAME)
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        signatures, 1,
+        "the token request's assertion was signed by the vault"
+    );
 
     struct Case {
         name: &'static str,
@@ -197,11 +211,14 @@ async fn key_vault_signed_assertions_verify_with_the_public_certificate_and_get_
         )
         .unwrap_or_else(|e| panic!("{}: {e}", case.name));
         assert_eq!(decoded.claims["sub"], CLIENT, "{}", case.name);
-        let header: serde_json::Value = serde_json::from_slice(
-            &base64_url(assertion.split('.').next().unwrap()),
-        )
-        .unwrap();
-        assert_eq!(header[case.header], case.thumbprint.as_str(), "{}", case.name);
+        let header: serde_json::Value =
+            serde_json::from_slice(&base64_url(assertion.split('.').next().unwrap())).unwrap();
+        assert_eq!(
+            header[case.header],
+            case.thumbprint.as_str(),
+            "{}",
+            case.name
+        );
         assert_eq!(
             header["x5c"][0],
             base64_std(&f.certificate.cert_der).as_str(),
@@ -276,7 +293,10 @@ async fn a_non_exportable_key_cannot_be_downloaded_from_the_vault() {
         .unwrap();
     assert_eq!(bundle["policy"]["key_props"]["exportable"], false);
     let secret: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}?api-version=7.4", bundle["sid"].as_str().unwrap()))
+        .get(format!(
+            "{}?api-version=7.4",
+            bundle["sid"].as_str().unwrap()
+        ))
         .bearer_auth(token.secret())
         .send()
         .await
@@ -286,7 +306,10 @@ async fn a_non_exportable_key_cannot_be_downloaded_from_the_vault() {
         .unwrap();
     let value = secret["value"].as_str().unwrap();
     assert!(value.contains("BEGIN CERTIFICATE"), "{value}");
-    assert!(!value.contains("PRIVATE KEY"), "the secret holds no private key");
+    assert!(
+        !value.contains("PRIVATE KEY"),
+        "the secret holds no private key"
+    );
 }
 
 #[tokio::test]
@@ -307,7 +330,12 @@ async fn sign_refusals_say_which_permission_or_that_the_key_is_disabled() {
     let text = error_chain(&error);
     assert!(matches!(error, TokenError::Signing(_)), "{text}");
     assert!(!error.is_transient(), "{text}");
-    for fragment in ["403", "ForbiddenByPolicy", "permission `sign`", "Key Vault Crypto User"] {
+    for fragment in [
+        "403",
+        "ForbiddenByPolicy",
+        "permission `sign`",
+        "Key Vault Crypto User",
+    ] {
         assert!(text.contains(fragment), "`{fragment}` in {text}");
     }
     assert_eq!(*events.lock().unwrap(), ["selected", "failed"]);
@@ -319,12 +347,17 @@ async fn sign_refusals_say_which_permission_or_that_the_key_is_disabled() {
         .x5t();
     assert_eq!(version, f.certificate.x5t);
     let (version, _) = f.authority.vault_signatures(CERT_NAME).pop().unwrap();
-    assert!(f.authority.set_vault_key_enabled(CERT_NAME, &version, false));
+    assert!(f
+        .authority
+        .set_vault_key_enabled(CERT_NAME, &version, false));
     let error = client.acquire_token_for_client(&[SCOPE]).await.unwrap_err();
     let text = error_chain(&error);
-    assert!(text.contains("KeyDisabled") && text.contains("disabled in the vault"), "{text}");
+    assert!(
+        text.contains("KeyDisabled") && text.contains("disabled in the vault"),
+        "{text}"
+    );
 
-    f.authority.set_vault_key_enabled(CERT_NAME, &version, true);
+    assert!(f.authority.set_vault_key_enabled(CERT_NAME, &version, true));
     client.acquire_token_for_client(&[SCOPE]).await.unwrap();
     assert_eq!(
         *events.lock().unwrap(),
@@ -368,10 +401,20 @@ async fn key_version_rotation_while_running_uses_the_new_version_without_a_faile
     }
     let signatures = f.authority.vault_signatures(CERT_NAME);
     assert_eq!(signatures.len(), 2);
-    assert_eq!(signatures[0].1, 4, "the old version signed until the reload");
-    assert_eq!(signatures[1], (new_version, 3), "the new version signs after it");
     assert_eq!(
-        signer_of(client.credential()).certificate().thumbprints().x5t(),
+        signatures[0].1, 4,
+        "the old version signed until the reload"
+    );
+    assert_eq!(
+        signatures[1],
+        (new_version, 3),
+        "the new version signs after it"
+    );
+    assert_eq!(
+        signer_of(client.credential())
+            .certificate()
+            .thumbprints()
+            .x5t(),
         next.x5t
     );
     let old = Some(f.certificate.x5t_s256.clone());
@@ -381,7 +424,11 @@ async fn key_version_rotation_while_running_uses_the_new_version_without_a_faile
     expected.push(("deselected", old));
     expected.push(("selected", new.clone()));
     expected.extend(std::iter::repeat_n(("successfully_used", new), 3));
-    assert_eq!(*events.lock().unwrap(), expected, "observer events in order");
+    assert_eq!(
+        *events.lock().unwrap(),
+        expected,
+        "observer events in order"
+    );
     assert_eq!(private_keys_loaded_on_this_thread(), keys_before);
 }
 
@@ -389,8 +436,7 @@ async fn key_version_rotation_while_running_uses_the_new_version_without_a_faile
 async fn proactive_reload_happens_inside_the_jittered_window_before_not_after() {
     let start = SystemTime::now() - Duration::from_secs(3600);
     let not_after = start + Duration::from_secs(30 * 86_400);
-    let certificate =
-        generate_certificate_valid("CN=weather-client", start, not_after).unwrap();
+    let certificate = generate_certificate_valid("CN=weather-client", start, not_after).unwrap();
     let clock = ManualClock::now();
     let f = fixture_with(clock, certificate).await;
     let window = Duration::from_secs(48 * 3600);
@@ -402,7 +448,9 @@ async fn proactive_reload_happens_inside_the_jittered_window_before_not_after() 
         .unwrap();
     client.acquire_token_for_client(&[SCOPE]).await.unwrap();
     let not_after = UNIX_EPOCH + Duration::from_secs(secs(not_after));
-    let at = client.next_proactive_reload().expect("a reload is scheduled");
+    let at = client
+        .next_proactive_reload()
+        .expect("a reload is scheduled");
     assert!(
         at >= not_after - window && at < not_after - window / 2,
         "{at:?} is within [notAfter - 48 h, notAfter - 24 h)"
@@ -419,14 +467,20 @@ async fn proactive_reload_happens_inside_the_jittered_window_before_not_after() 
     f.clock.set_unix(secs(not_after - window) - 60);
     client.force_refresh(&[SCOPE]).await.unwrap();
     assert_eq!(
-        signer_of(client.credential()).certificate().thumbprints().x5t(),
+        signer_of(client.credential())
+            .certificate()
+            .thumbprints()
+            .x5t(),
         f.certificate.x5t
     );
     // At the end of the jitter spread the reload has happened.
     f.clock.set_unix(secs(not_after - window / 2));
     client.force_refresh(&[SCOPE]).await.unwrap();
     assert_eq!(
-        signer_of(client.credential()).certificate().thumbprints().x5t(),
+        signer_of(client.credential())
+            .certificate()
+            .thumbprints()
+            .x5t(),
         next.x5t,
         "the new version was loaded before the old certificate expired"
     );

@@ -130,7 +130,11 @@ fn rsa_public_key_der(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
         if len < 0x80 {
             vec![u8::try_from(len).unwrap()]
         } else {
-            let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
             let mut out = vec![0x80 | u8::try_from(bytes.len()).unwrap()];
             out.extend(bytes);
             out
@@ -301,8 +305,14 @@ async fn softhsm_keys_are_not_extractable_and_sign_assertions_the_authority_acce
                 &[AttributeType::Extractable, AttributeType::Sensitive],
             )
             .unwrap();
-        assert!(attributes.contains(&Attribute::Extractable(false)), "{attributes:?}");
-        assert!(attributes.contains(&Attribute::Sensitive(true)), "{attributes:?}");
+        assert!(
+            attributes.contains(&Attribute::Extractable(false)),
+            "{attributes:?}"
+        );
+        assert!(
+            attributes.contains(&Attribute::Sensitive(true)),
+            "{attributes:?}"
+        );
         let wrapping = session
             .generate_key(
                 &Mechanism::AesKeyGen,
@@ -339,11 +349,19 @@ async fn softhsm_keys_are_not_extractable_and_sign_assertions_the_authority_acce
     assert!(!token.secret().is_empty());
     let signer = signer_of(client.credential());
     assert_eq!(signer.backend(), "pkcs11");
-    assert_eq!(signer.certificate().der(), key.cert_der.as_slice(), "read from the token");
+    assert_eq!(
+        signer.certificate().der(),
+        key.cert_der.as_slice(),
+        "read from the token"
+    );
 
     let (_, cert) = X509Certificate::from_der(&key.cert_der).unwrap();
     let public = DecodingKey::from_rsa_der(&cert.public_key().subject_public_key.data);
-    let audience = format!("{}{}/oauth2/v2.0/token", authority.instance(), authority.tenant_id());
+    let audience = format!(
+        "{}{}/oauth2/v2.0/token",
+        authority.instance(),
+        authority.tenant_id()
+    );
     for (algorithm, jwt) in [
         (AssertionAlgorithm::Ps256, Algorithm::PS256),
         (AssertionAlgorithm::Rs256, Algorithm::RS256),
@@ -420,10 +438,9 @@ async fn pkcs11_from_configuration_with_a_certificate_file_and_clear_errors() {
     let context = CredentialContext::new(HttpClient::new().unwrap(), Arc::new(clock.clone()));
     // Nobody is logged in to the token now: the wrong PIN is really checked.
     // The first three entries fail; each failure says why, and never shows a PIN.
-    let failing = ConfigSource::from_json_str(&json.replace(
-        &format!(", {}]", entry(TOKEN, &key.label, &pin)),
-        "]",
-    ))
+    let failing = ConfigSource::from_json_str(
+        &json.replace(&format!(", {}]", entry(TOKEN, &key.label, &pin)), "]"),
+    )
     .unwrap()
     .section::<CallApiOptions>("CallApi")
     .unwrap();
@@ -440,7 +457,10 @@ async fn pkcs11_from_configuration_with_a_certificate_file_and_clear_errors() {
     ] {
         assert!(text.contains(fragment), "`{fragment}` in {text}");
     }
-    assert!(!text.contains(PIN) && !text.contains("0000-not-the-pin"), "{text}");
+    assert!(
+        !text.contains(PIN) && !text.contains("0000-not-the-pin"),
+        "{text}"
+    );
 
     let descriptions = CredentialDescriptions::from_call_api(&options);
     let credential = descriptions.load(&context).await.unwrap();

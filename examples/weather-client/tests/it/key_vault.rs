@@ -84,10 +84,8 @@ pub(crate) async fn start(
     });
 
     // The seed's CallApi section, the vault URL pointed at the local vault.
-    let config = std::env::temp_dir().join(format!(
-        "weather-client-{name}-{}.json",
-        std::process::id()
-    ));
+    let config =
+        std::env::temp_dir().join(format!("weather-client-{name}-{}.json", std::process::id()));
     let credential = credential(&authority);
     std::fs::write(
         &config,

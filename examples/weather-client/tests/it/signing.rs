@@ -67,7 +67,9 @@ fn softhsm_util(conf: &Path, args: &[&str]) {
         .env("SOFTHSM2_CONF", conf)
         .args(args)
         .output()
-        .expect("softhsm2-util is missing: run scripts/interop-setup.sh (installs Debian's softhsm2)");
+        .expect(
+            "softhsm2-util is missing: run scripts/interop-setup.sh (installs Debian's softhsm2)",
+        );
     assert!(
         output.status.success(),
         "softhsm2-util {}: {}",
@@ -104,7 +106,16 @@ async fn pkcs11_configuration_gets_a_forecast() {
     std::fs::write(&pin_file, "1234-5678\n").unwrap();
     softhsm_util(
         &conf,
-        &["--init-token", "--free", "--label", "weather", "--so-pin", "87654321", "--pin", "1234-5678"],
+        &[
+            "--init-token",
+            "--free",
+            "--label",
+            "weather",
+            "--so-pin",
+            "87654321",
+            "--pin",
+            "1234-5678",
+        ],
     );
     softhsm_util(
         &conf,
@@ -139,7 +150,10 @@ async fn pkcs11_configuration_gets_a_forecast() {
     let output = run_client(&setup, &[("SOFTHSM2_CONF", conf.as_os_str())]).await;
     assert_forecast(&output);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("1234-5678"), "the PIN is never logged: {stderr}");
+    assert!(
+        !stderr.contains("1234-5678"),
+        "the PIN is never logged: {stderr}"
+    );
 
     // A wrong PIN is explained without showing either PIN.
     std::fs::write(&pin_file, "0000\n").unwrap();
@@ -147,7 +161,10 @@ async fn pkcs11_configuration_gets_a_forecast() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("wrong PIN"), "{stderr}");
-    assert!(!stderr.contains("1234-5678") && !stderr.contains("0000\n"), "{stderr}");
+    assert!(
+        !stderr.contains("1234-5678") && !stderr.contains("0000\n"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_file(&setup.config);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -350,9 +350,9 @@ impl KeyVaultCertificate {
             Err(VaultCallError::Unreachable(reason)) => {
                 Err(self.invalid(format!("the vault cannot be reached: {reason}")))
             }
-            Err(VaultCallError::Unreadable(reason)) => Err(self.invalid(format!(
-                "the vault's answer cannot be read: {reason}"
-            ))),
+            Err(VaultCallError::Unreadable(reason)) => {
+                Err(self.invalid(format!("the vault's answer cannot be read: {reason}")))
+            }
         }
     }
 
@@ -372,7 +372,8 @@ impl KeyVaultCertificate {
                 .token(&scopes, force)
                 .await
                 .map_err(VaultCallError::Token)?;
-            let header = bearer_header(&token).map_err(|e| VaultCallError::Header(e.to_string()))?;
+            let header =
+                bearer_header(&token).map_err(|e| VaultCallError::Header(e.to_string()))?;
             let request = match json_body {
                 Some(body) => http
                     .reqwest()
@@ -468,7 +469,7 @@ pub(crate) struct ErrorDetail {
     pub(crate) code: Option<String>,
     pub(crate) message: Option<String>,
     #[serde(default)]
-    pub(crate) innererror: Option<Box<ErrorDetail>>,
+    pub(crate) innererror: Option<Box<Self>>,
 }
 
 /// What a Key Vault error status means, with its `{"error":{"code","message"}}`.

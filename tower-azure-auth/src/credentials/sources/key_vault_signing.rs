@@ -110,10 +110,17 @@ impl KeyVaultSigning {
             return Err(self.invalid(explain(status, &body, Operation::ReadCertificate)));
         }
         let bundle: Bundle = serde_json::from_slice(&body).map_err(|e| {
-            self.invalid(format!("the vault's answer is not a certificate bundle: {e}"))
+            self.invalid(format!(
+                "the vault's answer is not a certificate bundle: {e}"
+            ))
         })?;
-        let checked = check_bundle(vault, self.certificate.name(), &bundle, context.clock.unix_seconds())
-            .map_err(|reason| self.invalid(reason))?;
+        let checked = check_bundle(
+            vault,
+            self.certificate.name(),
+            &bundle,
+            context.clock.unix_seconds(),
+        )
+        .map_err(|reason| self.invalid(reason))?;
         debug!(target: TARGET, thumbprint = %checked.certificate.thumbprints().sha1_hex(),
             version = %checked.version, "Key Vault signing key selected");
         Ok(KeyVaultSigner {
@@ -208,7 +215,11 @@ impl KeyVaultSigner {
                 }
             })?;
         if !(200..300).contains(&status) {
-            let reason = format!("key `{}`: {}", self.kid, explain(status, &answer, Operation::Sign));
+            let reason = format!(
+                "key `{}`: {}",
+                self.kid,
+                explain(status, &answer, Operation::Sign)
+            );
             return Err(if status == 429 || status >= 500 {
                 SignerError::Unavailable {
                     backend: BACKEND,
@@ -319,7 +330,9 @@ fn check_bundle(vault: &Url, name: &str, bundle: &Bundle, now: u64) -> Result<Ch
         }
         if let Some(nbf) = attributes.nbf {
             if now_signed < nbf {
-                return Err(format!("the certificate is not valid before {nbf} (unix time)"));
+                return Err(format!(
+                    "the certificate is not valid before {nbf} (unix time)"
+                ));
             }
         }
         if let Some(e) = attributes.exp {
@@ -415,7 +428,9 @@ enum Operation {
 
 /// What a Key Vault error status means for this operation.
 fn explain(status: u16, body: &[u8], operation: Operation) -> String {
-    let detail = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
+    let detail = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error);
     let code = detail.as_ref().and_then(|d| d.code.clone());
     let inner = detail
         .as_ref()
@@ -444,7 +459,9 @@ fn explain(status: u16, body: &[u8], operation: Operation) -> String {
         (429, _) => "; the vault is throttling requests, try again later".to_owned(),
         _ => String::new(),
     };
-    let message = message.map(|m| format!(": {}", m.trim())).unwrap_or_default();
+    let message = message
+        .map(|m| format!(": {}", m.trim()))
+        .unwrap_or_default();
     format!("the vault answered HTTP {status} ({codes}){message}{advice}")
 }
 

@@ -124,7 +124,11 @@ impl Pkcs11Source {
         let attributes = session
             .get_attributes(
                 key,
-                &[AttributeType::KeyType, AttributeType::Sign, AttributeType::Modulus],
+                &[
+                    AttributeType::KeyType,
+                    AttributeType::Sign,
+                    AttributeType::Modulus,
+                ],
             )
             .map_err(|e| format!("cannot read the key's attributes: {e}"))?;
         let mut modulus = None;
@@ -148,12 +152,18 @@ impl Pkcs11Source {
                     format!("cannot read CertificateDiskPath `{}`: {e}", path.display())
                 })?;
                 PublicCertificate::from_der_or_pem(&data).map_err(|e| {
-                    format!("CertificateDiskPath `{}`: {}", path.display(), error_chain(&e))
+                    format!(
+                        "CertificateDiskPath `{}`: {}",
+                        path.display(),
+                        error_chain(&e)
+                    )
                 })?
             }
             None => certificate_from_token(&session, &self.key_label)?,
         };
-        certificate.check_validity(now).map_err(|e| error_chain(&e))?;
+        certificate
+            .check_validity(now)
+            .map_err(|e| error_chain(&e))?;
         let expected = certificate
             .rsa_modulus()
             .ok_or("the certificate's RSA key cannot be read")?;
@@ -273,7 +283,10 @@ impl SignerInner {
         }
         Err(SignerError::Unavailable {
             backend: BACKEND,
-            reason: format!("key `{}`: the token keeps dropping the session", self.key_label),
+            reason: format!(
+                "key `{}`: the token keeps dropping the session",
+                self.key_label
+            ),
         })
     }
 

@@ -3,7 +3,7 @@ use super::*;
 fn rsa_certificate_der() -> Vec<u8> {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
     let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let pkcs8: Pkcs8V1Der = key.as_der().unwrap();
+    let pkcs8: Pkcs8V1Der<'_> = key.as_der().unwrap();
     let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
         &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
         &rcgen::PKCS_RSA_SHA256,
@@ -39,17 +39,23 @@ fn certificate_bundles_are_checked_before_signing() {
     let cases = [
         Case {
             name: "azure shape",
-            bundle: format!(r#"{{"kid":"{kid}","cer":"{cer}","attributes":{{"enabled":true,"exp":4000000000}},"policy":{{"key_props":{{"exportable":false,"kty":"RSA"}}}}}}"#),
+            bundle: format!(
+                r#"{{"kid":"{kid}","cer":"{cer}","attributes":{{"enabled":true,"exp":4000000000}},"policy":{{"key_props":{{"exportable":false,"kty":"RSA"}}}}}}"#
+            ),
             expected: Ok("https://contoso.vault.azure.net/keys/cert/0123abcd/sign?api-version=7.4"),
         },
         Case {
             name: "hsm key",
-            bundle: format!(r#"{{"kid":"{kid}","cer":"{cer}","policy":{{"key_props":{{"kty":"RSA-HSM"}}}}}}"#),
+            bundle: format!(
+                r#"{{"kid":"{kid}","cer":"{cer}","policy":{{"key_props":{{"kty":"RSA-HSM"}}}}}}"#
+            ),
             expected: Ok("https://contoso.vault.azure.net/keys/cert/0123abcd/sign?api-version=7.4"),
         },
         Case {
             name: "ec key in the policy",
-            bundle: format!(r#"{{"kid":"{kid}","cer":"{cer}","policy":{{"key_props":{{"kty":"EC"}}}}}}"#),
+            bundle: format!(
+                r#"{{"kid":"{kid}","cer":"{cer}","policy":{{"key_props":{{"kty":"EC"}}}}}}"#
+            ),
             expected: Err("of type EC, not RSA"),
         },
         Case {
@@ -74,12 +80,16 @@ fn certificate_bundles_are_checked_before_signing() {
         },
         Case {
             name: "another key",
-            bundle: format!(r#"{{"kid":"https://contoso.vault.azure.net/keys/other/01","cer":"{cer}"}}"#),
+            bundle: format!(
+                r#"{{"kid":"https://contoso.vault.azure.net/keys/other/01","cer":"{cer}"}}"#
+            ),
             expected: Err("not of the form"),
         },
         Case {
             name: "no version",
-            bundle: format!(r#"{{"kid":"https://contoso.vault.azure.net/keys/cert","cer":"{cer}"}}"#),
+            bundle: format!(
+                r#"{{"kid":"https://contoso.vault.azure.net/keys/cert","cer":"{cer}"}}"#
+            ),
             expected: Err("not of the form"),
         },
         Case {
@@ -123,7 +133,12 @@ fn sign_errors_say_what_to_grant() {
             name: "no sign permission",
             status: 403,
             body: r#"{"error":{"code":"Forbidden","message":"does not have keys sign permission","innererror":{"code":"ForbiddenByPolicy"}}}"#,
-            contains: &["403", "Forbidden/ForbiddenByPolicy", "permission `sign`", "Key Vault Crypto User"],
+            contains: &[
+                "403",
+                "Forbidden/ForbiddenByPolicy",
+                "permission `sign`",
+                "Key Vault Crypto User",
+            ],
         },
         Case {
             name: "disabled key",
