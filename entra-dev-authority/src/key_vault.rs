@@ -53,8 +53,21 @@ impl ContentType {
 #[derive(Clone, Default)]
 #[must_use]
 pub struct DevKeyVault {
-    certificates: Vec<(String, GeneratedCertificate, ContentType)>,
+    certificates: Vec<(String, GeneratedCertificate, ContentType, Exportable)>,
     denied: Vec<String>,
+    sign_denied: Vec<String>,
+}
+
+/// Whether a certificate's private key may leave the vault (its policy's
+/// `key_props.exportable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Exportable {
+    /// The secret holds the private key (`exportable: true`).
+    Yes,
+    /// The key only signs inside the vault (`keys/{name}/{version}/sign`); the secret holds
+    /// the certificate alone, as Azure returns it for a non-exportable key.
+    No,
 }
 
 impl fmt::Debug for DevKeyVault {
@@ -65,10 +78,11 @@ impl fmt::Debug for DevKeyVault {
                 &self
                     .certificates
                     .iter()
-                    .map(|(name, _, t)| (name, t))
+                    .map(|(name, _, t, e)| (name, t, e))
                     .collect::<Vec<_>>(),
             )
             .field("denied", &self.denied)
+            .field("sign_denied", &self.sign_denied)
             .finish()
     }
 }
@@ -86,8 +100,36 @@ impl DevKeyVault {
         certificate: &GeneratedCertificate,
         content_type: ContentType,
     ) -> Self {
-        self.certificates
-            .push((name.into(), certificate.clone(), content_type));
+        self.certificates.push((
+            name.into(),
+            certificate.clone(),
+            content_type,
+            Exportable::Yes,
+        ));
+        self
+    }
+
+    /// Stores a certificate whose key is created non-exportable: the key signs through
+    /// `POST keys/{name}/{version}/sign` (`RS256`, `PS256`) and never leaves the vault; the
+    /// secret holds only the certificate (PEM).
+    pub fn non_exportable_certificate(
+        mut self,
+        name: impl Into<String>,
+        certificate: &GeneratedCertificate,
+    ) -> Self {
+        self.certificates.push((
+            name.into(),
+            certificate.clone(),
+            ContentType::Pem,
+            Exportable::No,
+        ));
+        self
+    }
+
+    /// Refuses (403, `ForbiddenByPolicy`) the `sign` operation to callers with this client
+    /// id: they may read certificates but lack the `keys/sign` permission.
+    pub fn deny_sign(mut self, client_id: impl Into<String>) -> Self {
+        self.sign_denied.push(client_id.into());
         self
     }
 
@@ -105,6 +147,14 @@ pub(crate) struct Version {
     /// The secret's value: base64 PKCS#12 or PEM.
     pub(crate) value: String,
     pub(crate) content_type: ContentType,
+    /// Whether the secret carries the private key.
+    pub(crate) exportable: Exportable,
+    /// The private key (PKCS#8), held by the vault for `sign`.
+    pub(crate) key_der: Vec<u8>,
+    /// Whether the key may sign (`attributes.enabled` of the key).
+    pub(crate) key_enabled: bool,
+    /// `sign` operations done with this version.
+    pub(crate) signatures: u64,
     pub(crate) nbf: i64,
     pub(crate) exp: i64,
     pub(crate) created: i64,
@@ -116,6 +166,8 @@ pub(crate) struct Inner {
     pub(crate) certificates: HashMap<String, (String, Vec<Version>)>,
     /// Lower-case client ids refused with 403.
     pub(crate) denied: HashSet<String>,
+    /// Lower-case client ids refused `sign` with 403.
+    pub(crate) sign_denied: HashSet<String>,
 }
 
 /// The vault's state in the authority.
@@ -159,12 +211,15 @@ impl Vault {
             inner: Mutex::new(Inner::default()),
         };
         if let Some(config) = config {
-            for (name, certificate, content_type) in &config.certificates {
-                vault.set(name, certificate, *content_type, now)?;
+            for (name, certificate, content_type, exportable) in &config.certificates {
+                vault.set(name, certificate, *content_type, *exportable, now)?;
             }
             let mut inner = vault.lock();
             for id in config.denied {
                 inner.denied.insert(id.trim().to_ascii_lowercase());
+            }
+            for id in config.sign_denied {
+                inner.sign_denied.insert(id.trim().to_ascii_lowercase());
             }
         }
         Ok(vault)
@@ -180,6 +235,7 @@ impl Vault {
         name: &str,
         certificate: &GeneratedCertificate,
         content_type: ContentType,
+        exportable: Exportable,
         now: i64,
     ) -> Result<String, ConfigError> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
@@ -187,10 +243,18 @@ impl Vault {
         }
         let (_, parsed) = X509Certificate::from_der(&certificate.cert_der)
             .map_err(|e| invalid(format!("certificate: {e}")))?;
-        let value = match content_type {
-            ContentType::Pkcs12 => STANDARD.encode(pkcs12(certificate)?),
-            ContentType::Pem => format!("{}{}", certificate.key_pem, certificate.cert_pem),
+        let (value, content_type) = match (exportable, content_type) {
+            (Exportable::No, _) => (certificate.cert_pem.clone(), ContentType::Pem),
+            (Exportable::Yes, ContentType::Pkcs12) => {
+                (STANDARD.encode(pkcs12(certificate)?), content_type)
+            }
+            (Exportable::Yes, ContentType::Pem) => (
+                format!("{}{}", certificate.key_pem, certificate.cert_pem),
+                content_type,
+            ),
         };
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(&certificate.key_der)
+            .map_err(|_| invalid("the certificate's key is not an RSA PKCS#8 key"))?;
         let mut id = [0u8; 16];
         aws_lc_rs::rand::fill(&mut id).map_err(|_| invalid("no randomness"))?;
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
@@ -199,6 +263,10 @@ impl Vault {
             cert_der: certificate.cert_der.clone(),
             value,
             content_type,
+            exportable,
+            key_der: certificate.key_der.clone(),
+            key_enabled: true,
+            signatures: 0,
             nbf: parsed.validity().not_before.timestamp(),
             exp: parsed.validity().not_after.timestamp(),
             created: now,
@@ -211,6 +279,50 @@ impl Vault {
             .1
             .push(version);
         Ok(id)
+    }
+
+    /// Refuses or allows again `sign` to a client id.
+    pub(crate) fn deny_sign(&self, client_id: &str, denied: bool) {
+        let id = client_id.trim().to_ascii_lowercase();
+        let mut inner = self.lock();
+        if denied {
+            inner.sign_denied.insert(id);
+        } else {
+            inner.sign_denied.remove(&id);
+        }
+    }
+
+    /// Enables or disables the key of a certificate version; false when there is none.
+    pub(crate) fn set_key_enabled(&self, name: &str, version: &str, enabled: bool) -> bool {
+        let mut inner = self.lock();
+        let Some((_, versions)) = inner.certificates.get_mut(&name.to_ascii_lowercase()) else {
+            return false;
+        };
+        match versions
+            .iter_mut()
+            .find(|v| v.id.eq_ignore_ascii_case(version))
+        {
+            Some(v) => {
+                v.key_enabled = enabled;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `(version, signatures)` of each version of `name`, oldest first.
+    pub(crate) fn signatures(&self, name: &str) -> Vec<(String, u64)> {
+        let inner = self.lock();
+        inner
+            .certificates
+            .get(&name.to_ascii_lowercase())
+            .map(|(_, versions)| {
+                versions
+                    .iter()
+                    .map(|v| (v.id.clone(), v.signatures))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub(crate) fn deny(&self, client_id: &str, denied: bool) {

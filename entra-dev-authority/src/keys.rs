@@ -82,6 +82,26 @@ pub fn generate_certificate(subject: &str) -> Result<GeneratedCertificate, Confi
     generate(subject, &params)
 }
 
+/// Like [`generate_certificate`], valid from `not_before` to `not_after` (for tests of
+/// expiry and proactive rotation).
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] when the subject is not a distinguished name or key generation
+/// fails.
+pub fn generate_certificate_valid(
+    subject: &str,
+    not_before: std::time::SystemTime,
+    not_after: std::time::SystemTime,
+) -> Result<GeneratedCertificate, ConfigError> {
+    let dn = parse_subject(subject)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| rcgen_error(&e))?;
+    params.distinguished_name = dn;
+    params.not_before = time::OffsetDateTime::from(not_before);
+    params.not_after = time::OffsetDateTime::from(not_after);
+    generate(subject, &params)
+}
+
 /// Generates a TLS server certificate (RSA 2048, self-signed) for the given names: IP
 /// addresses become IP subject alternative names, others DNS names. Hand it to
 /// [`DevAuthorityBuilder::tls`](super::DevAuthorityBuilder::tls) and trust `cert_pem` in the

@@ -22,6 +22,7 @@
 //! | `GET /metadata/identity/oauth2/token` | IMDS-shaped managed identity endpoint (`Metadata: true`, `api-version=2018-02-01`, `resource`, optional `client_id`/`object_id`); numbers as strings |
 //! | `GET /msi/token` | App Service-shaped (`X-IDENTITY-HEADER` = [`DevAuthority::identity_header`], `api-version=2019-08-01`) |
 //! | `GET /vault/certificates/{name}`, `GET /vault/secrets/{name}/{version}` | Key Vault ([`DevKeyVault`], `api-version` required): PKCS#12 or PEM secrets; 401 without a token signed by this authority for `https://vault.azure.net`, 403 for denied callers, 404 for unknown names |
+//! | `POST /vault/keys/{name}/{version}/sign` | Key Vault `sign` (`RS256`/`PS256` over a SHA-256 digest) with the key of a certificate version, exportable or not ([`DevKeyVault::non_exportable_certificate`]: the secret then holds no private key); 403 `ForbiddenByPolicy` for callers without `keys/sign` ([`DevKeyVault::deny_sign`]), 403 `KeyDisabled` for a disabled key version |
 //!
 //! Managed identities are registered with [`DevAuthorityBuilder::managed_identity`] (the
 //! first one answers requests that name none, like a system-assigned identity); their tokens
@@ -198,8 +199,11 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use self::key_vault::{ContentType, DevKeyVault};
-pub use self::keys::{generate_certificate, generate_tls_certificate, GeneratedCertificate};
+pub use self::key_vault::{ContentType, DevKeyVault, Exportable};
+pub use self::keys::{
+    generate_certificate, generate_certificate_valid, generate_tls_certificate,
+    GeneratedCertificate,
+};
 pub use self::options::{AssertionReuse, Endpoint, Fault, KeepOld};
 pub use self::registration::{DevApi, DevApplication};
 
@@ -805,9 +809,55 @@ impl DevAuthority {
         content_type: ContentType,
     ) -> Result<String, ConfigError> {
         let state = self.state();
-        state
-            .vault
-            .set(name, certificate, content_type, state.now())
+        state.vault.set(
+            name,
+            certificate,
+            content_type,
+            key_vault::Exportable::Yes,
+            state.now(),
+        )
+    }
+
+    /// Stores a new version of a certificate whose key is non-exportable (it becomes the
+    /// latest: rotation of the key version); returns the version id. The key signs through
+    /// `POST {vault}/keys/{name}/{version}/sign` and the secret holds only the certificate.
+    ///
+    /// # Errors
+    ///
+    /// When the name is not a Key Vault name or the key is not RSA.
+    pub fn set_vault_non_exportable_certificate(
+        &self,
+        name: &str,
+        certificate: &GeneratedCertificate,
+    ) -> Result<String, ConfigError> {
+        let state = self.state();
+        state.vault.set(
+            name,
+            certificate,
+            ContentType::Pem,
+            key_vault::Exportable::No,
+            state.now(),
+        )
+    }
+
+    /// Refuses (403 `ForbiddenByPolicy`: no `keys/sign` permission) or allows again the
+    /// `sign` operation to callers with this client id.
+    pub fn deny_vault_sign(&self, client_id: &str, denied: bool) {
+        self.state().vault.deny_sign(client_id, denied);
+    }
+
+    /// Disables or enables the key of one certificate version (`sign` then answers 403
+    /// `KeyDisabled`); false when there is no such version.
+    #[must_use]
+    pub fn set_vault_key_enabled(&self, name: &str, version: &str, enabled: bool) -> bool {
+        self.state().vault.set_key_enabled(name, version, enabled)
+    }
+
+    /// How many `sign` operations each version of a vault certificate's key did,
+    /// `(version, count)`, oldest version first.
+    #[must_use]
+    pub fn vault_signatures(&self, name: &str) -> Vec<(String, u64)> {
+        self.state().vault.signatures(name)
     }
 
     /// Refuses (403) or allows again the vault's callers with this client id.

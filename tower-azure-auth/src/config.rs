@@ -209,6 +209,16 @@ pub enum SourceType {
     SignedAssertionFromManagedIdentity,
     /// `SignedAssertionFilePath`: a federated token file (AKS workload identity).
     SignedAssertionFilePath,
+    /// `KeyVaultSigning` (an extension of Microsoft.Identity.Web's source types): a Key Vault
+    /// certificate whose key signs client assertions inside the vault (`KeyVaultUrl`,
+    /// `KeyVaultCertificateName`, optional `ManagedIdentityClientId`); the private key never
+    /// leaves the vault.
+    KeyVaultSigning,
+    /// `Pkcs11` (an extension of Microsoft.Identity.Web's source types): a key in a PKCS#11
+    /// token (an HSM) signs client assertions (`Pkcs11Module`, `Pkcs11TokenLabel`,
+    /// `Pkcs11KeyLabel`, `Pkcs11PinFile`, optional `CertificateDiskPath`); needs the
+    /// `pkcs11` feature.
+    Pkcs11,
     /// Any other source type Microsoft.Identity.Web knows (certificate stores and others
     /// that have no meaning here); refused with a clear error when used.
     Unsupported,
@@ -223,6 +233,8 @@ impl SourceType {
             "clientsecret" | "6" => Self::ClientSecret,
             "signedassertionfrommanagedidentity" | "7" => Self::SignedAssertionFromManagedIdentity,
             "signedassertionfilepath" | "8" => Self::SignedAssertionFilePath,
+            "keyvaultsigning" => Self::KeyVaultSigning,
+            "pkcs11" => Self::Pkcs11,
             _ => Self::Unsupported,
         }
     }
@@ -276,6 +288,21 @@ pub struct CredentialDescription {
     /// (default `api://AzureADTokenExchange`).
     #[serde(rename = "tokenexchangeurl")]
     pub token_exchange_url: Option<String>,
+    /// `Pkcs11Module`: the path of the PKCS#11 module (`SourceType: Pkcs11`), e.g.
+    /// `/usr/lib/softhsm/libsofthsm2.so`.
+    #[serde(rename = "pkcs11module")]
+    pub pkcs11_module: Option<String>,
+    /// `Pkcs11TokenLabel`: the label of the token holding the key.
+    #[serde(rename = "pkcs11tokenlabel")]
+    pub pkcs11_token_label: Option<String>,
+    /// `Pkcs11KeyLabel`: the label (`CKA_LABEL`) of the private key (and of the certificate
+    /// when it is read from the token).
+    #[serde(rename = "pkcs11keylabel")]
+    pub pkcs11_key_label: Option<String>,
+    /// `Pkcs11PinFile`: a file holding the user PIN (trailing newline ignored); the PIN is
+    /// never logged.
+    #[serde(rename = "pkcs11pinfile")]
+    pub pkcs11_pin_file: Option<String>,
     /// `Skip`: ignore this description.
     #[serde(rename = "skip", default, deserialize_with = "de_opt_bool")]
     pub skip: Option<bool>,
@@ -296,6 +323,10 @@ impl CredentialDescription {
             managed_identity_client_id: None,
             signed_assertion_file_disk_path: None,
             token_exchange_url: None,
+            pkcs11_module: None,
+            pkcs11_token_label: None,
+            pkcs11_key_label: None,
+            pkcs11_pin_file: None,
             skip: None,
         }
     }
@@ -332,6 +363,10 @@ impl fmt::Debug for CredentialDescription {
                 "signed_assertion_file_disk_path",
                 &self.signed_assertion_file_disk_path,
             )
+            .field("pkcs11_module", &self.pkcs11_module)
+            .field("pkcs11_token_label", &self.pkcs11_token_label)
+            .field("pkcs11_key_label", &self.pkcs11_key_label)
+            .field("pkcs11_pin_file", &self.pkcs11_pin_file)
             .field("skip", &self.skip)
             .finish()
     }

@@ -1,5 +1,6 @@
 //! The Key Vault endpoints: `GET {base}/vault/certificates/{name}` and
-//! `GET {base}/vault/secrets/{name}/{version}` (api-version required), with Key Vault's
+//! `GET {base}/vault/secrets/{name}/{version}`, `POST {base}/vault/keys/{name}/{version}/sign`
+//! (api-version required), with Key Vault's
 //! shapes (`CertificateBundle`, `SecretBundle`, `{"error":{"code","message"}}`). Bearer
 //! tokens must be signed by this authority, unexpired, for `https://vault.azure.net`.
 
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 use tower_azure_auth::claims::TokenVersion;
 
 use super::respond::{enter, json_response, LOG_TARGET};
-use crate::key_vault::{VAULT_APP_ID, VAULT_RESOURCE};
+use crate::key_vault::{Exportable, VAULT_APP_ID, VAULT_RESOURCE};
 use crate::keys::thumbprint_sha1;
 use crate::options::Endpoint;
 use crate::state::State;
@@ -36,7 +37,7 @@ fn authorize(
     state: &State,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<String, Refusal> {
+) -> Result<(String, String), Refusal> {
     if !query.contains_key("api-version") {
         return Err(kv_error(
             StatusCode::BAD_REQUEST,
@@ -105,7 +106,7 @@ fn authorize(
         }
         return Err((status, body, None));
     }
-    Ok(caller)
+    Ok((caller, oid.to_owned()))
 }
 
 fn certificate_bundle(state: &State, name: &str) -> Result<Value, Refusal> {
@@ -141,7 +142,7 @@ fn certificate_bundle(state: &State, name: &str) -> Result<Value, Refusal> {
         },
         "policy": {
             "id": format!("{vault}/certificates/{stored_name}/policy"),
-            "key_props": {"exportable": true, "kty": "RSA", "key_size": 2048, "reuse_key": false},
+            "key_props": {"exportable": latest.exportable == Exportable::Yes, "kty": "RSA", "key_size": 2048, "reuse_key": false},
             "secret_props": {"contentType": latest.content_type.as_str()},
             "x509_props": {"validity_months": 12},
             "issuer": {"name": "Self"},
@@ -223,5 +224,144 @@ pub(crate) async fn get_secret(
     }
     respond(
         authorize(&state, &query, &headers).and_then(|_| secret_bundle(&state, &name, &version)),
+    )
+}
+
+/// `KeySignParameters`: `{"alg": "PS256", "value": "<base64url digest>"}`.
+#[derive(serde::Deserialize)]
+struct SignParameters {
+    alg: Option<String>,
+    value: Option<String>,
+}
+
+fn sign_with_key(
+    state: &State,
+    caller: &str,
+    oid: &str,
+    name: &str,
+    version: &str,
+    body: &[u8],
+) -> Result<Value, Refusal> {
+    let bad = |message: &str| kv_error(StatusCode::BAD_REQUEST, "BadParameter", message);
+    let parameters: SignParameters = serde_json::from_slice(body)
+        .map_err(|_| bad("The request body is not a valid KeySignParameters object."))?;
+    let alg = parameters
+        .alg
+        .ok_or_else(|| bad("The parameter 'alg' is required."))?;
+    let value = parameters
+        .value
+        .ok_or_else(|| bad("The parameter 'value' is required."))?;
+    type Encoding = &'static dyn aws_lc_rs::signature::RsaEncoding;
+    let (encoding, digest_algorithm): (Encoding, &'static aws_lc_rs::digest::Algorithm) =
+        match alg.as_str() {
+            "RS256" => (
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::digest::SHA256,
+            ),
+            "RS384" => (
+                &aws_lc_rs::signature::RSA_PKCS1_SHA384,
+                &aws_lc_rs::digest::SHA384,
+            ),
+            "RS512" => (
+                &aws_lc_rs::signature::RSA_PKCS1_SHA512,
+                &aws_lc_rs::digest::SHA512,
+            ),
+            "PS256" => (
+                &aws_lc_rs::signature::RSA_PSS_SHA256,
+                &aws_lc_rs::digest::SHA256,
+            ),
+            "PS384" => (
+                &aws_lc_rs::signature::RSA_PSS_SHA384,
+                &aws_lc_rs::digest::SHA384,
+            ),
+            "PS512" => (
+                &aws_lc_rs::signature::RSA_PSS_SHA512,
+                &aws_lc_rs::digest::SHA512,
+            ),
+            _ => return Err(bad(&format!("Invalid algorithm '{alg}' for an RSA key."))),
+        };
+    let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .map_err(|_| bad("The parameter 'value' is not base64url."))?;
+    if digest.len() != digest_algorithm.output_len() {
+        return Err(bad(&format!(
+            "Invalid digest length {} for {alg}: the value must be the {}-byte hash of the message.",
+            digest.len(),
+            digest_algorithm.output_len()
+        )));
+    }
+    let mut inner = state.vault.lock();
+    if inner.sign_denied.contains(caller) {
+        let (status, mut body, _) = kv_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("The user, group or application 'appid={caller};oid={oid}' does not have keys sign permission on key vault 'dev-vault'. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"),
+        );
+        if let Some(error) = body.get_mut("error").and_then(Value::as_object_mut) {
+            error.insert("innererror".into(), json!({"code": "ForbiddenByPolicy"}));
+        }
+        return Err((status, body, None));
+    }
+    let found = inner
+        .certificates
+        .get_mut(&name.to_ascii_lowercase())
+        .and_then(|(stored, versions)| {
+            let stored = stored.clone();
+            versions
+                .iter_mut()
+                .find(|v| v.id.eq_ignore_ascii_case(version))
+                .map(|v| (stored, v))
+        });
+    let Some((stored_name, key)) = found else {
+        return Err(kv_error(
+            StatusCode::NOT_FOUND,
+            "KeyNotFound",
+            &format!("A key with (name/id) {name}/{version} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command."),
+        ));
+    };
+    if !key.key_enabled {
+        let (status, mut body, _) = kv_error(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            "Operation sign is not allowed on a disabled key.",
+        );
+        if let Some(error) = body.get_mut("error").and_then(Value::as_object_mut) {
+            error.insert("innererror".into(), json!({"code": "KeyDisabled"}));
+        }
+        return Err((status, body, None));
+    }
+    let internal = || {
+        kv_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "The key cannot sign.",
+        )
+    };
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(&key.key_der).map_err(|_| internal())?;
+    let digest = aws_lc_rs::digest::Digest::import_less_safe(&digest, digest_algorithm)
+        .map_err(|_| internal())?;
+    let mut signature = vec![0u8; pair.public_modulus_len()];
+    pair.sign_digest(encoding, &digest, &mut signature)
+        .map_err(|_| internal())?;
+    key.signatures += 1;
+    Ok(json!({
+        "kid": format!("{}/vault/keys/{stored_name}/{}", state.base, key.id),
+        "value": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature),
+    }))
+}
+
+pub(crate) async fn sign(
+    Extract(state): Extract<Arc<State>>,
+    Path((name, version)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(fault) = enter(&state, Endpoint::KeyVault, &headers).await {
+        return fault;
+    }
+    respond(
+        authorize(&state, &query, &headers)
+            .and_then(|(caller, oid)| sign_with_key(&state, &caller, &oid, &name, &version, &body)),
     )
 }

@@ -63,6 +63,7 @@ pub(crate) fn router(state: Shared) -> Router {
             "/vault/secrets/{name}/{version}",
             get(key_vault::get_secret),
         )
+        .route("/vault/keys/{name}/{version}/sign", post(key_vault::sign))
         .with_state(state)
 }
 

@@ -8,7 +8,10 @@
 //! the seed's `{"SourceType": "KeyVault", "KeyVaultUrl", "KeyVaultCertificateName"}` (see
 //! `appsettings.keyvault.json`) it is read from Azure Key Vault with a token from the
 //! managed identity (IMDS, or `IDENTITY_ENDPOINT` on App Service; `MSAL_MANAGED_IDENTITY_ENDPOINT`
-//! points it elsewhere, e.g. at a local test server).
+//! points it elsewhere, e.g. at a local test server). `{"SourceType": "KeyVaultSigning", …}`
+//! keeps the key in the vault (Key Vault signs each assertion), and `{"SourceType":
+//! "Pkcs11", "Pkcs11Module", "Pkcs11TokenLabel", "Pkcs11KeyLabel", "Pkcs11PinFile"}` signs
+//! with a key in an HSM (the `pkcs11` feature, on by default in this example).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), weather_client::ClientError> {
@@ -158,6 +161,15 @@ pub async fn run(options: CallApiOptions) -> Result<serde_json::Value, ClientErr
             c.subject(),
             c.thumbprints().sha1_hex()
         )),
+        Some(ClientCredential::Signer(signer)) => {
+            let c = signer.certificate();
+            Some(format!(
+                "`{}`, thumbprint {} (its key signs in {})",
+                c.subject(),
+                c.thumbprints().sha1_hex(),
+                signer.backend()
+            ))
+        }
         _ => None,
     };
     // Get the token first so that token problems are reported as such.

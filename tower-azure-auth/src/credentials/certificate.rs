@@ -114,7 +114,7 @@ pub fn thumbprints(certificate: &[u8]) -> Result<Thumbprints, CertificateError> 
 }
 
 /// DER from DER or PEM input.
-fn certificate_der(data: &[u8]) -> Result<Vec<u8>, CertificateError> {
+pub(crate) fn certificate_der(data: &[u8]) -> Result<Vec<u8>, CertificateError> {
     if looks_like_pem(data) {
         let sections = pem_sections(data)?;
         sections
@@ -154,17 +154,17 @@ fn pem_sections(data: &[u8]) -> Result<Vec<(SectionKind, Vec<u8>)>, CertificateE
 }
 
 /// What is read from a certificate.
-struct ParsedCertificate {
-    subject: String,
-    not_before: i64,
-    not_after: i64,
-    not_before_text: String,
-    not_after_text: String,
+pub(crate) struct ParsedCertificate {
+    pub(crate) subject: String,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) not_before_text: String,
+    pub(crate) not_after_text: String,
     /// `RSAPublicKey` DER from the SPKI.
-    rsa_public_key: Vec<u8>,
+    pub(crate) rsa_public_key: Vec<u8>,
 }
 
-fn parse_certificate(der: &[u8]) -> Result<ParsedCertificate, CertificateError> {
+pub(crate) fn parse_certificate(der: &[u8]) -> Result<ParsedCertificate, CertificateError> {
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| CertificateError::NotACertificate {
             reason: format!("not an X.509 certificate ({e})"),
@@ -252,6 +252,7 @@ pub struct ClientCertificate {
 struct Inner {
     der: Vec<u8>,
     key: RsaKeyPair,
+    public: super::signer::PublicCertificate,
     thumbprints: Thumbprints,
     subject: String,
     not_before: i64,
@@ -398,13 +399,14 @@ impl ClientCertificate {
         Ok(signature)
     }
 
-    /// The certificate as standard base64 DER (an `x5c` entry).
-    pub(crate) fn x5c_entry(&self) -> String {
-        STANDARD.encode(&self.inner.der)
+    /// The certificate without its key.
+    #[must_use]
+    pub fn public_certificate(&self) -> super::signer::PublicCertificate {
+        self.inner.public.clone()
     }
 }
 
-fn unix_to_system(seconds: i64) -> std::time::SystemTime {
+pub(crate) fn unix_to_system(seconds: i64) -> std::time::SystemTime {
     if seconds >= 0 {
         UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
     } else {
@@ -626,8 +628,10 @@ impl CertificateLoader {
         parsed: ParsedCertificate,
         key: RsaKeyPair,
     ) -> Result<ClientCertificate, CertificateError> {
+        let public = super::signer::PublicCertificate::from_der_or_pem(&der)?;
         let certificate = ClientCertificate {
             inner: Arc::new(Inner {
+                public,
                 thumbprints: Thumbprints::of_der(&der),
                 der,
                 key,
@@ -639,6 +643,7 @@ impl CertificateLoader {
             }),
         };
         certificate.check_validity(self.clock.unix_seconds())?;
+        super::signer::count_private_key_loaded();
         Ok(certificate)
     }
 }

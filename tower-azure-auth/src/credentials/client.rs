@@ -21,8 +21,11 @@ use super::certificate::ClientCertificate;
 use super::credential::BoxFuture;
 use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
 use super::observe::Acquisition;
+use super::observer::{CertificateObserver, Observers};
 use super::protocol::{Attempt, TokenRequest};
+use super::rotation::{Rotation, DEFAULT_PROACTIVE_WINDOW};
 use super::shared_cache::{Need, SharedTokenCache};
+use super::signer::Signer;
 use super::token::{AccessToken, TokenError};
 use super::token_source::TokenSource;
 use crate::error::error_chain;
@@ -49,6 +52,8 @@ pub struct ConfidentialClientBuilder {
     shared: Option<SharedTokenCache>,
     #[cfg(feature = "opentelemetry")]
     meter: Option<opentelemetry::metrics::Meter>,
+    observers: Observers,
+    proactive_window: Option<Duration>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -85,6 +90,34 @@ impl ConfidentialClientBuilder {
     /// Authenticates with a certificate (client assertions).
     pub fn certificate(mut self, certificate: ClientCertificate) -> Self {
         self.credential = Some(ClientCredential::Certificate(certificate));
+        self
+    }
+
+    /// Authenticates with client assertions signed by `signer` (a key in Azure Key Vault, an
+    /// HSM, any [`Signer`]); the private key need not be in the process.
+    pub fn signer(mut self, signer: Arc<dyn Signer>) -> Self {
+        self.credential = Some(ClientCredential::Signer(signer));
+        self
+    }
+
+    /// Tells `observer` which certificate is selected, replaced, fails or is successfully
+    /// used (Microsoft.Identity.Web's `ICertificatesObserver`); may be called more than once.
+    pub fn certificate_observer(mut self, observer: Arc<dyn CertificateObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Reloads the [`credential_source`](Self::credential_source) ahead of the certificate's
+    /// `notAfter` (or its Key Vault key version's `exp`, whichever is first), at a random
+    /// moment between `window` and `window / 2` before it (the window is at most half the
+    /// certificate's validity), so that a rotated certificate is picked up before Entra
+    /// refuses the old one and a fleet of replicas does not read the vault at the same
+    /// moment. Checked when a token is requested from the authority, like
+    /// [`reload_interval`](Self::reload_interval); a reload that brings the same certificate
+    /// is tried again after 10 minutes. Default 24 hours; `None` turns it off (the reload on
+    /// AADSTS700027-class refusals stays).
+    pub fn proactive_reload(mut self, window: Option<Duration>) -> Self {
+        self.proactive_window = window;
         self
     }
 
@@ -252,6 +285,7 @@ impl ConfidentialClientBuilder {
                 forced_refresh_interval: self.forced_refresh_interval,
                 shared: self.shared.map(Arc::new),
                 token_endpoint: tokio::sync::OnceCell::new(),
+                rotation: Rotation::new(self.proactive_window, self.observers),
             }),
         })
     }
@@ -306,6 +340,7 @@ struct ClientInner {
     token_endpoint: tokio::sync::OnceCell<Url>,
     shared: Option<Arc<SharedTokenCache>>,
     telemetry: Telemetry,
+    rotation: Rotation,
 }
 
 impl fmt::Debug for ConfidentialClient {
@@ -349,7 +384,17 @@ impl ConfidentialClient {
             shared: None,
             #[cfg(feature = "opentelemetry")]
             meter: None,
+            observers: Observers::default(),
+            proactive_window: Some(DEFAULT_PROACTIVE_WINDOW),
         }
+    }
+
+    /// When the credential source will be reloaded ahead of the certificate's expiry
+    /// ([`ConfidentialClientBuilder::proactive_reload`]), once a certificate was loaded from
+    /// it.
+    #[must_use]
+    pub fn next_proactive_reload(&self) -> Option<SystemTime> {
+        self.inner.rotation.next_reload()
     }
 
     /// The client id.
@@ -683,14 +728,20 @@ impl ClientInner {
     /// Whether the scheduled reload is due: a source, an interval, and a credential loaded
     /// from that source longer ago than the interval.
     fn reload_due(&self) -> bool {
-        let (Some(_), Some(interval)) = (&self.source, self.reload_interval) else {
+        if self.source.is_none() {
             return false;
-        };
+        }
         let loaded_at = self.loaded_at.load(std::sync::atomic::Ordering::SeqCst);
         if loaded_at == 0 {
             // Given to the builder, never loaded from the source: reload only on refusal.
             return false;
         }
+        if self.rotation.due(self.now()) {
+            return true;
+        }
+        let Some(interval) = self.reload_interval else {
+            return false;
+        };
         let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
         unix_millis(self.now()) >= loaded_at.saturating_add(interval)
     }
@@ -707,6 +758,8 @@ impl ClientInner {
             Err(error) => {
                 warn!(target: TARGET, error = %error_chain(&error),
                     "scheduled reload of the client credential failed; the current one stays in use");
+                self.rotation
+                    .load_failed(Some(&current), &error, self.now());
                 self.loaded_at.store(
                     unix_millis(self.now()).max(1),
                     std::sync::atomic::Ordering::SeqCst,
@@ -722,7 +775,15 @@ impl ClientInner {
             info!(target: TARGET, subject = %self.pii_value(certificate.subject()),
                 thumbprint = %certificate.thumbprints().sha1_hex(), "client certificate loaded");
         }
-        self.credential.store(Some(Arc::clone(&credential)));
+        if let ClientCredential::Signer(signer) = credential.as_ref() {
+            let certificate = signer.certificate();
+            info!(target: TARGET, subject = %self.pii_value(certificate.subject()),
+                thumbprint = %certificate.thumbprints().sha1_hex(), backend = signer.backend(),
+                "client certificate loaded (its key signs outside the process)");
+        }
+        let previous = self.credential.swap(Some(Arc::clone(&credential)));
+        self.rotation
+            .installed(previous.as_deref(), &credential, self.now());
         self.loaded_at.store(
             unix_millis(self.now()).max(1),
             std::sync::atomic::Ordering::SeqCst,
@@ -738,8 +799,15 @@ impl ClientInner {
             });
         };
         let _reload = self.reload.lock().await;
-        let credential = source.load(&self.context).await?;
-        Ok(self.install(credential))
+        match source.load(&self.context).await {
+            Ok(credential) => Ok(self.install(credential)),
+            Err(error) => {
+                let current = self.credential.load_full();
+                self.rotation
+                    .load_failed(current.as_deref(), &error, self.now());
+                Err(error)
+            }
+        }
     }
 
     /// Requests a token; when the authority refuses the credential itself and a source is
@@ -747,7 +815,7 @@ impl ClientInner {
     async fn fetch(&self, scopes: &[String], slot: &Slot) -> Result<AccessToken, TokenError> {
         let endpoint = self.token_endpoint().await?;
         let credential = self.current_credential().await?;
-        match self
+        let result = match self
             .request_with_retry(&endpoint, &credential, scopes, slot)
             .await
         {
@@ -756,14 +824,34 @@ impl ClientInner {
             {
                 warn!(target: TARGET, code = ?error.code,
                     "the authority refused the client credential; reloading it once (rotation)");
+                self.rotation.failed(Some(&credential), &error);
                 let credential = self
                     .reload_credential()
                     .await
                     .map_err(TokenError::Configuration)?;
-                self.request_with_retry(&endpoint, &credential, scopes, slot)
-                    .await
+                let result = self
+                    .request_with_retry(&endpoint, &credential, scopes, slot)
+                    .await;
+                self.observe(&credential, &result);
+                return result;
             }
             other => other,
+        };
+        self.observe(&credential, &result);
+        result
+    }
+
+    /// Tells the observers how a token request with `credential` ended.
+    fn observe(&self, credential: &ClientCredential, result: &Result<AccessToken, TokenError>) {
+        match result {
+            Ok(_) => self.rotation.used(credential),
+            Err(error @ (TokenError::Signing(_) | TokenError::Assertion(_))) => {
+                self.rotation.failed(Some(credential), error);
+            }
+            Err(TokenError::Rejected(error)) if error.is_credential_rejected() => {
+                self.rotation.failed(Some(credential), error.as_ref());
+            }
+            Err(_) => {}
         }
     }
 

@@ -13,6 +13,7 @@ use crate::clock::SharedClock;
 use crate::error::ConfigError;
 
 use super::certificate::ClientCertificate;
+use super::signer::Signer;
 use super::token::TokenError;
 
 /// A boxed, `Send` future (the extension traits are object safe): futures-util's.
@@ -52,6 +53,9 @@ pub enum ClientCredential {
     /// A signed assertion made elsewhere (a federated token file, a managed identity token),
     /// asked for again for every token request.
     Assertion(Arc<dyn AssertionProvider>),
+    /// A certificate whose private key signs elsewhere (Azure Key Vault, an HSM, or any
+    /// [`Signer`]): each token request carries a fresh assertion signed by it.
+    Signer(Arc<dyn Signer>),
 }
 
 impl ClientCredential {
@@ -65,6 +69,7 @@ impl ClientCredential {
             Self::Certificate(_) => "certificate",
             Self::Secret(_) => "client secret",
             Self::Assertion(_) => "signed assertion",
+            Self::Signer(_) => "remote signer",
         }
     }
 }

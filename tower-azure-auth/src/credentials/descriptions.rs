@@ -24,6 +24,7 @@ use super::credential::{
 use super::shared_cache::SharedTokenCache;
 use super::sources::environment::Environment;
 use super::sources::key_vault::KeyVaultCertificate;
+use super::sources::key_vault_signing::KeyVaultSigning;
 use super::sources::managed_identity::ManagedIdentityCredential;
 use super::sources::workload_identity::{
     FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity,
@@ -88,7 +89,7 @@ impl WorkloadIdentity {
 }
 
 /// The source types this build can load.
-const SUPPORTED: &str = "KeyVault, Path, Base64Encoded, ClientSecret, SignedAssertionFilePath, SignedAssertionFromManagedIdentity";
+const SUPPORTED: &str = "KeyVault, KeyVaultSigning, Pkcs11, Path, Base64Encoded, ClientSecret, SignedAssertionFilePath, SignedAssertionFromManagedIdentity";
 
 /// An ordered list of credential descriptions (Microsoft.Identity.Web's `ClientCertificates`
 /// / `ClientCredentials`): the first that loads wins, skipped ones (`Skip: true`) are
@@ -360,9 +361,10 @@ impl CredentialDescriptions {
                     .map_err(|e| format!("signed assertion file: {}", error_chain(&e)))?;
                 Ok(ClientCredential::Assertion(Arc::new(file)))
             })(),
-            SourceType::KeyVault | SourceType::SignedAssertionFromManagedIdentity => {
-                return Local::Remote
-            }
+            SourceType::KeyVault
+            | SourceType::KeyVaultSigning
+            | SourceType::Pkcs11
+            | SourceType::SignedAssertionFromManagedIdentity => return Local::Remote,
             _ => Err(format!(
                 "this SourceType is not supported by tower-azure-auth (supported: {SUPPORTED})"
             )),
@@ -381,36 +383,23 @@ impl CredentialDescriptions {
             .filter(|c| !c.trim().is_empty());
         match description.source_type {
             SourceType::KeyVault => {
-                let url = description
-                    .key_vault_url
-                    .as_deref()
-                    .filter(|u| !u.trim().is_empty())
-                    .ok_or("SourceType KeyVault needs KeyVaultUrl")?;
-                let name = description
-                    .key_vault_certificate_name
-                    .as_deref()
-                    .filter(|n| !n.trim().is_empty())
-                    .ok_or("SourceType KeyVault needs KeyVaultCertificateName")?;
-                let token_source: Arc<dyn TokenSource> =
-                    if let Some(source) = &self.vault_token_source {
-                        Arc::clone(source)
-                    } else {
-                        let client_id =
-                            mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
-                        Arc::new(self.identity(client_id, context).map_err(|e| {
-                            format!("Key Vault needs a managed identity: {}", error_chain(&e))
-                        })?)
-                    };
-                let vault = KeyVaultCertificate::builder(url, name, token_source)
-                    .allow_any_host(self.allow_any_key_vault_host)
-                    .build()
-                    .map_err(|e| error_chain(&e))?;
+                let vault =
+                    self.vault_certificate(description, mi_client_id, context, "KeyVault")?;
                 vault
                     .fetch(context)
                     .await
                     .map(ClientCredential::Certificate)
                     .map_err(|e| error_chain(&e))
             }
+            SourceType::KeyVaultSigning => {
+                let vault =
+                    self.vault_certificate(description, mi_client_id, context, "KeyVaultSigning")?;
+                KeyVaultSigning::new(vault)
+                    .load(context)
+                    .await
+                    .map_err(|e| error_chain(&e))
+            }
+            SourceType::Pkcs11 => self.load_pkcs11(description, context).await,
             SourceType::SignedAssertionFromManagedIdentity => {
                 let identity = self
                     .identity(mi_client_id, context)
@@ -455,6 +444,80 @@ impl CredentialDescriptions {
             .build()?;
         identities.insert(key, identity.clone());
         Ok(identity)
+    }
+
+    /// The vault certificate of a `KeyVault` / `KeyVaultSigning` description, with the
+    /// vault's token from [`vault_token_source`](Self::vault_token_source), else the managed
+    /// identity (`ManagedIdentityClientId`, else `AZURE_CLIENT_ID`, else system-assigned).
+    fn vault_certificate(
+        &self,
+        description: &CredentialDescription,
+        mi_client_id: Option<String>,
+        context: &CredentialContext,
+        source_type: &str,
+    ) -> Result<KeyVaultCertificate, String> {
+        let url = description
+            .key_vault_url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| format!("SourceType {source_type} needs KeyVaultUrl"))?;
+        let name = description
+            .key_vault_certificate_name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| format!("SourceType {source_type} needs KeyVaultCertificateName"))?;
+        let token_source: Arc<dyn TokenSource> =
+            if let Some(source) = &self.vault_token_source {
+                Arc::clone(source)
+            } else {
+                let client_id = mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
+                Arc::new(self.identity(client_id, context).map_err(|e| {
+                    format!("Key Vault needs a managed identity: {}", error_chain(&e))
+                })?)
+            };
+        KeyVaultCertificate::builder(url, name, token_source)
+            .allow_any_host(self.allow_any_key_vault_host)
+            .build()
+            .map_err(|e| error_chain(&e))
+    }
+
+    #[cfg(feature = "pkcs11")]
+    async fn load_pkcs11(
+        &self,
+        description: &CredentialDescription,
+        context: &CredentialContext,
+    ) -> Result<ClientCredential, String> {
+        let required = |value: &Option<String>, key: &str| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("SourceType Pkcs11 needs {key}"))
+        };
+        let module = self.resolve(&required(&description.pkcs11_module, "Pkcs11Module")?);
+        let token = required(&description.pkcs11_token_label, "Pkcs11TokenLabel")?;
+        let key = required(&description.pkcs11_key_label, "Pkcs11KeyLabel")?;
+        let pin_file = self.resolve(&required(&description.pkcs11_pin_file, "Pkcs11PinFile")?);
+        let mut source = super::sources::pkcs11::Pkcs11Source::new(module, token, key, pin_file);
+        if let Some(path) = description
+            .certificate_disk_path
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+        {
+            source = source.certificate_path(self.resolve(path));
+        }
+        source.load(context).await.map_err(|e| error_chain(&e))
+    }
+
+    #[cfg(not(feature = "pkcs11"))]
+    #[allow(clippy::unused_async)]
+    async fn load_pkcs11(
+        &self,
+        _description: &CredentialDescription,
+        _context: &CredentialContext,
+    ) -> Result<ClientCredential, String> {
+        Err("SourceType Pkcs11 needs tower-azure-auth's `pkcs11` feature".into())
     }
 }
 

@@ -2,7 +2,8 @@
 //! its token cache, and [`TokenSource`] for the layers that attach tokens.
 //!
 //! The client-credentials flow with a certificate, as MSAL does it: the certificate's private
-//! key signs a short-lived client assertion (RFC 7523) for the token endpoint; the authority
+//! key (in the process, in Key Vault or in an HSM: a [`Signer`]) signs a short-lived client
+//! assertion (RFC 7523) for the token endpoint; the authority
 //! answers with an access token for `api://…/.default`, which is cached and refreshed ahead of
 //! its expiry.
 //!
@@ -47,6 +48,8 @@
 //!
 //! ```json
 //! {"SourceType": "KeyVault", "KeyVaultUrl": "https://contoso.vault.azure.net", "KeyVaultCertificateName": "ServiceApiCert"}
+//! {"SourceType": "KeyVaultSigning", "KeyVaultUrl": "https://contoso.vault.azure.net", "KeyVaultCertificateName": "ServiceApiCert"}
+//! {"SourceType": "Pkcs11", "Pkcs11Module": "/usr/lib/softhsm/libsofthsm2.so", "Pkcs11TokenLabel": "weather", "Pkcs11KeyLabel": "weather-client", "Pkcs11PinFile": "/run/secrets/hsm-pin"}
 //! {"SourceType": "Path", "CertificateDiskPath": "ServiceApiCert.pfx", "CertificatePassword": "…"}
 //! {"SourceType": "Path", "CertificateDiskPath": "weather-client.pem"}
 //! {"SourceType": "Base64Encoded", "Base64EncodedValue": "MIIKmQIBAzCCCl8GCSqGSIb3DQEHAaCC…"}
@@ -57,6 +60,12 @@
 //!
 //! - `KeyVault`: [`KeyVaultCertificate`], the vault's token from the managed identity
 //!   (`ManagedIdentityClientId`, else `AZURE_CLIENT_ID`, else system-assigned).
+//! - `KeyVaultSigning` (an extension of Microsoft.Identity.Web's source types):
+//!   [`KeyVaultSigning`]; the certificate's key signs each assertion inside the vault
+//!   (`keys/{name}/{version}/sign`) and never enters the process; same vault token as
+//!   `KeyVault`.
+//! - `Pkcs11` (an extension, feature `pkcs11`): `Pkcs11Source`; a key in an HSM signs, the
+//!   certificate from the token or `CertificateDiskPath`.
 //! - `Path` / `Base64Encoded`: PKCS#12 (with `CertificatePassword`) or PEM.
 //! - `SignedAssertionFilePath`: [`FederatedTokenFile`]; the path defaults to
 //!   `AZURE_FEDERATED_TOKEN_FILE` (AKS workload identity, see also [`WorkloadIdentity`]).
@@ -75,11 +84,14 @@ mod client;
 mod credential;
 mod descriptions;
 mod observe;
+mod observer;
 mod protocol;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod rotation;
 mod sealing;
 mod shared_cache;
+mod signer;
 mod sources;
 mod store;
 mod token;
@@ -87,7 +99,9 @@ mod token_source;
 mod wire;
 
 pub use crate::error::CertificateError;
-pub use assertion::{AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS};
+pub use assertion::{
+    signed_assertion, AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS,
+};
 pub use certificate::{
     thumbprints, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
 };
@@ -97,19 +111,26 @@ pub use credential::{
     CredentialSource,
 };
 pub use descriptions::CredentialDescriptions;
+pub use observer::{CertificateEvent, CertificateInfo, CertificateObserver};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisTokenStore;
 pub use sealing::EncryptionKeys;
 pub use shared_cache::{SharedTokenCache, DEFAULT_KEY_PREFIX};
+#[doc(hidden)]
+pub use signer::private_keys_loaded_on_this_thread;
+pub use signer::{PublicCertificate, Signer, SignerError};
 #[cfg(feature = "azure-core")]
 pub use sources::azure_credential::AzureCoreCredential;
 pub use sources::environment::Environment;
 pub use sources::key_vault::{
     KeyVaultCertificate, KeyVaultCertificateBuilder, KEY_VAULT_DNS_SUFFIXES, KEY_VAULT_SCOPE,
 };
+pub use sources::key_vault_signing::{KeyVaultSigner, KeyVaultSigning};
 pub use sources::managed_identity::{
     ManagedIdentityBuilder, ManagedIdentityCredential, ManagedIdentityId,
 };
+#[cfg(feature = "pkcs11")]
+pub use sources::pkcs11::{Pkcs11Signer, Pkcs11Source};
 pub use sources::workload_identity::{
     FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity, TOKEN_EXCHANGE_URL,
 };

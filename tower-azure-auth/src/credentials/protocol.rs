@@ -92,6 +92,31 @@ impl TokenRequest<'_> {
                 ));
                 form.push(("client_assertion", assertion));
             }
+            ClientCredential::Signer(signer) => {
+                let assertion = super::assertion::signed_assertion(
+                    signer.as_ref(),
+                    &AssertionRequest {
+                        client_id,
+                        audience: endpoint.as_str(),
+                        algorithm: self.algorithm,
+                        send_x5c: self.send_x5c,
+                        now: context.clock.unix_seconds(),
+                    },
+                )
+                .await;
+                let assertion = match assertion {
+                    Ok(assertion) => assertion,
+                    Err(e) if e.is_transient() => {
+                        return Attempt::Retryable(TokenError::Signing(e))
+                    }
+                    Err(e) => return Attempt::Failed(TokenError::Signing(e)),
+                };
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion));
+            }
             ClientCredential::Secret(secret) => {
                 form.push(("client_secret", secret.expose().to_owned()))
             }

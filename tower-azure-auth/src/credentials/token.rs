@@ -288,6 +288,10 @@ pub enum TokenError {
     /// The client assertion could not be signed.
     #[error("cannot sign the client assertion")]
     Assertion(#[source] CertificateError),
+    /// A [`Signer`](crate::credentials::Signer) (Key Vault, an HSM) could not sign the client
+    /// assertion.
+    #[error("cannot sign the client assertion")]
+    Signing(#[source] super::signer::SignerError),
     /// A credential of another library (an `azure_core` `TokenCredential`, behind the
     /// `azure-core` feature) failed; its error is the source.
     #[error("the token credential failed")]
@@ -321,6 +325,7 @@ impl TokenError {
             | Self::Metadata(FetchError::Redirected { .. }) => false,
             Self::Throttled { .. } | Self::Transport(_) | Self::Metadata(_) => true,
             Self::Rejected(e) => e.status >= 500 || e.status == 429,
+            Self::Signing(e) => e.is_transient(),
             _ => false,
         }
     }

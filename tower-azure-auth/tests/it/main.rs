@@ -14,8 +14,11 @@ mod azure_core_credential;
 mod credentials;
 mod faults;
 mod key_vault;
+mod key_vault_signing;
 mod managed_identity;
 mod outbound;
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 mod readiness;
 mod rejection_extensions;
 mod telemetry;

@@ -8,6 +8,7 @@ use std::process::Output;
 
 use entra_dev_authority::{
     generate_certificate, ContentType, DevApi, DevApplication, DevAuthority, DevKeyVault,
+    GeneratedCertificate,
 };
 use tower_azure_auth::claims::TokenVersion;
 use tower_azure_auth::config::ConfigSource;
@@ -17,14 +18,36 @@ const CLIENT_ID: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
 const TENANT_ID: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
 const IDENTITY: &str = "5a9f0c1e-0000-4000-8000-000000000009";
 
-struct Setup {
-    authority: DevAuthority,
-    api: String,
-    config: std::path::PathBuf,
+pub(crate) struct Setup {
+    pub(crate) authority: DevAuthority,
+    pub(crate) api: String,
+    pub(crate) config: std::path::PathBuf,
 }
 
 async fn setup() -> Setup {
     let certificate = generate_certificate("CN=ServiceApiCert").unwrap();
+    start(
+        &certificate,
+        DevKeyVault::new().certificate("ServiceApiCert", &certificate, ContentType::Pkcs12),
+        |authority| {
+            format!(
+                r#"{{"SourceType": "KeyVault", "KeyVaultUrl": "{}", "KeyVaultCertificateName": "ServiceApiCert"}}"#,
+                authority.vault_url()
+            )
+        },
+        "kv",
+    )
+    .await
+}
+
+/// The dev authority (with `vault` and a managed identity), the axum weather API, and the
+/// seed's `CallApi` section in a file with `ClientCertificates: [credential(authority)]`.
+pub(crate) async fn start(
+    certificate: &GeneratedCertificate,
+    vault: DevKeyVault,
+    credential: impl FnOnce(&DevAuthority) -> String,
+    name: &str,
+) -> Setup {
     let api_uri = format!("api://{CLIENT_ID}");
     let authority = DevAuthority::builder()
         .tenant_id(TENANT_ID)
@@ -41,11 +64,7 @@ async fn setup() -> Setup {
                 .grant(&api_uri, ["service-api"]),
         )
         .managed_identity(IDENTITY)
-        .key_vault(DevKeyVault::new().certificate(
-            "ServiceApiCert",
-            &certificate,
-            ContentType::Pkcs12,
-        ))
+        .key_vault(vault)
         .start()
         .await
         .unwrap();
@@ -66,7 +85,8 @@ async fn setup() -> Setup {
 
     // The seed's CallApi section, the vault URL pointed at the local vault.
     let config =
-        std::env::temp_dir().join(format!("weather-client-kv-{}.json", std::process::id()));
+        std::env::temp_dir().join(format!("weather-client-{name}-{}.json", std::process::id()));
+    let credential = credential(&authority);
     std::fs::write(
         &config,
         format!(
@@ -77,13 +97,8 @@ async fn setup() -> Setup {
                 "Domain": "damienbodhotmail.onmicrosoft.com",
                 "TenantId": "{TENANT_ID}",
                 "ClientId": "{CLIENT_ID}",
-                "ClientCertificates": [{{
-                    "SourceType": "KeyVault",
-                    "KeyVaultUrl": "{}",
-                    "KeyVaultCertificateName": "ServiceApiCert"
-                }}]}}}}"#,
+                "ClientCertificates": [{credential}]}}}}"#,
             authority.instance(),
-            authority.vault_url()
         ),
     )
     .unwrap();
@@ -94,8 +109,9 @@ async fn setup() -> Setup {
     }
 }
 
-async fn run_client(setup: &Setup) -> Output {
+pub(crate) async fn run_client(setup: &Setup, env: &[(&str, &std::ffi::OsStr)]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_weather-client"))
+        .envs(env.iter().copied())
         .arg("--config")
         .arg(&setup.config)
         .env(
@@ -114,7 +130,7 @@ async fn run_client(setup: &Setup) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_key_vault_configuration_gets_a_forecast() {
     let setup = setup().await;
-    let output = run_client(&setup).await;
+    let output = run_client(&setup, &[]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let forecast: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -123,7 +139,7 @@ async fn the_seeds_key_vault_configuration_gets_a_forecast() {
 
     // The identity loses access to the vault: a one-paragraph explanation, exit 1.
     setup.authority.deny_vault_access(IDENTITY, true);
-    let output = run_client(&setup).await;
+    let output = run_client(&setup, &[]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     for needle in ["ServiceApiCert", "HTTP 403", "no get permission"] {

@@ -5,3 +5,4 @@
 mod key_vault;
 mod process;
 mod run;
+mod signing;

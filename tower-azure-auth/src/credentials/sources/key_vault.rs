@@ -338,48 +338,82 @@ impl KeyVaultCertificate {
 
     /// GET with a bearer token; a 401 is retried once with a fresh token.
     async fn get(&self, context: &CredentialContext, url: &Url) -> Result<Bytes, ConfigError> {
+        match self.call(&context.http, url, None).await {
+            Ok((status, body)) if (200..300).contains(&status) => Ok(body),
+            Ok((status, body)) => Err(self.invalid(explain_status(status, &body))),
+            Err(VaultCallError::Token(e)) => Err(self.invalid(format!(
+                "no token for the vault ({}): {}",
+                self.scope,
+                error_chain(&e)
+            ))),
+            Err(VaultCallError::Header(reason)) => Err(self.invalid(reason)),
+            Err(VaultCallError::Unreachable(reason)) => {
+                Err(self.invalid(format!("the vault cannot be reached: {reason}")))
+            }
+            Err(VaultCallError::Unreadable(reason)) => {
+                Err(self.invalid(format!("the vault's answer cannot be read: {reason}")))
+            }
+        }
+    }
+
+    /// A request to the vault with a bearer token (GET, or POST with a JSON body); a 401 is
+    /// retried once with a fresh token; the final status and body are returned.
+    pub(crate) async fn call(
+        &self,
+        http: &crate::authority::HttpClient,
+        url: &Url,
+        json_body: Option<&[u8]>,
+    ) -> Result<(u16, Bytes), VaultCallError> {
         let scopes = [self.scope.clone()];
         let mut force = false;
         loop {
-            let token = self.token_source.token(&scopes, force).await.map_err(|e| {
-                self.invalid(format!(
-                    "no token for the vault ({}): {}",
-                    self.scope,
-                    error_chain(&e)
-                ))
-            })?;
-            let header = bearer_header(&token).map_err(|e| self.invalid(e))?;
-            let request = context
-                .http
-                .reqwest()
-                .get(url.clone())
-                .header(http::header::AUTHORIZATION, header)
-                .header(http::header::ACCEPT, "application/json");
-            let response = context
-                .http
+            let token = self
+                .token_source
+                .token(&scopes, force)
+                .await
+                .map_err(VaultCallError::Token)?;
+            let header =
+                bearer_header(&token).map_err(|e| VaultCallError::Header(e.to_string()))?;
+            let request = match json_body {
+                Some(body) => http
+                    .reqwest()
+                    .post(url.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec()),
+                None => http.reqwest().get(url.clone()),
+            }
+            .header(http::header::AUTHORIZATION, header)
+            .header(http::header::ACCEPT, "application/json");
+            let response = http
                 .send(request, url.as_str())
                 .await
-                .map_err(|e| {
-                    self.invalid(format!("the vault cannot be reached: {}", error_chain(&e)))
-                })?;
+                .map_err(|e| VaultCallError::Unreachable(error_chain(&e)))?;
             let status = response.status().as_u16();
-            let body = context.http.read_body(response).await.map_err(|e| {
-                self.invalid(format!(
-                    "the vault's answer cannot be read: {}",
-                    error_chain(&e)
-                ))
-            })?;
-            if (200..300).contains(&status) {
-                return Ok(body);
-            }
+            let body = http
+                .read_body(response)
+                .await
+                .map_err(|e| VaultCallError::Unreadable(error_chain(&e)))?;
             if status == 401 && !force {
                 debug!(target: TARGET, "the vault refused the token; retrying once with a fresh one");
                 force = true;
                 continue;
             }
-            return Err(self.invalid(explain_status(status, &body)));
+            return Ok((status, body));
         }
     }
+}
+
+/// Why a request to the vault got no answer.
+#[derive(Debug)]
+pub(crate) enum VaultCallError {
+    /// No token for the vault.
+    Token(crate::credentials::token::TokenError),
+    /// The token cannot be sent as a header.
+    Header(String),
+    /// The vault cannot be reached.
+    Unreachable(String),
+    /// The answer cannot be read.
+    Unreadable(String),
 }
 
 impl CredentialSource for KeyVaultCertificate {
@@ -426,14 +460,16 @@ struct SecretBundle {
 }
 
 #[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
+pub(crate) struct ErrorBody {
+    pub(crate) error: ErrorDetail,
 }
 
 #[derive(Deserialize)]
-struct ErrorDetail {
-    code: Option<String>,
-    message: Option<String>,
+pub(crate) struct ErrorDetail {
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+    #[serde(default)]
+    pub(crate) innererror: Option<Box<Self>>,
 }
 
 /// What a Key Vault error status means, with its `{"error":{"code","message"}}`.

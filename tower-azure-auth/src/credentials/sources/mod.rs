@@ -8,5 +8,8 @@
 pub(super) mod azure_credential;
 pub(super) mod environment;
 pub(super) mod key_vault;
+pub(super) mod key_vault_signing;
 pub(super) mod managed_identity;
+#[cfg(feature = "pkcs11")]
+pub(super) mod pkcs11;
 pub(super) mod workload_identity;
