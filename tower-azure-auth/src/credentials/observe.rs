@@ -67,5 +67,6 @@ pub(crate) fn error_code(error: &TokenError) -> &str {
         TokenError::Configuration(_) => "configuration",
         TokenError::Assertion(_) => "assertion",
         TokenError::Credential(_) => "credential",
+        TokenError::Signing(_) => "signing",
     }
 }
