@@ -206,3 +206,55 @@ impl TokenCacheStore for RedisTokenStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_never_repeated() {
+        struct Case {
+            name: &'static str,
+            url: &'static str,
+            error: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                name: "plain",
+                url: "redis://127.0.0.1:6379/",
+                error: None,
+            },
+            Case {
+                name: "tls with a password and a database",
+                url: "rediss://:hunter2@cache.example.net:6380/2",
+                error: None,
+            },
+            Case {
+                name: "another scheme",
+                url: "http://:hunter2@cache.example.net/",
+                error: Some("redis:// or rediss://"),
+            },
+            Case {
+                name: "not a URL",
+                url: "hunter2",
+                error: Some("not a URL"),
+            },
+        ];
+        for case in cases {
+            match (RedisTokenStore::new(case.url), case.error) {
+                (Ok(store), None) => {
+                    let debug = format!("{store:?}");
+                    assert!(!debug.contains("hunter2"), "{}: {debug}", case.name);
+                    assert!(debug.contains("redis"), "{}: {debug}", case.name);
+                }
+                (Err(error), Some(expected)) => {
+                    let text = error.to_string();
+                    assert!(text.contains(expected), "{}: {text}", case.name);
+                    assert!(text.contains(SETTING), "{}: {text}", case.name);
+                    assert!(!text.contains("hunter2"), "{}: {text}", case.name);
+                }
+                (result, _) => panic!("{}: {result:?}", case.name),
+            }
+        }
+    }
+}

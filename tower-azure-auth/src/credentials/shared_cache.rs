@@ -145,11 +145,11 @@ impl SharedTokenCache {
         }) else {
             return Ok(None);
         };
-        let keys = EncryptionKeys::from_base64(&options.encryption_keys)?;
-        let millis =
-            |value: Option<u64>, default: u64| Duration::from_millis(value.unwrap_or(default));
         #[cfg(feature = "redis")]
         {
+            let keys = EncryptionKeys::from_base64(&options.encryption_keys)?;
+            let millis =
+                |value: Option<u64>, default: u64| Duration::from_millis(value.unwrap_or(default));
             let url = redis.connection_string.as_deref().unwrap_or_default();
             let store = super::redis_store::RedisTokenStore::new(url)?
                 .timeout(millis(redis.timeout_milliseconds, 1000));
@@ -163,7 +163,7 @@ impl SharedTokenCache {
         }
         #[cfg(not(feature = "redis"))]
         {
-            let _ = (keys, millis, redis);
+            let _ = redis;
             Err(ConfigError::Invalid {
                 key: "CallApi:TokenCache:Redis:ConnectionString".into(),
                 reason: "this build has no Redis support: enable the `redis` feature of tower-azure-auth".into(),

@@ -390,3 +390,62 @@ fn debug_shows_no_key_material() {
     assert!(!debug.contains("65, 65"), "{debug}");
     assert!(!debug.contains("AAAA"), "{debug}");
 }
+
+#[test]
+fn configuration_without_a_store_is_no_shared_cache_and_a_store_needs_keys() {
+    use crate::config::{CallApiOptions, ConfigSource};
+    let options = |pairs: &[(&str, &str)]| -> CallApiOptions {
+        ConfigSource::new()
+            .with_env(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            )
+            .section("CallApi")
+            .unwrap()
+    };
+    let none = options(&[(
+        "CallApi__TokenCache__EncryptionKeys__0",
+        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+    )]);
+    assert!(SharedTokenCache::from_options(&none.token_cache)
+        .unwrap()
+        .is_none());
+
+    let keyless = options(&[(
+        "CallApi__TokenCache__Redis__ConnectionString",
+        "redis://:hunter2@127.0.0.1:6379/",
+    )]);
+    let error = SharedTokenCache::from_options(&keyless.token_cache).unwrap_err();
+    let text = error.to_string();
+    if cfg!(feature = "redis") {
+        assert!(text.contains("EncryptionKeys"), "{text}");
+    } else {
+        assert!(text.contains("`redis` feature"), "{text}");
+    }
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let full = options(&[
+        (
+            "CallApi__TokenCache__Redis__ConnectionString",
+            "redis://:hunter2@127.0.0.1:6379/",
+        ),
+        ("CallApi__TokenCache__Redis__KeyPrefix", "env-b:"),
+        ("CallApi__TokenCache__Redis__LeaseWaitMilliseconds", "1500"),
+        (
+            "CallApi__TokenCache__EncryptionKeys__0",
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+        ),
+    ]);
+    let result = SharedTokenCache::from_options(&full.token_cache);
+    if cfg!(feature = "redis") {
+        let cache = result.unwrap().unwrap();
+        assert_eq!(cache.prefix, "env-b:");
+        assert_eq!(cache.lease_wait, Duration::from_millis(1500));
+        let debug = format!("{cache:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    } else {
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("`redis` feature"), "{text}");
+    }
+}
