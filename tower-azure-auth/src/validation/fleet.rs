@@ -16,6 +16,11 @@
 //! lost, the set is not), and pings its subscription every 10 seconds to notice a dead
 //! connection. Pub/sub ignores Redis database numbers: give each environment its own prefix.
 //!
+//! Redis is trusted: whoever can write to it can revoke tokens (refuse service), and, through
+//! the key store, make a replica that starts during an outage trust keys of their choosing.
+//! Nothing written to Redis can make a replica accept a token its keys do not verify while
+//! the authority answers. Protect it with authentication and TLS (`rediss://`).
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), tower_azure_auth::ConfigError> {
 //! use tower_azure_auth::validation::fleet::{RedisKeyStore, RedisRevocations};

@@ -145,8 +145,18 @@ impl Revocation {
 
     /// `until` as Unix seconds, or `default` when unset.
     pub(crate) fn until_unix(&self, default: u64) -> u64 {
-        self.until.map_or(default, unix_seconds)
+        self.until.map_or(default, unix_seconds).min(LATEST_UNIX)
     }
+}
+
+/// The latest end a revocation may have: the last second of year 9999 (later ones are
+/// clamped to it, so no time arithmetic can overflow).
+const LATEST_UNIX: u64 = 253_402_300_799;
+
+/// `seconds` after the Unix epoch, clamped to the end of year 9999 (no overflow).
+#[must_use]
+pub fn from_unix_seconds(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds.min(LATEST_UNIX))
 }
 
 /// Whole seconds since the Unix epoch (0 before it).
@@ -173,7 +183,7 @@ impl WireRevocation {
     }
 
     pub(crate) fn into_revocation(self) -> Revocation {
-        Revocation::new(self.selector).until(UNIX_EPOCH + Duration::from_secs(self.until))
+        Revocation::new(self.selector).until(from_unix_seconds(self.until))
     }
 }
 
@@ -337,7 +347,19 @@ impl Revoker {
         }
         {
             let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut entries = Entries::clone(&self.entries.load());
+            let current = self.entries.load();
+            let held = match &selector {
+                Selector::Client(v) => current.clients.get(v.as_str()),
+                Selector::Object(v) => current.objects.get(v.as_str()),
+                Selector::Tenant(v) => current.tenants.get(v.as_str()),
+                Selector::TokenId(v) => current.token_ids.get(v.as_str()),
+            };
+            if held.is_some_and(|held| *held >= until) {
+                // Already in force at least as long (a resync reads every revocation again):
+                // nothing to copy, nothing to evict.
+                return true;
+            }
+            let mut entries = Entries::clone(&current);
             entries.prune(now);
             let slot = entries
                 .map(&selector)
@@ -504,7 +526,13 @@ mod tests {
         assert!(!revoker.apply(&Revocation::client("c").until(at(NOW - 1))));
         assert_eq!(revoker.len(), 0);
         assert!(revoker.apply(&Revocation::client("c").until(at(NOW + 100))));
+        let before = Arc::as_ptr(&revoker.entries.load_full());
         assert!(revoker.apply(&Revocation::client("c").until(at(NOW + 10))));
+        assert_eq!(
+            Arc::as_ptr(&revoker.entries.load_full()),
+            before,
+            "a revocation already in force longer changes nothing (resyncs are cheap)"
+        );
         let token = claims(serde_json::json!({"azp": "c"}));
         let error = revoker
             .check(&token, NOW + 50)
@@ -513,9 +541,16 @@ mod tests {
             error.detail().is_some_and(|d| d.contains("\"c\"")),
             "PII on: {error:?}"
         );
+        assert!(revoker.check(&token, NOW + 100).is_ok(), "over at its end");
+        assert!(
+            revoker.apply(&Revocation::client("c").until(from_unix_seconds(u64::MAX))),
+            "a far end is clamped, never an overflow"
+        );
+        assert!(revoker.check(&token, LATEST_UNIX - 1).is_err());
+        assert!(revoker.apply(&Revocation::token_id("short").until(at(NOW + 100))));
         clock.set_unix(NOW + 200);
         assert!(revoker.apply(&Revocation::tenant("t").until(at(NOW + 300))));
-        assert_eq!(revoker.len(), 1, "the ended one was pruned");
+        assert_eq!(revoker.len(), 2, "the ended one was pruned");
     }
 
     #[test]
