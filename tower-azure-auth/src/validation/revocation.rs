@@ -217,6 +217,7 @@ impl fmt::Debug for RevocationSink {
 impl RevocationSink {
     /// Puts a revocation in force on this replica (without publishing it again). Returns
     /// false when the validator has been dropped: the channel should stop.
+    #[must_use]
     pub fn apply(&self, revocation: &Revocation) -> bool {
         let Some(target) = self.target.upgrade() else {
             return false;
@@ -487,7 +488,7 @@ mod tests {
             Case {
                 name: "a blank value revokes nothing",
                 revocation: Revocation::tenant("  "),
-                claims: token.clone(),
+                claims: token,
                 refused: None,
             },
         ];
