@@ -19,7 +19,7 @@
 //! service only, and the Redis behind authentication (ACL, `rediss://`) on a private network.
 //!
 //! Two stores come with the crate: [`FileStore`] (a file written atomically) and, with the
-//! `redis` feature, [`RedisKeyStore`](crate::validation::fleet::RedisKeyStore).
+//! `redis` feature, `fleet::RedisKeyStore` (in [`validation`](super)).
 //!
 //! [`TokenValidatorBuilder::last_known_good_max_age`]: super::TokenValidatorBuilder::last_known_good_max_age
 

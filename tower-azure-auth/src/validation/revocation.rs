@@ -9,19 +9,50 @@
 //! A [`RevocationChannel`] shares revocations between replicas: what [`TokenValidator::revoke`]
 //! is given is published to every replica subscribed to the channel, and a replica that starts
 //! later reads the ones still in force. With the `redis` feature,
-//! [`RedisRevocations`](crate::validation::fleet::RedisRevocations) is one, over Redis pub/sub
+//! `validation::fleet::RedisRevocations` is one, over Redis pub/sub
 //! and a persisted sorted set.
 //!
 //! ```
-//! # async fn example(validator: tower_azure_auth::TokenValidator) {
 //! use std::time::{Duration, SystemTime};
 //! use tower_azure_auth::validation::revocation::Revocation;
+//! use tower_azure_auth::{Authority, AuthErrorKind, TokenValidator};
+//! # use base64::Engine as _;
+//! # let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+//! # let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+//! # use aws_lc_rs::signature::KeyPair as _;
+//! # let public = key.public_key();
+//! # let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k1",
+//! #     "n": b64(public.modulus().big_endian_without_leading_zero()),
+//! #     "e": b64(public.exponent().big_endian_without_leading_zero())}]}).to_string();
+//! # let sign = |claims: serde_json::Value| {
+//! #     let message = format!("{}.{}", b64(br#"{"alg":"RS256","kid":"k1"}"#), b64(claims.to_string().as_bytes()));
+//! #     let mut signature = vec![0; key.public_modulus_len()];
+//! #     key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(),
+//! #         message.as_bytes(), &mut signature).unwrap();
+//! #     format!("{message}.{}", b64(&signature))
+//! # };
+//! # let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+//! # let token = |azp: &str| sign(serde_json::json!({"iss": "https://idp.example.com",
+//! #     "aud": "api", "exp": now + 600, "azp": azp, "roles": ["r"]}));
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let validator = TokenValidator::builder(Authority::oidc("https://idp.example.com")?)
+//!     .client_id("api")
+//!     .static_keys("https://idp.example.com", jwks.as_bytes())?
+//!     .build()?;
+//! let leaked = token("11111111-aaaa-4000-8000-000000000001");
+//! assert!(validator.validate(&leaked).await.is_ok());
 //!
 //! // A client application whose certificate leaked: none of its tokens, for the next 2 hours.
 //! let revocation = Revocation::client("11111111-aaaa-4000-8000-000000000001")
 //!     .until(SystemTime::now() + Duration::from_secs(2 * 3600));
-//! validator.revoke(revocation).await.expect("shared with the fleet");
-//! # }
+//! validator.revoke(revocation).await.expect("no channel: nothing to share");
+//!
+//! let error = validator.validate(&leaked).await.unwrap_err();
+//! assert_eq!(error.kind(), AuthErrorKind::Revoked);
+//! assert_eq!(error.status(), 401);
+//! assert!(validator.validate(&token("22222222-bbbb-4000-8000-000000000002")).await.is_ok());
+//! # Ok::<(), tower_azure_auth::ConfigError>(())
+//! # }).unwrap();
 //! ```
 //!
 //! [`TokenValidator::revoke`]: super::TokenValidator::revoke
