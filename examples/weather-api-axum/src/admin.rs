@@ -18,8 +18,6 @@
 //! that names nothing; 502 when the revocation is in force here but could not be shared with
 //! the fleet (Redis unreachable: send it again).
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -29,7 +27,7 @@ use serde::Deserialize;
 use tower_azure_auth::authorization::Policy;
 use tower_azure_auth::claims::ClientAuthentication;
 use tower_azure_auth::layers::{RequirePolicyLayer, ValidateAccessTokenLayer};
-use tower_azure_auth::validation::revocation::Revocation;
+use tower_azure_auth::validation::revocation::{self, Revocation};
 use tower_azure_auth::TokenValidator;
 
 /// The application role an operator's token needs.
@@ -93,7 +91,7 @@ async fn revoke(
         }
     };
     if let Some(until) = request.until {
-        revocation = revocation.until(UNIX_EPOCH + Duration::from_secs(until));
+        revocation = revocation.until(revocation::from_unix_seconds(until));
     }
     tracing::info!(by = %request.by, "revocation requested by an operator");
     match validator.revoke(revocation).await {

@@ -16,6 +16,11 @@
 //! lost, the set is not), and pings its subscription every 10 seconds to notice a dead
 //! connection. Pub/sub ignores Redis database numbers: give each environment its own prefix.
 //!
+//! Redis is trusted: whoever can write to it can revoke tokens (refuse service), and, through
+//! the key store, make a replica that starts during an outage trust keys of their choosing.
+//! Nothing written to Redis can make a replica accept a token its keys do not verify while
+//! the authority answers. Protect it with authentication and TLS (`rediss://`).
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), tower_azure_auth::ConfigError> {
 //! use tower_azure_auth::validation::fleet::{RedisKeyStore, RedisRevocations};
@@ -115,7 +120,7 @@ impl Connection {
                 )
                 .await
                 .map_err(|_| backend("connecting timed out"))?
-                .map_err(redis_error)
+                .map_err(|e| redis_error(&e))
             })
             .await
             .cloned()
@@ -133,7 +138,7 @@ impl Connection {
         )
         .await
         .map_err(|_| backend("the command timed out"))?
-        .map_err(redis_error)
+        .map_err(|e| redis_error(&e))
     }
 }
 
@@ -144,7 +149,7 @@ fn backend(reason: &str) -> StoreError {
 }
 
 /// A redis-rs error's kind and message (they name commands and addresses, not credentials).
-fn redis_error(error: redis::RedisError) -> StoreError {
+fn redis_error(error: &redis::RedisError) -> StoreError {
     StoreError::Backend {
         reason: format!("redis: {error}"),
     }
@@ -174,6 +179,7 @@ impl RedisKeyStore {
     }
 
     /// The prefix of the store's key (default `tower-azure-auth:`).
+    #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -246,6 +252,7 @@ impl RedisRevocations {
 
     /// The prefix of the sorted set and the channel, both `{prefix}revocations` (default
     /// `tower-azure-auth:`).
+    #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -255,6 +262,7 @@ impl RedisRevocations {
     /// 10 seconds): the longest a revocation whose message was lost (published while this
     /// replica was disconnected from a Redis that stayed up) takes to arrive, and how soon a
     /// dead subscription is noticed. At least 1 second.
+    #[must_use]
     pub fn resync_interval(mut self, interval: Duration) -> Self {
         self.resync_interval = interval.max(Duration::from_secs(1));
         self
@@ -287,7 +295,7 @@ impl RedisRevocations {
                 .and_then(|bytes| WireRevocation::parse(&bytes));
             match parsed {
                 Some(wire) => {
-                    sink.apply(&wire.into_revocation());
+                    let _alive = sink.apply(&wire.into_revocation());
                     applied += 1;
                 }
                 None => {
@@ -305,12 +313,12 @@ impl RedisRevocations {
             tokio::time::timeout(CONNECT_TIMEOUT, self.connection.client.get_async_pubsub())
                 .await
                 .map_err(|_| backend("connecting timed out"))?
-                .map_err(redis_error)?;
+                .map_err(|e| redis_error(&e))?;
         let (mut control, mut messages) = pubsub.split();
         tokio::time::timeout(RESPONSE_TIMEOUT, control.subscribe(self.key()))
             .await
             .map_err(|_| backend("subscribing timed out"))?
-            .map_err(redis_error)?;
+            .map_err(|e| redis_error(&e))?;
         // Subscribed first: a revocation published meanwhile is in the set or in a message.
         let read = self.resync(sink).await?;
         tracing::debug!(target: TARGET, revocations = read, "subscribed to the Redis revocation channel");
@@ -322,13 +330,12 @@ impl RedisRevocations {
                     let Some(message) = message else {
                         return Err(backend("the subscription's connection closed"));
                     };
-                    match WireRevocation::parse(message.get_payload_bytes()) {
-                        Some(wire) => {
-                            if !sink.apply(&wire.into_revocation()) {
-                                return Ok(());
-                            }
+                    if let Some(wire) = WireRevocation::parse(message.get_payload_bytes()) {
+                        if !sink.apply(&wire.into_revocation()) {
+                            return Ok(());
                         }
-                        None => tracing::warn!(target: TARGET, "ignoring a malformed message on the Redis revocation channel"),
+                    } else {
+                        tracing::warn!(target: TARGET, "ignoring a malformed message on the Redis revocation channel");
                     }
                 }
                 _ = tick.tick() => {
@@ -338,7 +345,7 @@ impl RedisRevocations {
                     tokio::time::timeout(RESPONSE_TIMEOUT, control.ping::<redis::Value>())
                         .await
                         .map_err(|_| backend("the subscription's ping timed out"))?
-                        .map_err(redis_error)?;
+                        .map_err(|e| redis_error(&e))?;
                     if let Err(error) = self.resync(sink).await {
                         tracing::warn!(target: TARGET, error = %error, "cannot read the Redis revocation set");
                     }

@@ -14,8 +14,12 @@
 //! The trade-off: a key the authority withdrew during the outage (a rotation after a key
 //! compromise) is still accepted until the authority answers again. The age limit bounds it.
 //!
+//! The store is trusted: whoever can write to it can make a replica that starts during an
+//! outage accept tokens signed with keys of their choosing. Keep the file writable by the
+//! service only, and the Redis behind authentication (ACL, `rediss://`) on a private network.
+//!
 //! Two stores come with the crate: [`FileStore`] (a file written atomically) and, with the
-//! `redis` feature, [`RedisKeyStore`](crate::validation::fleet::RedisKeyStore).
+//! `redis` feature, `fleet::RedisKeyStore` (in [`validation`](super)).
 //!
 //! [`TokenValidatorBuilder::last_known_good_max_age`]: super::TokenValidatorBuilder::last_known_good_max_age
 

@@ -664,6 +664,7 @@ impl TokenValidator {
     }
 
     /// How many verified tokens are cached now.
+    #[must_use]
     pub fn cached_tokens(&self) -> usize {
         self.inner.cache.as_ref().map_or(0, |cache| cache.len())
     }
@@ -687,7 +688,7 @@ impl TokenValidator {
             .saturating_add(inner.rules.max_token_lifetime)
             .saturating_add(inner.rules.leeway);
         let until = revocation.until_unix(default_until);
-        let revocation = revocation.until(std::time::UNIX_EPOCH + Duration::from_secs(until));
+        let revocation = revocation.until(revocation::from_unix_seconds(until));
         let in_force = inner.revoker.apply(&revocation);
         tracing::info!(target: TARGET, by = revocation.selector().what(), until, in_force, "revocation applied");
         match &inner.revocation_channel {

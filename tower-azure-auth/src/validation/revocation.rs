@@ -9,19 +9,50 @@
 //! A [`RevocationChannel`] shares revocations between replicas: what [`TokenValidator::revoke`]
 //! is given is published to every replica subscribed to the channel, and a replica that starts
 //! later reads the ones still in force. With the `redis` feature,
-//! [`RedisRevocations`](crate::validation::fleet::RedisRevocations) is one, over Redis pub/sub
+//! `validation::fleet::RedisRevocations` is one, over Redis pub/sub
 //! and a persisted sorted set.
 //!
 //! ```
-//! # async fn example(validator: tower_azure_auth::TokenValidator) {
 //! use std::time::{Duration, SystemTime};
 //! use tower_azure_auth::validation::revocation::Revocation;
+//! use tower_azure_auth::{Authority, AuthErrorKind, TokenValidator};
+//! # use base64::Engine as _;
+//! # let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+//! # let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+//! # use aws_lc_rs::signature::KeyPair as _;
+//! # let public = key.public_key();
+//! # let jwks = serde_json::json!({"keys": [{"kty": "RSA", "kid": "k1",
+//! #     "n": b64(public.modulus().big_endian_without_leading_zero()),
+//! #     "e": b64(public.exponent().big_endian_without_leading_zero())}]}).to_string();
+//! # let sign = |claims: serde_json::Value| {
+//! #     let message = format!("{}.{}", b64(br#"{"alg":"RS256","kid":"k1"}"#), b64(claims.to_string().as_bytes()));
+//! #     let mut signature = vec![0; key.public_modulus_len()];
+//! #     key.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(),
+//! #         message.as_bytes(), &mut signature).unwrap();
+//! #     format!("{message}.{}", b64(&signature))
+//! # };
+//! # let now = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+//! # let token = |azp: &str| sign(serde_json::json!({"iss": "https://idp.example.com",
+//! #     "aud": "api", "exp": now + 600, "azp": azp, "roles": ["r"]}));
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let validator = TokenValidator::builder(Authority::oidc("https://idp.example.com")?)
+//!     .client_id("api")
+//!     .static_keys("https://idp.example.com", jwks.as_bytes())?
+//!     .build()?;
+//! let leaked = token("11111111-aaaa-4000-8000-000000000001");
+//! assert!(validator.validate(&leaked).await.is_ok());
 //!
 //! // A client application whose certificate leaked: none of its tokens, for the next 2 hours.
 //! let revocation = Revocation::client("11111111-aaaa-4000-8000-000000000001")
 //!     .until(SystemTime::now() + Duration::from_secs(2 * 3600));
-//! validator.revoke(revocation).await.expect("shared with the fleet");
-//! # }
+//! validator.revoke(revocation).await.expect("no channel: nothing to share");
+//!
+//! let error = validator.validate(&leaked).await.unwrap_err();
+//! assert_eq!(error.kind(), AuthErrorKind::Revoked);
+//! assert_eq!(error.status(), 401);
+//! assert!(validator.validate(&token("22222222-bbbb-4000-8000-000000000002")).await.is_ok());
+//! # Ok::<(), tower_azure_auth::ConfigError>(())
+//! # }).unwrap();
 //! ```
 //!
 //! [`TokenValidator::revoke`]: super::TokenValidator::revoke
@@ -145,8 +176,18 @@ impl Revocation {
 
     /// `until` as Unix seconds, or `default` when unset.
     pub(crate) fn until_unix(&self, default: u64) -> u64 {
-        self.until.map_or(default, unix_seconds)
+        self.until.map_or(default, unix_seconds).min(LATEST_UNIX)
     }
+}
+
+/// The latest end a revocation may have: the last second of year 9999 (later ones are
+/// clamped to it, so no time arithmetic can overflow).
+const LATEST_UNIX: u64 = 253_402_300_799;
+
+/// `seconds` after the Unix epoch, clamped to the end of year 9999 (no overflow).
+#[must_use]
+pub fn from_unix_seconds(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds.min(LATEST_UNIX))
 }
 
 /// Whole seconds since the Unix epoch (0 before it).
@@ -173,7 +214,7 @@ impl WireRevocation {
     }
 
     pub(crate) fn into_revocation(self) -> Revocation {
-        Revocation::new(self.selector).until(UNIX_EPOCH + Duration::from_secs(self.until))
+        Revocation::new(self.selector).until(from_unix_seconds(self.until))
     }
 }
 
@@ -207,6 +248,7 @@ impl fmt::Debug for RevocationSink {
 impl RevocationSink {
     /// Puts a revocation in force on this replica (without publishing it again). Returns
     /// false when the validator has been dropped: the channel should stop.
+    #[must_use]
     pub fn apply(&self, revocation: &Revocation) -> bool {
         let Some(target) = self.target.upgrade() else {
             return false;
@@ -337,7 +379,19 @@ impl Revoker {
         }
         {
             let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut entries = Entries::clone(&self.entries.load());
+            let current = self.entries.load();
+            let held = match &selector {
+                Selector::Client(v) => current.clients.get(v.as_str()),
+                Selector::Object(v) => current.objects.get(v.as_str()),
+                Selector::Tenant(v) => current.tenants.get(v.as_str()),
+                Selector::TokenId(v) => current.token_ids.get(v.as_str()),
+            };
+            if held.is_some_and(|held| *held >= until) {
+                // Already in force at least as long (a resync reads every revocation again):
+                // nothing to copy, nothing to evict.
+                return true;
+            }
+            let mut entries = Entries::clone(&current);
             entries.prune(now);
             let slot = entries
                 .map(&selector)
@@ -465,7 +519,7 @@ mod tests {
             Case {
                 name: "a blank value revokes nothing",
                 revocation: Revocation::tenant("  "),
-                claims: token.clone(),
+                claims: token,
                 refused: None,
             },
         ];
@@ -504,7 +558,13 @@ mod tests {
         assert!(!revoker.apply(&Revocation::client("c").until(at(NOW - 1))));
         assert_eq!(revoker.len(), 0);
         assert!(revoker.apply(&Revocation::client("c").until(at(NOW + 100))));
+        let before = Arc::as_ptr(&revoker.entries.load_full());
         assert!(revoker.apply(&Revocation::client("c").until(at(NOW + 10))));
+        assert_eq!(
+            Arc::as_ptr(&revoker.entries.load_full()),
+            before,
+            "a revocation already in force longer changes nothing (resyncs are cheap)"
+        );
         let token = claims(serde_json::json!({"azp": "c"}));
         let error = revoker
             .check(&token, NOW + 50)
@@ -513,9 +573,16 @@ mod tests {
             error.detail().is_some_and(|d| d.contains("\"c\"")),
             "PII on: {error:?}"
         );
+        assert!(revoker.check(&token, NOW + 100).is_ok(), "over at its end");
+        assert!(
+            revoker.apply(&Revocation::client("c").until(from_unix_seconds(u64::MAX))),
+            "a far end is clamped, never an overflow"
+        );
+        assert!(revoker.check(&token, LATEST_UNIX - 1).is_err());
+        assert!(revoker.apply(&Revocation::token_id("short").until(at(NOW + 100))));
         clock.set_unix(NOW + 200);
         assert!(revoker.apply(&Revocation::tenant("t").until(at(NOW + 300))));
-        assert_eq!(revoker.len(), 1, "the ended one was pruned");
+        assert_eq!(revoker.len(), 2, "the ended one was pruned");
     }
 
     #[test]
