@@ -527,7 +527,7 @@ impl RegistrationFile {
         })?;
         serde_json::from_slice(&text).map_err(|source| ConfigError::Json {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })
     }
 

@@ -85,7 +85,9 @@ impl RedisServer {
         stream.write_all(&request).expect("write to redis");
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
-        reader.read_until(b'\n', &mut line).expect("read from redis");
+        reader
+            .read_until(b'\n', &mut line)
+            .expect("read from redis");
         if line.first() == Some(&b'$') {
             let len: i64 = std::str::from_utf8(&line[1..])
                 .unwrap_or("-1")

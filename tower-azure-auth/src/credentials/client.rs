@@ -21,7 +21,7 @@ use super::certificate::ClientCertificate;
 use super::credential::BoxFuture;
 use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
 use super::protocol::{Attempt, TokenRequest};
-use super::token::{AccessToken, TokenError};
+use super::token::{AccessToken, CredentialError, TokenError};
 use super::token_source::TokenSource;
 use crate::error::error_chain;
 
@@ -332,8 +332,9 @@ impl ConfidentialClient {
     ///
     /// # Errors
     ///
-    /// When the source cannot produce a credential.
-    pub async fn load_credential(&self) -> Result<(), ConfigError> {
+    /// When the source cannot produce a credential (see [`CredentialError`]);
+    /// [`CredentialError::Configuration`] without a source or credential.
+    pub async fn load_credential(&self) -> Result<(), CredentialError> {
         self.inner.reload_credential().await.map(|_| ())
     }
 
@@ -577,7 +578,7 @@ impl ClientInner {
         }
         self.reload_credential()
             .await
-            .map_err(TokenError::Configuration)
+            .map_err(TokenError::from_load)
     }
 
     /// Whether the scheduled reload is due: a source, an interval, and a credential loaded
@@ -630,11 +631,13 @@ impl ClientInner {
         credential
     }
 
-    async fn reload_credential(&self) -> Result<Arc<ClientCredential>, ConfigError> {
+    async fn reload_credential(&self) -> Result<Arc<ClientCredential>, CredentialError> {
         let Some(source) = &self.source else {
-            return self.credential.load_full().ok_or(ConfigError::Missing {
-                key: "CallApi:ClientCertificates",
-                hint: "set a certificate, a client secret or a credential source",
+            return self.credential.load_full().ok_or_else(|| {
+                CredentialError::Configuration(ConfigError::Missing {
+                    key: "CallApi:ClientCertificates",
+                    hint: "set a certificate, a client secret or a credential source",
+                })
             });
         };
         let _reload = self.reload.lock().await;
@@ -659,7 +662,7 @@ impl ClientInner {
                 let credential = self
                     .reload_credential()
                     .await
-                    .map_err(TokenError::Configuration)?;
+                    .map_err(TokenError::from_load)?;
                 self.request_with_retry(&endpoint, &credential, scopes, slot)
                     .await
             }
