@@ -6,7 +6,6 @@
 #[path = "../../tower-azure-auth/tests/it/support/mod.rs"]
 mod support;
 
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,61 +17,21 @@ use actix_azure_auth::{
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
-use support::{TestIdp, TestKey};
-use tower_azure_auth::authorization::{
-    AuthorizationContext, AuthorizationHandler, HandlerOutcome, Policies, Policy, Requirement,
+use support::fixtures::{
+    claims, claims_v1, seed_policies, seed_policies_builder, with, API, CALLER, NOW, SEED_POLICY,
+    TENANT,
 };
+use support::{TestIdp, TestKey};
+use tower_azure_auth::authorization::{Policies, Policy};
 use tower_azure_auth::claims::ClientAuthentication;
 use tower_azure_auth::clock::ManualClock;
 use tower_azure_auth::rejection::Rejection;
 use tower_azure_auth::{layers, AuthError, Authority, Claims, TokenValidator};
 
-const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
-const API: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
-const CALLER: &str = "11111111-2222-3333-4444-555555555555";
-const POLICY: &str = "ValidateAccessTokenPolicy";
-const NOW: u64 = 1_800_000_000;
-
-/// The seed's custom requirement.
-#[derive(Debug)]
-struct HasServiceApiRoleRequirement;
-
-impl Requirement for HasServiceApiRoleRequirement {
-    fn description(&self) -> Cow<'_, str> {
-        "the caller must have the `service-api` role".into()
-    }
-}
-
-/// The seed's handler, asynchronous only (no `handle_sync`), so that the policy takes the
-/// boxed path of the middleware.
-#[derive(Debug)]
-struct HasServiceApiRoleHandler;
-
-impl AuthorizationHandler for HasServiceApiRoleHandler {
-    type Requirement = HasServiceApiRoleRequirement;
-
-    async fn handle(
-        &self,
-        ctx: &AuthorizationContext<'_>,
-        _requirement: &HasServiceApiRoleRequirement,
-    ) -> HandlerOutcome {
-        tokio::task::yield_now().await;
-        HandlerOutcome::from(ctx.claims().has_role("service-api"))
-    }
-}
+const POLICY: &str = SEED_POLICY;
 
 fn policies() -> Policies {
-    Policies::builder()
-        .add_handler(HasServiceApiRoleHandler)
-        .add_policy(
-            POLICY,
-            Policy::builder()
-                .requirement(HasServiceApiRoleRequirement)
-                .require_claim("azp", [CALLER])
-                .require_claim("azpacr", ["2"])
-                .build(),
-        )
-        .build()
+    seed_policies()
 }
 
 /// A policy over the request facts: what a handler sees of an actix-web request.
@@ -89,47 +48,6 @@ fn facts_policy() -> Policy {
                 && ctx.extensions().is_some()
         })
         .build()
-}
-
-fn claims(idp: &TestIdp) -> Value {
-    json!({
-        "aud": API,
-        "iss": idp.issuer_v2(),
-        "iat": NOW - 60,
-        "nbf": NOW - 60,
-        "exp": NOW + 3600,
-        "azp": CALLER,
-        "azpacr": "2",
-        "oid": "o1",
-        "roles": ["service-api"],
-        "sub": "o1",
-        "tid": TENANT,
-        "ver": "2.0",
-    })
-}
-
-/// Claims of a valid v1 token (`appid`/`appidacr`, the v1 issuer and audience).
-fn claims_v1(idp: &TestIdp) -> Value {
-    let mut claims = claims(idp);
-    let object = claims.as_object_mut().unwrap();
-    object.remove("azp");
-    object.remove("azpacr");
-    object.insert("appid".into(), json!(CALLER));
-    object.insert("appidacr".into(), json!("2"));
-    object.insert("ver".into(), json!("1.0"));
-    object.insert("iss".into(), json!(idp.issuer_v1()));
-    object.insert("aud".into(), json!(format!("api://{API}")));
-    claims
-}
-
-fn with(claims: &Value, patch: Value) -> Value {
-    let mut claims = claims.clone();
-    if let (Some(target), Value::Object(patch)) = (claims.as_object_mut(), patch) {
-        for (name, value) in patch {
-            target.insert(name, value);
-        }
-    }
-    claims
 }
 
 fn validator(idp: &TestIdp, clock: &ManualClock) -> TokenValidator {
@@ -1020,16 +938,7 @@ async fn only_refreshes_and_async_handlers_box() {
 /// The policies of the router-wide tests: the seed's policy for one route, a fallback for
 /// every route that declares none.
 fn policies_with_fallback() -> Policies {
-    Policies::builder()
-        .add_handler(HasServiceApiRoleHandler)
-        .add_policy(
-            POLICY,
-            Policy::builder()
-                .requirement(HasServiceApiRoleRequirement)
-                .require_claim("azp", [CALLER])
-                .require_claim("azpacr", ["2"])
-                .build(),
-        )
+    seed_policies_builder(CALLER)
         .fallback_policy(Policy::builder().require_role("reader").build())
         .build()
 }

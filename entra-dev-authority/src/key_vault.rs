@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
+use crate::error::DevAuthorityError;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use tower_azure_auth::ConfigError;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::keys::GeneratedCertificate;
@@ -48,7 +48,7 @@ impl ContentType {
 ///     .certificate("ServiceApiCert", &certificate, ContentType::Pkcs12)
 ///     .deny("5a9f0c1e-0000-4000-8000-000000000009");
 /// assert!(!format!("{vault:?}").contains("PRIVATE KEY"));
-/// # Ok::<(), tower_azure_auth::ConfigError>(())
+/// # Ok::<(), entra_dev_authority::DevAuthorityError>(())
 /// ```
 #[derive(Clone, Default)]
 #[must_use]
@@ -181,14 +181,14 @@ impl fmt::Debug for Vault {
     }
 }
 
-fn invalid(reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
+fn invalid(reason: impl Into<String>) -> DevAuthorityError {
+    DevAuthorityError::Invalid {
         key: "DevKeyVault".into(),
         reason: reason.into(),
     }
 }
 
-fn pkcs12(certificate: &GeneratedCertificate) -> Result<Vec<u8>, ConfigError> {
+fn pkcs12(certificate: &GeneratedCertificate) -> Result<Vec<u8>, DevAuthorityError> {
     let cert = p12_keystore::Certificate::from_der(&certificate.cert_der)
         .map_err(|e| invalid(format!("certificate: {e:?}")))?;
     let key = p12_keystore::PrivateKey::from_der(&certificate.key_der)
@@ -206,7 +206,7 @@ fn pkcs12(certificate: &GeneratedCertificate) -> Result<Vec<u8>, ConfigError> {
 }
 
 impl Vault {
-    pub(crate) fn new(config: Option<DevKeyVault>, now: i64) -> Result<Self, ConfigError> {
+    pub(crate) fn new(config: Option<DevKeyVault>, now: i64) -> Result<Self, DevAuthorityError> {
         let vault = Self {
             inner: Mutex::new(Inner::default()),
         };
@@ -237,7 +237,7 @@ impl Vault {
         content_type: ContentType,
         exportable: Exportable,
         now: i64,
-    ) -> Result<String, ConfigError> {
+    ) -> Result<String, DevAuthorityError> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(invalid(format!("`{name}` is not a Key Vault name")));
         }

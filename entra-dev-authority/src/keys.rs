@@ -13,7 +13,7 @@ use base64::Engine as _;
 use rcgen::{CertificateParams, DistinguishedName, DnType, PKCS_RSA_SHA256};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 
-use tower_azure_auth::ConfigError;
+use crate::error::DevAuthorityError;
 
 /// A freshly generated RSA 2048 key with a self-signed certificate, for tests and local
 /// development (client certificates, TLS server certificates).
@@ -73,9 +73,9 @@ impl fmt::Debug for GeneratedCertificate {
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`] when the subject has an attribute other than `CN`, `O`, `OU`,
+/// [`DevAuthorityError::Invalid`] when the subject has an attribute other than `CN`, `O`, `OU`,
 /// `C`, `ST` or `L`, or when key generation fails.
-pub fn generate_certificate(subject: &str) -> Result<GeneratedCertificate, ConfigError> {
+pub fn generate_certificate(subject: &str) -> Result<GeneratedCertificate, DevAuthorityError> {
     let dn = parse_subject(subject)?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| rcgen_error(&e))?;
     params.distinguished_name = dn;
@@ -109,8 +109,8 @@ pub fn generate_certificate_valid(
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`] when a name is not usable or key generation fails.
-pub fn generate_tls_certificate<I, S>(names: I) -> Result<GeneratedCertificate, ConfigError>
+/// [`DevAuthorityError::Invalid`] when a name is not usable or key generation fails.
+pub fn generate_tls_certificate<I, S>(names: I) -> Result<GeneratedCertificate, DevAuthorityError>
 where
     I: IntoIterator<Item = S>,
     S: Into<String>,
@@ -127,7 +127,7 @@ where
 fn generate(
     subject: &str,
     params: &CertificateParams,
-) -> Result<GeneratedCertificate, ConfigError> {
+) -> Result<GeneratedCertificate, DevAuthorityError> {
     let (_, pkcs8) = generate_rsa()?;
     let key_pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
         &PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
@@ -147,8 +147,8 @@ fn generate(
     })
 }
 
-fn parse_subject(subject: &str) -> Result<DistinguishedName, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
+fn parse_subject(subject: &str) -> Result<DistinguishedName, DevAuthorityError> {
+    let invalid = |reason: String| DevAuthorityError::Invalid {
         key: "subject".into(),
         reason,
     };
@@ -183,22 +183,22 @@ fn parse_subject(subject: &str) -> Result<DistinguishedName, ConfigError> {
     Ok(dn)
 }
 
-fn rcgen_error(e: &rcgen::Error) -> ConfigError {
-    ConfigError::Invalid {
-        key: "certificate".into(),
-        reason: format!("cannot generate the certificate: {e}"),
+fn rcgen_error(e: &rcgen::Error) -> DevAuthorityError {
+    DevAuthorityError::Generate {
+        what: "a certificate",
+        reason: e.to_string(),
     }
 }
 
-fn generate_rsa() -> Result<(KeyPair, Vec<u8>), ConfigError> {
-    let failed = |what: &str| ConfigError::Invalid {
-        key: "certificate".into(),
-        reason: format!("cannot {what} an RSA key"),
+fn generate_rsa() -> Result<(KeyPair, Vec<u8>), DevAuthorityError> {
+    let failed = |step: &str| DevAuthorityError::Generate {
+        what: "an RSA key",
+        reason: format!("the key could not be {step}"),
     };
-    let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| failed("generate"))?;
+    let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| failed("generated"))?;
     let pkcs8 = key
         .as_der()
-        .map_err(|_| failed("encode"))?
+        .map_err(|_| failed("encoded"))?
         .as_ref()
         .to_vec();
     Ok((key, pkcs8))
@@ -261,7 +261,7 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    pub(crate) fn generate() -> Result<Self, ConfigError> {
+    pub(crate) fn generate() -> Result<Self, DevAuthorityError> {
         let (key, pkcs8) = generate_rsa()?;
         let rc_key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
             &PrivatePkcs8KeyDer::from(pkcs8.as_slice()),
@@ -324,10 +324,10 @@ impl SigningKey {
         &self,
         header: &serde_json::Value,
         claims: &serde_json::Value,
-    ) -> Result<String, ConfigError> {
-        let failed = || ConfigError::Invalid {
-            key: "signing key".into(),
-            reason: "cannot sign the token".into(),
+    ) -> Result<String, DevAuthorityError> {
+        let failed = || DevAuthorityError::Generate {
+            what: "a token signature",
+            reason: "signing with the authority's key failed".into(),
         };
         let header = serde_json::to_vec(header).map_err(|_| failed())?;
         let claims = serde_json::to_vec(claims).map_err(|_| failed())?;

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use aws_lc_rs::digest;
 use serde::Deserialize;
 
+use crate::error::DevAuthorityError;
 use crate::keys::{thumbprint_sha1, thumbprint_sha256};
 use crate::options::AssertionReuse;
 use tower_azure_auth::claims::TokenVersion;
-use tower_azure_auth::ConfigError;
 
 /// An API (a resource application) registered in the dev authority: its client id, App ID
 /// URI, the app roles it defines, and the access-token version it asks for.
@@ -182,9 +182,9 @@ impl DevApplication {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when the text holds no certificate or it is not an RSA
+    /// [`DevAuthorityError::Invalid`] when the text holds no certificate or it is not an RSA
     /// certificate.
-    pub fn certificate_pem(self, pem: &str) -> Result<Self, ConfigError> {
+    pub fn certificate_pem(self, pem: &str) -> Result<Self, DevAuthorityError> {
         let der = first_certificate_der(pem.as_bytes())?;
         self.certificate_der(&der)
     }
@@ -193,8 +193,8 @@ impl DevApplication {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] when it is not an X.509 certificate with an RSA key.
-    pub fn certificate_der(mut self, der: &[u8]) -> Result<Self, ConfigError> {
+    /// [`DevAuthorityError::Invalid`] when it is not an X.509 certificate with an RSA key.
+    pub fn certificate_der(mut self, der: &[u8]) -> Result<Self, DevAuthorityError> {
         self.certificates
             .push(RegisteredCertificate::from_der(der)?);
         Ok(self)
@@ -250,8 +250,8 @@ impl fmt::Debug for RegisteredCertificate {
 }
 
 impl RegisteredCertificate {
-    pub(crate) fn from_der(der: &[u8]) -> Result<Self, ConfigError> {
-        let invalid = |reason: String| ConfigError::Invalid {
+    pub(crate) fn from_der(der: &[u8]) -> Result<Self, DevAuthorityError> {
+        let invalid = |reason: String| DevAuthorityError::Invalid {
             key: "certificate".into(),
             reason,
         };
@@ -274,7 +274,7 @@ impl RegisteredCertificate {
     }
 }
 
-pub(crate) fn first_certificate_der(pem: &[u8]) -> Result<Vec<u8>, ConfigError> {
+pub(crate) fn first_certificate_der(pem: &[u8]) -> Result<Vec<u8>, DevAuthorityError> {
     for item in x509_parser::pem::Pem::iter_from_buffer(pem) {
         match item {
             Ok(item) if item.label == "CERTIFICATE" => return Ok(item.contents),
@@ -282,7 +282,7 @@ pub(crate) fn first_certificate_der(pem: &[u8]) -> Result<Vec<u8>, ConfigError> 
             Err(_) => break,
         }
     }
-    Err(ConfigError::Invalid {
+    Err(DevAuthorityError::Invalid {
         key: "certificate".into(),
         reason: "no `-----BEGIN CERTIFICATE-----` block found".into(),
     })
@@ -310,7 +310,7 @@ impl Registry {
         tenant_id: &str,
         apis: Vec<DevApi>,
         applications: Vec<DevApplication>,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, DevAuthorityError> {
         let tenant_id = guid(tenant_id, "DevAuthority:TenantId")?;
         let mut checked_apis: Vec<DevApi> = Vec::with_capacity(apis.len());
         for mut api in apis {
@@ -323,7 +323,7 @@ impl Registry {
                         .is_some_and(|uri| other.is_named(uri))
             });
             if clash {
-                return Err(ConfigError::Invalid {
+                return Err(DevAuthorityError::Invalid {
                     key: "DevApi".into(),
                     reason: format!("API `{}` is registered twice", api.name()),
                 });
@@ -337,7 +337,7 @@ impl Registry {
                 .iter()
                 .any(|other| other.registration.client_id == app.client_id)
             {
-                return Err(ConfigError::Invalid {
+                return Err(DevAuthorityError::Invalid {
                     key: "DevApplication".into(),
                     reason: format!("application `{}` is registered twice", app.client_id),
                 });
@@ -347,7 +347,7 @@ impl Registry {
                 let index = checked_apis
                     .iter()
                     .position(|api| api.is_named(api_name))
-                    .ok_or_else(|| ConfigError::Invalid {
+                    .ok_or_else(|| DevAuthorityError::Invalid {
                         key: "DevApplication:Grants".into(),
                         reason: format!(
                             "application `{}` is granted roles on `{api_name}`, which is not a registered API",
@@ -356,7 +356,7 @@ impl Registry {
                     })?;
                 let api = &checked_apis[index];
                 if let Some(role) = roles.iter().find(|r| !api.app_roles.contains(r)) {
-                    return Err(ConfigError::Invalid {
+                    return Err(DevAuthorityError::Invalid {
                         key: "DevApplication:Grants".into(),
                         reason: format!(
                             "API `{}` defines no app role `{role}` (it defines: {})",
@@ -425,10 +425,10 @@ impl Application {
     }
 }
 
-fn guid(value: &str, key: &str) -> Result<String, ConfigError> {
+fn guid(value: &str, key: &str) -> Result<String, DevAuthorityError> {
     uuid::Uuid::parse_str(value.trim())
         .map(|u| u.hyphenated().to_string())
-        .map_err(|_| ConfigError::Invalid {
+        .map_err(|_| DevAuthorityError::Invalid {
             key: key.into(),
             reason: format!("`{value}` is not a GUID (Entra ids are GUIDs)"),
         })
@@ -520,14 +520,14 @@ impl fmt::Debug for ApplicationEntry {
 }
 
 impl RegistrationFile {
-    pub(crate) fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read(path).map_err(|source| ConfigError::Io {
+    pub(crate) fn load(path: &Path) -> Result<Self, DevAuthorityError> {
+        let text = std::fs::read(path).map_err(|source| DevAuthorityError::Io {
             path: path.to_owned(),
             source,
         })?;
-        serde_json::from_slice(&text).map_err(|source| ConfigError::Json {
+        serde_json::from_slice(&text).map_err(|source| DevAuthorityError::Json {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -535,14 +535,14 @@ impl RegistrationFile {
     pub(crate) fn into_parts(
         self,
         base_dir: &Path,
-    ) -> Result<(Vec<DevApi>, Vec<DevApplication>), ConfigError> {
+    ) -> Result<(Vec<DevApi>, Vec<DevApplication>), DevAuthorityError> {
         let mut apis = Vec::new();
         for entry in self.apis {
             let version = match entry.requested_access_token_version {
                 None | Some(1) => TokenVersion::V1,
                 Some(2) => TokenVersion::V2,
                 Some(other) => {
-                    return Err(ConfigError::Invalid {
+                    return Err(DevAuthorityError::Invalid {
                         key: "apis[].requestedAccessTokenVersion".into(),
                         reason: format!("`{other}` is not 1 or 2"),
                     })
@@ -562,11 +562,11 @@ impl RegistrationFile {
             app.object_id = entry.object_id;
             for file in entry.certificate_files {
                 let path = base_dir.join(&file);
-                let pem = std::fs::read(&path).map_err(|source| ConfigError::Io {
+                let pem = std::fs::read(&path).map_err(|source| DevAuthorityError::Io {
                     path: path.clone(),
                     source,
                 })?;
-                let der = first_certificate_der(&pem).map_err(|e| ConfigError::Invalid {
+                let der = first_certificate_der(&pem).map_err(|e| DevAuthorityError::Invalid {
                     key: "applications[].certificateFiles".into(),
                     reason: format!("{}: {e}", path.display()),
                 })?;

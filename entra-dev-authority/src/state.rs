@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::assertion::{self, Expectations, Remembered, ReplayCache};
 use crate::entra_error::EntraError;
+use crate::error::DevAuthorityError;
 use crate::key_vault::Vault;
 use crate::keys::{b64url, SigningKey};
 use crate::managed_identity::Identities;
@@ -18,7 +19,6 @@ use crate::options::{AssertionReuse, Endpoint, Fault};
 use crate::registration::{DevApi, RegisteredCertificate, Registry};
 use tower_azure_auth::claims::{ClientAuthentication, TokenVersion};
 use tower_azure_auth::clock::SharedClock;
-use tower_azure_auth::ConfigError;
 
 pub(crate) const CLIENT_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -103,7 +103,7 @@ impl State {
         assertion_reuse: AssertionReuse,
         identities: Identities,
         vault: Vault,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<Self, DevAuthorityError> {
         Ok(Self {
             base,
             registry,
@@ -187,7 +187,7 @@ impl State {
 
     // ---- keys ----
 
-    pub(crate) fn rotate(&self, keep_old: bool) -> Result<String, ConfigError> {
+    pub(crate) fn rotate(&self, keep_old: bool) -> Result<String, DevAuthorityError> {
         let key = Arc::new(SigningKey::generate()?);
         let kid = key.kid().to_owned();
         let mut keys = lock(&self.keys);
@@ -326,11 +326,13 @@ impl State {
         3600 + extra
     }
 
-    pub(crate) fn mint(&self, mint: &Mint<'_>) -> Result<Minted, ConfigError> {
-        let key = self.active_key().ok_or_else(|| ConfigError::Invalid {
-            key: "signing key".into(),
-            reason: "the authority has no signing key".into(),
-        })?;
+    pub(crate) fn mint(&self, mint: &Mint<'_>) -> Result<Minted, DevAuthorityError> {
+        let key = self
+            .active_key()
+            .ok_or_else(|| DevAuthorityError::Invalid {
+                key: "signing key".into(),
+                reason: "the authority has no signing key".into(),
+            })?;
         let now = self.now();
         let lifetime = mint
             .lifetime

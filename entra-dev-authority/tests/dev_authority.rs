@@ -1422,3 +1422,50 @@ async fn registration_file_sets_assertion_reuse() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn start_up_errors_are_the_dev_authoritys_own_and_say_what_failed() {
+    use entra_dev_authority::DevAuthorityError;
+
+    // An address already in use: the error names it and keeps the OS error as its source.
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap();
+    let error = DevAuthority::builder()
+        .bind(addr)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, DevAuthorityError::Listen { addr: a, source } if *a == addr && source.kind() == std::io::ErrorKind::AddrInUse),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(&addr.to_string()), "{error}");
+
+    // A registration that is not usable names what was given.
+    let error = DevAuthority::builder()
+        .application(DevApplication::new("not-a-guid"))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, DevAuthorityError::Invalid { key, reason } if key == "DevApplication:ClientId" && reason.contains("not-a-guid")),
+        "{error:?}"
+    );
+
+    // A PEM without a certificate, and a registration file that does not exist.
+    let error = DevApplication::new("0b7c5d2e-0000-4000-8000-000000000002")
+        .certificate_pem("not a pem")
+        .unwrap_err();
+    assert!(
+        matches!(&error, DevAuthorityError::Invalid { key, .. } if key == "certificate"),
+        "{error:?}"
+    );
+    let missing = std::env::temp_dir().join("no-such-registrations.json");
+    let error = DevAuthority::builder()
+        .from_registration_file(&missing)
+        .unwrap_err();
+    assert!(
+        matches!(&error, DevAuthorityError::Io { path, .. } if path == &missing),
+        "{error:?}"
+    );
+}

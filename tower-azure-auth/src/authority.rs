@@ -353,14 +353,15 @@ impl OidcMetadata {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// Connection, TLS or timeout failure.
+    /// Connection, TLS or timeout failure ([`is_timeout`](Self::is_timeout) tells a timeout
+    /// apart).
     #[error("request to {url} failed")]
     Transport {
         /// The URL.
         url: String,
-        /// The cause.
+        /// The cause (the HTTP client's error).
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A non-success status.
     #[error("{url} answered {status}")]
@@ -394,9 +395,9 @@ pub enum FetchError {
     Json {
         /// The URL.
         url: String,
-        /// The cause.
+        /// The cause (the JSON parser's error).
         #[source]
-        source: serde_json::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The body is JSON but its content is unusable.
     #[error("{url} sent an unusable document: {reason}")]
@@ -406,6 +407,29 @@ pub enum FetchError {
         /// Why.
         reason: String,
     },
+}
+
+impl FetchError {
+    /// Whether the request timed out (connect or whole-request timeout of the
+    /// [`HttpClient`]): worth trying again later, and worth a longer timeout when it keeps
+    /// happening.
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        let Self::Transport { source, .. } = self else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+        while let Some(error) = cause {
+            if error
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_timeout)
+            {
+                return true;
+            }
+            cause = error.source();
+        }
+        false
+    }
 }
 
 /// The HTTP client for metadata, keys, tokens, Key Vault and managed identity: bounded time
@@ -529,18 +553,18 @@ impl HttpClientBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tower-azure-auth/", env!("CARGO_PKG_VERSION")));
         for der in &self.root_certificates {
-            let cert = reqwest::Certificate::from_der(der).map_err(ConfigError::HttpClient)?;
+            let cert = reqwest::Certificate::from_der(der).map_err(ConfigError::http_client)?;
             builder = builder.add_root_certificate(cert);
         }
         builder = match &self.proxy {
             ProxyChoice::Environment => builder,
             ProxyChoice::Url(url) => {
-                builder.proxy(reqwest::Proxy::all(url.as_str()).map_err(ConfigError::HttpClient)?)
+                builder.proxy(reqwest::Proxy::all(url.as_str()).map_err(ConfigError::http_client)?)
             }
             ProxyChoice::Direct => builder.no_proxy(),
         };
         Ok(HttpClient {
-            client: builder.build().map_err(ConfigError::HttpClient)?,
+            client: builder.build().map_err(ConfigError::http_client)?,
             max_body: self.max_body,
             settings: Arc::new(self),
         })
@@ -591,7 +615,7 @@ impl HttpClient {
         let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(ConfigError::HttpClient)?;
+            .map_err(ConfigError::http_client)?;
         Ok(Self {
             client,
             max_body,
@@ -614,7 +638,7 @@ impl HttpClient {
 
     /// The underlying client.
     #[must_use]
-    pub fn reqwest(&self) -> &reqwest::Client {
+    pub(crate) fn reqwest(&self) -> &reqwest::Client {
         &self.client
     }
 
@@ -657,7 +681,7 @@ impl HttpClient {
                 );
                 FetchError::Transport {
                     url: url.to_owned(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
         spans::http_status(&span, response.status().as_u16());
@@ -707,7 +731,7 @@ impl HttpClient {
             .await
             .map_err(|source| FetchError::Transport {
                 url: url.clone(),
-                source,
+                source: Box::new(source),
             })?
         {
             if body.len() + chunk.len() > self.max_body {
@@ -740,7 +764,7 @@ impl HttpClient {
         let body = self.read_body(response).await?;
         serde_json::from_slice(&body).map_err(|source| FetchError::Json {
             url: url.to_string(),
-            source,
+            source: Box::new(source),
         })
     }
 }

@@ -34,6 +34,7 @@ use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::algorithm::SignatureAlgorithm;
 use crate::error::ConfigError;
 
 mod inbound_fleet;
@@ -421,6 +422,55 @@ impl AzureAdOptions {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         ConfigSource::load(file)?.section("AzureAd")
     }
+
+    /// `ValidAlgorithms` read as [`SignatureAlgorithm`]s: JOSE names (`RS256`, `PS256`…),
+    /// trimmed, case ignored; empty when the setting is absent (the validator's default,
+    /// RS256).
+    ///
+    /// ```
+    /// use tower_azure_auth::{config::ConfigSource, AzureAdOptions, SignatureAlgorithm};
+    ///
+    /// let options: AzureAdOptions = ConfigSource::from_json_str(
+    ///     r#"{"AzureAd": {"ValidAlgorithms": ["RS256", " ps256 "]}}"#,
+    /// )?
+    /// .section("AzureAd")?;
+    /// assert_eq!(
+    ///     options.signature_algorithms()?,
+    ///     [SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256]
+    /// );
+    ///
+    /// let hmac: AzureAdOptions =
+    ///     ConfigSource::from_json_str(r#"{"AzureAd": {"ValidAlgorithms": ["HS256"]}}"#)?
+    ///         .section("AzureAd")?;
+    /// let error = hmac.signature_algorithms().unwrap_err();
+    /// assert!(error.to_string().contains("AzureAd:ValidAlgorithms"), "{error}");
+    /// # Ok::<(), tower_azure_auth::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] naming `AzureAd:ValidAlgorithms` for a name that is not an
+    /// RSA signature algorithm (`none` and HMAC are never accepted).
+    pub fn signature_algorithms(&self) -> Result<Vec<SignatureAlgorithm>, ConfigError> {
+        self.valid_algorithms
+            .iter()
+            .map(|name| parse_signature_algorithm(name, "AzureAd:ValidAlgorithms"))
+            .collect()
+    }
+}
+
+/// A JOSE algorithm name as a [`SignatureAlgorithm`]; the error names `key`.
+fn parse_signature_algorithm(name: &str, key: &str) -> Result<SignatureAlgorithm, ConfigError> {
+    let name = name.trim();
+    SignatureAlgorithm::ALL
+        .into_iter()
+        .find(|algorithm| algorithm.as_str().eq_ignore_ascii_case(name))
+        .ok_or_else(|| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason: format!(
+                "`{name}` is not accepted: only RSA signature algorithms (RS256, RS384, RS512, PS256, PS384, PS512) can be verified with the authority's keys"
+            ),
+        })
 }
 
 impl CallApiOptions {
@@ -483,7 +533,7 @@ impl ConfigSource {
         })?;
         let value: Value = serde_json::from_str(&text).map_err(|source| ConfigError::Json {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         let mut source = Self::from_value(value).map_err(|reason| ConfigError::Invalid {
             key: path.display().to_string(),

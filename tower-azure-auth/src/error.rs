@@ -53,16 +53,16 @@ pub enum ConfigError {
     Json {
         /// The file.
         path: PathBuf,
-        /// The cause.
+        /// The cause (the JSON parser's error, with line and column).
         #[source]
-        source: serde_json::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A certificate or private key could not be loaded.
     #[error(transparent)]
     Certificate(#[from] CertificateError),
-    /// The HTTP client could not be built.
+    /// The HTTP client could not be built (a TLS root or a proxy URL it refused).
     #[error("cannot build the HTTP client")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A named authorization policy was not registered.
     #[error("no authorization policy named `{name}` is registered (known: {known})")]
     UnknownPolicy {
@@ -71,6 +71,13 @@ pub enum ConfigError {
         /// The names that are registered, comma separated.
         known: String,
     },
+}
+
+impl ConfigError {
+    /// [`ConfigError::HttpClient`] with this cause.
+    pub(crate) fn http_client(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::HttpClient(Box::new(source))
+    }
 }
 
 /// A certificate or private key could not be loaded or cannot be used as a client

@@ -194,10 +194,12 @@
 //!
 //! The same token source feeds the `reqwest-middleware` middleware (feature `reqwest`).
 //! Errors from the authority are typed, with the AADSTS code
-//! ([`TokenError`]). Sources from configuration (Key Vault, files,
+//! ([`TokenError`]); a credential source that fails at run time says so with a
+//! [`CredentialError`] and whether retrying may help. Sources from configuration (Key Vault, files,
 //! managed identity, workload identity) are in [`credentials`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod algorithm;
 pub mod authority;
 pub mod authorization;
 pub mod bearer;
@@ -220,11 +222,14 @@ pub mod tonic;
 #[cfg(feature = "tower-http")]
 pub mod tower_http;
 
+pub use crate::algorithm::SignatureAlgorithm;
 pub use crate::authority::{Authority, FetchError, HttpClient};
 pub use crate::authorization::{Policies, Policy};
 pub use crate::claims::{Claims, ClientAuthentication, TokenVersion};
 pub use crate::config::{AzureAdOptions, CallApiOptions};
-pub use crate::credentials::{ClientCertificate, ConfidentialClient, TokenError, TokenSource};
+pub use crate::credentials::{
+    ClientCertificate, ConfidentialClient, CredentialError, TokenError, TokenSource,
+};
 pub use crate::error::{AuthError, AuthErrorKind, CertificateError, ConfigError};
 pub use crate::validation::TokenValidator;
 

@@ -24,7 +24,9 @@
 use std::time::Duration;
 
 use tower_azure_auth::authority::require_secure;
-use tower_azure_auth::credentials::{ClientCredential, ConfidentialClient, TokenError};
+use tower_azure_auth::credentials::{
+    ClientCredential, ConfidentialClient, CredentialError, TokenError,
+};
 use tower_azure_auth::error::error_chain;
 use tower_azure_auth::middleware::AccessTokenMiddleware;
 use tower_azure_auth::{CallApiOptions, ConfigError};
@@ -38,6 +40,10 @@ pub enum ClientError {
     /// The configuration (or the certificate it points to) is not usable.
     #[error("the configuration is not usable")]
     Config(#[from] ConfigError),
+    /// The client credential could not be loaded at startup (a certificate file, Key Vault,
+    /// a managed identity).
+    #[error("the client credential could not be loaded")]
+    Credential(#[from] CredentialError),
     /// No token could be obtained.
     #[error("no access token could be obtained")]
     Token {
@@ -72,6 +78,14 @@ impl ClientError {
         match self {
             Self::Config(e) => format!(
                 "weather-client could not start: {}. Check the CallApi section of the configuration file and the CallApi__… environment variables.",
+                error_chain(e)
+            ),
+            Self::Credential(e) if e.is_transient() => format!(
+                "weather-client could not start: {}. The credential's service did not answer as it should; this may pass, try again later.",
+                error_chain(e)
+            ),
+            Self::Credential(e) => format!(
+                "weather-client could not start: {}. Check ClientCertificates in the CallApi section of the configuration file (and the CallApi__… environment variables), and the identity's access to the vault.",
                 error_chain(e)
             ),
             Self::Token { source, certificate } => {

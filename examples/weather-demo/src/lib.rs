@@ -96,6 +96,9 @@ pub enum DemoError {
     /// Setting something up failed.
     #[error("setup failed")]
     Config(#[from] ConfigError),
+    /// The dev authority could not be set up.
+    #[error("the dev authority could not be set up")]
+    DevAuthority(#[from] entra_dev_authority::DevAuthorityError),
     /// A certificate could not be loaded.
     #[error("certificate")]
     Certificate(#[from] tower_azure_auth::credentials::CertificateError),

@@ -26,7 +26,7 @@ use super::protocol::{Attempt, TokenRequest};
 use super::rotation::{Rotation, DEFAULT_PROACTIVE_WINDOW};
 use super::shared_cache::{Need, SharedTokenCache};
 use super::signer::Signer;
-use super::token::{AccessToken, TokenError};
+use super::token::{AccessToken, CredentialError, TokenError};
 use super::token_source::TokenSource;
 use crate::error::error_chain;
 use crate::telemetry::{CacheRefreshReason, Start, Telemetry};
@@ -420,8 +420,9 @@ impl ConfidentialClient {
     ///
     /// # Errors
     ///
-    /// When the source cannot produce a credential.
-    pub async fn load_credential(&self) -> Result<(), ConfigError> {
+    /// When the source cannot produce a credential (see [`CredentialError`]);
+    /// [`CredentialError::Configuration`] without a source or credential.
+    pub async fn load_credential(&self) -> Result<(), CredentialError> {
         self.inner.reload_credential().await.map(|_| ())
     }
 
@@ -722,7 +723,7 @@ impl ClientInner {
         }
         self.reload_credential()
             .await
-            .map_err(TokenError::Configuration)
+            .map_err(TokenError::from_load)
     }
 
     /// Whether the scheduled reload is due: a source, an interval, and a credential loaded
@@ -791,11 +792,13 @@ impl ClientInner {
         credential
     }
 
-    async fn reload_credential(&self) -> Result<Arc<ClientCredential>, ConfigError> {
+    async fn reload_credential(&self) -> Result<Arc<ClientCredential>, CredentialError> {
         let Some(source) = &self.source else {
-            return self.credential.load_full().ok_or(ConfigError::Missing {
-                key: "CallApi:ClientCertificates",
-                hint: "set a certificate, a client secret or a credential source",
+            return self.credential.load_full().ok_or_else(|| {
+                CredentialError::Configuration(ConfigError::Missing {
+                    key: "CallApi:ClientCertificates",
+                    hint: "set a certificate, a client secret or a credential source",
+                })
             });
         };
         let _reload = self.reload.lock().await;
@@ -828,7 +831,7 @@ impl ClientInner {
                 let credential = self
                     .reload_credential()
                     .await
-                    .map_err(TokenError::Configuration)?;
+                    .map_err(TokenError::from_load)?;
                 let result = self
                     .request_with_retry(&endpoint, &credential, scopes, slot)
                     .await;

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::certificate::ClientCertificate;
+use super::token::{CredentialError, TokenError};
 use crate::authority::HttpClient;
 use crate::clock::SharedClock;
 use crate::error::ConfigError;
@@ -102,10 +104,16 @@ impl CredentialContext {
 /// certificate is picked up.
 pub trait CredentialSource: Send + Sync + fmt::Debug + 'static {
     /// Loads the current credential.
+    ///
+    /// # Errors
+    ///
+    /// A [`CredentialError`]: [`is_transient`](CredentialError::is_transient) when the
+    /// source's service was unreachable or failing, a
+    /// [`CredentialError::Configuration`] for a configuration mistake.
     fn load<'a>(
         &'a self,
         context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>>;
+    ) -> BoxFuture<'a, Result<ClientCredential, CredentialError>>;
 }
 
 /// A signed client assertion produced by something else than this crate's certificates:

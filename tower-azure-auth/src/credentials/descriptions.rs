@@ -6,12 +6,13 @@
 //! choose between.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{CallApiOptions, CredentialDescription, SourceType};
 use crate::error::{error_chain, ConfigError};
+
+use super::token::CredentialError;
 
 use crate::authority::Authority;
 
@@ -130,7 +131,8 @@ const SUPPORTED: &str = "KeyVault, KeyVaultSigning, Pkcs11, Path, Base64Encoded,
 ///     .unwrap().section("CallApi").unwrap();
 /// let error = CredentialDescriptions::from_call_api(&none).load_now().unwrap_err();
 /// assert!(error.to_string().contains("missing.pfx"), "{error}");
-/// # Ok::<(), tower_azure_auth::ConfigError>(())
+/// assert!(!error.is_transient(), "a missing file needs a change, not a retry");
+/// # Ok::<(), tower_azure_auth::CredentialError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct CredentialDescriptions {
@@ -146,7 +148,7 @@ pub struct CredentialDescriptions {
 
 /// What loading one description without I/O gave.
 enum Local {
-    Done(Result<ClientCredential, String>),
+    Done(Result<ClientCredential, CredentialError>),
     /// Needs the network (Key Vault, managed identity).
     Remote,
 }
@@ -243,31 +245,40 @@ impl CredentialDescriptions {
     ///
     /// # Errors
     ///
-    /// When no description produced a credential; the message lists every failure.
-    pub fn load_now(&self) -> Result<ClientCredential, ConfigError> {
+    /// [`CredentialError::NoneLoaded`] when no description produced a credential, with every
+    /// failure; [`CredentialError::Configuration`] when none is configured.
+    pub fn load_now(&self) -> Result<ClientCredential, CredentialError> {
         let loader = CertificateLoader::new();
         let mut failures = Failures::default();
         for (index, description) in self.candidates()? {
             let result = match self.load_local(description, &loader) {
                 Local::Done(result) => result,
-                Local::Remote => Err(format!(
+                Local::Remote => Err(self.mistake(format!(
                     "SourceType {:?} needs network access: load it asynchronously (CredentialSource::load, or let the ConfidentialClient load it)",
                     description.source_type
-                )),
+                ))),
             };
             match result {
                 Ok(credential) => return Ok(failures.success(credential)),
-                Err(reason) => failures.add(index, &reason),
+                Err(error) => failures.0.push((index, error)),
             }
         }
         Err(failures.into_error(&self.config_key))
+    }
+
+    /// A mistake in one description: [`ConfigError::Invalid`] under the list's key.
+    fn mistake(&self, reason: impl Into<String>) -> CredentialError {
+        CredentialError::Configuration(ConfigError::Invalid {
+            key: self.config_key.clone(),
+            reason: reason.into(),
+        })
     }
 
     /// Loads with the context's HTTP client and clock (Key Vault, managed identity).
     async fn load_async(
         &self,
         context: &CredentialContext,
-    ) -> Result<ClientCredential, ConfigError> {
+    ) -> Result<ClientCredential, CredentialError> {
         let loader = CertificateLoader::new().clock(context.clock.clone());
         let mut failures = Failures::default();
         for (index, description) in self.candidates()? {
@@ -277,13 +288,13 @@ impl CredentialDescriptions {
             };
             match result {
                 Ok(credential) => return Ok(failures.success(credential)),
-                Err(reason) => failures.add(index, &reason),
+                Err(error) => failures.0.push((index, error)),
             }
         }
         Err(failures.into_error(&self.config_key))
     }
 
-    fn candidates(&self) -> Result<Vec<(usize, &CredentialDescription)>, ConfigError> {
+    fn candidates(&self) -> Result<Vec<(usize, &CredentialDescription)>, CredentialError> {
         let candidates: Vec<(usize, &CredentialDescription)> = self
             .descriptions
             .iter()
@@ -291,12 +302,9 @@ impl CredentialDescriptions {
             .filter(|(_, d)| d.skip != Some(true))
             .collect();
         if candidates.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: self.config_key.clone(),
-                reason: format!(
-                    "no client credential is configured: add a ClientCertificates entry (SourceType {SUPPORTED}) or a ClientSecret"
-                ),
-            });
+            return Err(self.mistake(format!(
+                "no client credential is configured: add a ClientCertificates entry (SourceType {SUPPORTED}) or a ClientSecret"
+            )));
         }
         Ok(candidates)
     }
@@ -309,7 +317,7 @@ impl CredentialDescriptions {
         }
     }
 
-    /// One description without network I/O; the error is a sentence naming the source.
+    /// One description without network I/O.
     fn load_local(&self, description: &CredentialDescription, loader: &CertificateLoader) -> Local {
         let password = description.certificate_password.as_deref();
         Local::Done(match description.source_type {
@@ -318,17 +326,14 @@ impl CredentialDescriptions {
                     .certificate_disk_path
                     .as_deref()
                     .filter(|p| !p.trim().is_empty())
-                    .ok_or("SourceType Path needs CertificateDiskPath")?;
+                    .ok_or_else(|| self.mistake("SourceType Path needs CertificateDiskPath"))?;
                 let resolved = self.resolve(path);
                 loader
                     .from_file(&resolved, password)
                     .map(ClientCredential::Certificate)
-                    .map_err(|e| {
-                        format!(
-                            "certificate file `{}`: {}",
-                            resolved.display(),
-                            error_chain(&e)
-                        )
+                    .map_err(|source| CredentialError::Certificate {
+                        origin: format!("certificate file `{}`", resolved.display()),
+                        source,
                     })
             })(),
             SourceType::Base64Encoded => (|| {
@@ -336,18 +341,23 @@ impl CredentialDescriptions {
                     .base64_encoded_value
                     .as_deref()
                     .filter(|v| !v.trim().is_empty())
-                    .ok_or("SourceType Base64Encoded needs Base64EncodedValue")?;
+                    .ok_or_else(|| {
+                        self.mistake("SourceType Base64Encoded needs Base64EncodedValue")
+                    })?;
                 loader
                     .from_base64_pkcs12(value, password)
                     .map(ClientCredential::Certificate)
-                    .map_err(|e| format!("Base64EncodedValue: {}", error_chain(&e)))
+                    .map_err(|source| CredentialError::Certificate {
+                        origin: "Base64EncodedValue".into(),
+                        source,
+                    })
             })(),
             SourceType::ClientSecret => description
                 .client_secret
                 .as_deref()
                 .filter(|s| !s.is_empty())
                 .map(|s| ClientCredential::Secret(ClientSecret::new(s)))
-                .ok_or_else(|| "SourceType ClientSecret needs ClientSecret".to_owned()),
+                .ok_or_else(|| self.mistake("SourceType ClientSecret needs ClientSecret")),
             SourceType::SignedAssertionFilePath => (|| {
                 let path = description
                     .signed_assertion_file_disk_path
@@ -355,19 +365,18 @@ impl CredentialDescriptions {
                     .filter(|p| !p.trim().is_empty())
                     .or_else(|| self.environment.get("AZURE_FEDERATED_TOKEN_FILE"))
                     .or_else(|| self.environment.get("AZURE_ACCESS_TOKEN_FILE"))
-                    .ok_or("SourceType SignedAssertionFilePath needs SignedAssertionFileDiskPath or the AZURE_FEDERATED_TOKEN_FILE variable")?;
+                    .ok_or_else(|| self.mistake("SourceType SignedAssertionFilePath needs SignedAssertionFileDiskPath or the AZURE_FEDERATED_TOKEN_FILE variable"))?;
                 let file = FederatedTokenFile::new(self.resolve(path.trim()));
-                file.read()
-                    .map_err(|e| format!("signed assertion file: {}", error_chain(&e)))?;
+                file.read()?;
                 Ok(ClientCredential::Assertion(Arc::new(file)))
             })(),
             SourceType::KeyVault
             | SourceType::KeyVaultSigning
             | SourceType::Pkcs11
             | SourceType::SignedAssertionFromManagedIdentity => return Local::Remote,
-            _ => Err(format!(
+            _ => Err(self.mistake(format!(
                 "this SourceType is not supported by tower-azure-auth (supported: {SUPPORTED})"
-            )),
+            ))),
         })
     }
 
@@ -376,7 +385,7 @@ impl CredentialDescriptions {
         &self,
         description: &CredentialDescription,
         context: &CredentialContext,
-    ) -> Result<ClientCredential, String> {
+    ) -> Result<ClientCredential, CredentialError> {
         let mi_client_id = description
             .managed_identity_client_id
             .clone()
@@ -389,36 +398,34 @@ impl CredentialDescriptions {
                     .fetch(context)
                     .await
                     .map(ClientCredential::Certificate)
-                    .map_err(|e| error_chain(&e))
             }
             SourceType::KeyVaultSigning => {
                 let vault =
                     self.vault_certificate(description, mi_client_id, context, "KeyVaultSigning")?;
-                KeyVaultSigning::new(vault)
-                    .load(context)
-                    .await
-                    .map_err(|e| error_chain(&e))
+                Ok(KeyVaultSigning::new(vault).load(context).await?)
             }
-            SourceType::Pkcs11 => self.load_pkcs11(description, context).await,
+            SourceType::Pkcs11 => self
+                .load_pkcs11(description, context)
+                .await
+                .map_err(|reason| self.mistake(reason)),
             SourceType::SignedAssertionFromManagedIdentity => {
-                let identity = self
-                    .identity(mi_client_id, context)
-                    .map_err(|e| format!("managed identity: {}", error_chain(&e)))?;
+                let identity = self.identity(mi_client_id, context)?;
                 let assertion = ManagedIdentityAssertion::new(
                     identity,
                     description.token_exchange_url.as_deref(),
                 );
                 // Fail now rather than at the first token request; the token is cached.
-                assertion.assertion(context).await.map_err(|e| {
-                    format!(
-                        "managed identity token for {}: {}",
-                        assertion.scope(),
-                        error_chain(&e)
-                    )
-                })?;
+                assertion
+                    .assertion(context)
+                    .await
+                    .map_err(|e| CredentialError::NoToken {
+                        origin: "the managed identity (SignedAssertionFromManagedIdentity)".into(),
+                        scope: assertion.scope().to_owned(),
+                        source: Box::new(e),
+                    })?;
                 Ok(ClientCredential::Assertion(Arc::new(assertion)))
             }
-            _ => Err("not a remote source".into()),
+            _ => Err(self.mistake("not a remote source")),
         }
     }
 
@@ -455,30 +462,31 @@ impl CredentialDescriptions {
         mi_client_id: Option<String>,
         context: &CredentialContext,
         source_type: &str,
-    ) -> Result<KeyVaultCertificate, String> {
+    ) -> Result<KeyVaultCertificate, CredentialError> {
         let url = description
             .key_vault_url
             .as_deref()
             .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| format!("SourceType {source_type} needs KeyVaultUrl"))?;
+            .ok_or_else(|| self.mistake(format!("SourceType {source_type} needs KeyVaultUrl")))?;
         let name = description
             .key_vault_certificate_name
             .as_deref()
             .filter(|n| !n.trim().is_empty())
-            .ok_or_else(|| format!("SourceType {source_type} needs KeyVaultCertificateName"))?;
+            .ok_or_else(|| {
+                self.mistake(format!(
+                    "SourceType {source_type} needs KeyVaultCertificateName"
+                ))
+            })?;
         let token_source: Arc<dyn TokenSource> =
             if let Some(source) = &self.vault_token_source {
                 Arc::clone(source)
             } else {
                 let client_id = mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
-                Arc::new(self.identity(client_id, context).map_err(|e| {
-                    format!("Key Vault needs a managed identity: {}", error_chain(&e))
-                })?)
+                Arc::new(self.identity(client_id, context)?)
             };
-        KeyVaultCertificate::builder(url, name, token_source)
+        Ok(KeyVaultCertificate::builder(url, name, token_source)
             .allow_any_host(self.allow_any_key_vault_host)
-            .build()
-            .map_err(|e| error_chain(&e))
+            .build()?)
     }
 
     #[cfg(feature = "pkcs11")]
@@ -523,28 +531,21 @@ impl CredentialDescriptions {
 
 /// The failures so far, for the final error.
 #[derive(Default)]
-struct Failures(String);
+struct Failures(Vec<(usize, CredentialError)>);
 
 impl Failures {
-    fn add(&mut self, index: usize, reason: &str) {
-        let _ = write!(self.0, " [{index}] {reason};");
-    }
-
     fn success(self, credential: ClientCredential) -> ClientCredential {
-        if !self.0.is_empty() {
-            tracing::warn!(target: "tower_azure_auth::credentials",
-                "some client credentials could not be loaded:{}", self.0);
+        for (index, error) in &self.0 {
+            tracing::warn!(target: "tower_azure_auth::credentials", index,
+                error = %error_chain(error), "a client credential could not be loaded; the next one was tried");
         }
         credential
     }
 
-    fn into_error(self, key: &str) -> ConfigError {
-        ConfigError::Invalid {
+    fn into_error(self, key: &str) -> CredentialError {
+        CredentialError::NoneLoaded {
             key: key.to_owned(),
-            reason: format!(
-                "no client credential could be loaded:{}",
-                self.0.trim_end_matches(';')
-            ),
+            failures: self.0,
         }
     }
 }
@@ -553,7 +554,7 @@ impl CredentialSource for CredentialDescriptions {
     fn load<'a>(
         &'a self,
         context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
+    ) -> BoxFuture<'a, Result<ClientCredential, CredentialError>> {
         Box::pin(self.load_async(context))
     }
 }

@@ -135,7 +135,7 @@ pub use sources::workload_identity::{
     FederatedTokenFile, ManagedIdentityAssertion, WorkloadIdentity, TOKEN_EXCHANGE_URL,
 };
 pub use store::{StoreError, TokenCacheStore};
-pub use token::{AccessToken, AuthorityError, TokenError};
+pub use token::{AccessToken, AuthorityError, CredentialError, TokenError};
 pub use token_source::TokenSource;
 
 pub(crate) use token_source::{is_invalid_token, BearerAuth, BearerAuthBuilder};

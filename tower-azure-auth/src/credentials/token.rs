@@ -1,6 +1,8 @@
-//! Access tokens obtained from the authority, and the outbound runtime error [`TokenError`].
+//! Access tokens obtained from the authority, and the outbound runtime errors: [`TokenError`]
+//! (no token) and [`CredentialError`] (a credential source failed at run time).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -246,6 +248,203 @@ impl fmt::Display for AuthorityError {
 
 impl std::error::Error for AuthorityError {}
 
+/// A credential source failed at run time: Key Vault, a managed identity endpoint, a
+/// federated token file, a credential of another library. Configuration mistakes found
+/// while loading stay a [`ConfigError`] inside [`CredentialError::Configuration`].
+///
+/// [`is_transient`](Self::is_transient) says whether trying again later may succeed (the
+/// service was unreachable, throttled or failing with 5xx); everything else needs a change of
+/// configuration, permissions or the stored credential. Messages name the service, the
+/// vault and certificate or the file, never a token, a secret or key material.
+///
+/// It reaches callers of [`ConfidentialClient`](crate::credentials::ConfidentialClient) as
+/// [`TokenError::Credential`]:
+///
+/// ```
+/// use tower_azure_auth::credentials::{CredentialError, TokenError};
+///
+/// fn retry_later(error: &TokenError) -> bool {
+///     match error {
+///         TokenError::Credential(CredentialError::Refused { status: 403, .. }) => false,
+///         other => other.is_transient(),
+///     }
+/// }
+/// let refused = TokenError::Credential(CredentialError::Refused {
+///     origin: "the KeyVault certificate `ServiceApiCert` in `https://contoso.vault.azure.net`".into(),
+///     status: 403,
+///     code: Some("Forbidden".into()),
+///     message: "the identity has no get permission on secrets".into(),
+/// });
+/// assert!(!retry_later(&refused));
+/// assert!(refused.to_string().contains("HTTP 403 (Forbidden)"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The service holding the credential could not be reached: connection, TLS, timeout, a
+    /// broken or oversized body, or a redirect (never followed).
+    #[error("{origin} cannot be reached")]
+    Unreachable {
+        /// The service (`the KeyVault certificate `…` in `…``, `the IMDS managed identity
+        /// endpoint `…``).
+        origin: String,
+        /// What failed.
+        #[source]
+        source: FetchError,
+    },
+    /// The service answered with an error status (Key Vault's 403: the identity has no
+    /// access; 404: no such certificate; a managed identity endpoint's 401 or 5xx).
+    #[error("{origin} answered HTTP {status} ({}): {message}", code.as_deref().unwrap_or("no error code"))]
+    Refused {
+        /// The service.
+        origin: String,
+        /// The HTTP status.
+        status: u16,
+        /// The service's error code (Key Vault's `error.code`, e.g. `Forbidden`), when it
+        /// sent one.
+        code: Option<String>,
+        /// What the service said and what to check.
+        message: String,
+    },
+    /// The service answered success with something that is not what it should send (not
+    /// JSON of the expected shape, required fields missing).
+    #[error("{origin} sent an unusable answer: {reason}")]
+    InvalidResponse {
+        /// The service.
+        origin: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// What the service holds is not a usable client certificate: the Key Vault secret has
+    /// another content type or no value, or the certificate is disabled, outside its
+    /// validity or has a key the vault will not export.
+    #[error("{origin} holds no usable client certificate: {reason}")]
+    NotACertificate {
+        /// The service.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The certificate (or its key) was read but cannot be used: a wrong password, a
+    /// malformed PKCS#12 or PEM, an expired certificate, a key that does not match.
+    #[error("{origin}: not a usable client certificate")]
+    Certificate {
+        /// Where it was read from (the vault, the file, `Base64EncodedValue`).
+        origin: String,
+        /// Why.
+        #[source]
+        source: CertificateError,
+    },
+    /// No token to call the service with (the vault's token source failed); transient when
+    /// that failure is.
+    #[error("no token for {origin} (scope `{scope}`)")]
+    NoToken {
+        /// The service the token was for.
+        origin: String,
+        /// The scope asked for.
+        scope: String,
+        /// Why the token source failed.
+        #[source]
+        source: Box<TokenError>,
+    },
+    /// A file (a federated token file) could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but does not hold a usable credential (too large, empty, not a
+    /// compact JWT).
+    #[error("`{}` holds no usable credential: {reason}", path.display())]
+    InvalidFile {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A configuration mistake found while loading (a description without its required
+    /// field, a vault URL that is not https…).
+    /// A [`Signer`](crate::credentials::Signer) (Key Vault, an HSM) failed while the
+    /// credential was loaded; [`SignerError::is_transient`](crate::credentials::SignerError::is_transient)
+    /// is this error's too.
+    #[error(transparent)]
+    Signer(#[from] super::signer::SignerError),
+    #[error(transparent)]
+    Configuration(#[from] ConfigError),
+    /// None of the configured credentials loaded
+    /// ([`CredentialDescriptions`](crate::credentials::CredentialDescriptions)); one failure
+    /// per description tried, with its index in the list.
+    #[error(
+        "no client credential could be loaded: {}",
+        list_failures(key, failures)
+    )]
+    NoneLoaded {
+        /// The configuration key of the list (`CallApi:ClientCertificates`).
+        key: String,
+        /// Each description's index and failure, in order.
+        failures: Vec<(usize, Self)>,
+    },
+    /// A credential of another library failed (an `azure_core` `TokenCredential`, behind
+    /// the `azure-core` feature); its error is the source.
+    #[error("the token credential failed")]
+    External {
+        /// Whether the other library reported a failure worth retrying (an I/O failure, a
+        /// 429 or a 5xx).
+        transient: bool,
+        /// Its error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// ` [0] why; [1] why`: a mistake under the list's own key says only its reason.
+fn list_failures(key: &str, failures: &[(usize, CredentialError)]) -> String {
+    let mut text = String::new();
+    for (index, error) in failures {
+        if !text.is_empty() {
+            text.push(';');
+        }
+        let why = match error {
+            CredentialError::Configuration(ConfigError::Invalid { key: own, reason })
+                if own == key =>
+            {
+                reason.clone()
+            }
+            other => crate::error::error_chain(other),
+        };
+        text.push_str(&format!(" [{index}] {why}"));
+    }
+    text
+}
+
+impl CredentialError {
+    /// Whether trying again later may succeed: the service was unreachable (not a redirect),
+    /// answered 408, 429 or 5xx, the token for it failed transiently, a read was interrupted
+    /// or timed out, or (for [`NoneLoaded`](Self::NoneLoaded)) any description failed
+    /// transiently.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { source, .. } => !matches!(source, FetchError::Redirected { .. }),
+            Self::Refused { status, .. } => matches!(status, 408 | 429) || *status >= 500,
+            Self::NoToken { source, .. } => source.is_transient(),
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::WouldBlock
+            ),
+            Self::NoneLoaded { failures, .. } => failures.iter().any(|(_, e)| e.is_transient()),
+            Self::External { transient, .. } => *transient,
+            Self::Signer(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 /// Why a token could not be obtained.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -281,8 +480,7 @@ pub enum TokenError {
         /// Why.
         reason: &'static str,
     },
-    /// The client's configuration or credential is not usable (e.g. reloading a rotated
-    /// certificate failed).
+    /// The client's configuration is not usable (no credential and no source).
     #[error("the client configuration is not usable")]
     Configuration(#[source] ConfigError),
     /// The client assertion could not be signed.
@@ -292,13 +490,23 @@ pub enum TokenError {
     /// assertion.
     #[error("cannot sign the client assertion")]
     Signing(#[source] super::signer::SignerError),
-    /// A credential of another library (an `azure_core` `TokenCredential`, behind the
-    /// `azure-core` feature) failed; its error is the source.
-    #[error("the token credential failed")]
-    Credential(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The credential could not be loaded or used: its source (Key Vault, a managed
+    /// identity endpoint, a federated token file, a credential of another library) failed.
+    /// [`CredentialError::is_transient`] says whether to retry.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
 }
 
 impl TokenError {
+    /// What loading the credential failed with: a configuration mistake stays
+    /// [`TokenError::Configuration`], the rest is [`TokenError::Credential`].
+    pub(crate) fn from_load(error: CredentialError) -> Self {
+        match error {
+            CredentialError::Configuration(error) => Self::Configuration(error),
+            other => Self::Credential(other),
+        }
+    }
+
     /// The AADSTS code, when the authority sent one.
     #[must_use]
     pub fn aadsts_code(&self) -> Option<u32> {
@@ -317,10 +525,12 @@ impl TokenError {
         }
     }
 
-    /// Whether trying again later may succeed (throttling, 5xx, transport).
+    /// Whether trying again later may succeed (throttling, 5xx, transport, a credential
+    /// source that failed transiently).
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Credential(e) => e.is_transient(),
             Self::Transport(FetchError::Redirected { .. })
             | Self::Metadata(FetchError::Redirected { .. }) => false,
             Self::Throttled { .. } | Self::Transport(_) | Self::Metadata(_) => true,

@@ -75,6 +75,7 @@ use self::last_known_good::{LastKnownGood, LastKnownGoodStore};
 use self::refresh::{KeyRefresh, RefreshSettings};
 use self::revocation::{Revocation, RevocationChannel, Revoker, StoreError};
 use self::rules::Rules;
+use crate::algorithm::SignatureAlgorithm;
 use crate::authority::{Authority, FetchError, HttpClient};
 use crate::claims::Claims;
 use crate::clock::{self, SharedClock};
@@ -129,7 +130,7 @@ pub struct TokenValidatorBuilder {
     audiences: Vec<String>,
     allowed_tenants: Vec<String>,
     allowed_client_ids: Vec<String>,
-    algorithms: Vec<String>,
+    algorithms: Vec<SignatureAlgorithm>,
     leeway: Duration,
     max_token_lifetime: Duration,
     max_token_size: usize,
@@ -292,13 +293,14 @@ impl TokenValidatorBuilder {
         self
     }
 
-    /// The accepted signature algorithms by name (default `["RS256"]`); RSA algorithms only.
-    pub fn algorithms<I, T>(mut self, algorithms: I) -> Self
+    /// The accepted signature algorithms (default: [`SignatureAlgorithm::Rs256`] alone,
+    /// what Entra ID signs with; an empty list means the default). A token whose `alg` is
+    /// not listed is refused before its signature is checked.
+    pub fn algorithms<I>(mut self, algorithms: I) -> Self
     where
-        I: IntoIterator<Item = T>,
-        T: Into<String>,
+        I: IntoIterator<Item = SignatureAlgorithm>,
     {
-        self.algorithms = algorithms.into_iter().map(Into::into).collect();
+        self.algorithms = algorithms.into_iter().collect();
         self
     }
 
@@ -443,8 +445,8 @@ impl TokenValidatorBuilder {
     ///
     /// # Errors
     ///
-    /// When no audience can be derived (no `ClientId` and no `Audience`), an algorithm is not
-    /// an RSA signature algorithm, or the HTTP client cannot be built.
+    /// When no audience can be derived (no `ClientId` and no `Audience`), or the HTTP client
+    /// cannot be built.
     pub fn build(self) -> Result<TokenValidator, ConfigError> {
         if self.client_id.is_none() && self.audiences.is_empty() {
             return Err(ConfigError::Missing {
@@ -453,24 +455,18 @@ impl TokenValidatorBuilder {
             });
         }
         let mut algorithms = Vec::new();
-        for name in &self.algorithms {
-            let algorithm = match name.trim().to_ascii_uppercase().as_str() {
-                "RS256" => Algorithm::RS256,
-                "RS384" => Algorithm::RS384,
-                "RS512" => Algorithm::RS512,
-                "PS256" => Algorithm::PS256,
-                "PS384" => Algorithm::PS384,
-                "PS512" => Algorithm::PS512,
-                other => {
-                    return Err(ConfigError::Invalid {
-                        key: "AzureAd:ValidAlgorithms".into(),
-                        reason: format!(
-                            "`{other}` is not accepted: only RSA signature algorithms (RS256, RS384, RS512, PS256, PS384, PS512) can be verified with the authority's keys"
-                        ),
-                    })
-                }
+        for algorithm in &self.algorithms {
+            let algorithm = match algorithm {
+                SignatureAlgorithm::Rs256 => Algorithm::RS256,
+                SignatureAlgorithm::Rs384 => Algorithm::RS384,
+                SignatureAlgorithm::Rs512 => Algorithm::RS512,
+                SignatureAlgorithm::Ps256 => Algorithm::PS256,
+                SignatureAlgorithm::Ps384 => Algorithm::PS384,
+                SignatureAlgorithm::Ps512 => Algorithm::PS512,
             };
-            algorithms.push(algorithm);
+            if !algorithms.contains(&algorithm) {
+                algorithms.push(algorithm);
+            }
         }
         if algorithms.is_empty() {
             algorithms.push(Algorithm::RS256);
@@ -600,14 +596,15 @@ impl TokenValidator {
     ///
     /// # Errors
     ///
-    /// When the authority settings are missing or unusable.
+    /// When the authority settings are missing or unusable, or `ValidAlgorithms` names an
+    /// algorithm that is not an RSA signature algorithm.
     pub fn from_options(options: &AzureAdOptions) -> Result<TokenValidatorBuilder, ConfigError> {
         let mut builder = Self::builder(Authority::from_options(options)?)
             .allowed_tenants(options.allowed_tenants.iter().cloned())
             .allowed_client_ids(options.allowed_client_ids.iter().cloned())
             .enable_pii_logging(options.enable_pii_logging.unwrap_or(false))
             .detailed_errors(options.detailed_errors.unwrap_or(false))
-            .algorithms(options.valid_algorithms.iter().cloned())
+            .algorithms(options.signature_algorithms()?)
             .require_scope_or_role(
                 !options
                     .allow_web_api_to_be_authorized_by_acl
@@ -1062,7 +1059,7 @@ mod tests {
         for case in cases {
             let validator = TokenValidator::builder(Authority::oidc(ISSUER).expect("authority"))
                 .client_id("api")
-                .algorithms(["RS256", "PS256"])
+                .algorithms([SignatureAlgorithm::Rs256, SignatureAlgorithm::Ps256])
                 .clock(Arc::new(crate::clock::ManualClock::at_unix(1_700_000_000)))
                 .static_keys(ISSUER, fixture.jwks_with(&case.jwk).as_bytes())
                 .expect("static keys")

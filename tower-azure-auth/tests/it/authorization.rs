@@ -7,7 +7,6 @@
 
 use crate::support;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,11 +15,10 @@ use axum::Router;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, StatusCode};
 use serde_json::{json, Value};
+use support::fixtures::{claims, seed_policies_builder, with, API, NOW, TENANT};
 use support::{TestIdp, TestKey};
 use tower::util::MapRequestLayer;
-use tower_azure_auth::authorization::{
-    AuthorizationContext, AuthorizationHandler, HandlerOutcome, Policies, Policy, Requirement,
-};
+use tower_azure_auth::authorization::{Policies, Policy};
 use tower_azure_auth::claims::{Claims, ClientAuthentication};
 use tower_azure_auth::clock::ManualClock;
 use tower_azure_auth::error::ConfigError;
@@ -31,33 +29,6 @@ use tower_azure_auth::layers::{
 use tower_azure_auth::{Authority, TokenValidator};
 
 const CLIENT_ID: &str = "5f0e1bd2-7b1c-4c8f-9d39-0d8f0b6c7a11";
-
-/// The seed's custom requirement.
-#[derive(Debug)]
-struct HasServiceApiRoleRequirement;
-
-impl Requirement for HasServiceApiRoleRequirement {
-    fn description(&self) -> Cow<'_, str> {
-        "the caller must have the `service-api` role".into()
-    }
-}
-
-/// The seed's handler; awaits, as a handler doing I/O would.
-#[derive(Debug)]
-struct HasServiceApiRoleHandler;
-
-impl AuthorizationHandler for HasServiceApiRoleHandler {
-    type Requirement = HasServiceApiRoleRequirement;
-
-    async fn handle(
-        &self,
-        ctx: &AuthorizationContext<'_>,
-        _requirement: &HasServiceApiRoleRequirement,
-    ) -> HandlerOutcome {
-        tokio::task::yield_now().await;
-        HandlerOutcome::from(ctx.claims().has_role("service-api"))
-    }
-}
 
 /// Stands in for `ValidateAccessTokenLayer`: claims from the `x-test-claims` header.
 fn claims_from_header(mut request: Request<Body>) -> Request<Body> {
@@ -74,16 +45,7 @@ fn claims_from_header(mut request: Request<Body>) -> Request<Body> {
 
 fn app() -> Result<Router, ConfigError> {
     // Startup.ConfigureServices, almost line for line.
-    let policies = Policies::builder()
-        .add_handler(HasServiceApiRoleHandler)
-        .add_policy(
-            "ValidateAccessTokenPolicy",
-            Policy::builder()
-                .requirement(HasServiceApiRoleRequirement)
-                .require_claim("azp", [CLIENT_ID])
-                .require_claim("azpacr", ["2"])
-                .build(),
-        )
+    let policies = seed_policies_builder(CLIENT_ID)
         .add_policy(
             "AnyTokenVersion",
             Policy::builder()
@@ -328,26 +290,9 @@ async fn authorization_over_http() {
     server.abort();
 }
 
-const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
-const API: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
-const NOW: u64 = 1_800_000_000;
-
-/// Claims of a valid v2 token for `API` with these roles.
+/// Claims of a valid v2 token for `API` from `CLIENT_ID` with these roles.
 fn token_claims(idp: &TestIdp, roles: &[&str]) -> Value {
-    json!({
-        "aud": API,
-        "iss": idp.issuer_v2(),
-        "iat": NOW - 60,
-        "nbf": NOW - 60,
-        "exp": NOW + 3600,
-        "azp": CLIENT_ID,
-        "azpacr": "2",
-        "oid": "o1",
-        "roles": roles,
-        "sub": "o1",
-        "tid": TENANT,
-        "ver": "2.0",
-    })
+    with(&claims(idp), json!({"azp": CLIENT_ID, "roles": roles}))
 }
 
 fn test_validator(idp: &TestIdp) -> TokenValidator {

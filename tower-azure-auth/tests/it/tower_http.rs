@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
+use support::fixtures::{claims, API, NOW, TENANT};
 use support::{serve, TestIdp, TestKey};
 use tower_azure_auth::authorization::{Policies, Policy};
 use tower_azure_auth::clock::ManualClock;
@@ -19,27 +20,11 @@ use tower_azure_auth::tower_http::AuthorizeAccessToken;
 use tower_azure_auth::{Authority, Claims, TokenValidator};
 use tower_http::auth::AsyncRequireAuthorizationLayer;
 
-const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
-const API: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
-const CALLER: &str = "11111111-2222-3333-4444-555555555555";
-const NOW: u64 = 1_800_000_000;
 const POLICY: &str = "ServiceApi";
 
+/// Claims of a valid v2 token (the fixture shared with the actix tests).
 fn claims_v2(idp: &TestIdp) -> Value {
-    json!({
-        "aud": API,
-        "iss": idp.issuer_v2(),
-        "iat": NOW - 60,
-        "nbf": NOW - 60,
-        "exp": NOW + 3600,
-        "azp": CALLER,
-        "azpacr": "2",
-        "oid": "o1",
-        "roles": ["service-api"],
-        "sub": "o1",
-        "tid": TENANT,
-        "ver": "2.0",
-    })
+    claims(idp)
 }
 
 fn policies() -> Policies {

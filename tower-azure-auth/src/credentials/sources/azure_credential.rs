@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use azure_core::credentials::TokenCredential;
 
 use crate::credentials::credential::BoxFuture;
-use crate::credentials::token::{AccessToken, TokenError};
+use crate::credentials::token::{AccessToken, CredentialError, TokenError};
 use crate::credentials::token_source::TokenSource;
 
 /// A [`TokenSource`] over a credential of the official Azure SDK for Rust: anything that
@@ -25,7 +25,8 @@ use crate::credentials::token_source::TokenSource;
 /// refresh them before expiry); this adapter adds none. `force_refresh` cannot be passed on
 /// (`TokenCredential` has no such option); a token the credential returns already expired is
 /// refused with [`TokenError::BadResponse`]. Failures keep the SDK's error as their source
-/// ([`TokenError::Credential`]).
+/// ([`TokenError::Credential`] with [`CredentialError::External`], transient for a lost
+/// connection, an I/O failure, 408, 429 and 5xx).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -90,7 +91,12 @@ impl TokenSource for AzureCoreCredential {
                 .credential
                 .get_token(&scope_refs, None)
                 .await
-                .map_err(|e| TokenError::Credential(Box::new(e)))?;
+                .map_err(|e| {
+                    TokenError::Credential(CredentialError::External {
+                        transient: is_transient(&e),
+                        source: Box::new(e),
+                    })
+                })?;
             let expires_on = system_time(token.expires_on.unix_timestamp_nanos());
             if expires_on <= SystemTime::now() {
                 return Err(TokenError::BadResponse {
@@ -108,6 +114,19 @@ impl TokenSource for AzureCoreCredential {
                 scopes.to_vec(),
             ))
         })
+    }
+}
+
+/// Whether the SDK's error is worth retrying: no connection, an I/O failure, 408, 429 or 5xx.
+fn is_transient(error: &azure_core::Error) -> bool {
+    use azure_core::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::Connection | ErrorKind::Io => true,
+        ErrorKind::HttpResponse { status, .. } => {
+            let status = u16::from(*status);
+            matches!(status, 408 | 429) || status >= 500
+        }
+        _ => false,
     }
 }
 

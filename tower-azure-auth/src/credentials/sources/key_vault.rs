@@ -22,8 +22,8 @@ use crate::credentials::certificate::{CertificateLoader, ClientCertificate};
 use crate::credentials::credential::{
     BoxFuture, ClientCredential, CredentialContext, CredentialSource,
 };
+use crate::credentials::token::CredentialError;
 use crate::credentials::token_source::{bearer_header, TokenSource};
-use crate::error::error_chain;
 
 const TARGET: &str = "tower_azure_auth::credentials::key_vault";
 
@@ -69,9 +69,9 @@ pub(crate) const CONTENT_TYPE_PEM: &str = "application/x-pem-file";
 /// private key and it cannot sign client assertions), then reads the secret version the
 /// certificate names (`sid`, which must be on the same vault) as PKCS#12
 /// (`application/x-pkcs12`) or PEM (`application/x-pem-file`). Key Vault errors
-/// (`{"error":{"code","message"}}`) become [`ConfigError::Invalid`] naming the vault, the
-/// certificate, the status and the code, with what to check. A 401 is retried once with a
-/// fresh token.
+/// (`{"error":{"code","message"}}`) become a [`CredentialError::Refused`] naming the vault,
+/// the certificate, the status and the code, with what to check. A 401 is retried once with
+/// a fresh token.
 ///
 /// The vault's token is sent only to a Key Vault host: a `KeyVaultUrl` whose host ends with
 /// one of [`KEY_VAULT_DNS_SUFFIXES`] (`contoso.vault.azure.net`, …) or is a loopback
@@ -287,14 +287,20 @@ impl KeyVaultCertificate {
         &self.scope
     }
 
-    fn invalid(&self, reason: impl fmt::Display) -> ConfigError {
-        ConfigError::Invalid {
-            key: "KeyVault".into(),
-            reason: format!(
-                "certificate `{}` in Key Vault `{}`: {reason}",
-                self.name,
-                self.vault.as_str().trim_end_matches('/')
-            ),
+    /// What errors name: `the KeyVault certificate `{name}` in `{vault}``, with the
+    /// `SourceType` spelling a configuration uses.
+    fn origin(&self) -> String {
+        format!(
+            "the KeyVault certificate `{}` in `{}`",
+            self.name,
+            self.vault.as_str().trim_end_matches('/')
+        )
+    }
+
+    fn invalid_response(&self, reason: impl fmt::Display) -> CredentialError {
+        CredentialError::InvalidResponse {
+            origin: self.origin(),
+            reason: reason.to_string(),
         }
     }
 
@@ -303,55 +309,65 @@ impl KeyVaultCertificate {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] explaining what the vault answered or why its answer is not
-    /// usable; [`ConfigError::Certificate`]-like causes are folded into the message.
+    /// A [`CredentialError`] naming the vault and the certificate:
+    /// [`NoToken`](CredentialError::NoToken) when the token source failed,
+    /// [`Unreachable`](CredentialError::Unreachable) when the vault cannot be reached,
+    /// [`Refused`](CredentialError::Refused) for an error status (403: no access; 404: no
+    /// such certificate), [`InvalidResponse`](CredentialError::InvalidResponse) for an
+    /// answer that is not Key Vault's,
+    /// [`NotACertificate`](CredentialError::NotACertificate) when the certificate is
+    /// disabled, outside its validity, not exportable or its secret is not PKCS#12 or PEM,
+    /// [`Certificate`](CredentialError::Certificate) when the certificate itself cannot be
+    /// used.
     pub async fn fetch(
         &self,
         context: &CredentialContext,
-    ) -> Result<ClientCertificate, ConfigError> {
+    ) -> Result<ClientCertificate, CredentialError> {
         let mut url = self
             .vault
             .join(&format!("certificates/{}", self.name))
-            .map_err(|e| self.invalid(e))?;
+            .map_err(|e| self.invalid_response(e))?;
         url.query_pairs_mut()
             .append_pair("api-version", KEY_VAULT_API_VERSION);
         let body = self.get(context, &url).await?;
-        let bundle: CertificateBundle = serde_json::from_slice(&body).map_err(|e| {
-            self.invalid(format!(
-                "the vault's answer is not a certificate bundle: {e}"
-            ))
-        })?;
+        let bundle: CertificateBundle = serde_json::from_slice(&body)
+            .map_err(|e| self.invalid_response(format!("not a certificate bundle: {e}")))?;
         let now = context.clock.unix_seconds();
+        usable(&bundle, now).map_err(|reason| CredentialError::NotACertificate {
+            origin: self.origin(),
+            reason,
+        })?;
         let mut secret_url = secret_url(&self.vault, &self.name, &bundle, now)
-            .map_err(|reason| self.invalid(reason))?;
+            .map_err(|reason| self.invalid_response(reason))?;
         secret_url
             .query_pairs_mut()
             .append_pair("api-version", KEY_VAULT_API_VERSION);
         let body = self.get(context, &secret_url).await?;
         let secret: SecretBundle = serde_json::from_slice(&body)
-            .map_err(|e| self.invalid(format!("the vault's answer is not a secret bundle: {e}")))?;
+            .map_err(|e| self.invalid_response(format!("not a secret bundle: {e}")))?;
         let loader = CertificateLoader::new().clock(context.clock.clone());
-        let certificate = load_secret(&loader, &secret).map_err(|reason| self.invalid(reason))?;
+        let certificate = load_secret(&loader, &secret, self.origin())?;
         debug!(target: TARGET, thumbprint = %certificate.thumbprints().sha1_hex(), "certificate loaded from Key Vault");
         Ok(certificate)
     }
 
     /// GET with a bearer token; a 401 is retried once with a fresh token.
-    async fn get(&self, context: &CredentialContext, url: &Url) -> Result<Bytes, ConfigError> {
+    async fn get(&self, context: &CredentialContext, url: &Url) -> Result<Bytes, CredentialError> {
         match self.call(&context.http, url, None).await {
             Ok((status, body)) if (200..300).contains(&status) => Ok(body),
-            Ok((status, body)) => Err(self.invalid(explain_status(status, &body))),
-            Err(VaultCallError::Token(e)) => Err(self.invalid(format!(
-                "no token for the vault ({}): {}",
-                self.scope,
-                error_chain(&e)
-            ))),
-            Err(VaultCallError::Header(reason)) => Err(self.invalid(reason)),
-            Err(VaultCallError::Unreachable(reason)) => {
-                Err(self.invalid(format!("the vault cannot be reached: {reason}")))
+            Ok((status, body)) => Err(refused(self.origin(), status, &body)),
+            Err(VaultCallError::Token(source) | VaultCallError::Header(source)) => {
+                Err(CredentialError::NoToken {
+                    origin: self.origin(),
+                    scope: self.scope.clone(),
+                    source: Box::new(source),
+                })
             }
-            Err(VaultCallError::Unreadable(reason)) => {
-                Err(self.invalid(format!("the vault's answer cannot be read: {reason}")))
+            Err(VaultCallError::Unreachable(source) | VaultCallError::Unreadable(source)) => {
+                Err(CredentialError::Unreachable {
+                    origin: self.origin(),
+                    source,
+                })
             }
         }
     }
@@ -373,7 +389,7 @@ impl KeyVaultCertificate {
                 .await
                 .map_err(VaultCallError::Token)?;
             let header =
-                bearer_header(&token).map_err(|e| VaultCallError::Header(e.to_string()))?;
+                bearer_header(&token).map_err(VaultCallError::Header)?;
             let request = match json_body {
                 Some(body) => http
                     .reqwest()
@@ -387,12 +403,17 @@ impl KeyVaultCertificate {
             let response = http
                 .send(request, url.as_str())
                 .await
-                .map_err(|e| VaultCallError::Unreachable(error_chain(&e)))?;
+                .map_err(VaultCallError::Unreachable)?;
             let status = response.status().as_u16();
             let body = http
                 .read_body(response)
                 .await
-                .map_err(|e| VaultCallError::Unreadable(error_chain(&e)))?;
+                .map_err(VaultCallError::Unreadable)?;
+            if status == 401 && !force {
+                debug!(target: TARGET, "the vault refused the token; retrying once with a fresh one");
+                force = true;
+                continue;
+            }
             if status == 401 && !force {
                 debug!(target: TARGET, "the vault refused the token; retrying once with a fresh one");
                 force = true;
@@ -409,18 +430,18 @@ pub(crate) enum VaultCallError {
     /// No token for the vault.
     Token(crate::credentials::token::TokenError),
     /// The token cannot be sent as a header.
-    Header(String),
+    Header(crate::credentials::token::TokenError),
     /// The vault cannot be reached.
-    Unreachable(String),
+    Unreachable(crate::authority::FetchError),
     /// The answer cannot be read.
-    Unreadable(String),
+    Unreadable(crate::authority::FetchError),
 }
 
 impl CredentialSource for KeyVaultCertificate {
     fn load<'a>(
         &'a self,
         context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
+    ) -> BoxFuture<'a, Result<ClientCredential, CredentialError>> {
         Box::pin(async move { self.fetch(context).await.map(ClientCredential::Certificate) })
     }
 }
@@ -472,40 +493,56 @@ pub(crate) struct ErrorDetail {
     pub(crate) innererror: Option<Box<Self>>,
 }
 
-/// What a Key Vault error status means, with its `{"error":{"code","message"}}`.
-fn explain_status(status: u16, body: &[u8]) -> String {
+/// A Key Vault error status as a [`CredentialError::Refused`]: the code and message of its
+/// `{"error":{"code","message"}}`, and what the status means.
+fn refused(origin: String, status: u16, body: &[u8]) -> CredentialError {
     let detail = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .map(|b| b.error);
-    let code = detail
-        .as_ref()
-        .and_then(|d| d.code.clone())
-        .unwrap_or_else(|| "no error code".into());
-    let message = detail
+    let code = detail.as_ref().and_then(|d| d.code.clone());
+    let said = detail
         .and_then(|d| d.message)
-        .map(|m| {
-            let m: String = m.chars().take(300).collect();
-            format!(": {}", m.trim())
-        })
-        .unwrap_or_default();
+        .map(|m| m.chars().take(300).collect::<String>().trim().to_owned())
+        .filter(|m| !m.is_empty());
     let advice = match status {
-        401 => "; the vault did not accept the token (missing, expired, for another resource than the vault, or from another tenant)",
-        403 => "; the identity has no get permission on secrets and certificates in this vault (grant it the `Key Vault Secrets User` and `Key Vault Certificate User` roles, or an access policy with get on certificates and secrets), or the vault's firewall refuses this address",
-        404 => "; the vault has no such certificate (check KeyVaultCertificateName, and that it was not deleted)",
-        429 => "; the vault is throttling requests, try again later",
+        401 => "the vault did not accept the token (missing, expired, for another resource than the vault, or from another tenant)",
+        403 => "the identity has no get permission on secrets and certificates in this vault (grant it the `Key Vault Secrets User` and `Key Vault Certificate User` roles, or an access policy with get on certificates and secrets), or the vault's firewall refuses this address",
+        404 => "the vault has no such certificate (check KeyVaultCertificateName, and that it was not deleted)",
+        429 => "the vault is throttling requests, try again later",
         _ => "",
     };
-    format!("the vault answered HTTP {status} ({code}){message}{advice}")
+    let message = match (said, advice) {
+        (Some(said), "") => said,
+        (Some(said), advice) => format!("{said}; {advice}"),
+        (None, "") => "no details".to_owned(),
+        (None, advice) => advice.to_owned(),
+    };
+    CredentialError::Refused {
+        origin,
+        status,
+        code,
+        message,
+    }
 }
 
-/// The secret to read: `sid` checked (same vault, `secrets/{name}/{version}`), the
-/// certificate enabled, within `nbf`/`exp`, with an exportable key.
+/// The secret to read: the certificate [`usable`], then `sid` checked (same vault,
+/// `secrets/{name}/{version}`).
 fn secret_url(
     vault: &Url,
     name: &str,
     bundle: &CertificateBundle,
     now: u64,
 ) -> Result<Url, String> {
+    usable(bundle, now)?;
+    let sid = bundle
+        .sid
+        .as_deref()
+        .ok_or("the certificate bundle has no `sid` (secret id)")?;
+    sid_url(vault, name, sid)
+}
+
+/// The certificate is enabled, within `nbf`/`exp`, with an exportable key.
+fn usable(bundle: &CertificateBundle, now: u64) -> Result<(), String> {
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     if let Some(attributes) = &bundle.attributes {
         if attributes.enabled == Some(false) {
@@ -532,10 +569,11 @@ fn secret_url(
     if exportable == Some(false) {
         return Err("its key is not exportable: the vault keeps the private key, so it cannot sign client assertions (create the certificate with an exportable key)".into());
     }
-    let sid = bundle
-        .sid
-        .as_deref()
-        .ok_or("the certificate bundle has no `sid` (secret id)")?;
+    Ok(())
+}
+
+/// Where [`secret_url`] finds the secret.
+fn sid_url(vault: &Url, name: &str, sid: &str) -> Result<Url, String> {
     let sid_url = Url::parse(sid).map_err(|_| format!("the secret id `{sid}` is not a URL"))?;
     if sid_url.origin() != vault.origin() {
         // Never send the vault's token elsewhere.
@@ -567,21 +605,26 @@ fn secret_url(
 fn load_secret(
     loader: &CertificateLoader,
     secret: &SecretBundle,
-) -> Result<ClientCertificate, String> {
-    let value = secret
-        .value
-        .as_deref()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or("the secret has no value")?;
+    origin: String,
+) -> Result<ClientCertificate, CredentialError> {
+    let Some(value) = secret.value.as_deref().filter(|v| !v.trim().is_empty()) else {
+        return Err(CredentialError::NotACertificate {
+            origin,
+            reason: "the secret has no value".into(),
+        });
+    };
     let content_type = secret.content_type.as_deref().map(str::trim);
     let pem = match content_type {
         Some(t) if t.eq_ignore_ascii_case(CONTENT_TYPE_PEM) => true,
         Some(t) if t.eq_ignore_ascii_case(CONTENT_TYPE_PKCS12) => false,
         None => value.trim_start().starts_with("-----BEGIN"),
         Some(other) => {
-            return Err(format!(
-                "the secret's content type is `{other}`; expected {CONTENT_TYPE_PKCS12} or {CONTENT_TYPE_PEM}"
-            ))
+            return Err(CredentialError::NotACertificate {
+                origin,
+                reason: format!(
+                    "the secret's content type is `{other}`; expected {CONTENT_TYPE_PKCS12} or {CONTENT_TYPE_PEM}"
+                ),
+            })
         }
     };
     let result = if pem {
@@ -589,12 +632,9 @@ fn load_secret(
     } else {
         loader.from_base64_pkcs12(value, None)
     };
-    result.map_err(|e| {
-        let format = if pem { "PEM" } else { "PKCS#12" };
-        format!(
-            "the secret ({format}) is not a usable client certificate: {}",
-            error_chain(&e)
-        )
+    result.map_err(|source| CredentialError::Certificate {
+        origin: format!("{origin}, a {} secret", if pem { "PEM" } else { "PKCS#12" }),
+        source,
     })
 }
 
@@ -748,7 +788,8 @@ mod tests {
             },
         ];
         for case in cases {
-            let text = explain_status(case.status, case.body.as_bytes());
+            let error = refused("the vault".into(), case.status, case.body.as_bytes());
+            let text = error.to_string();
             for needle in case.needles {
                 assert!(
                     text.contains(needle),

@@ -412,10 +412,10 @@ fn check_bundle(vault: &Url, name: &str, bundle: &Bundle, now: u64) -> Result<Ch
 fn call_error(error: &VaultCallError, scope: &str) -> String {
     match error {
         VaultCallError::Token(e) => format!("no token for the vault ({scope}): {}", error_chain(e)),
-        VaultCallError::Header(reason) => reason.clone(),
-        VaultCallError::Unreachable(reason) => format!("the vault cannot be reached: {reason}"),
-        VaultCallError::Unreadable(reason) => {
-            format!("the vault's answer cannot be read: {reason}")
+        VaultCallError::Header(e) => error_chain(e),
+        VaultCallError::Unreachable(e) => format!("the vault cannot be reached: {}", error_chain(e)),
+        VaultCallError::Unreadable(e) => {
+            format!("the vault's answer cannot be read: {}", error_chain(e))
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::error::ConfigError;
 use super::environment::Environment;
 use super::managed_identity::ManagedIdentityCredential;
 use crate::credentials::credential::{AssertionProvider, BoxFuture, CredentialContext};
-use crate::credentials::token::TokenError;
+use crate::credentials::token::{CredentialError, TokenError};
 
 /// The largest assertion file read, in bytes (projected service account tokens are ~1 KiB).
 const MAX_ASSERTION_FILE: u64 = 64 * 1024;
@@ -17,18 +17,13 @@ const MAX_ASSERTION_FILE: u64 = 64 * 1024;
 /// The default audience of federated tokens (`TokenExchangeUrl`).
 pub const TOKEN_EXCHANGE_URL: &str = "api://AzureADTokenExchange";
 
-fn header_safe(value: &str, what: &str) -> Result<(), TokenError> {
-    if value.is_empty()
-        || !value
+/// Whether the assertion can go into a form field as it is: non-empty, visible ASCII without
+/// `&` and `=`.
+fn header_safe(value: &str) -> bool {
+    !value.is_empty()
+        && value
             .bytes()
             .all(|b| b.is_ascii_graphic() && b != b'&' && b != b'=')
-    {
-        return Err(TokenError::Configuration(ConfigError::Invalid {
-            key: what.to_owned(),
-            reason: "the assertion is empty or not a compact JWT".into(),
-        }));
-    }
-    Ok(())
 }
 
 /// A file holding a signed assertion (AKS workload identity's projected service account
@@ -63,38 +58,29 @@ impl FederatedTokenFile {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Io`] when the file cannot be read, [`ConfigError::Invalid`] when it is
-    /// too large, empty or not a compact JWT.
-    pub fn read(&self) -> Result<String, ConfigError> {
-        let io = |source| ConfigError::Io {
+    /// [`CredentialError::Io`] when the file cannot be read, [`CredentialError::InvalidFile`]
+    /// when it is too large, empty or not a compact JWT. The content is never in the message.
+    pub fn read(&self) -> Result<String, CredentialError> {
+        let io = |source| CredentialError::Io {
             path: self.path.clone(),
             source,
         };
+        let invalid = |reason: String| CredentialError::InvalidFile {
+            path: self.path.clone(),
+            reason,
+        };
         let metadata = std::fs::metadata(&self.path).map_err(io)?;
         if metadata.len() > MAX_ASSERTION_FILE {
-            return Err(ConfigError::Invalid {
-                key: "SignedAssertionFileDiskPath".into(),
-                reason: format!(
-                    "`{}` is larger than {MAX_ASSERTION_FILE} bytes",
-                    self.path.display()
-                ),
-            });
+            return Err(invalid(format!("larger than {MAX_ASSERTION_FILE} bytes")));
         }
         let text = std::fs::read_to_string(&self.path).map_err(io)?;
         let assertion = text.trim().to_owned();
-        if assertion.split('.').count() != 3 {
-            return Err(ConfigError::Invalid {
-                key: "SignedAssertionFileDiskPath".into(),
-                reason: format!("`{}` does not hold a compact JWT", self.path.display()),
-            });
+        if assertion.split('.').count() != 3 || !header_safe(&assertion) {
+            return Err(invalid(
+                "not a compact JWT (SignedAssertionFileDiskPath, AZURE_FEDERATED_TOKEN_FILE)"
+                    .into(),
+            ));
         }
-        header_safe(&assertion, "SignedAssertionFileDiskPath").map_err(|e| match e {
-            TokenError::Configuration(c) => c,
-            other => ConfigError::Invalid {
-                key: "SignedAssertionFileDiskPath".into(),
-                reason: other.to_string(),
-            },
-        })?;
         Ok(assertion)
     }
 }
@@ -108,10 +94,13 @@ impl AssertionProvider for FederatedTokenFile {
             let file = self.clone();
             // A small file, but still a blocking read: off the async worker.
             match tokio::task::spawn_blocking(move || file.read()).await {
-                Ok(result) => result.map_err(TokenError::Configuration),
-                Err(_) => Err(TokenError::Configuration(ConfigError::Invalid {
-                    key: "SignedAssertionFileDiskPath".into(),
-                    reason: "reading the assertion file was cancelled".into(),
+                Ok(result) => result.map_err(TokenError::Credential),
+                Err(_) => Err(TokenError::Credential(CredentialError::Io {
+                    path: self.path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::Interrupted,
+                        "reading the assertion file was cancelled",
+                    ),
                 })),
             }
         })
@@ -371,7 +360,7 @@ mod tests {
         }
         let missing = FederatedTokenFile::new(dir.join("missing")).read();
         assert!(
-            matches!(missing, Err(ConfigError::Io { .. })),
+            matches!(missing, Err(CredentialError::Io { .. })),
             "missing file"
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -8,6 +8,8 @@
     missing_debug_implementations
 )]
 
+pub mod fixtures;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

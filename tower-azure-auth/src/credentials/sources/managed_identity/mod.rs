@@ -20,7 +20,7 @@ use crate::credentials::cache::{
     CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL,
 };
 use crate::credentials::credential::{BoxFuture, ClientSecret};
-use crate::credentials::token::{AccessToken, TokenError};
+use crate::credentials::token::{AccessToken, CredentialError, TokenError};
 use crate::credentials::token_source::TokenSource;
 
 mod response;
@@ -82,6 +82,15 @@ impl Source {
         match self {
             Self::Imds { endpoint } | Self::AppService { endpoint, .. } => endpoint,
         }
+    }
+
+    /// What errors name: `the IMDS managed identity endpoint `{url}``.
+    fn origin(&self) -> String {
+        format!(
+            "the {} managed identity endpoint `{}`",
+            self.name(),
+            self.endpoint()
+        )
     }
 
     /// MSAL.NET's retry conditions: IMDS 404/408/410/429/5xx, App Service
@@ -570,9 +579,10 @@ impl Inner {
             Source::Imds { .. } => request.header("Metadata", "true"),
             Source::AppService { header, .. } => {
                 let mut value = http::HeaderValue::from_str(header.expose()).map_err(|_| {
-                    Failure::Final(TokenError::BadResponse {
-                        reason: "IDENTITY_HEADER cannot be sent in a header".into(),
-                    })
+                    Failure::Final(TokenError::Configuration(ConfigError::Invalid {
+                        key: "IDENTITY_HEADER".into(),
+                        reason: "the value cannot be sent in a header".into(),
+                    }))
                 })?;
                 value.set_sensitive(true);
                 request.header("X-IDENTITY-HEADER", value)
@@ -580,25 +590,36 @@ impl Inner {
         };
         let endpoint = self.source.endpoint().as_str();
         debug!(target: TARGET, source = self.source.name(), %resource, "requesting a managed identity token");
+        let unreachable = |source| {
+            TokenError::Credential(CredentialError::Unreachable {
+                origin: self.source.origin(),
+                source,
+            })
+        };
         let response = self
             .http
             .send(request, endpoint)
             .await
             .map_err(|e| match e {
                 // Never followed, and not worth a retry.
-                FetchError::Redirected { .. } => Failure::Final(TokenError::Transport(e)),
-                e => Failure::Retryable(TokenError::Transport(e)),
+                FetchError::Redirected { .. } => Failure::Final(unreachable(e)),
+                e => Failure::Retryable(unreachable(e)),
             })?;
         let status = response.status().as_u16();
         let body = self
             .http
             .read_body(response)
             .await
-            .map_err(|e| Failure::Retryable(TokenError::Transport(e)))?;
+            .map_err(|e| Failure::Retryable(unreachable(e)))?;
         if (200..300).contains(&status) {
-            return parse_response(&body, self.now(), scopes).map_err(Failure::Final);
+            return parse_response(&body, self.now(), scopes).map_err(|reason| {
+                Failure::Final(TokenError::Credential(CredentialError::InvalidResponse {
+                    origin: self.source.origin(),
+                    reason,
+                }))
+            });
         }
-        let error = error_from_body(self.source.name(), status, &body);
+        let error = error_from_body(self.source.origin(), status, &body);
         debug!(target: TARGET, status, "managed identity request refused");
         if self.source.retryable(status) {
             Err(Failure::Retryable(error))

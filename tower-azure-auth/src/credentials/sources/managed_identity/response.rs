@@ -5,7 +5,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::credentials::cache::EXPIRY_MARGIN;
-use crate::credentials::token::{AccessToken, AuthorityError, TokenError};
+use crate::credentials::token::{AccessToken, AuthorityError, CredentialError, TokenError};
 use crate::credentials::wire::{number, parse_date, MAX_LIFETIME_SECONDS};
 
 /// `expires_on` values below this (2001-01-01) are relative (`expires_in`), as MSAL.NET
@@ -35,35 +35,45 @@ pub(super) fn resource_from_scopes(scopes: &[String]) -> Result<String, TokenErr
     Ok(resource.to_owned())
 }
 
-pub(super) fn error_from_body(source: &str, status: u16, body: &[u8]) -> TokenError {
+/// An error status: the OAuth 2 shape (`error`, `error_description`) as
+/// [`TokenError::Rejected`], else a [`CredentialError::Refused`] by `origin` with the
+/// message of App Service's `{"statusCode","message"}` or `{"error":{"code","message"}}`.
+pub(super) fn error_from_body(origin: String, status: u16, body: &[u8]) -> TokenError {
     if let Some(error) = AuthorityError::parse(status, body) {
         return TokenError::Rejected(Box::new(error));
     }
     let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let message = value.as_ref().and_then(|v| {
-        v.get("message")
-            .or_else(|| v.get("Message"))
-            .or_else(|| v.get("error").and_then(|e| e.get("message")))
-            .and_then(|m| m.as_str())
+    let text = |v: Option<&serde_json::Value>| {
+        v.and_then(|m| m.as_str())
             .map(|m| m.chars().take(300).collect::<String>())
+    };
+    let message = value.as_ref().and_then(|v| {
+        text(
+            v.get("message")
+                .or_else(|| v.get("Message"))
+                .or_else(|| v.get("error").and_then(|e| e.get("message"))),
+        )
     });
-    TokenError::BadResponse {
-        reason: match message {
-            Some(message) => {
-                format!("the {source} managed identity endpoint answered HTTP {status}: {message}")
-            }
-            None => format!("the {source} managed identity endpoint answered HTTP {status}"),
-        },
-    }
+    let code = value
+        .as_ref()
+        .and_then(|v| text(v.get("error").and_then(|e| e.get("code"))));
+    TokenError::Credential(CredentialError::Refused {
+        origin,
+        status,
+        code,
+        message: message
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| "no details".into()),
+    })
 }
 
-/// Parses a managed identity token response.
+/// Parses a managed identity token response; the error says what is wrong with it.
 pub(super) fn parse_response(
     body: &[u8],
     now: SystemTime,
     scopes: &[String],
-) -> Result<AccessToken, TokenError> {
-    let bad = |reason: String| TokenError::BadResponse { reason };
+) -> Result<AccessToken, String> {
+    let bad = |reason: String| reason;
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|_| bad("the managed identity response is not JSON".into()))?;
     if let Some(token_type) = value.get("token_type").and_then(|v| v.as_str()) {
