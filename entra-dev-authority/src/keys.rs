@@ -87,13 +87,13 @@ pub fn generate_certificate(subject: &str) -> Result<GeneratedCertificate, DevAu
 ///
 /// # Errors
 ///
-/// [`ConfigError::Invalid`] when the subject is not a distinguished name or key generation
+/// A [`DevAuthorityError`] when the subject is not a distinguished name or key generation
 /// fails.
 pub fn generate_certificate_valid(
     subject: &str,
     not_before: std::time::SystemTime,
     not_after: std::time::SystemTime,
-) -> Result<GeneratedCertificate, ConfigError> {
+) -> Result<GeneratedCertificate, DevAuthorityError> {
     let dn = parse_subject(subject)?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| rcgen_error(&e))?;
     params.distinguished_name = dn;

@@ -555,7 +555,7 @@ impl DevAuthority {
         &self,
         name: &str,
         certificate: &GeneratedCertificate,
-    ) -> Result<String, ConfigError> {
+    ) -> Result<String, DevAuthorityError> {
         let state = self.state();
         state.vault.set(
             name,

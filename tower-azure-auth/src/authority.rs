@@ -663,7 +663,7 @@ impl HttpClient {
         let (client, request) = request.build_split();
         let request = request.map_err(|source| FetchError::Transport {
             url: url.to_owned(),
-            source,
+            source: Box::new(source),
         })?;
         let span = spans::http_client(request.method().as_str(), request.url());
         let response = client

@@ -18,7 +18,7 @@ use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
 use tower::ServiceBuilder;
 use tower_azure_auth::authorization::Policies;
-use tower_azure_auth::credentials::{ConfidentialClient, TokenError};
+use tower_azure_auth::credentials::{ConfidentialClient, CredentialError, TokenError};
 use tower_azure_auth::error::error_chain;
 use tower_azure_auth::layers::{
     AddAccessToken, AddAccessTokenLayer, GrpcAuthorizeLayer, GrpcRefusal, ValidateAccessTokenLayer,
@@ -149,6 +149,10 @@ pub enum ClientError {
     /// The configuration (or the certificate) is not usable.
     #[error("the configuration is not usable: {}", error_chain(.0))]
     Config(#[from] ConfigError),
+    /// The client credential (a certificate, a Key Vault, a managed identity) could not be
+    /// loaded.
+    #[error("the client credential could not be loaded: {}", error_chain(.0))]
+    Credential(#[from] CredentialError),
     /// No token could be obtained.
     #[error("no access token could be obtained: {}", error_chain(.0))]
     Token(#[from] TokenError),

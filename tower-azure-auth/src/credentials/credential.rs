@@ -12,11 +12,8 @@ use super::certificate::ClientCertificate;
 use super::token::{CredentialError, TokenError};
 use crate::authority::HttpClient;
 use crate::clock::SharedClock;
-use crate::error::ConfigError;
 
-use super::certificate::ClientCertificate;
 use super::signer::Signer;
-use super::token::TokenError;
 
 /// A boxed, `Send` future (the extension traits are object safe): futures-util's.
 pub use futures_util::future::BoxFuture;

@@ -477,13 +477,12 @@ impl CredentialDescriptions {
                     "SourceType {source_type} needs KeyVaultCertificateName"
                 ))
             })?;
-        let token_source: Arc<dyn TokenSource> =
-            if let Some(source) = &self.vault_token_source {
-                Arc::clone(source)
-            } else {
-                let client_id = mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
-                Arc::new(self.identity(client_id, context)?)
-            };
+        let token_source: Arc<dyn TokenSource> = if let Some(source) = &self.vault_token_source {
+            Arc::clone(source)
+        } else {
+            let client_id = mi_client_id.or_else(|| self.environment.get("AZURE_CLIENT_ID"));
+            Arc::new(self.identity(client_id, context)?)
+        };
         Ok(KeyVaultCertificate::builder(url, name, token_source)
             .allow_any_host(self.allow_any_key_vault_host)
             .build()?)

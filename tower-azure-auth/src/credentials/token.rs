@@ -365,13 +365,13 @@ pub enum CredentialError {
         /// What was wrong.
         reason: String,
     },
-    /// A configuration mistake found while loading (a description without its required
-    /// field, a vault URL that is not https…).
     /// A [`Signer`](crate::credentials::Signer) (Key Vault, an HSM) failed while the
     /// credential was loaded; [`SignerError::is_transient`](crate::credentials::SignerError::is_transient)
     /// is this error's too.
     #[error(transparent)]
     Signer(#[from] super::signer::SignerError),
+    /// A configuration mistake found while loading (a description without its required
+    /// field, a vault URL that is not https…).
     #[error(transparent)]
     Configuration(#[from] ConfigError),
     /// None of the configured credentials loaded

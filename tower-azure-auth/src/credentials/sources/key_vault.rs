@@ -388,8 +388,7 @@ impl KeyVaultCertificate {
                 .token(&scopes, force)
                 .await
                 .map_err(VaultCallError::Token)?;
-            let header =
-                bearer_header(&token).map_err(VaultCallError::Header)?;
+            let header = bearer_header(&token).map_err(VaultCallError::Header)?;
             let request = match json_body {
                 Some(body) => http
                     .reqwest()

@@ -27,6 +27,7 @@ use crate::credentials::credential::{
     BoxFuture, ClientCredential, CredentialContext, CredentialSource,
 };
 use crate::credentials::signer::{PublicCertificate, Signer, SignerError};
+use crate::credentials::token::CredentialError;
 use crate::error::{error_chain, ConfigError};
 
 const TARGET: &str = "tower_azure_auth::credentials::key_vault";
@@ -139,7 +140,7 @@ impl CredentialSource for KeyVaultSigning {
     fn load<'a>(
         &'a self,
         context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
+    ) -> BoxFuture<'a, Result<ClientCredential, CredentialError>> {
         Box::pin(async move {
             let signer = self.fetch(context).await?;
             Ok(ClientCredential::Signer(Arc::new(signer)))
@@ -413,7 +414,9 @@ fn call_error(error: &VaultCallError, scope: &str) -> String {
     match error {
         VaultCallError::Token(e) => format!("no token for the vault ({scope}): {}", error_chain(e)),
         VaultCallError::Header(e) => error_chain(e),
-        VaultCallError::Unreachable(e) => format!("the vault cannot be reached: {}", error_chain(e)),
+        VaultCallError::Unreachable(e) => {
+            format!("the vault cannot be reached: {}", error_chain(e))
+        }
         VaultCallError::Unreadable(e) => {
             format!("the vault's answer cannot be read: {}", error_chain(e))
         }

@@ -31,6 +31,7 @@ use crate::credentials::credential::{
     BoxFuture, ClientCredential, CredentialContext, CredentialSource,
 };
 use crate::credentials::signer::{PublicCertificate, Signer, SignerError};
+use crate::credentials::token::CredentialError;
 use crate::error::{error_chain, ConfigError};
 
 const TARGET: &str = "tower_azure_auth::credentials::pkcs11";
@@ -191,7 +192,7 @@ impl CredentialSource for Pkcs11Source {
     fn load<'a>(
         &'a self,
         context: &'a CredentialContext,
-    ) -> BoxFuture<'a, Result<ClientCredential, ConfigError>> {
+    ) -> BoxFuture<'a, Result<ClientCredential, CredentialError>> {
         Box::pin(async move {
             let signer = self.open(context).await?;
             Ok(ClientCredential::Signer(Arc::new(signer)))
