@@ -106,11 +106,10 @@ impl Rotation {
         }
         let old = previous.and_then(CertificateInfo::of_credential);
         let new = CertificateInfo::of_credential(current);
-        if let Some(new) = &new {
-            if old.as_ref() != Some(new) {
-                if let Some(old) = &old {
-                    self.observers.emit(&CertificateEvent::Deselected(old));
-                }
+        // A reload that brings the same certificate is no event.
+        if let Some(new) = new.as_ref().filter(|new| old.as_ref() != Some(*new)) {
+            if let Some(old) = &old {
+                self.observers.emit(&CertificateEvent::Deselected(old));
             }
             self.observers.emit(&CertificateEvent::Selected(new));
         }
