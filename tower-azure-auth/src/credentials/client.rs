@@ -838,6 +838,22 @@ impl ClientInner {
                 self.observe(&credential, &result);
                 return result;
             }
+            // The key's holder refused (a disabled or deleted key version after a rotation):
+            // the source may have a newer one.
+            Err(TokenError::Signing(error)) if !error.is_transient() && self.source.is_some() => {
+                warn!(target: TARGET, error = %error_chain(&error),
+                    "the signer refused to sign; reloading the credential once (rotation)");
+                self.rotation.failed(Some(&credential), &error);
+                let credential = self
+                    .reload_credential()
+                    .await
+                    .map_err(TokenError::Configuration)?;
+                let result = self
+                    .request_with_retry(&endpoint, &credential, scopes, slot)
+                    .await;
+                self.observe(&credential, &result);
+                return result;
+            }
             other => other,
         };
         self.observe(&credential, &result);

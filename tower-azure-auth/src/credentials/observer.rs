@@ -52,8 +52,8 @@ impl CertificateInfo {
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum CertificateEvent<'a> {
-    /// Loaded from the credential source and now used for assertions (first load, rotation,
-    /// a reload after a refusal).
+    /// Loaded from the credential source and now used for assertions (the first load, or a
+    /// reload that brought another certificate).
     Selected(&'a CertificateInfo),
     /// No longer used: another certificate was selected in its place.
     Deselected(&'a CertificateInfo),

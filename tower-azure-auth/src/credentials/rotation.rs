@@ -106,11 +106,10 @@ impl Rotation {
         }
         let old = previous.and_then(CertificateInfo::of_credential);
         let new = CertificateInfo::of_credential(current);
-        if let Some(new) = &new {
-            if old.as_ref() != Some(new) {
-                if let Some(old) = &old {
-                    self.observers.emit(&CertificateEvent::Deselected(old));
-                }
+        // A reload that brings the same certificate is no event.
+        if let Some(new) = new.as_ref().filter(|new| old.as_ref() != Some(*new)) {
+            if let Some(old) = &old {
+                self.observers.emit(&CertificateEvent::Deselected(old));
             }
             self.observers.emit(&CertificateEvent::Selected(new));
         }
@@ -222,6 +221,85 @@ mod tests {
                 "{}: {before} h before the end",
                 case.name
             );
+        }
+    }
+
+    #[derive(Debug)]
+    struct VersionedKey {
+        certificate: crate::credentials::PublicCertificate,
+        key_expires_at: Option<SystemTime>,
+    }
+
+    impl crate::credentials::Signer for VersionedKey {
+        fn certificate(&self) -> crate::credentials::PublicCertificate {
+            self.certificate.clone()
+        }
+
+        fn sign<'a>(
+            &'a self,
+            _: crate::credentials::AssertionAlgorithm,
+            _: &'a [u8],
+        ) -> crate::credentials::BoxFuture<'a, Result<Vec<u8>, crate::credentials::SignerError>>
+        {
+            Box::pin(std::future::ready(Ok(Vec::new())))
+        }
+
+        fn backend(&self) -> &'static str {
+            "test"
+        }
+
+        fn key_expires_at(&self) -> Option<SystemTime> {
+            self.key_expires_at
+        }
+    }
+
+    #[test]
+    fn the_earlier_of_not_after_and_the_key_versions_exp_is_the_end() {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let pkcs8: Pkcs8V1Der<'_> = rsa.as_der().unwrap();
+        let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_ref()),
+            &rcgen::PKCS_RSA_SHA256,
+        )
+        .unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["c".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let certificate =
+            crate::credentials::PublicCertificate::from_der_or_pem(cert.der()).unwrap();
+        let not_after = certificate.not_after();
+        struct Case {
+            name: &'static str,
+            key_expires_at: Option<SystemTime>,
+            expected: SystemTime,
+        }
+        let earlier = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let cases = [
+            Case {
+                name: "no key expiry: notAfter",
+                key_expires_at: None,
+                expected: not_after,
+            },
+            Case {
+                name: "the key version expires first",
+                key_expires_at: Some(earlier),
+                expected: earlier,
+            },
+            Case {
+                name: "the certificate expires first",
+                key_expires_at: Some(not_after + Duration::from_secs(86_400)),
+                expected: not_after,
+            },
+        ];
+        for case in cases {
+            let credential = ClientCredential::Signer(std::sync::Arc::new(VersionedKey {
+                certificate: certificate.clone(),
+                key_expires_at: case.key_expires_at,
+            }));
+            let (_, end) = expiry(&credential).unwrap();
+            assert_eq!(end, case.expected, "{}", case.name);
         }
     }
 

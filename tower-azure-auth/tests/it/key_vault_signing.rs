@@ -338,7 +338,8 @@ async fn sign_refusals_say_which_permission_or_that_the_key_is_disabled() {
     ] {
         assert!(text.contains(fragment), "`{fragment}` in {text}");
     }
-    assert_eq!(*events.lock().unwrap(), ["selected", "failed"]);
+    // Refused, reloaded once (the same certificate: no event), refused again.
+    assert_eq!(*events.lock().unwrap(), ["selected", "failed", "failed"]);
 
     f.authority.deny_vault_sign(IDENTITY, false);
     let version = signer_of(client.credential())
@@ -361,7 +362,14 @@ async fn sign_refusals_say_which_permission_or_that_the_key_is_disabled() {
     client.acquire_token_for_client(&[SCOPE]).await.unwrap();
     assert_eq!(
         *events.lock().unwrap(),
-        ["selected", "failed", "failed", "successfully_used"]
+        [
+            "selected",
+            "failed",
+            "failed",
+            "failed",
+            "failed",
+            "successfully_used"
+        ]
     );
 }
 
@@ -430,6 +438,43 @@ async fn key_version_rotation_while_running_uses_the_new_version_without_a_faile
         "observer events in order"
     );
     assert_eq!(private_keys_loaded_on_this_thread(), keys_before);
+}
+
+#[tokio::test]
+async fn a_disabled_old_key_version_is_replaced_by_the_new_one_at_once() {
+    let f = fixture().await;
+    let client = f
+        .builder(Arc::new(f.source()))
+        .reload_interval(None)
+        .build()
+        .unwrap();
+    client.force_refresh(&[SCOPE]).await.unwrap();
+    let next = generate_certificate("CN=weather-client").unwrap();
+    f.authority
+        .set_application_certificates(CLIENT, &[&next.cert_pem])
+        .unwrap();
+    let new_version = f
+        .authority
+        .set_vault_non_exportable_certificate(CERT_NAME, &next)
+        .unwrap();
+    let (old_version, _) = f.authority.vault_signatures(CERT_NAME)[0].clone();
+    assert!(f
+        .authority
+        .set_vault_key_enabled(CERT_NAME, &old_version, false));
+    // The old version refuses to sign: the source is read again and the new version signs,
+    // within the same call.
+    client.force_refresh(&[SCOPE]).await.unwrap();
+    assert_eq!(
+        f.authority.vault_signatures(CERT_NAME),
+        [(old_version, 1), (new_version, 1)]
+    );
+    assert_eq!(
+        signer_of(client.credential())
+            .certificate()
+            .thumbprints()
+            .x5t(),
+        next.x5t
+    );
 }
 
 #[tokio::test]
