@@ -106,7 +106,9 @@ pub use sources::workload_identity::{
 pub use token::{AccessToken, AuthorityError, CredentialError, TokenError};
 pub use token_source::TokenSource;
 
-pub(crate) use token_source::{is_invalid_token, BearerAuth, BearerAuthBuilder};
+pub(crate) use token_source::{
+    bearer_auth_builder, is_invalid_token, BearerAuth, BearerAuthBuilder,
+};
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`; compiled only under `--cfg fuzzing`
 /// (which cargo-fuzz sets), never part of the public API.
