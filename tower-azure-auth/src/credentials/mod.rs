@@ -78,6 +78,7 @@ mod protocol;
 mod sources;
 mod token;
 mod token_source;
+mod transport;
 mod wire;
 
 pub use crate::error::CertificateError;
