@@ -8,9 +8,8 @@ use std::rc::Rc;
 use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::Error;
-use tower_azure_auth::authorization::{Policies, Policy, RouteAuthorization, RoutePolicies};
+use tower_azure_auth::authorization::{Policies, RouteAuthorization, RoutePolicies};
 use tower_azure_auth::rejection::Rejection;
-use tower_azure_auth::ConfigError;
 
 use crate::require::authorize;
 use crate::response::{Refusal, ResponseFuture};
@@ -125,51 +124,7 @@ impl AuthorizeLayer {
         self
     }
 
-    /// The route `pattern` requires the policy registered under `name`, and only that one
-    /// (`[Authorize(Policy = name)]`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::UnknownPolicy`] when no policy has that name.
-    pub fn route(self, pattern: impl Into<String>, name: &str) -> Result<Self, ConfigError> {
-        Ok(Self {
-            routes: self.routes.route(pattern, name)?,
-            ..self
-        })
-    }
-
-    /// The route `pattern` requires an inline `policy`, decided with the registry's handlers.
-    #[must_use]
-    pub fn route_policy(self, pattern: impl Into<String>, policy: Policy) -> Self {
-        Self {
-            routes: self.routes.route_policy(pattern, policy),
-            ..self
-        }
-    }
-
-    /// The route `pattern` requires the default policy (`[Authorize]`).
-    #[must_use]
-    pub fn default_for(self, pattern: impl Into<String>) -> Self {
-        Self {
-            routes: self.routes.default_for(pattern),
-            ..self
-        }
-    }
-
-    /// The route `pattern` is anonymous (`[AllowAnonymous]`): no policy, and authentication
-    /// failures are ignored there.
-    #[must_use]
-    pub fn anonymous(self, pattern: impl Into<String>) -> Self {
-        Self {
-            routes: self.routes.anonymous(pattern),
-            ..self
-        }
-    }
-
-    /// The route table.
-    pub fn routes(&self) -> &RoutePolicies {
-        &self.routes
-    }
+    tower_azure_auth::__route_table_builder_methods!();
 }
 
 impl From<RoutePolicies> for AuthorizeLayer {

@@ -44,14 +44,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use http::header::AUTHORIZATION;
 use http::Extensions;
 use reqwest_middleware::{Middleware, Next};
 
-use crate::credentials::{is_invalid_token, BearerAuth, BearerAuthBuilder, TokenSource};
-use crate::error::ConfigError;
+#[cfg(doc)]
+use crate::credentials::TokenSource;
+use crate::credentials::{bearer_auth_builder, is_invalid_token, BearerAuth};
 
 /// Attaches access tokens to reqwest requests to the API's origins; see the
 /// [module docs](self).
@@ -60,56 +60,13 @@ pub struct AccessTokenMiddleware {
     auth: BearerAuth,
 }
 
+bearer_auth_builder!(
+    AccessTokenMiddleware,
+    AccessTokenMiddlewareBuilder,
+    "middleware"
+);
+
 impl AccessTokenMiddleware {
-    /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`, sent
-    /// only to the origin of `api_base_address` (e.g. the `CallApi:ApiBaseAddress` value
-    /// `https://weather.example.com/api/`; only its scheme, host and port count).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when `api_base_address` is not an http(s) URL with a host;
-    /// [`ConfigError::InsecureUrl`] for plain http to a host other than loopback (see
-    /// [`AccessTokenMiddlewareBuilder::allow_http`]).
-    pub fn new<T, I, S>(source: T, scopes: I, api_base_address: &str) -> Result<Self, ConfigError>
-    where
-        T: TokenSource,
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::from_shared(Arc::new(source), scopes, api_base_address)
-    }
-
-    /// Like [`new`](Self::new), for a source shared with others (e.g. a tower layer).
-    ///
-    /// # Errors
-    ///
-    /// As [`new`](Self::new).
-    pub fn from_shared<I, S>(
-        source: Arc<dyn TokenSource>,
-        scopes: I,
-        api_base_address: &str,
-    ) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::builder(source, scopes)
-            .add_origin(api_base_address)
-            .build()
-    }
-
-    /// A builder, for several origins or plain http beyond loopback; at least one origin
-    /// must be added.
-    pub fn builder<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> AccessTokenMiddlewareBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        AccessTokenMiddlewareBuilder {
-            auth: BearerAuthBuilder::new(source, scopes),
-        }
-    }
-
     async fn run(
         &self,
         mut request: reqwest::Request,
@@ -175,41 +132,5 @@ impl Middleware for AccessTokenMiddleware {
         Self: 'async_trait,
     {
         Box::pin(self.run(req, extensions, next))
-    }
-}
-
-/// Builds an [`AccessTokenMiddleware`]; from [`AccessTokenMiddleware::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct AccessTokenMiddlewareBuilder {
-    auth: BearerAuthBuilder,
-}
-
-impl AccessTokenMiddlewareBuilder {
-    /// Adds an origin the token is sent to, given as a URL (`https://weather.example.com`,
-    /// an `ApiBaseAddress`); only its scheme, host and port count.
-    pub fn add_origin(mut self, url: impl Into<String>) -> Self {
-        self.auth.add_origin(url.into());
-        self
-    }
-
-    /// Allows origins on plain http to hosts other than loopback (default false: the token
-    /// would cross the network unencrypted). Loopback http is always allowed.
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.auth.allow_http(allow);
-        self
-    }
-
-    /// Builds the middleware.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Missing`] without an origin; [`ConfigError::Invalid`] for an origin that
-    /// is not an http(s) URL with a host; [`ConfigError::InsecureUrl`] for a plain-http origin
-    /// other than loopback unless [`allow_http`](Self::allow_http).
-    pub fn build(self) -> Result<AccessTokenMiddleware, ConfigError> {
-        Ok(AccessTokenMiddleware {
-            auth: self.auth.build()?,
-        })
     }
 }

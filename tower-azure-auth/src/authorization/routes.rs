@@ -234,3 +234,71 @@ impl fmt::Debug for RoutePolicies {
             .finish_non_exhaustive()
     }
 }
+
+/// The route-table builder methods of a router-wide authorization layer, written once: the
+/// Tower [`AuthorizeLayer`](crate::layers::AuthorizeLayer) and the actix-web `AuthorizeLayer`
+/// expand it in an `impl` block of a type with a `routes: RoutePolicies` field, so both
+/// offer the same methods with the same documentation, each delegating to [`RoutePolicies`].
+/// Not part of the public API (hidden, for the actix crate).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __route_table_builder_methods {
+    () => {
+        /// The route `pattern` requires the policy registered under `name`, and only that
+        /// one (`[Authorize(Policy = name)]`).
+        ///
+        /// # Errors
+        ///
+        /// [`ConfigError::UnknownPolicy`](crate::ConfigError::UnknownPolicy) when no policy
+        /// has that name.
+        pub fn route(
+            self,
+            pattern: impl Into<String>,
+            name: &str,
+        ) -> Result<Self, $crate::ConfigError> {
+            Ok(Self {
+                routes: self.routes.route(pattern, name)?,
+                ..self
+            })
+        }
+
+        /// The route `pattern` requires an inline `policy`, decided with the registry's
+        /// handlers.
+        #[must_use]
+        pub fn route_policy(
+            self,
+            pattern: impl Into<String>,
+            policy: $crate::authorization::Policy,
+        ) -> Self {
+            Self {
+                routes: self.routes.route_policy(pattern, policy),
+                ..self
+            }
+        }
+
+        /// The route `pattern` requires the default policy (`[Authorize]`).
+        #[must_use]
+        pub fn default_for(self, pattern: impl Into<String>) -> Self {
+            Self {
+                routes: self.routes.default_for(pattern),
+                ..self
+            }
+        }
+
+        /// The route `pattern` is anonymous (`[AllowAnonymous]`): no policy, and
+        /// authentication failures are ignored there.
+        #[must_use]
+        pub fn anonymous(self, pattern: impl Into<String>) -> Self {
+            Self {
+                routes: self.routes.anonymous(pattern),
+                ..self
+            }
+        }
+
+        /// The route table.
+        #[must_use]
+        pub fn routes(&self) -> &$crate::authorization::RoutePolicies {
+            &self.routes
+        }
+    };
+}

@@ -9,14 +9,11 @@ use tracing::{debug, info, warn};
 use url::Url;
 
 use crate::authority::{require_secure, Authority, FetchError, HttpClient, OidcMetadata};
-use crate::clock::{self, SharedClock};
+use crate::clock::SharedClock;
 use crate::error::ConfigError;
 
 use super::assertion::AssertionAlgorithm;
-use super::cache::{
-    unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL,
-    MAX_RETRY_AFTER,
-};
+use super::cache::{unix_millis, CacheKey, Slot, TokenCache, EXPIRY_MARGIN, MAX_RETRY_AFTER};
 use super::certificate::ClientCertificate;
 use super::credential::BoxFuture;
 use super::credential::{ClientCredential, ClientSecret, CredentialContext, CredentialSource};
@@ -28,6 +25,7 @@ use super::shared_cache::{Need, SharedTokenCache};
 use super::signer::Signer;
 use super::token::{AccessToken, CredentialError, TokenError};
 use super::token_source::TokenSource;
+use super::transport::TransportOptions;
 use crate::error::error_chain;
 use crate::telemetry::{CacheRefreshReason, Start, Telemetry};
 
@@ -42,13 +40,10 @@ pub struct ConfidentialClientBuilder {
     source: Option<Arc<dyn CredentialSource>>,
     send_x5c: bool,
     algorithm: Option<AssertionAlgorithm>,
-    http: Option<HttpClient>,
-    clock: SharedClock,
+    transport: TransportOptions,
     pii: bool,
-    retry_delay: Duration,
     max_cache_entries: usize,
     reload_interval: Option<Duration>,
-    forced_refresh_interval: Duration,
     shared: Option<SharedTokenCache>,
     #[cfg(feature = "opentelemetry")]
     meter: Option<opentelemetry::metrics::Meter>,
@@ -156,13 +151,13 @@ impl ConfidentialClientBuilder {
 
     /// The HTTP client (default: [`HttpClient::new`]).
     pub fn http_client(mut self, http: HttpClient) -> Self {
-        self.http = Some(http);
+        self.transport.http = Some(http);
         self
     }
 
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.transport.clock = clock;
         self
     }
 
@@ -176,7 +171,7 @@ impl ConfidentialClientBuilder {
     /// The wait before the one retry after a 5xx without `Retry-After` or a network error
     /// (default 1 s).
     pub fn retry_delay(mut self, delay: Duration) -> Self {
-        self.retry_delay = delay;
+        self.transport.retry_delay = delay;
         self
     }
 
@@ -194,7 +189,7 @@ impl ConfidentialClientBuilder {
     /// make the client hammer the authority (and be throttled by it).
     /// [`ConfidentialClient::force_refresh`], called explicitly, is not limited.
     pub fn forced_refresh_interval(mut self, interval: Duration) -> Self {
-        self.forced_refresh_interval = interval;
+        self.transport.forced_refresh_interval = interval;
         self
     }
 
@@ -240,10 +235,8 @@ impl ConfidentialClientBuilder {
                 hint: "set a certificate, a client secret or a credential source",
             });
         }
-        let http = match self.http {
-            Some(http) => http,
-            None => HttpClient::new()?,
-        };
+        let mut transport = self.transport;
+        let http = transport.http_client()?;
         let algorithm = self.algorithm.unwrap_or(if authority.is_entra() {
             AssertionAlgorithm::Ps256
         } else {
@@ -277,12 +270,12 @@ impl ConfidentialClientBuilder {
                 send_x5c: self.send_x5c,
                 context: CredentialContext {
                     http,
-                    clock: self.clock,
+                    clock: transport.clock,
                 },
                 pii: self.pii,
-                retry_delay: self.retry_delay,
+                retry_delay: transport.retry_delay,
                 cache: TokenCache::new(self.max_cache_entries),
-                forced_refresh_interval: self.forced_refresh_interval,
+                forced_refresh_interval: transport.forced_refresh_interval,
                 shared: self.shared.map(Arc::new),
                 token_endpoint: tokio::sync::OnceCell::new(),
                 rotation: Rotation::new(self.proactive_window, self.observers),
@@ -374,13 +367,10 @@ impl ConfidentialClient {
             source: None,
             send_x5c: false,
             algorithm: None,
-            http: None,
-            clock: clock::system(),
+            transport: TransportOptions::default(),
             pii: false,
-            retry_delay: Duration::from_secs(1),
             max_cache_entries: 256,
             reload_interval: Some(Duration::from_secs(3600)),
-            forced_refresh_interval: FORCED_REFRESH_INTERVAL,
             shared: None,
             #[cfg(feature = "opentelemetry")]
             meter: None,
@@ -847,7 +837,7 @@ impl ClientInner {
                 let credential = self
                     .reload_credential()
                     .await
-                    .map_err(TokenError::Configuration)?;
+                    .map_err(TokenError::from_load)?;
                 let result = self
                     .request_with_retry(&endpoint, &credential, scopes, slot)
                     .await;

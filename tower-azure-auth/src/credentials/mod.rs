@@ -96,6 +96,7 @@ mod sources;
 mod store;
 mod token;
 mod token_source;
+mod transport;
 mod wire;
 
 pub use crate::error::CertificateError;
@@ -138,7 +139,9 @@ pub use store::{StoreError, TokenCacheStore};
 pub use token::{AccessToken, AuthorityError, CredentialError, TokenError};
 pub use token_source::TokenSource;
 
-pub(crate) use token_source::{is_invalid_token, BearerAuth, BearerAuthBuilder};
+pub(crate) use token_source::{
+    bearer_auth_builder, is_invalid_token, BearerAuth, BearerAuthBuilder,
+};
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`; compiled only under `--cfg fuzzing`
 /// (which cargo-fuzz sets), never part of the public API.

@@ -44,6 +44,116 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
     }
 }
 
+/// The constructors and the builder of something that attaches tokens (the Tower
+/// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer) and the reqwest middleware),
+/// written once: `$target` must be a struct with one field, `auth: BearerAuth`; `$builder`
+/// is the builder type this defines; `$what` names the target in the docs.
+macro_rules! bearer_auth_builder {
+    ($target:ident, $builder:ident, $what:literal) => {
+        impl $target {
+            /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`,
+            /// sent only to the origin of `api_base_address` (e.g. the
+            /// `CallApi:ApiBaseAddress` value `https://weather.example.com/api/`; only its
+            /// scheme, host and port count).
+            ///
+            /// # Errors
+            ///
+            /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) when `api_base_address`
+            /// is not an http(s) URL with a host;
+            /// [`ConfigError::InsecureUrl`](crate::ConfigError::InsecureUrl) for plain http to
+            /// a host other than loopback (see
+            #[doc = concat!("[`", stringify!($builder), "::allow_http`]).")]
+            pub fn new<T, I, S>(
+                source: T,
+                scopes: I,
+                api_base_address: &str,
+            ) -> Result<Self, crate::ConfigError>
+            where
+                T: crate::credentials::TokenSource,
+                I: IntoIterator<Item = S>,
+                S: Into<String>,
+            {
+                Self::from_shared(std::sync::Arc::new(source), scopes, api_base_address)
+            }
+
+            /// Like [`new`](Self::new), for a source already shared with others (the Tower
+            /// layer and the reqwest middleware can share one).
+            ///
+            /// # Errors
+            ///
+            /// As [`new`](Self::new).
+            pub fn from_shared<I, S>(
+                source: std::sync::Arc<dyn crate::credentials::TokenSource>,
+                scopes: I,
+                api_base_address: &str,
+            ) -> Result<Self, crate::ConfigError>
+            where
+                I: IntoIterator<Item = S>,
+                S: Into<String>,
+            {
+                Self::builder(source, scopes)
+                    .add_origin(api_base_address)
+                    .build()
+            }
+
+            /// A builder, for several origins or plain http beyond loopback; at least one
+            /// origin must be added.
+            pub fn builder<I, S>(
+                source: std::sync::Arc<dyn crate::credentials::TokenSource>,
+                scopes: I,
+            ) -> $builder
+            where
+                I: IntoIterator<Item = S>,
+                S: Into<String>,
+            {
+                $builder {
+                    auth: crate::credentials::BearerAuthBuilder::new(source, scopes),
+                }
+            }
+        }
+
+        #[doc = concat!("Builds the ", $what, " [`", stringify!($target), "`]; from [`", stringify!($target), "::builder`].")]
+        #[derive(Debug)]
+        #[must_use]
+        pub struct $builder {
+            auth: crate::credentials::BearerAuthBuilder,
+        }
+
+        impl $builder {
+            /// Adds an origin the token is sent to, given as a URL
+            /// (`https://weather.example.com`, an `ApiBaseAddress`); only its scheme, host and
+            /// port count.
+            pub fn add_origin(mut self, url: impl Into<String>) -> Self {
+                self.auth.add_origin(url.into());
+                self
+            }
+
+            /// Allows origins on plain http to hosts other than loopback (default false: the
+            /// token would cross the network unencrypted). Loopback http is always allowed.
+            pub fn allow_http(mut self, allow: bool) -> Self {
+                self.auth.allow_http(allow);
+                self
+            }
+
+            #[doc = concat!("Builds the ", $what, ".")]
+            ///
+            /// # Errors
+            ///
+            /// [`ConfigError::Missing`](crate::ConfigError::Missing) without an origin;
+            /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) for an origin that is not
+            /// an http(s) URL with a host;
+            /// [`ConfigError::InsecureUrl`](crate::ConfigError::InsecureUrl) for a plain-http
+            /// origin other than loopback unless [`allow_http`](Self::allow_http).
+            pub fn build(self) -> Result<$target, crate::ConfigError> {
+                Ok($target {
+                    auth: self.auth.build()?,
+                })
+            }
+        }
+    };
+}
+pub(crate) use bearer_auth_builder;
+
 /// What the tower layer's and the reqwest middleware's builders collect.
 #[derive(Debug)]
 pub(crate) struct BearerAuthBuilder {

@@ -93,7 +93,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::AUTHORIZATION;
@@ -102,8 +101,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::POLLED_AFTER_COMPLETION;
-use crate::credentials::{is_invalid_token, BearerAuth, BearerAuthBuilder, TokenSource};
-use crate::error::ConfigError;
+#[cfg(doc)]
+use crate::credentials::TokenSource;
+use crate::credentials::{bearer_auth_builder, is_invalid_token, BearerAuth};
 
 /// The error type of [`AddAccessToken`]: a boxed [`TokenError`](crate::credentials::TokenError)
 /// or the inner service's error.
@@ -116,93 +116,7 @@ pub struct AddAccessTokenLayer {
     auth: BearerAuth,
 }
 
-impl AddAccessTokenLayer {
-    /// Tokens for `scopes` (e.g. `["api://{api client id}/.default"]`) from `source`, sent
-    /// only to the origin of `api_base_address` (e.g. `https://weather.example.com/api/`;
-    /// only its scheme, host and port count).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when `api_base_address` is not an http(s) URL with a host;
-    /// [`ConfigError::InsecureUrl`] for plain http to a host other than loopback (see
-    /// [`AddAccessTokenLayerBuilder::allow_http`]).
-    pub fn new<T, I, S>(source: T, scopes: I, api_base_address: &str) -> Result<Self, ConfigError>
-    where
-        T: TokenSource,
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::from_shared(Arc::new(source), scopes, api_base_address)
-    }
-
-    /// Like [`new`](Self::new), for a source already shared with others (e.g. the reqwest
-    /// middleware).
-    ///
-    /// # Errors
-    ///
-    /// As [`new`](Self::new).
-    pub fn from_shared<I, S>(
-        source: Arc<dyn TokenSource>,
-        scopes: I,
-        api_base_address: &str,
-    ) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::builder(source, scopes)
-            .add_origin(api_base_address)
-            .build()
-    }
-
-    /// A builder, for several origins or plain http beyond loopback; at least one origin
-    /// must be added.
-    pub fn builder<I, S>(source: Arc<dyn TokenSource>, scopes: I) -> AddAccessTokenLayerBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        AddAccessTokenLayerBuilder {
-            auth: BearerAuthBuilder::new(source, scopes),
-        }
-    }
-}
-
-/// Builds an [`AddAccessTokenLayer`]; from [`AddAccessTokenLayer::builder`].
-#[derive(Debug)]
-#[must_use]
-pub struct AddAccessTokenLayerBuilder {
-    auth: BearerAuthBuilder,
-}
-
-impl AddAccessTokenLayerBuilder {
-    /// Adds an origin the token is sent to, given as a URL (`https://weather.example.com`,
-    /// an `ApiBaseAddress`); only its scheme, host and port count.
-    pub fn add_origin(mut self, url: impl Into<String>) -> Self {
-        self.auth.add_origin(url.into());
-        self
-    }
-
-    /// Allows origins on plain http to hosts other than loopback (default false: the token
-    /// would cross the network unencrypted). Loopback http is always allowed.
-    pub fn allow_http(mut self, allow: bool) -> Self {
-        self.auth.allow_http(allow);
-        self
-    }
-
-    /// Builds the layer.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Missing`] without an origin; [`ConfigError::Invalid`] for an origin that
-    /// is not an http(s) URL with a host; [`ConfigError::InsecureUrl`] for a plain-http origin
-    /// other than loopback unless [`allow_http`](Self::allow_http).
-    pub fn build(self) -> Result<AddAccessTokenLayer, ConfigError> {
-        Ok(AddAccessTokenLayer {
-            auth: self.auth.build()?,
-        })
-    }
-}
+bearer_auth_builder!(AddAccessTokenLayer, AddAccessTokenLayerBuilder, "layer");
 
 impl<S> Layer<S> for AddAccessTokenLayer {
     type Service = AddAccessToken<S>;

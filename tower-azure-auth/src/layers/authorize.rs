@@ -116,8 +116,7 @@ use tower_service::Service;
 
 pub use super::require::ResponseFuture;
 use super::require::{DefaultRefusal, OnRefusal};
-use crate::authorization::{Policies, Policy, RouteAuthorization, RoutePolicies};
-use crate::error::ConfigError;
+use crate::authorization::{Policies, RouteAuthorization, RoutePolicies};
 
 /// Applies each route's policy, the default policy or the fallback policy, router-wide; see
 /// the [module docs](self). Cheap to clone (axum clones it per route).
@@ -152,51 +151,7 @@ impl<R> AuthorizeLayer<R> {
         }
     }
 
-    /// The route `pattern` requires the policy registered under `name`, and only that one
-    /// (`[Authorize(Policy = name)]`).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::UnknownPolicy`] when no policy has that name.
-    pub fn route(self, pattern: impl Into<String>, name: &str) -> Result<Self, ConfigError> {
-        Ok(Self {
-            routes: self.routes.route(pattern, name)?,
-            ..self
-        })
-    }
-
-    /// The route `pattern` requires an inline `policy`, decided with the registry's handlers.
-    #[must_use]
-    pub fn route_policy(self, pattern: impl Into<String>, policy: Policy) -> Self {
-        Self {
-            routes: self.routes.route_policy(pattern, policy),
-            ..self
-        }
-    }
-
-    /// The route `pattern` requires the default policy (`[Authorize]`).
-    #[must_use]
-    pub fn default_for(self, pattern: impl Into<String>) -> Self {
-        Self {
-            routes: self.routes.default_for(pattern),
-            ..self
-        }
-    }
-
-    /// The route `pattern` is anonymous (`[AllowAnonymous]`): no policy, and authentication
-    /// failures are ignored there.
-    #[must_use]
-    pub fn anonymous(self, pattern: impl Into<String>) -> Self {
-        Self {
-            routes: self.routes.anonymous(pattern),
-            ..self
-        }
-    }
-
-    /// The route table.
-    pub fn routes(&self) -> &RoutePolicies {
-        &self.routes
-    }
+    crate::__route_table_builder_methods!();
 }
 
 impl From<RoutePolicies> for AuthorizeLayer {

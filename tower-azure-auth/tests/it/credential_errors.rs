@@ -23,7 +23,7 @@ use tower_azure_auth::credentials::{
     CredentialDescriptions, CredentialError, CredentialSource, FederatedTokenFile,
     KeyVaultCertificate, ManagedIdentityCredential, TokenError, TokenSource,
 };
-use tower_azure_auth::{Authority, FetchError, HttpClient};
+use tower_azure_auth::{Authority, ConfigError, FetchError, HttpClient};
 
 use crate::support::serve;
 
@@ -420,4 +420,139 @@ async fn descriptions_keep_every_failure_typed_and_retry_if_any_may_pass() {
             && text.contains("[1] this SourceType is not supported"),
         "{text}"
     );
+}
+
+/// `is_transient` for every variant, alone and inside `TokenError::Credential`.
+#[test]
+fn credential_errors_say_whether_to_retry() {
+    struct Case {
+        name: &'static str,
+        error: CredentialError,
+        transient: bool,
+    }
+    let refused = |status| CredentialError::Refused {
+        origin: "the vault".into(),
+        status,
+        code: None,
+        message: "no details".into(),
+    };
+    let io = |kind| CredentialError::Io {
+        path: "token".into(),
+        source: std::io::Error::from(kind),
+    };
+    let redirected = || CredentialError::Unreachable {
+        origin: "the vault".into(),
+        source: FetchError::Redirected {
+            url: "https://v".into(),
+            status: 302,
+            location: None,
+        },
+    };
+    let cases = [
+        Case {
+            name: "403",
+            error: refused(403),
+            transient: false,
+        },
+        Case {
+            name: "404",
+            error: refused(404),
+            transient: false,
+        },
+        Case {
+            name: "408",
+            error: refused(408),
+            transient: true,
+        },
+        Case {
+            name: "429",
+            error: refused(429),
+            transient: true,
+        },
+        Case {
+            name: "503",
+            error: refused(503),
+            transient: true,
+        },
+        Case {
+            name: "a redirect is never followed, nor retried",
+            error: redirected(),
+            transient: false,
+        },
+        Case {
+            name: "file not found",
+            error: io(std::io::ErrorKind::NotFound),
+            transient: false,
+        },
+        Case {
+            name: "read interrupted",
+            error: io(std::io::ErrorKind::Interrupted),
+            transient: true,
+        },
+        Case {
+            name: "no token, transiently",
+            error: CredentialError::NoToken {
+                origin: "the vault".into(),
+                scope: "s".into(),
+                source: Box::new(TokenError::Throttled {
+                    retry_after: Duration::from_secs(1),
+                }),
+            },
+            transient: true,
+        },
+        Case {
+            name: "no token: refused scope",
+            error: CredentialError::NoToken {
+                origin: "the vault".into(),
+                scope: "s".into(),
+                source: Box::new(TokenError::InvalidScope {
+                    scope: "s".into(),
+                    reason: "r",
+                }),
+            },
+            transient: false,
+        },
+        Case {
+            name: "none loaded, one may pass",
+            error: CredentialError::NoneLoaded {
+                key: "CallApi:ClientCertificates".into(),
+                failures: vec![(0, refused(403)), (1, refused(503))],
+            },
+            transient: true,
+        },
+        Case {
+            name: "none loaded, none may pass",
+            error: CredentialError::NoneLoaded {
+                key: "CallApi:ClientCertificates".into(),
+                failures: vec![(0, refused(403)), (1, io(std::io::ErrorKind::NotFound))],
+            },
+            transient: false,
+        },
+        Case {
+            name: "another library says so",
+            error: CredentialError::External {
+                transient: true,
+                source: "down".into(),
+            },
+            transient: true,
+        },
+        Case {
+            name: "a configuration mistake",
+            error: CredentialError::Configuration(ConfigError::Missing {
+                key: "k",
+                hint: "h",
+            }),
+            transient: false,
+        },
+    ];
+    for case in cases {
+        assert_eq!(case.error.is_transient(), case.transient, "{}", case.name);
+        let token = TokenError::Credential(case.error);
+        assert_eq!(
+            token.is_transient(),
+            case.transient,
+            "{}: through TokenError",
+            case.name
+        );
+    }
 }

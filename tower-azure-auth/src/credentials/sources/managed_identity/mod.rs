@@ -11,17 +11,16 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::authority::{require_secure, FetchError, HttpClient};
-use crate::clock::{self, SharedClock};
+use crate::clock::SharedClock;
 use crate::error::ConfigError;
 
 use self::response::{error_from_body, parse_response, resource_from_scopes};
 use super::environment::Environment;
-use crate::credentials::cache::{
-    CacheKey, Slot, TokenCache, EXPIRY_MARGIN, FORCED_REFRESH_INTERVAL,
-};
+use crate::credentials::cache::{CacheKey, Slot, TokenCache, EXPIRY_MARGIN};
 use crate::credentials::credential::{BoxFuture, ClientSecret};
 use crate::credentials::token::{AccessToken, CredentialError, TokenError};
 use crate::credentials::token_source::TokenSource;
+use crate::credentials::transport::TransportOptions;
 
 mod response;
 
@@ -138,12 +137,9 @@ pub struct ManagedIdentityBuilder {
     imds_endpoint: Option<String>,
     app_service: Option<(String, ClientSecret)>,
     environment: Environment,
-    http: Option<HttpClient>,
-    clock: SharedClock,
-    retry_delay: Duration,
+    transport: TransportOptions,
     max_retries: u32,
     max_cache_entries: usize,
-    forced_refresh_interval: Duration,
 }
 
 impl fmt::Debug for ManagedIdentityBuilder {
@@ -199,19 +195,19 @@ impl ManagedIdentityBuilder {
     /// The HTTP client (default: [`HttpClient::new`]). Plain-http endpoints (IMDS, loopback)
     /// are called without its proxy.
     pub fn http_client(mut self, http: HttpClient) -> Self {
-        self.http = Some(http);
+        self.transport.http = Some(http);
         self
     }
 
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.transport.clock = clock;
         self
     }
 
     /// The first wait before a retry (default 1 s; IMDS doubles it each time).
     pub fn retry_delay(mut self, delay: Duration) -> Self {
-        self.retry_delay = delay;
+        self.transport.retry_delay = delay;
         self
     }
 
@@ -226,7 +222,7 @@ impl ManagedIdentityBuilder {
     /// refusing a token ([`TokenSource::token`] with `force_refresh`), per resource; default
     /// 30 s. Inside it such a refusal gets the cached token without asking the endpoint.
     pub fn forced_refresh_interval(mut self, interval: Duration) -> Self {
-        self.forced_refresh_interval = interval;
+        self.transport.forced_refresh_interval = interval;
         self
     }
 
@@ -291,10 +287,8 @@ impl ManagedIdentityBuilder {
     /// [`ConfigError::HttpClient`] when the default HTTP client cannot be built.
     pub fn build(self) -> Result<ManagedIdentityCredential, ConfigError> {
         let source = self.source()?;
-        let http = match self.http {
-            Some(http) => http,
-            None => HttpClient::new()?,
-        };
+        let mut transport = self.transport;
+        let http = transport.http_client()?;
         // IMDS must not be reached through a proxy (Azure's IMDS documentation, "Proxies"),
         // nor can App Service's local endpoint be: plain-http endpoints (IMDS or loopback,
         // nothing else passes `source()`) are called directly.
@@ -310,11 +304,11 @@ impl ManagedIdentityBuilder {
                 source,
                 id: self.id,
                 http,
-                clock: self.clock,
-                retry_delay: self.retry_delay,
+                clock: transport.clock,
+                retry_delay: transport.retry_delay,
                 max_retries: self.max_retries,
                 cache: TokenCache::new(self.max_cache_entries),
-                forced_refresh_interval: self.forced_refresh_interval,
+                forced_refresh_interval: transport.forced_refresh_interval,
             }),
         })
     }
@@ -398,12 +392,9 @@ impl ManagedIdentityCredential {
             imds_endpoint: None,
             app_service: None,
             environment: Environment::process(),
-            http: None,
-            clock: clock::system(),
-            retry_delay: Duration::from_secs(1),
+            transport: TransportOptions::default(),
             max_retries: 3,
             max_cache_entries: 64,
-            forced_refresh_interval: FORCED_REFRESH_INTERVAL,
         }
     }
 
