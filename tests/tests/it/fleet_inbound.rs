@@ -334,6 +334,30 @@ async fn keys_stored_in_redis_by_one_replica_start_another_during_an_outage() {
         .unwrap();
     let url = serve(&authority, &second).await;
     assert_eq!(get(&url, &token).await.0, 200, "the fleet's stored keys");
+
+    // Garbage under another prefix is ignored: 503, as without a store.
+    let garbage_key = format!("lkg-garbage:last-known-good:{}", authority.metadata_url());
+    assert_eq!(
+        redis
+            .command(&["SET", &garbage_key, "{\"format\":1,\"jwks\":"])
+            .trim_ascii(),
+        b"+OK"
+    );
+    let third = builder(&authority)
+        .last_known_good(
+            RedisKeyStore::new(&redis.url())
+                .unwrap()
+                .key_prefix("lkg-garbage:"),
+        )
+        .build()
+        .unwrap();
+    let url = serve(&authority, &third).await;
+    assert_eq!(
+        get(&url, &token).await.0,
+        503,
+        "garbage in Redis is ignored"
+    );
+    assert!(!third.serving_last_known_good_keys());
     assert!(second.serving_last_known_good_keys());
 }
 
