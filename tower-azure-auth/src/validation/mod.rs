@@ -897,10 +897,12 @@ impl TokenValidator {
             inner.telemetry.token_cache_lookup(false);
         }
         let (claims, key_id) = self.check_uncached(token)?;
-        inner.revoker.check(&claims, inner.clock.unix_seconds())?;
+        // Cached even when revoked: the revocation is checked on every hit, so a revoked
+        // token presented again is refused without another signature check.
         if let Some(cache) = &inner.cache {
             cache.insert(token, &claims, key_id);
         }
+        inner.revoker.check(&claims, inner.clock.unix_seconds())?;
         Ok(claims)
     }
 
