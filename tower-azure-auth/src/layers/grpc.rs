@@ -19,8 +19,8 @@
 //!
 //! `grpc-message` is the HTTP form's `error_description` (percent-encoded; never the token).
 //! The verified [`Claims`](crate::Claims) are in the request extensions, which tonic hands to
-//! the handler as `Request::extensions()` (with the `tonic` feature, `grpc::claims` reads
-//! them).
+//! the handler as `Request::extensions()` (with the `tonic` feature, `tower_azure_auth::tonic::claims`
+//! reads them).
 //!
 //! Layer order in tonic: `Server::builder().layer(a).layer(b)` runs `a` first, so the
 //! validation comes first and the authorization second.

@@ -13,6 +13,7 @@ mod authorization;
 mod azure_core_credential;
 mod credentials;
 mod faults;
+mod grpc;
 mod key_vault;
 mod managed_identity;
 mod outbound;
