@@ -13,6 +13,23 @@
 //! with `grpc-status` 16 (`UNAUTHENTICATED`), 14 (`UNAVAILABLE`) or 7 (`PERMISSION_DENIED`);
 //! see [`GrpcCode`].
 //!
+//! A response made by [`Rejection::into_response`] carries the cause in its extensions: the
+//! [`AuthError`] of a `401`/`503`, the [`AuthorizationFailure`] of a `403` (as tower-http's
+//! csrf layer does), so that an outer metrics or logging layer can label the refusal without
+//! parsing the body. The actix-web adapter does the same with `HttpResponse::extensions_mut`.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::Response;
+//! use tower_azure_auth::rejection::Rejection;
+//! use tower_azure_auth::{AuthError, AuthErrorKind};
+//!
+//! let response: Response<Bytes> = Rejection::unauthenticated(&AuthError::missing_token()).into_response();
+//! assert_eq!(response.status(), 401);
+//! let error = response.extensions().get::<AuthError>().unwrap();
+//! assert_eq!(error.kind(), AuthErrorKind::MissingToken);
+//! ```
+//!
 //! # gRPC
 //!
 //! The gRPC form of a refusal is a *trailers-only* response (gRPC over HTTP/2, "Responses"):
@@ -32,23 +49,6 @@
 //! gRPC spec requires; it never contains the token. The other headers of the refusal stay as
 //! metadata: `www-authenticate` (the RFC 6750 challenge a client uses to decide to refresh its
 //! token), `retry-after`. No `grpc-status-details-bin` is sent.
-//!
-//! A response made by [`Rejection::into_response`] carries the cause in its extensions: the
-//! [`AuthError`] of a `401`/`503`, the [`AuthorizationFailure`] of a `403` (as tower-http's
-//! csrf layer does), so that an outer metrics or logging layer can label the refusal without
-//! parsing the body. The actix-web adapter does the same with `HttpResponse::extensions_mut`.
-//!
-//! ```
-//! use bytes::Bytes;
-//! use http::Response;
-//! use tower_azure_auth::rejection::Rejection;
-//! use tower_azure_auth::{AuthError, AuthErrorKind};
-//!
-//! let response: Response<Bytes> = Rejection::unauthenticated(&AuthError::missing_token()).into_response();
-//! assert_eq!(response.status(), 401);
-//! let error = response.extensions().get::<AuthError>().unwrap();
-//! assert_eq!(error.kind(), AuthErrorKind::MissingToken);
-//! ```
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};

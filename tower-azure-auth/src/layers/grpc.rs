@@ -1,7 +1,7 @@
 //! gRPC: the refusals as gRPC statuses ([`GrpcRefusal`]) and per-method policies
 //! ([`GrpcAuthorizeLayer`]), for tonic servers and any other gRPC stack on `http` 1.
 //!
-//! [`ValidateAccessTokenLayer`](super::ValidateAccessTokenLayer) and the authorization layers
+//! [`ValidateAccessTokenLayer`] and the authorization layers
 //! already answer a gRPC call (`content-type: application/grpc*`) with a trailers-only gRPC
 //! status when their response body is `From<Bytes>` (axum's, a router that serves REST and
 //! gRPC side by side). A tonic server's body (`tonic::body::Body`) is not: there, build the
@@ -19,8 +19,8 @@
 //!
 //! `grpc-message` is the HTTP form's `error_description` (percent-encoded; never the token).
 //! The verified [`Claims`](crate::Claims) are in the request extensions, which tonic hands to
-//! the handler as `Request::extensions()` (with the `tonic` feature, `grpc::claims` reads
-//! them).
+//! the handler as `Request::extensions()` (with the `tonic` feature, `tower_azure_auth::tonic::claims`
+//! reads them).
 //!
 //! Layer order in tonic: `Server::builder().layer(a).layer(b)` runs `a` first, so the
 //! validation comes first and the authorization second.

@@ -115,3 +115,69 @@ pub(crate) fn replay_body<B: Default + 'static>(kept: Option<Bytes>) -> B {
     let _ = kept;
     B::default()
 }
+
+#[cfg(all(test, feature = "tonic"))]
+mod tests {
+    use bytes::Bytes;
+    use http::Request;
+    use http_body::Frame;
+    use http_body_util::{BodyExt as _, Full, StreamBody};
+    use tonic::body::Body;
+
+    use super::{keep_body, replay_body};
+
+    fn call(body: Body, content_type: &str) -> Request<Body> {
+        Request::post("/weather.v1.WeatherForecasts/GetForecast")
+            .header("content-type", content_type)
+            .body(body)
+            .unwrap()
+    }
+
+    /// A unary call's body (complete when sent) is kept, and the request still carries it; a
+    /// stream that waits for the caller is not kept and goes out whole, in order; a non-gRPC
+    /// request is not read.
+    #[tokio::test]
+    async fn complete_bodies_are_kept_and_waiting_streams_pass_through() {
+        let message = Bytes::from_static(b"\0\0\0\0\x02\x08\x01");
+        let (request, kept) = keep_body(call(
+            Body::new(Full::new(message.clone())),
+            "application/grpc",
+        ))
+        .await;
+        assert_eq!(kept.as_ref(), Some(&message));
+        let sent = request.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(sent, message);
+        let replayed: Body = replay_body(kept);
+        assert_eq!(replayed.collect().await.unwrap().to_bytes(), message);
+
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(2);
+        tx.send(Ok(Frame::data(Bytes::from_static(b"first "))))
+            .await
+            .unwrap();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let (request, kept) =
+            keep_body(call(Body::new(StreamBody::new(stream)), "application/grpc")).await;
+        assert!(kept.is_none(), "a stream that waits is not kept");
+        tx.send(Ok(Frame::data(Bytes::from_static(b"second"))))
+            .await
+            .unwrap();
+        drop(tx);
+        let sent = request.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(sent, Bytes::from_static(b"first second"));
+
+        let (request, kept) = keep_body(call(
+            Body::new(Full::new(message.clone())),
+            "application/json",
+        ))
+        .await;
+        assert!(kept.is_none(), "not a gRPC call");
+        assert_eq!(
+            request.into_body().collect().await.unwrap().to_bytes(),
+            message
+        );
+        let empty: Body = replay_body(None);
+        assert!(empty.collect().await.unwrap().to_bytes().is_empty());
+    }
+}

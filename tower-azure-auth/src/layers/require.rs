@@ -87,7 +87,7 @@ pub trait OnRefusal<B>: Clone {
     fn on_refusal(&self, rejection: Rejection) -> Response<B>;
 
     /// The response for this refusal to a gRPC call (`content-type: application/grpc*`, see
-    /// [`is_grpc_request`](crate::rejection::is_grpc_request)). By default the same as
+    /// [`is_grpc_request`]). By default the same as
     /// [`on_refusal`](Self::on_refusal): a builder swapped in with `with_rejection` answers
     /// every request.
     fn on_grpc_refusal(&self, rejection: Rejection) -> Response<B> {

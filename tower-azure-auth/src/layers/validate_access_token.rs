@@ -83,7 +83,7 @@ pub trait OnRejection<B>: Clone {
     fn on_rejection(&self, error: &AuthError) -> Response<B>;
 
     /// The response for this error to a gRPC call (`content-type: application/grpc*`, see
-    /// [`is_grpc_request`](crate::rejection::is_grpc_request)). By default the same as
+    /// [`is_grpc_request`]). By default the same as
     /// [`on_rejection`](Self::on_rejection): a builder swapped in with
     /// [`with_rejection`](ValidateAccessTokenLayer::with_rejection) answers every request.
     fn on_grpc_rejection(&self, error: &AuthError) -> Response<B> {

@@ -247,7 +247,7 @@ mod tests {
                 name: "no token",
                 rejection: Rejection::unauthenticated(&AuthError::missing_token()),
                 status: "16",
-                message: None,
+                message: Some("no bearer token"),
                 challenge: Some("Bearer"),
                 retry_after: false,
             },

@@ -14,6 +14,7 @@ mod azure_core_credential;
 mod credential_errors;
 mod credentials;
 mod faults;
+mod grpc;
 mod key_vault;
 mod key_vault_signing;
 mod managed_identity;
