@@ -258,7 +258,7 @@ fn fleet(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iterations {
                     let run = runs.fetch_add(1, Ordering::SeqCst);
-                    let prefix = format!("bench-cold-{run}:");
+                    let prefix = format!("bench-{name}-{run}:");
                     let clients: Vec<_> = (0..REPLICAS)
                         .map(|_| world.client(shared.then_some(prefix.as_str())))
                         .collect();
