@@ -39,6 +39,7 @@
 //! | `reqwest` | [`AccessTokenMiddleware`][middleware] for `reqwest-middleware` clients |
 //! | `azure-core` | any `azure_core` `TokenCredential` as a token source or to read Key Vault (`AzureCoreCredential`) |
 //! | `tower-http` | `AuthorizeAccessToken`, the validator as tower-http's `AsyncAuthorizeRequest` |
+//! | `redis` | `RedisTokenStore`: a token cache shared by a fleet of replicas ([`SharedTokenCache`](credentials::SharedTokenCache)), sealed, with fleet-wide single flight |
 //!
 //! For tests, the `entra-dev-authority` crate is a local Entra ID (`DevAuthority`).
 //!
