@@ -10,6 +10,11 @@
 //! managed identity (IMDS, or `IDENTITY_ENDPOINT` on App Service; `MSAL_MANAGED_IDENTITY_ENDPOINT`
 //! points it elsewhere, e.g. at a local test server).
 //!
+//! Many replicas share their tokens through Redis with `CallApi:TokenCache`
+//! (`Redis:ConnectionString`, `Redis:KeyPrefix`, `EncryptionKeys`; see
+//! [`TokenCacheOptions`](tower_azure_auth::config::TokenCacheOptions)): one replica asks the
+//! authority, the others take its sealed token from Redis.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), weather_client::ClientError> {
 //! let options = tower_azure_auth::CallApiOptions::load(None)?; // CallApi__… variables
