@@ -126,14 +126,19 @@ fn fleet(c: &mut Criterion) {
         .build()
         .unwrap();
     let requests = Arc::new(AtomicU64::new(0));
+    // Milliseconds the token endpoint takes to answer (0, or Entra-like).
+    let delay = Arc::new(AtomicU64::new(0));
     let base = runtime.block_on({
         let requests = Arc::clone(&requests);
+        let delay = Arc::clone(&delay);
         async move {
             let app = Router::new().route(
                 "/{tenant}/oauth2/v2.0/token",
                 post(move || {
                     requests.fetch_add(1, Ordering::SeqCst);
-                    async {
+                    let delay = Duration::from_millis(delay.load(Ordering::SeqCst));
+                    async move {
+                        tokio::time::sleep(delay).await;
                         Json(serde_json::json!({
                             "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
                             "access_token": format!("eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.{}.sig", "x".repeat(1200)),
@@ -206,6 +211,27 @@ fn fleet(c: &mut Criterion) {
         before,
         "every L2 hit was served by Redis"
     );
+    // The same, with the store (and its connection) shared by the clients of the process.
+    let shared_store: Arc<dyn TokenCacheStore> =
+        Arc::new(RedisTokenStore::new(&world.redis.url).unwrap());
+    group.bench_function("l2_hit_warm_connection", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let client = ConfidentialClient::builder(CLIENT)
+                    .authority(Authority::entra(&world.base, TENANT).unwrap())
+                    .certificate(world.certificate.clone())
+                    .http_client(world.http.clone())
+                    .shared_token_cache(
+                        SharedTokenCache::from_arc(Arc::clone(&shared_store), world.keys.clone())
+                            .key_prefix("bench-l2:"),
+                    )
+                    .build()
+                    .unwrap();
+                black_box(client.acquire_token_for_client(&[SCOPE]).await.unwrap())
+            })
+        })
+    });
+    assert_eq!(world.requests.load(Ordering::SeqCst), before);
     let store = RedisTokenStore::new(&world.redis.url).unwrap();
     runtime
         .block_on(store.set("bench-raw", &[1u8; 1400], Duration::from_secs(600)))
@@ -215,21 +241,24 @@ fn fleet(c: &mut Criterion) {
     });
 
     // Cold start of 8 replicas at once (each its own memory cache and Redis connection).
-    for shared in [false, true] {
-        let name = if shared {
-            "cold_start_8_replicas_with_l2"
-        } else {
-            "cold_start_8_replicas_without_l2"
-        };
+    for (shared, endpoint_ms) in [(false, 0), (true, 0), (false, 100), (true, 100)] {
+        let name = format!(
+            "cold_start_8_replicas_{}_l2_endpoint_{endpoint_ms}ms",
+            if shared { "with" } else { "without" }
+        );
+        delay.store(endpoint_ms, Ordering::SeqCst);
+        if endpoint_ms > 0 {
+            group.sample_size(10);
+        }
         let latencies = Arc::new(Mutex::new(Vec::new()));
         let runs = AtomicU64::new(0);
         let start_requests = world.requests.load(Ordering::SeqCst);
-        group.bench_function(name, |b| {
+        group.bench_function(&name, |b| {
             b.iter_custom(|iterations| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iterations {
                     let run = runs.fetch_add(1, Ordering::SeqCst);
-                    let prefix = format!("bench-cold-{run}:");
+                    let prefix = format!("bench-{name}-{run}:");
                     let clients: Vec<_> = (0..REPLICAS)
                         .map(|_| world.client(shared.then_some(prefix.as_str())))
                         .collect();

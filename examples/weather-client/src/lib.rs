@@ -13,6 +13,11 @@
 //! "Pkcs11", "Pkcs11Module", "Pkcs11TokenLabel", "Pkcs11KeyLabel", "Pkcs11PinFile"}` signs
 //! with a key in an HSM (the `pkcs11` feature, on by default in this example).
 //!
+//! Many replicas share their tokens through Redis with `CallApi:TokenCache`
+//! (`Redis:ConnectionString`, `Redis:KeyPrefix`, `EncryptionKeys`; see
+//! [`TokenCacheOptions`](tower_azure_auth::config::TokenCacheOptions)): one replica asks the
+//! authority, the others take its sealed token from Redis.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), weather_client::ClientError> {
 //! let options = tower_azure_auth::CallApiOptions::load(None)?; // CallApi__… variables

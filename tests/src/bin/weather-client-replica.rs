@@ -15,6 +15,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // The tests read these logs.
+        .with_ansi(false)
         .init();
     let result = match CallApiOptions::load(None) {
         Ok(options) => weather_client::run(options).await,

@@ -234,6 +234,30 @@ async fn a_second_replica_process_takes_the_first_ones_token_from_redis() {
 }
 
 #[tokio::test]
+async fn a_replica_process_with_another_key_takes_a_miss_and_says_so_once() {
+    let fleet = fleet().await;
+    assert_success(&fleet.run_replica(&[]).await, "first replica");
+    let other_key = new_key();
+    let other = fleet
+        .run_replica(&[("CallApi__TokenCache__EncryptionKeys__0", other_key.clone())])
+        .await;
+    assert_success(&other, "a replica with another key");
+    assert_eq!(fleet.token_requests(), 2, "a miss, not an error");
+    let logs = String::from_utf8_lossy(&other.stderr);
+    let lines = |level: &str| {
+        logs.lines()
+            .filter(|l| l.contains(level) && l.contains("does not open"))
+            .count()
+    };
+    assert_eq!(lines(" WARN "), 1, "reported once: {logs}");
+    assert!(lines(" DEBUG ") >= 1, "then at debug: {logs}");
+    assert!(
+        !logs.contains(&other_key) && !logs.contains(&fleet.key),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
 async fn eight_replica_processes_starting_at_once_make_one_token_request() {
     let fleet = fleet().await;
     // Generous: the holder's request must finish inside the wait even on a loaded machine.

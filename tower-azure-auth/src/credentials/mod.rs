@@ -76,6 +76,14 @@
 //! APIs (or the layers) with the machine's identity. With the `azure-core` feature,
 //! `AzureCoreCredential` makes any credential of the official Azure SDK (`azure_identity`'s
 //! `ManagedIdentityCredential`, `WorkloadIdentityCredential`, …) a [`TokenSource`] too.
+//!
+//! # Many replicas
+//!
+//! [`SharedTokenCache`] (`CallApi:TokenCache` in configuration) puts a store shared by the
+//! replicas of a client under the in-memory cache — Redis with the `redis` feature
+//! (`RedisTokenStore`), or any [`TokenCacheStore`]: a token one replica obtained serves the
+//! others, one replica at a time asks the authority, entries are sealed with
+//! [`EncryptionKeys`], and a store that fails is a miss, never an error.
 
 mod assertion;
 mod cache;

@@ -258,7 +258,7 @@ impl SharedTokenCache {
     {
         let keys = self.store_keys(key);
         let newer_than = match need {
-            Need::Fresh => return self.fetch_and_share(&keys, clock, None, fetch).await,
+            Need::Fresh => return self.fetch_and_share(&keys, clock, fetch).await,
             Need::Token => None,
             Need::NewerThan(expiry) => Some(expiry),
         };
@@ -294,24 +294,29 @@ impl SharedTokenCache {
                 }
             }
         }
-        let leased = leased == Some(true);
-        if leased {
+        // Released once the token is stored, and also when this future is dropped midway.
+        let lease = (leased == Some(true)).then(|| Lease {
+            store: Arc::clone(&self.store),
+            key: keys.lease.clone(),
+            holder: Some(holder),
+        });
+        if let Some(lease) = lease {
             // The previous holder stores its token before it releases the lease.
             if let Some(token) = self.load(&keys, clock.now(), newer_than).await {
-                self.release(&keys, &holder).await;
+                lease.release(self).await;
                 return Ok(token);
             }
+            let result = self.fetch_and_share(&keys, clock, fetch).await;
+            lease.release(self).await;
+            return result;
         }
-        let holder = leased.then_some(holder);
-        self.fetch_and_share(&keys, clock, holder.as_deref(), fetch)
-            .await
+        self.fetch_and_share(&keys, clock, fetch).await
     }
 
     async fn fetch_and_share<F, Fut>(
         &self,
         keys: &StoreKeys,
         clock: &SharedClock,
-        holder: Option<&str>,
         fetch: F,
     ) -> Result<AccessToken, TokenError>
     where
@@ -321,9 +326,6 @@ impl SharedTokenCache {
         let result = fetch().await;
         if let Ok(token) = &result {
             self.save(keys, token, clock.now()).await;
-        }
-        if let Some(holder) = holder {
-            self.release(keys, holder).await;
         }
         result
     }
@@ -423,10 +425,38 @@ impl SharedTokenCache {
         )
         .await
     }
+}
 
-    async fn release(&self, keys: &StoreKeys, holder: &str) {
-        self.call("release", self.store.release_lease(&keys.lease, holder))
-            .await;
+/// A lease taken by this replica; when dropped before it was released (the caller gave up
+/// while the authority was asked), it is released in the background.
+struct Lease {
+    store: Arc<dyn TokenCacheStore>,
+    key: String,
+    holder: Option<String>,
+}
+
+impl Lease {
+    async fn release(mut self, cache: &SharedTokenCache) {
+        if let Some(holder) = self.holder.take() {
+            cache
+                .call("release", cache.store.release_lease(&self.key, &holder))
+                .await;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(holder) = self.holder.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let store = Arc::clone(&self.store);
+            let key = std::mem::take(&mut self.key);
+            runtime.spawn(async move {
+                let _ = store.release_lease(&key, &holder).await;
+            });
+        }
     }
 }
 

@@ -449,3 +449,26 @@ fn configuration_without_a_store_is_no_shared_cache_and_a_store_needs_keys() {
         assert!(text.contains("`redis` feature"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_caller_that_gives_up_midway_releases_its_lease() {
+    let store = Arc::new(MemoryStore::default());
+    let clock = clock::system();
+    let cache = SharedTokenCache::new(Arc::clone(&store), key_bytes(1));
+    let key = cache_key();
+    let keys = cache.store_keys(&key);
+    let stuck = cache.acquire(&key, Need::Token, &clock, || {
+        std::future::pending::<Result<AccessToken, TokenError>>()
+    });
+    // The caller's deadline passes while the authority is asked.
+    assert!(tokio::time::timeout(Duration::from_millis(50), stuck)
+        .await
+        .is_err());
+    for _ in 0..100 {
+        if store.value(&keys.lease).is_none() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(store.value(&keys.lease).is_none(), "the lease is released");
+}
