@@ -40,7 +40,8 @@
 //! | `azure-core` | any `azure_core` `TokenCredential` as a token source or to read Key Vault (`AzureCoreCredential`) |
 //! | `tower-http` | `AuthorizeAccessToken`, the validator as tower-http's `AsyncAuthorizeRequest` |
 //! | `tonic` | [`tonic::claims`][mod-tonic] for handlers, and the replay of unary gRPC calls refused with `UNAUTHENTICATED` |
-//! | `redis` | a fleet of replicas: [`SharedTokenCache`](credentials::SharedTokenCache) over `RedisTokenStore` (sealed, fleet-wide single flight), last-known-good keys and revocation in Redis ([`validation::fleet`]) |
+//! | `redis` | a fleet of replicas: [`SharedTokenCache`](credentials::SharedTokenCache) over `RedisTokenStore` (sealed, fleet-wide single flight), last-known-good keys and revocation in Redis (`validation::fleet`) |
+//! | `pkcs11` | `Pkcs11Source` / `Pkcs11Signer`: client assertions signed by a key in an HSM (PKCS#11, `cryptoki`) |
 //!
 //! gRPC needs no feature for the server side: the layers answer gRPC calls with gRPC statuses
 //! ([`layers::grpc`]).
