@@ -289,7 +289,7 @@ impl KeyVaultCertificate {
 
     /// What errors name: `the KeyVault certificate `{name}` in `{vault}``, with the
     /// `SourceType` spelling a configuration uses.
-    fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!(
             "the KeyVault certificate `{}` in `{}`",
             self.name,

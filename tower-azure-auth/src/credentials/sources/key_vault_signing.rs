@@ -92,11 +92,19 @@ impl KeyVaultSigning {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::Invalid`] naming the vault and the certificate when the vault refuses
-    /// (with the permission to grant), the certificate is disabled, outside its validity, or
-    /// its key is not RSA.
-    pub async fn fetch(&self, context: &CredentialContext) -> Result<KeyVaultSigner, ConfigError> {
+    /// A [`CredentialError`] naming the vault and the certificate:
+    /// [`NoToken`](CredentialError::NoToken) when the vault's token source failed,
+    /// [`Unreachable`](CredentialError::Unreachable) when the vault cannot be reached,
+    /// [`Refused`](CredentialError::Refused) for an error status (with the permission to
+    /// grant), [`InvalidResponse`](CredentialError::InvalidResponse) for an answer that is not
+    /// a certificate bundle, [`NotACertificate`](CredentialError::NotACertificate) when the
+    /// certificate is disabled, outside its validity, or its key is not RSA.
+    pub async fn fetch(
+        &self,
+        context: &CredentialContext,
+    ) -> Result<KeyVaultSigner, CredentialError> {
         let vault = self.certificate.vault();
+        let origin = || self.certificate.origin();
         let mut url = vault
             .join(&format!("certificates/{}", self.certificate.name()))
             .map_err(|e| self.invalid(e))?;
@@ -106,22 +114,47 @@ impl KeyVaultSigning {
             .certificate
             .call(&context.http, &url, None)
             .await
-            .map_err(|e| self.invalid(call_error(&e, self.certificate.scope())))?;
+            .map_err(|e| match e {
+                VaultCallError::Token(source) | VaultCallError::Header(source) => {
+                    CredentialError::NoToken {
+                        origin: origin(),
+                        scope: self.certificate.scope().to_owned(),
+                        source: Box::new(source),
+                    }
+                }
+                VaultCallError::Unreachable(source) | VaultCallError::Unreadable(source) => {
+                    CredentialError::Unreachable {
+                        origin: origin(),
+                        source,
+                    }
+                }
+            })?;
         if !(200..300).contains(&status) {
-            return Err(self.invalid(explain(status, &body, Operation::ReadCertificate)));
+            let code = serde_json::from_slice::<ErrorBody>(&body)
+                .ok()
+                .and_then(|b| b.error.code);
+            return Err(CredentialError::Refused {
+                origin: origin(),
+                status,
+                code,
+                message: explain(status, &body, Operation::ReadCertificate),
+            });
         }
-        let bundle: Bundle = serde_json::from_slice(&body).map_err(|e| {
-            self.invalid(format!(
-                "the vault's answer is not a certificate bundle: {e}"
-            ))
-        })?;
+        let bundle: Bundle =
+            serde_json::from_slice(&body).map_err(|e| CredentialError::InvalidResponse {
+                origin: origin(),
+                reason: format!("the vault's answer is not a certificate bundle: {e}"),
+            })?;
         let checked = check_bundle(
             vault,
             self.certificate.name(),
             &bundle,
             context.clock.unix_seconds(),
         )
-        .map_err(|reason| self.invalid(reason))?;
+        .map_err(|reason| CredentialError::NotACertificate {
+            origin: origin(),
+            reason,
+        })?;
         debug!(target: TARGET, thumbprint = %checked.certificate.thumbprints().sha1_hex(),
             version = %checked.version, "Key Vault signing key selected");
         Ok(KeyVaultSigner {
