@@ -5,5 +5,6 @@
 
 mod demo;
 mod load_safety;
+mod monitoring;
 mod promises;
 mod weather_api;
