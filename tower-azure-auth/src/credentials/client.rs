@@ -541,7 +541,7 @@ impl ClientInner {
         if let Some(retry_after) = slot.throttled(now) {
             return Err(TokenError::Throttled { retry_after });
         }
-        acquisition.from_identity_provider(reason);
+        acquisition.goes_to_identity_provider(reason);
         let token = self.fetch(scopes, &slot).await?;
         slot.store(token.clone());
         Ok(token)
@@ -563,7 +563,7 @@ impl ClientInner {
         let scopes = scopes.to_vec();
         runtime.spawn(async move {
             let mut acquisition = Acquisition::start();
-            acquisition.from_identity_provider(CacheRefreshReason::ProactivelyRefreshed);
+            acquisition.goes_to_identity_provider(CacheRefreshReason::ProactivelyRefreshed);
             let result = {
                 use tracing::Instrument as _;
                 let _flight = slot.flight.lock().await;

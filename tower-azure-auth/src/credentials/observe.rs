@@ -26,7 +26,7 @@ impl Acquisition {
     }
 
     /// The token goes to the identity provider, for `reason`.
-    pub(crate) fn from_identity_provider(&mut self, reason: CacheRefreshReason) {
+    pub(crate) fn goes_to_identity_provider(&mut self, reason: CacheRefreshReason) {
         self.source = TokenSource::IdentityProvider;
         self.reason = reason;
     }

@@ -583,6 +583,7 @@ impl TokenValidator {
     }
 
     /// How many verified tokens are cached now.
+    #[must_use]
     pub fn cached_tokens(&self) -> usize {
         self.inner.cache.as_ref().map_or(0, |cache| cache.len())
     }
