@@ -40,13 +40,30 @@ impl PrometheusServer {
     /// to install it, and what the server printed).
     #[must_use]
     pub fn start(targets: &[Target]) -> Self {
+        Self::start_with_rules(targets, &[])
+    }
+
+    /// [`start`](Self::start), with these rule files loaded (evaluated every second).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start); also when a rule file does not load.
+    #[must_use]
+    pub fn start_with_rules(targets: &[Target], rule_files: &[PathBuf]) -> Self {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("e2e-prometheus-{}-{port}", std::process::id()));
         std::fs::create_dir_all(dir.join("data")).expect("prometheus temp dir");
         let mut config = String::from(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nscrape_configs:\n",
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n",
         );
+        if !rule_files.is_empty() {
+            config.push_str("rule_files:\n");
+            for file in rule_files {
+                config.push_str(&format!("  - '{}'\n", file.display()));
+            }
+        }
+        config.push_str("scrape_configs:\n");
         for target in targets {
             config.push_str(&format!(
                 "  - job_name: '{}'\n    metrics_path: /metrics\n    static_configs:\n      - targets: ['{}']\n",
@@ -112,6 +129,23 @@ impl PrometheusServer {
         std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
 
+    /// GETs a path of the HTTP API (`/api/v1/rules`, …) and returns its `data`.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or does not answer `"status": "success"`.
+    pub fn api(&self, path: &str) -> Result<serde_json::Value, String> {
+        let (status, body) = self
+            .get(path)
+            .map_err(|e| format!("cannot reach prometheus: {e}"))?;
+        let json: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| format!("prometheus answered {status} and not JSON ({e}): {body}"))?;
+        if json["status"] != "success" {
+            return Err(format!("prometheus answered {status}: {body}"));
+        }
+        Ok(json["data"].clone())
+    }
+
     /// Runs an instant query (`/api/v1/query`) and returns the result vector as
     /// `(labels, value)` pairs.
     ///
@@ -122,17 +156,10 @@ impl PrometheusServer {
         &self,
         promql: &str,
     ) -> Result<Vec<(serde_json::Map<String, serde_json::Value>, f64)>, String> {
-        let (status, body) = self
-            .get(&format!("/api/v1/query?query={}", encode(promql)))
-            .map_err(|e| format!("cannot reach prometheus: {e}"))?;
-        let json: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| format!("prometheus answered {status} and not JSON ({e}): {body}"))?;
-        if json["status"] != "success" {
-            return Err(format!("prometheus answered {status}: {body}"));
-        }
-        let result = json["data"]["result"]
+        let data = self.api(&format!("/api/v1/query?query={}", encode(promql)))?;
+        let result = data["result"]
             .as_array()
-            .ok_or_else(|| format!("no result vector: {body}"))?;
+            .ok_or_else(|| format!("no result vector: {data}"))?;
         Ok(result
             .iter()
             .map(|sample| {

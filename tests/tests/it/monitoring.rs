@@ -150,7 +150,9 @@ async fn prometheus_scrapes_the_counts_by_reason_that_were_sent() {
     for (_, addr) in &apis {
         ready(&http, addr).await;
     }
-    let prometheus = PrometheusServer::start(
+    let alerts =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/dashboards/alerts.yml");
+    let prometheus = PrometheusServer::start_with_rules(
         &apis
             .iter()
             .map(|(job, addr)| Target {
@@ -158,6 +160,7 @@ async fn prometheus_scrapes_the_counts_by_reason_that_were_sent() {
                 address: addr.clone(),
             })
             .collect::<Vec<_>>(),
+        &[alerts],
     );
 
     let token = |request: IssueToken| authority.issue_token(&request).unwrap();
@@ -257,6 +260,72 @@ async fn prometheus_scrapes_the_counts_by_reason_that_were_sent() {
     for (labels, count) in durations {
         assert_eq!(count, 14.0, "{labels:?}");
     }
+    alerting_rules_evaluate(&prometheus).await;
+    dashboard_queries_run(&prometheus);
+}
+
+/// The alerting rules of `examples/dashboards/alerts.yml` are loaded and evaluate without
+/// error against the scraped series.
+async fn alerting_rules_evaluate(prometheus: &PrometheusServer) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let data = prometheus.api("/api/v1/rules").unwrap();
+        let rules: Vec<&serde_json::Value> = data["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|group| group["rules"].as_array().into_iter().flatten())
+            .collect();
+        let names: Vec<&str> = rules.iter().filter_map(|r| r["name"].as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "SigningKeyRefreshFailing",
+                "AccessTokenRefusalRatioHigh",
+                "AccessTokenExpiringWithoutRefresh"
+            ]
+        );
+        let evaluated = rules.iter().all(|r| {
+            r["health"] == "ok"
+                && !r["lastEvaluation"]
+                    .as_str()
+                    .unwrap_or("0001")
+                    .starts_with("0001")
+        });
+        if evaluated {
+            return;
+        }
+        assert!(Instant::now() < deadline, "rules not evaluated: {data}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every panel query of `examples/dashboards/tower-azure-auth.json` is valid PromQL that
+/// Prometheus runs over the scraped series, and the inbound panels have data.
+fn dashboard_queries_run(prometheus: &PrometheusServer) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/dashboards/tower-azure-auth.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$job", ".*");
+            let samples = prometheus
+                .query(&expr)
+                .unwrap_or_else(|e| panic!("{}: {expr}: {e}", panel["title"]));
+            let title = panel["title"].as_str().unwrap_or_default();
+            if title.starts_with("Validations by outcome") || title.starts_with("Seconds since") {
+                assert!(!samples.is_empty(), "{title}: no data for {expr}");
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 15, "{queries} queries");
 }
 
 /// With OTLP, the metrics are pushed as protobuf to the collector's `/v1/metrics` (a receiver

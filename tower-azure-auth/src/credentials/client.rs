@@ -25,7 +25,7 @@ use super::protocol::{Attempt, TokenRequest};
 use super::token::{AccessToken, TokenError};
 use super::token_source::TokenSource;
 use crate::error::error_chain;
-use crate::telemetry::{CacheRefreshReason, Start, Telemetry};
+use crate::telemetry::{CacheRefreshReason, Telemetry};
 
 const TARGET: &str = "tower_azure_auth::credentials";
 
@@ -477,7 +477,7 @@ impl ClientInner {
     ) -> Result<AccessToken, TokenError> {
         use tracing::Instrument as _;
         let span = crate::telemetry::spans::acquisition();
-        let mut acquisition = Acquisition::start();
+        let mut acquisition = Acquisition::start(&self.telemetry);
         let result = self
             .acquire_observed(scopes, fetch, &mut acquisition)
             .instrument(span.clone())
@@ -562,7 +562,7 @@ impl ClientInner {
         let slot = Arc::clone(slot);
         let scopes = scopes.to_vec();
         runtime.spawn(async move {
-            let mut acquisition = Acquisition::start();
+            let mut acquisition = Acquisition::start(&inner.telemetry);
             acquisition.goes_to_identity_provider(CacheRefreshReason::ProactivelyRefreshed);
             let result = {
                 use tracing::Instrument as _;
@@ -739,7 +739,7 @@ impl ClientInner {
                 context: &self.context,
                 pii: self.pii,
             };
-            let started = Start::now();
+            let started = self.telemetry.start();
             match request.send().await {
                 Attempt::Token(token) => {
                     self.telemetry.token_http(started);

@@ -17,9 +17,9 @@ pub(crate) struct Acquisition {
 }
 
 impl Acquisition {
-    pub(crate) fn start() -> Self {
+    pub(crate) fn start(telemetry: &Telemetry) -> Self {
         Self {
-            started: Start::now(),
+            started: telemetry.start(),
             source: TokenSource::L1Cache,
             reason: CacheRefreshReason::NotApplicable,
         }

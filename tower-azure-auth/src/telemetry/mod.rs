@@ -171,20 +171,21 @@ impl CacheRefreshReason {
 
 /// When a measured operation started: an `Instant` with the feature, nothing without.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Start(#[cfg(feature = "opentelemetry")] std::time::Instant);
+pub(crate) struct Start(#[cfg(feature = "opentelemetry")] Option<std::time::Instant>);
 
 impl Start {
+    /// Now (a clock read with the feature).
     #[inline]
     pub(crate) fn now() -> Self {
         Self(
             #[cfg(feature = "opentelemetry")]
-            std::time::Instant::now(),
+            Some(std::time::Instant::now()),
         )
     }
 
     #[cfg(feature = "opentelemetry")]
     pub(crate) fn elapsed(self) -> Duration {
-        self.0.elapsed()
+        self.0.map(|start| start.elapsed()).unwrap_or_default()
     }
 }
 
@@ -210,12 +211,13 @@ pub(crate) type ValidationOutcome = Result<(), AuthErrorKind>;
     allow(clippy::unused_self, unused_variables)
 )]
 impl Telemetry {
-    /// The instruments of the global meter provider's `tower-azure-auth` meter (no-ops
-    /// without the feature, or while no provider is installed).
+    /// The instruments of the global meter provider's `tower-azure-auth` meter: none
+    /// without the feature, or while no provider is installed (nothing could record them,
+    /// then or later: see [`metrics::global_meter`]).
     pub(crate) fn global() -> Self {
         #[cfg(feature = "opentelemetry")]
         {
-            Self::with_meter(&metrics::global_meter())
+            metrics::global_meter().map_or_else(Self::default, |meter| Self::with_meter(&meter))
         }
         #[cfg(not(feature = "opentelemetry"))]
         Self::default()
@@ -241,6 +243,16 @@ impl Telemetry {
         }
         #[cfg(not(feature = "opentelemetry"))]
         self
+    }
+
+    /// Starts timing an operation: no clock read when nothing records.
+    #[inline]
+    pub(crate) fn start(&self) -> Start {
+        #[cfg(feature = "opentelemetry")]
+        if self.instruments.is_none() {
+            return Start(None);
+        }
+        Start::now()
     }
 
     /// A finished validation.

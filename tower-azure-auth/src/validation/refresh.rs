@@ -216,7 +216,7 @@ impl KeyRefresh {
             inner: self,
             completed: false,
         };
-        let started = Start::now();
+        let started = self.telemetry.start();
         let result = self.fetch().await;
         self.record(trigger, result.as_ref().err(), started);
         match &result {
