@@ -261,7 +261,7 @@ async fn prometheus_scrapes_the_counts_by_reason_that_were_sent() {
         assert_eq!(count, 14.0, "{labels:?}");
     }
     alerting_rules_evaluate(&prometheus).await;
-    dashboard_queries_run(&prometheus);
+    dashboard_queries_run(&prometheus).await;
 }
 
 /// The alerting rules of `examples/dashboards/alerts.yml` are loaded and evaluate without
@@ -301,8 +301,9 @@ async fn alerting_rules_evaluate(prometheus: &PrometheusServer) {
 }
 
 /// Every panel query of `examples/dashboards/tower-azure-auth.json` is valid PromQL that
-/// Prometheus runs over the scraped series, and the inbound panels have data.
-fn dashboard_queries_run(prometheus: &PrometheusServer) {
+/// Prometheus runs over the scraped series, and the inbound panels come to have data (a
+/// rate needs two scrapes of the series).
+async fn dashboard_queries_run(prometheus: &PrometheusServer) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/dashboards/tower-azure-auth.json");
     let dashboard: serde_json::Value =
@@ -315,12 +316,19 @@ fn dashboard_queries_run(prometheus: &PrometheusServer) {
                 .unwrap()
                 .replace("$__rate_interval", "1m")
                 .replace("$job", ".*");
-            let samples = prometheus
-                .query(&expr)
-                .unwrap_or_else(|e| panic!("{}: {expr}: {e}", panel["title"]));
             let title = panel["title"].as_str().unwrap_or_default();
-            if title.starts_with("Validations by outcome") || title.starts_with("Seconds since") {
-                assert!(!samples.is_empty(), "{title}: no data for {expr}");
+            let needs_data =
+                title.starts_with("Validations by outcome") || title.starts_with("Seconds since");
+            let deadline = Instant::now() + SETTLE;
+            loop {
+                let samples = prometheus
+                    .query(&expr)
+                    .unwrap_or_else(|e| panic!("{title}: {expr}: {e}"));
+                if !needs_data || !samples.is_empty() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{title}: no data for {expr}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
             queries += 1;
         }
