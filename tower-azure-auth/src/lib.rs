@@ -39,6 +39,11 @@
 //! | `reqwest` | [`AccessTokenMiddleware`][middleware] for `reqwest-middleware` clients |
 //! | `azure-core` | any `azure_core` `TokenCredential` as a token source or to read Key Vault (`AzureCoreCredential`) |
 //! | `tower-http` | `AuthorizeAccessToken`, the validator as tower-http's `AsyncAuthorizeRequest` |
+//! | `opentelemetry` | metrics through the OpenTelemetry API (validations, keys, cache, decisions, token acquisitions under MSAL's names): [`telemetry`] |
+//!
+//! Without any feature, every validation, token acquisition and call to the authority runs in
+//! a `tracing` span with OpenTelemetry's field names, and [`TokenValidator::readiness`] feeds a
+//! readiness probe ([`telemetry`] lists them).
 //!
 //! For tests, the `entra-dev-authority` crate is a local Entra ID (`DevAuthority`).
 //!

@@ -4,7 +4,7 @@
 //! # Metrics
 //!
 //! With the `opentelemetry` feature, the validator, the policies and the confidential client
-//! record into a [`Meter`](opentelemetry::metrics::Meter) named `tower-azure-auth`, taken from
+//! record into an OpenTelemetry `Meter` named `tower-azure-auth`, taken from
 //! the global meter provider when each is built (install the provider first, with
 //! `opentelemetry::global::set_meter_provider`), or given to its builder
 //! (`TokenValidatorBuilder::meter`, `PoliciesBuilder::meter`,
