@@ -117,3 +117,31 @@ pub(crate) fn acquisition_outcome(span: &Span, outcome: Result<&'static str, (&s
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_credentials_query_and_fragment() {
+        struct Case {
+            name: &'static str,
+            url: &'static str,
+            shown: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "credentials and a signed query",
+                url: "https://user:secret@vault.example.net/secrets/cert?api-version=7.4&sig=abc#x",
+                shown: "https://vault.example.net/secrets/cert",
+            },
+            Case {
+                name: "a plain metadata URL",
+                url: "http://127.0.0.1:8080/tenant/v2.0/.well-known/openid-configuration",
+                shown: "http://127.0.0.1:8080/tenant/v2.0/.well-known/openid-configuration",
+            },
+        ];
+        for case in cases {
+            let url = url::Url::parse(case.url).unwrap();
+            assert_eq!(super::redacted(&url), case.shown, "{}", case.name);
+        }
+    }
+}

@@ -18,6 +18,7 @@ mod managed_identity;
 mod outbound;
 mod readiness;
 mod rejection_extensions;
+mod spans;
 mod telemetry;
 #[cfg(feature = "tower-http")]
 mod tower_http;
