@@ -43,7 +43,9 @@
 //! [`TokenValidator::validate`](crate::TokenValidator::validate) and
 //! [`validate_with_current_keys`](crate::TokenValidator::validate_with_current_keys) run in
 //! a `validate_access_token` span (level debug: the hot path; a disabled span costs a branch),
-//! a token acquisition in an `acquire_token` span (info), and every call to the authority
+//! a token acquisition in an `acquire_token` span (info), a key refresh in a
+//! `refresh_signing_keys` span (info, with its `tower_azure_auth.trigger`), and every call to
+//! the authority
 //! (metadata, keys, token endpoint) in a client span (info) named by its method, with
 //! `http.request.method`, `server.address`, `server.port`, `url.full` (never a query or
 //! credentials), `http.response.status_code` and `error.type`. Fields are named as the

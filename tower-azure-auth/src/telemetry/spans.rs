@@ -88,6 +88,24 @@ pub(crate) fn validation_outcome(
     }
 }
 
+/// The span of one key refresh (discovery and JWKS): the parent of their HTTP spans.
+pub(crate) fn key_refresh(trigger: super::RefreshTrigger) -> Span {
+    tracing::info_span!(
+        target: "tower_azure_auth::validation",
+        "refresh_signing_keys",
+        otel.kind = "internal",
+        otel.status_code = Empty,
+        tower_azure_auth.trigger = trigger.as_str(),
+        error.type = Empty,
+    )
+}
+
+/// Records a failed key refresh on its span.
+pub(crate) fn key_refresh_failed(span: &Span) {
+    span.record("error.type", "fetch_failed");
+    span.record("otel.status_code", "ERROR");
+}
+
 /// The span of one token acquisition.
 pub(crate) fn acquisition() -> Span {
     tracing::info_span!(

@@ -16,7 +16,7 @@ use super::rules::short;
 use crate::authority::{Authority, FetchError, HttpClient, OidcMetadata};
 use crate::clock::SharedClock;
 use crate::error::AuthErrorKind;
-use crate::telemetry::{RefreshTrigger, Start, Telemetry};
+use crate::telemetry::{spans, RefreshTrigger, Start, Telemetry};
 
 const TARGET: &str = "tower_azure_auth::validation";
 
@@ -217,7 +217,11 @@ impl KeyRefresh {
             completed: false,
         };
         let started = self.telemetry.start();
-        let result = self.fetch().await;
+        let span = spans::key_refresh(trigger);
+        let result = tracing::Instrument::instrument(self.fetch(), span.clone()).await;
+        if result.is_err() {
+            spans::key_refresh_failed(&span);
+        }
         self.record(trigger, result.as_ref().err(), started);
         match &result {
             Ok(snapshot) => {

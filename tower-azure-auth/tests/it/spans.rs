@@ -147,6 +147,19 @@ async fn validations_acquisitions_and_http_calls_run_in_spans_with_semantic_conv
         http.iter().any(|line| line.contains("discovery/v2.0/keys")),
         "a span for the JWKS: {http:#?}"
     );
+    assert!(
+        http.iter()
+            .any(|line| line.contains("refresh_signing_keys{")
+                && line.contains("discovery/v2.0/keys")),
+        "the JWKS call is a child of the refresh's span: {http:#?}"
+    );
+    let refreshes = lines(&log, "refresh_signing_keys");
+    assert!(
+        refreshes
+            .iter()
+            .any(|line| line.contains("tower_azure_auth.trigger=")),
+        "{refreshes:#?}"
+    );
     let token_call = http
         .iter()
         .find(|line| line.contains("oauth2/v2.0/token"))
