@@ -47,8 +47,39 @@ fn lines(log: &Captured, name: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn validations_acquisitions_and_http_calls_run_in_spans_with_semantic_convention_fields() {
+/// Runs in a process of its own (this test binary, started again for this test alone): a
+/// callsite's interest is process-wide in `tracing`, and other tests validating tokens on
+/// other threads at the same time can make this thread's subscriber miss spans.
+#[test]
+fn validations_acquisitions_and_http_calls_run_in_spans_with_semantic_convention_fields() {
+    const CHILD: &str = "TOWER_AZURE_AUTH_SPANS_TEST_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(traced());
+        return;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "spans::validations_acquisitions_and_http_calls_run_in_spans_with_semantic_convention_fields",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the test in its own process failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn traced() {
     let log = Captured::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
