@@ -1,4 +1,5 @@
-//! End-to-end tests live in `tests/`; this library holds what they share (a real Redis).
+//! End-to-end tests live in `tests/`; this library holds what they share (a real Redis, a
+//! real Prometheus).
 
 /// The workspace README's examples, doctested here because this crate depends on the core with
 /// the features they need (`axum`, `reqwest`, `azure-core`, and the `entra-dev-authority` crate); the published crates'
@@ -7,4 +8,5 @@
 #[doc = include_str!("../../README.md")]
 struct WorkspaceReadme;
 
+pub mod prometheus;
 pub mod redis;

@@ -42,9 +42,14 @@
 //! | `tonic` | [`tonic::claims`][mod-tonic] for handlers, and the replay of unary gRPC calls refused with `UNAUTHENTICATED` |
 //! | `redis` | a fleet of replicas: [`SharedTokenCache`](credentials::SharedTokenCache) over `RedisTokenStore` (sealed, fleet-wide single flight), last-known-good keys and revocation in Redis (`validation::fleet`) |
 //! | `pkcs11` | `Pkcs11Source` / `Pkcs11Signer`: client assertions signed by a key in an HSM (PKCS#11, `cryptoki`) |
+//! | `opentelemetry` | metrics through the OpenTelemetry API (validations, keys, cache, decisions, token acquisitions under MSAL's names): [`telemetry`] |
 //!
 //! gRPC needs no feature for the server side: the layers answer gRPC calls with gRPC statuses
 //! ([`layers::grpc`]).
+//!
+//! Without any feature, every validation, token acquisition and call to the authority runs in
+//! a `tracing` span with OpenTelemetry's field names, and [`TokenValidator::readiness`] feeds a
+//! readiness probe ([`telemetry`] lists them).
 //!
 //! For tests, the `entra-dev-authority` crate is a local Entra ID (`DevAuthority`).
 //!

@@ -193,8 +193,24 @@ pub async fn start(
     options: &AzureAdOptions,
     listener: TcpListener,
 ) -> Result<(ServerHandle, SocketAddr), StartError> {
+    start_api(WeatherApi::new(options)?, listener).await
+}
+
+/// [`start`] for a given [`WeatherApi`] (e.g. [`WeatherApi::with_metrics`]).
+///
+/// # Errors
+///
+/// When the listener cannot be used.
+///
+/// # Panics
+///
+/// When polled outside a Tokio runtime.
+pub async fn start_api(
+    api: WeatherApi,
+    listener: TcpListener,
+) -> Result<(ServerHandle, SocketAddr), StartError> {
     let addr = listener.local_addr().map_err(StartError::Listen)?;
-    let server = build(WeatherApi::new(options)?, listener, Some(1), true)?;
+    let server = build(api, listener, Some(1), true)?;
     let handle = server.handle();
     tokio::spawn(server);
     Ok((handle, addr))

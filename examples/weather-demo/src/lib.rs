@@ -11,7 +11,10 @@
 //!    without the `service-api` role (403).
 //!
 //! [`run`] returns a [`Report`]; the binary prints it and exits 0 only when every outcome was
-//! the expected one. The end-to-end tests run it too.
+//! the expected one. The end-to-end tests run it too. At the end it reads a few figures from
+//! the API's `/metrics` (the OpenTelemetry SDK with the Prometheus exporter, shared by the API
+//! and the demo's clients): validations by reason, authorization decisions, token
+//! acquisitions by source, key refreshes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -79,6 +82,43 @@ pub struct Report {
     pub forecast: serde_json::Value,
     /// Every call, the allowed one first.
     pub outcomes: Vec<Outcome>,
+    /// A few series from the API's `/metrics` at the end (Prometheus text, the
+    /// instrumentation-scope labels left out).
+    pub figures: Vec<String>,
+}
+
+/// The series the demo shows at the end.
+const FIGURES: [&str; 4] = [
+    "tower_azure_auth_validations_total",
+    "tower_azure_auth_authorization_decisions_total",
+    "tower_azure_auth_key_refreshes_total",
+    "MsalSuccess_total",
+];
+
+/// The lines of `text` (Prometheus exposition) for [`FIGURES`], without the `otel_scope_*`
+/// labels.
+fn figures(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|line| {
+            FIGURES.iter().any(|name| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{'))
+            })
+        })
+        .map(|line| {
+            let Some((name, rest)) = line.split_once('{') else {
+                return line.to_owned();
+            };
+            let Some((labels, value)) = rest.rsplit_once('}') else {
+                return line.to_owned();
+            };
+            let labels: Vec<&str> = labels
+                .split(',')
+                .filter(|label| !label.starts_with("otel_scope_") && !label.is_empty())
+                .collect();
+            format!("{name}{{{}}}{value}", labels.join(","))
+        })
+        .collect()
 }
 
 impl Report {
@@ -217,7 +257,10 @@ pub async fn run() -> Result<Report, DemoError> {
             ),
         ])
         .section("AzureAd")?;
-    let app = weather_api_axum::app(&options)?;
+    // The API's and the clients' metrics, in one SDK provider, scraped from `/metrics`.
+    let metrics = weather_api_axum::Metrics::prometheus("weather-demo")
+        .map_err(|e| DemoError::Http(e.to_string()))?;
+    let app = weather_api_axum::app_with_metrics(&options, &metrics)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
@@ -236,6 +279,7 @@ pub async fn run() -> Result<Report, DemoError> {
             .certificate(ClientCertificate::from_pem(
                 service_certificate.combined_pem().as_bytes(),
             )?)
+            .meter(metrics.meter())
             .build()?,
     );
     // ... and the token attached by the reqwest middleware.
@@ -288,6 +332,7 @@ pub async fn run() -> Result<Report, DemoError> {
     let with_secret = ConfidentialClient::builder(SERVICE_CLIENT_ID)
         .authority(entra.clone())
         .client_secret(SERVICE_SECRET)
+        .meter(metrics.meter())
         .build()?;
     let token = with_secret.acquire_token_for_client(&[&scope]).await?;
     let (status, challenge, body) = call(&plain, &forecast_url, Some(token.secret())).await?;
@@ -303,6 +348,7 @@ pub async fn run() -> Result<Report, DemoError> {
         .certificate(ClientCertificate::from_pem(
             reporting_certificate.combined_pem().as_bytes(),
         )?)
+        .meter(metrics.meter())
         .build()?;
     let token = reporting.acquire_token_for_client(&[&scope]).await?;
     let (status, challenge, body) = call(&plain, &forecast_url, Some(token.secret())).await?;
@@ -313,11 +359,13 @@ pub async fn run() -> Result<Report, DemoError> {
         reason: reason(&challenge, &body),
     });
 
+    let (_, _, text) = call(&plain, &format!("{api}/metrics"), None).await?;
     let report = Report {
         token_endpoint: authority.token_endpoint(),
         api,
         forecast,
         outcomes,
+        figures: figures(&text),
     };
     authority.shutdown().await;
     Ok(report)

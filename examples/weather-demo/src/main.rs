@@ -1,7 +1,8 @@
 //! The one-command demo: `cargo run -p weather-demo`.
 //!
 //! Starts a local Entra ID and the weather API, gets a token with a certificate, prints the
-//! forecast, then shows the refused calls. Exits 0 only when every outcome is the expected one.
+//! forecast, then shows the refused calls and a few of the API's metrics. Exits 0 only when
+//! every outcome is the expected one.
 
 use std::error::Error as _;
 use std::process::ExitCode;
@@ -37,6 +38,11 @@ async fn main() -> ExitCode {
     println!();
     for outcome in &report.outcomes {
         println!("{outcome}");
+    }
+    println!();
+    println!("metrics (GET /metrics on the weather API):");
+    for figure in &report.figures {
+        println!("  {figure}");
     }
     println!();
     if report.all_as_expected() {

@@ -32,4 +32,50 @@ async fn the_weather_demo_gets_the_forecast_and_the_four_refusals() {
         report.outcomes[4].reason
     );
     assert!(report.all_as_expected());
+    // The figures read from the API's /metrics at the end: the calls above, by reason.
+    let figure = |name: &str, labels: &[&str]| -> Option<f64> {
+        report
+            .figures
+            .iter()
+            .find(|line| {
+                line.starts_with(&format!("{name}{{"))
+                    && labels.iter().all(|label| line.contains(label))
+            })
+            .and_then(|line| line.rsplit_once(' '))
+            .and_then(|(_, value)| value.parse().ok())
+    };
+    let validations = "tower_azure_auth_validations_total";
+    let decisions = "tower_azure_auth_authorization_decisions_total";
+    let cases: [(&str, &[&str], f64); 6] = [
+        (validations, &[r#"reason="none""#], 3.0),
+        (validations, &[r#"reason="invalid_audience""#], 1.0),
+        (decisions, &[r#"outcome="allowed""#], 1.0),
+        (decisions, &[r#"outcome="denied""#], 2.0),
+        (
+            "tower_azure_auth_key_refreshes_total",
+            &[r#"outcome="success""#],
+            1.0,
+        ),
+        (
+            "MsalSuccess_total",
+            &[r#"TokenSource="IdentityProvider""#],
+            4.0,
+        ),
+    ];
+    for (name, labels, value) in cases {
+        assert_eq!(
+            figure(name, labels),
+            Some(value),
+            "{name} {labels:?} in {:#?}",
+            report.figures
+        );
+    }
+    assert!(
+        report
+            .figures
+            .iter()
+            .all(|line| !line.contains("otel_scope_")),
+        "{:#?}",
+        report.figures
+    );
 }

@@ -8,5 +8,6 @@ mod fleet_cache;
 mod fleet_inbound;
 mod grpc;
 mod load_safety;
+mod monitoring;
 mod promises;
 mod weather_api;

@@ -27,7 +27,7 @@ use super::token::{AccessToken, CredentialError, TokenError};
 use super::token_source::TokenSource;
 use super::transport::TransportOptions;
 use crate::error::error_chain;
-use crate::telemetry::{CacheRefreshReason, Start, Telemetry};
+use crate::telemetry::{CacheRefreshReason, Telemetry};
 
 const TARGET: &str = "tower_azure_auth::credentials";
 
@@ -529,7 +529,7 @@ impl ClientInner {
     ) -> Result<AccessToken, TokenError> {
         use tracing::Instrument as _;
         let span = crate::telemetry::spans::acquisition();
-        let mut acquisition = Acquisition::start();
+        let mut acquisition = Acquisition::start(&self.telemetry);
         let result = self
             .acquire_observed(scopes, fetch, &mut acquisition)
             .instrument(span.clone())
@@ -593,25 +593,38 @@ impl ClientInner {
         if let Some(retry_after) = slot.throttled(now) {
             return Err(TokenError::Throttled { retry_after });
         }
-        acquisition.from_identity_provider(reason);
+        acquisition.goes_to_identity_provider(reason);
         let need = if force { Need::Fresh } else { Need::Token };
-        let token = self.fetch_shared(&key, need, scopes, &slot).await?;
+        let token = self
+            .fetch_shared(&key, need, scopes, &slot, acquisition)
+            .await?;
         slot.store(token.clone());
         Ok(token)
     }
 
     /// [`fetch`](Self::fetch) through the shared cache (L2) when there is one.
+    /// When the token came from the shared cache rather than the identity provider,
+    /// `acquisition`'s source says so.
     async fn fetch_shared(
         &self,
         key: &CacheKey,
         need: Need,
         scopes: &[String],
         slot: &Slot,
+        acquisition: &mut Acquisition,
     ) -> Result<AccessToken, TokenError> {
         match &self.shared {
             Some(shared) => {
-                let fetch = || self.fetch(scopes, slot);
-                shared.acquire(key, need, &self.context.clock, fetch).await
+                let asked = std::sync::atomic::AtomicBool::new(false);
+                let fetch = || {
+                    asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.fetch(scopes, slot)
+                };
+                let result = shared.acquire(key, need, &self.context.clock, fetch).await;
+                if result.is_ok() && !asked.load(std::sync::atomic::Ordering::Relaxed) {
+                    acquisition.source = crate::telemetry::TokenSource::L2Cache;
+                }
+                result
             }
             None => self.fetch(scopes, slot).await,
         }
@@ -645,14 +658,14 @@ impl ClientInner {
                 tokio::time::sleep(shared.refresh_delay(current, inner.now())).await;
             }
             let need = current.map_or(Need::Token, |t| Need::NewerThan(t.expires_on()));
-            let mut acquisition = Acquisition::start();
-            acquisition.from_identity_provider(CacheRefreshReason::ProactivelyRefreshed);
+            let mut acquisition = Acquisition::start(&inner.telemetry);
+            acquisition.goes_to_identity_provider(CacheRefreshReason::ProactivelyRefreshed);
             let result = {
                 use tracing::Instrument as _;
                 let _flight = slot.flight.lock().await;
                 let span = crate::telemetry::spans::acquisition();
                 let fetched = inner
-                    .fetch_shared(&key, need, &scopes, &slot)
+                    .fetch_shared(&key, need, &scopes, &slot, &mut acquisition)
                     .instrument(span.clone())
                     .await;
                 acquisition.report(&inner.telemetry, &span, &fetched, inner.now());
@@ -883,7 +896,7 @@ impl ClientInner {
                 context: &self.context,
                 pii: self.pii,
             };
-            let started = Start::now();
+            let started = self.telemetry.start();
             match request.send().await {
                 Attempt::Token(token) => {
                     self.telemetry.token_http(started);

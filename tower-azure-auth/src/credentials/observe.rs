@@ -17,16 +17,16 @@ pub(crate) struct Acquisition {
 }
 
 impl Acquisition {
-    pub(crate) fn start() -> Self {
+    pub(crate) fn start(telemetry: &Telemetry) -> Self {
         Self {
-            started: Start::now(),
+            started: telemetry.start(),
             source: TokenSource::L1Cache,
             reason: CacheRefreshReason::NotApplicable,
         }
     }
 
     /// The token goes to the identity provider, for `reason`.
-    pub(crate) fn from_identity_provider(&mut self, reason: CacheRefreshReason) {
+    pub(crate) fn goes_to_identity_provider(&mut self, reason: CacheRefreshReason) {
         self.source = TokenSource::IdentityProvider;
         self.reason = reason;
     }

@@ -27,11 +27,24 @@ const MILLISECONDS: [f64; 14] = [
     1.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0,
 ];
 
-pub(crate) fn global_meter() -> Meter {
-    opentelemetry::global::meter_with_scope(
-        InstrumentationScope::builder(METER)
-            .with_version(VERSION)
-            .build(),
+/// The global provider's `tower-azure-auth` meter, or `None` while the global provider is
+/// the API's no-op one (nothing installed): a meter taken from it stays a no-op even after a
+/// provider is installed (`opentelemetry::global` documents this), so there is nothing to
+/// record, and the hot path can skip even the timing.
+///
+/// The no-op provider is recognised as the only zero-sized one: a provider that records holds
+/// its pipeline (the SDK's `SdkMeterProvider` is an `Arc`).
+pub(crate) fn global_meter() -> Option<Meter> {
+    let provider = opentelemetry::global::meter_provider();
+    if size_of_val(&*provider) == 0 {
+        return None;
+    }
+    Some(
+        provider.meter_with_scope(
+            InstrumentationScope::builder(METER)
+                .with_version(VERSION)
+                .build(),
+        ),
     )
 }
 
@@ -71,7 +84,7 @@ fn millis(duration: Duration) -> u64 {
 
 /// MSAL's `ErrorCode`: a low-cardinality name; an authority's `error` only when it looks
 /// like an OAuth 2 error code (lowercase letters and `_`, at most 64), else `_OTHER`.
-fn bounded_error_code(code: &str) -> String {
+pub(crate) fn bounded_error_code(code: &str) -> String {
     if !code.is_empty()
         && code.len() <= 64
         && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')

@@ -4,7 +4,7 @@
 //! # Metrics
 //!
 //! With the `opentelemetry` feature, the validator, the policies and the confidential client
-//! record into a [`Meter`](opentelemetry::metrics::Meter) named `tower-azure-auth`, taken from
+//! record into an OpenTelemetry `Meter` named `tower-azure-auth`, taken from
 //! the global meter provider when each is built (install the provider first, with
 //! `opentelemetry::global::set_meter_provider`), or given to its builder
 //! (`TokenValidatorBuilder::meter`, `PoliciesBuilder::meter`,
@@ -43,7 +43,9 @@
 //! [`TokenValidator::validate`](crate::TokenValidator::validate) and
 //! [`validate_with_current_keys`](crate::TokenValidator::validate_with_current_keys) run in
 //! a `validate_access_token` span (level debug: the hot path; a disabled span costs a branch),
-//! a token acquisition in an `acquire_token` span (info), and every call to the authority
+//! a token acquisition in an `acquire_token` span (info), a key refresh in a
+//! `refresh_signing_keys` span (info, with its `tower_azure_auth.trigger`), and every call to
+//! the authority
 //! (metadata, keys, token endpoint) in a client span (info) named by its method, with
 //! `http.request.method`, `server.address`, `server.port`, `url.full` (never a query or
 //! credentials), `http.response.status_code` and `error.type`. Fields are named as the
@@ -171,20 +173,21 @@ impl CacheRefreshReason {
 
 /// When a measured operation started: an `Instant` with the feature, nothing without.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Start(#[cfg(feature = "opentelemetry")] std::time::Instant);
+pub(crate) struct Start(#[cfg(feature = "opentelemetry")] Option<std::time::Instant>);
 
 impl Start {
+    /// Now (a clock read with the feature).
     #[inline]
     pub(crate) fn now() -> Self {
         Self(
             #[cfg(feature = "opentelemetry")]
-            std::time::Instant::now(),
+            Some(std::time::Instant::now()),
         )
     }
 
     #[cfg(feature = "opentelemetry")]
     pub(crate) fn elapsed(self) -> Duration {
-        self.0.elapsed()
+        self.0.map(|start| start.elapsed()).unwrap_or_default()
     }
 }
 
@@ -210,12 +213,13 @@ pub(crate) type ValidationOutcome = Result<(), AuthErrorKind>;
     allow(clippy::unused_self, unused_variables)
 )]
 impl Telemetry {
-    /// The instruments of the global meter provider's `tower-azure-auth` meter (no-ops
-    /// without the feature, or while no provider is installed).
+    /// The instruments of the global meter provider's `tower-azure-auth` meter: none
+    /// without the feature, or while no provider is installed (nothing could record them,
+    /// then or later: see [`metrics::global_meter`]).
     pub(crate) fn global() -> Self {
         #[cfg(feature = "opentelemetry")]
         {
-            Self::with_meter(&metrics::global_meter())
+            metrics::global_meter().map_or_else(Self::default, |meter| Self::with_meter(&meter))
         }
         #[cfg(not(feature = "opentelemetry"))]
         Self::default()
@@ -241,6 +245,16 @@ impl Telemetry {
         }
         #[cfg(not(feature = "opentelemetry"))]
         self
+    }
+
+    /// Starts timing an operation: no clock read when nothing records.
+    #[inline]
+    pub(crate) fn start(&self) -> Start {
+        #[cfg(feature = "opentelemetry")]
+        if self.instruments.is_none() {
+            return Start(None);
+        }
+        Start::now()
     }
 
     /// A finished validation.

@@ -88,6 +88,24 @@ pub(crate) fn validation_outcome(
     }
 }
 
+/// The span of one key refresh (discovery and JWKS): the parent of their HTTP spans.
+pub(crate) fn key_refresh(trigger: super::RefreshTrigger) -> Span {
+    tracing::info_span!(
+        target: "tower_azure_auth::validation",
+        "refresh_signing_keys",
+        otel.kind = "internal",
+        otel.status_code = Empty,
+        tower_azure_auth.trigger = trigger.as_str(),
+        error.type = Empty,
+    )
+}
+
+/// Records a failed key refresh on its span.
+pub(crate) fn key_refresh_failed(span: &Span) {
+    span.record("error.type", "fetch_failed");
+    span.record("otel.status_code", "ERROR");
+}
+
 /// The span of one token acquisition.
 pub(crate) fn acquisition() -> Span {
     tracing::info_span!(
@@ -114,6 +132,34 @@ pub(crate) fn acquisition_outcome(span: &Span, outcome: Result<&'static str, (&s
                 span.record("error.code", format!("AADSTS{code}"));
             }
             span.record("otel.status_code", "ERROR");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_credentials_query_and_fragment() {
+        struct Case {
+            name: &'static str,
+            url: &'static str,
+            shown: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "credentials and a signed query",
+                url: "https://user:secret@vault.example.net/secrets/cert?api-version=7.4&sig=abc#x",
+                shown: "https://vault.example.net/secrets/cert",
+            },
+            Case {
+                name: "a plain metadata URL",
+                url: "http://127.0.0.1:8080/tenant/v2.0/.well-known/openid-configuration",
+                shown: "http://127.0.0.1:8080/tenant/v2.0/.well-known/openid-configuration",
+            },
+        ];
+        for case in cases {
+            let url = url::Url::parse(case.url).unwrap();
+            assert_eq!(super::redacted(&url), case.shown, "{}", case.name);
         }
     }
 }

@@ -777,7 +777,7 @@ impl TokenValidator {
     /// An [`AuthError`] naming the check that failed.
     pub async fn validate(&self, token: &str) -> Result<Claims, AuthError> {
         use tracing::Instrument as _;
-        let started = Start::now();
+        let started = self.inner.telemetry.start();
         let span = spans::validation();
         let mut cached = false;
         let result = self
@@ -843,7 +843,7 @@ impl TokenValidator {
     ///
     /// An [`AuthError`] naming the check that failed.
     pub fn validate_with_current_keys(&self, token: &str) -> Result<Claims, AuthError> {
-        let started = Start::now();
+        let started = self.inner.telemetry.start();
         let span = spans::validation();
         let mut cached = false;
         let result = span.in_scope(|| self.check_logged(token, &mut cached));

@@ -17,7 +17,7 @@ use super::rules::short;
 use crate::authority::{Authority, FetchError, HttpClient, OidcMetadata};
 use crate::clock::SharedClock;
 use crate::error::AuthErrorKind;
-use crate::telemetry::{RefreshTrigger, Start, Telemetry};
+use crate::telemetry::{spans, RefreshTrigger, Start, Telemetry};
 
 const TARGET: &str = "tower_azure_auth::validation";
 
@@ -221,8 +221,12 @@ impl KeyRefresh {
             inner: self,
             completed: false,
         };
-        let started = Start::now();
-        let result = self.fetch().await;
+        let started = self.telemetry.start();
+        let span = spans::key_refresh(trigger);
+        let result = tracing::Instrument::instrument(self.fetch(), span.clone()).await;
+        if result.is_err() {
+            spans::key_refresh_failed(&span);
+        }
         self.record(trigger, result.as_ref().err(), started);
         match &result {
             Ok((snapshot, _)) => {

@@ -23,6 +23,7 @@ mod outbound;
 mod pkcs11;
 mod readiness;
 mod rejection_extensions;
+mod spans;
 mod telemetry;
 #[cfg(feature = "tower-http")]
 mod tower_http;

@@ -456,14 +456,14 @@ async fn token_acquisitions_are_counted_under_msal_names_and_tags() {
         clock.advance(Duration::from_secs(3000));
         let before = server.requests();
         client.acquire_token_for_client(&[SCOPE]).await.unwrap();
-        // The throttle holds until 30 s after the 429 — long passed on the test clock.
+        // The throttle held for 30 s after the 429: long passed on the test clock. Waits
+        // (bounded) for the background refresh to be recorded.
         for _ in 0..500 {
-            if server.requests() > before
-                && !metrics
-                    .collect()
-                    .get("tower_azure_auth.client.background_refreshes")
-                    .map_or(true, Vec::is_empty)
-            {
+            let recorded = metrics
+                .collect()
+                .get("tower_azure_auth.client.background_refreshes")
+                .is_some_and(|points| !points.is_empty());
+            if server.requests() > before && recorded {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
