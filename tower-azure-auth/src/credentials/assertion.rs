@@ -12,27 +12,7 @@ use crate::error::CertificateError;
 /// The lifetime of a client assertion: 10 minutes, as MSAL.
 pub const ASSERTION_LIFETIME_SECONDS: u64 = 600;
 
-/// How a client assertion is signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AssertionAlgorithm {
-    /// `PS256` (RSASSA-PSS, SHA-256) with an `x5t#S256` header: what MSAL sends to Entra ID.
-    Ps256,
-    /// `RS256` (RSASSA-PKCS1-v1_5, SHA-256) with an `x5t` (SHA-1) header: for ADFS and other
-    /// OpenID Connect authorities.
-    Rs256,
-}
-
-impl AssertionAlgorithm {
-    /// The JOSE `alg` value.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ps256 => "PS256",
-            Self::Rs256 => "RS256",
-        }
-    }
-}
+pub use super::signer::AssertionAlgorithm;
 
 #[derive(Serialize)]
 struct Header<'a> {

@@ -1,204 +1,22 @@
 //! Client certificates: loading (PEM, PKCS#12, base64 PKCS#12), checks, thumbprints.
 
+use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
-use aws_lc_rs::digest;
 use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rustls_pki_types::pem::{PemObject, SectionKind};
-use x509_parser::prelude::{FromDer, X509Certificate};
-use x509_parser::public_key::PublicKey;
+use rustls_pki_types::pem::SectionKind;
 
 use crate::clock::{self, SharedClock};
 use crate::error::CertificateError;
 
-/// The smallest RSA key accepted, in bits (Entra ID's minimum).
-pub const MIN_RSA_BITS: usize = 2048;
-
-/// OID of `rsaEncryption` (PKCS#1), the only key algorithm accepted.
-const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
-
-/// The thumbprints of a certificate: base64url (no padding) of the SHA-1 and SHA-256 hashes of
-/// its DER encoding, as used in the `x5t` and `x5t#S256` JOSE header parameters.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Thumbprints {
-    sha1: [u8; 20],
-    sha256: [u8; 32],
-}
-
-impl Thumbprints {
-    /// The thumbprints of a DER certificate (the bytes are hashed as given; nothing is parsed).
-    #[must_use]
-    pub fn of_der(der: &[u8]) -> Self {
-        let mut sha1 = [0u8; 20];
-        sha1.copy_from_slice(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref());
-        let mut sha256 = [0u8; 32];
-        sha256.copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
-        Self { sha1, sha256 }
-    }
-
-    /// `x5t`: base64url of the SHA-1 hash.
-    #[must_use]
-    pub fn x5t(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.sha1)
-    }
-
-    /// `x5t#S256`: base64url of the SHA-256 hash.
-    #[must_use]
-    pub fn x5t_s256(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.sha256)
-    }
-
-    /// The SHA-1 thumbprint in upper-case hex, as the Azure portal shows it.
-    #[must_use]
-    pub fn sha1_hex(&self) -> String {
-        hex_upper(&self.sha1)
-    }
-
-    /// The SHA-256 thumbprint in upper-case hex.
-    #[must_use]
-    pub fn sha256_hex(&self) -> String {
-        hex_upper(&self.sha256)
-    }
-
-    /// The raw SHA-1 hash.
-    #[must_use]
-    pub fn sha1(&self) -> &[u8; 20] {
-        &self.sha1
-    }
-
-    /// The raw SHA-256 hash.
-    #[must_use]
-    pub fn sha256(&self) -> &[u8; 32] {
-        &self.sha256
-    }
-}
-
-impl fmt::Debug for Thumbprints {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Thumbprints")
-            .field("sha1", &self.sha1_hex())
-            .field("x5t#S256", &self.x5t_s256())
-            .finish()
-    }
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
-/// The thumbprints of a certificate given as DER or PEM (the first `CERTIFICATE` section).
-///
-/// # Errors
-///
-/// [`CertificateError::NotACertificate`] when the data is not an X.509 certificate.
-///
-/// ```
-/// # let key = rcgen::KeyPair::generate().unwrap();
-/// # let cert = rcgen::CertificateParams::new(vec!["client".into()]).unwrap().self_signed(&key).unwrap();
-/// # let pem = cert.pem();
-/// let thumbprints = tower_azure_auth::credentials::thumbprints(pem.as_bytes()).unwrap();
-/// assert_eq!(thumbprints.x5t_s256().len(), 43); // 32 bytes, base64url without padding
-/// assert_eq!(thumbprints.x5t().len(), 27);      // 20 bytes
-/// ```
-pub fn thumbprints(certificate: &[u8]) -> Result<Thumbprints, CertificateError> {
-    let der = certificate_der(certificate)?;
-    X509Certificate::from_der(&der).map_err(|e| CertificateError::NotACertificate {
-        reason: format!("not an X.509 certificate ({e})"),
-    })?;
-    Ok(Thumbprints::of_der(&der))
-}
-
-/// DER from DER or PEM input.
-pub(crate) fn certificate_der(data: &[u8]) -> Result<Vec<u8>, CertificateError> {
-    if looks_like_pem(data) {
-        let sections = pem_sections(data)?;
-        sections
-            .into_iter()
-            .find(|(kind, _)| *kind == SectionKind::Certificate)
-            .map(|(_, der)| der)
-            .ok_or_else(|| CertificateError::NotACertificate {
-                reason: "the PEM text has no CERTIFICATE section".into(),
-            })
-    } else {
-        Ok(data.to_vec())
-    }
-}
-
-fn looks_like_pem(data: &[u8]) -> bool {
-    data.windows(11).any(|w| w == b"-----BEGIN ")
-}
-
-fn pem_sections(data: &[u8]) -> Result<Vec<(SectionKind, Vec<u8>)>, CertificateError> {
-    <(SectionKind, Vec<u8>)>::pem_slice_iter(data)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CertificateError::Pem {
-            reason: match e {
-                rustls_pki_types::pem::Error::MissingSectionEnd { .. } => {
-                    "a section has no END line".into()
-                }
-                rustls_pki_types::pem::Error::IllegalSectionStart { .. } => {
-                    "a BEGIN line is malformed".into()
-                }
-                rustls_pki_types::pem::Error::Base64Decode(_) => {
-                    "a section is not valid base64".into()
-                }
-                rustls_pki_types::pem::Error::SectionTooLarge => "a section is too large".into(),
-                _ => "cannot be parsed".into(),
-            },
-        })
-}
-
-/// What is read from a certificate.
-pub(crate) struct ParsedCertificate {
-    pub(crate) subject: String,
-    pub(crate) not_before: i64,
-    pub(crate) not_after: i64,
-    pub(crate) not_before_text: String,
-    pub(crate) not_after_text: String,
-    /// `RSAPublicKey` DER from the SPKI.
-    pub(crate) rsa_public_key: Vec<u8>,
-}
-
-pub(crate) fn parse_certificate(der: &[u8]) -> Result<ParsedCertificate, CertificateError> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| CertificateError::NotACertificate {
-            reason: format!("not an X.509 certificate ({e})"),
-        })?;
-    let spki = cert.public_key();
-    let algorithm = spki.algorithm.algorithm.to_id_string();
-    let parsed = spki.parsed();
-    let rsa_public_key = match parsed {
-        Ok(PublicKey::RSA(rsa)) if algorithm == RSA_ENCRYPTION_OID => {
-            let bits = rsa.key_size();
-            if bits < MIN_RSA_BITS {
-                return Err(CertificateError::KeyTooSmall { bits });
-            }
-            spki.subject_public_key.data.to_vec()
-        }
-        Ok(PublicKey::EC(_)) => {
-            return Err(CertificateError::UnsupportedKeyType { found: "EC".into() })
-        }
-        _ => {
-            return Err(CertificateError::UnsupportedKeyType {
-                found: format!("with OID {algorithm}"),
-            })
-        }
-    };
-    let validity = cert.validity();
-    Ok(ParsedCertificate {
-        subject: cert.subject().to_string(),
-        not_before: validity.not_before.timestamp(),
-        not_after: validity.not_after.timestamp(),
-        not_before_text: validity.not_before.to_string(),
-        not_after_text: validity.not_after.to_string(),
-        rsa_public_key,
-    })
-}
+pub(crate) use super::x509::unix_to_system;
+use super::x509::{looks_like_pem, pem_sections, RSA_ENCRYPTION_OID};
+use super::x509::{parse_certificate, ParsedCertificate};
+pub use super::x509::{thumbprints, Thumbprints, MIN_RSA_BITS};
 
 /// A private key as found in a file.
 enum RawKey {
@@ -252,7 +70,7 @@ pub struct ClientCertificate {
 struct Inner {
     der: Vec<u8>,
     key: RsaKeyPair,
-    public: super::signer::PublicCertificate,
+    public: super::x509::PublicCertificate,
     thumbprints: Thumbprints,
     subject: String,
     not_before: i64,
@@ -401,16 +219,8 @@ impl ClientCertificate {
 
     /// The certificate without its key.
     #[must_use]
-    pub fn public_certificate(&self) -> super::signer::PublicCertificate {
+    pub fn public_certificate(&self) -> super::x509::PublicCertificate {
         self.inner.public.clone()
-    }
-}
-
-pub(crate) fn unix_to_system(seconds: i64) -> std::time::SystemTime {
-    if seconds >= 0 {
-        UNIX_EPOCH + Duration::from_secs(seconds.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
     }
 }
 
@@ -628,7 +438,7 @@ impl CertificateLoader {
         parsed: ParsedCertificate,
         key: RsaKeyPair,
     ) -> Result<ClientCertificate, CertificateError> {
-        let public = super::signer::PublicCertificate::from_der_or_pem(&der)?;
+        let public = super::x509::PublicCertificate::from_der_or_pem(&der)?;
         let certificate = ClientCertificate {
             inner: Arc::new(Inner {
                 public,
@@ -643,7 +453,7 @@ impl CertificateLoader {
             }),
         };
         certificate.check_validity(self.clock.unix_seconds())?;
-        super::signer::count_private_key_loaded();
+        count_private_key_loaded();
         Ok(certificate)
     }
 }
@@ -675,4 +485,22 @@ fn pkcs12_error(error: &p12_keystore::error::Error, password_given: bool) -> Cer
             reason: other.to_string(),
         },
     }
+}
+
+thread_local! {
+    static PRIVATE_KEYS_LOADED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts a [`ClientCertificate`] built with a private key on this thread.
+pub(crate) fn count_private_key_loaded() {
+    PRIVATE_KEYS_LOADED.with(|c| c.set(c.get() + 1));
+}
+
+/// How many [`ClientCertificate`]s (certificates with their private key in the process) were
+/// built on the calling thread: lets tests assert that a remote-signing path never holds a
+/// private key. Not a stable API.
+#[doc(hidden)]
+#[must_use]
+pub fn private_keys_loaded_on_this_thread() -> u64 {
+    PRIVATE_KEYS_LOADED.with(Cell::get)
 }

@@ -106,11 +106,14 @@ mod token;
 mod token_source;
 mod transport;
 mod wire;
+mod x509;
 
 pub use crate::error::CertificateError;
 pub use assertion::{
     signed_assertion, AssertionAlgorithm, AssertionRequest, ASSERTION_LIFETIME_SECONDS,
 };
+#[doc(hidden)]
+pub use certificate::private_keys_loaded_on_this_thread;
 pub use certificate::{
     thumbprints, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
 };
@@ -125,8 +128,6 @@ pub use observer::{CertificateEvent, CertificateInfo, CertificateObserver};
 pub use redis_store::RedisTokenStore;
 pub use sealing::EncryptionKeys;
 pub use shared_cache::{SharedTokenCache, DEFAULT_KEY_PREFIX};
-#[doc(hidden)]
-pub use signer::private_keys_loaded_on_this_thread;
 pub use signer::{PublicCertificate, Signer, SignerError};
 #[cfg(feature = "azure-core")]
 pub use sources::azure_credential::AzureCoreCredential;

@@ -4,162 +4,34 @@
 //! ([`KeyVaultSigning`](crate::credentials::KeyVaultSigning): the vault's `sign` operation) or
 //! in an HSM (`Pkcs11Signer`, feature `pkcs11`).
 
-use std::cell::Cell;
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-
-use super::assertion::AssertionAlgorithm;
-use super::certificate::{
-    certificate_der, parse_certificate, unix_to_system, ClientCertificate, Thumbprints,
-};
-use super::credential::BoxFuture;
+use super::certificate::ClientCertificate;
+pub use super::x509::PublicCertificate;
 use crate::error::CertificateError;
+use futures_util::future::BoxFuture;
 
-/// A certificate without its private key: what a [`Signer`] shows of itself (thumbprints for
-/// `x5t`/`x5t#S256`, the DER for `x5c`, the validity period for rotation). RSA of at least
-/// 2048 bits, like [`ClientCertificate`]. Cheap to clone.
-#[derive(Clone)]
-pub struct PublicCertificate {
-    inner: Arc<PublicInner>,
+/// How a client assertion is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AssertionAlgorithm {
+    /// `PS256` (RSASSA-PSS, SHA-256) with an `x5t#S256` header: what MSAL sends to Entra ID.
+    Ps256,
+    /// `RS256` (RSASSA-PKCS1-v1_5, SHA-256) with an `x5t` (SHA-1) header: for ADFS and other
+    /// OpenID Connect authorities.
+    Rs256,
 }
 
-struct PublicInner {
-    der: Vec<u8>,
-    thumbprints: Thumbprints,
-    subject: String,
-    not_before: i64,
-    not_after: i64,
-    not_after_text: String,
-    not_before_text: String,
-    key_bits: usize,
-}
-
-impl fmt::Debug for PublicCertificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PublicCertificate")
-            .field("subject", &self.inner.subject)
-            .field("thumbprint", &self.inner.thumbprints.sha1_hex())
-            .field("not_before", &self.inner.not_before_text)
-            .field("not_after", &self.inner.not_after_text)
-            .finish()
-    }
-}
-
-impl PublicCertificate {
-    /// Reads a certificate given as DER or PEM (the first `CERTIFICATE` section).
-    ///
-    /// # Errors
-    ///
-    /// [`CertificateError::NotACertificate`], [`CertificateError::Pem`],
-    /// [`CertificateError::UnsupportedKeyType`] (not RSA) or [`CertificateError::KeyTooSmall`].
-    pub fn from_der_or_pem(data: &[u8]) -> Result<Self, CertificateError> {
-        let der = certificate_der(data)?;
-        let parsed = parse_certificate(&der)?;
-        // RSAPublicKey ::= SEQUENCE { modulus INTEGER, … }: the modulus length in bits.
-        let key_bits = rsa_modulus_bits(&parsed.rsa_public_key).unwrap_or(0);
-        Ok(Self {
-            inner: Arc::new(PublicInner {
-                thumbprints: Thumbprints::of_der(&der),
-                der,
-                subject: parsed.subject,
-                not_before: parsed.not_before,
-                not_after: parsed.not_after,
-                not_after_text: parsed.not_after_text,
-                not_before_text: parsed.not_before_text,
-                key_bits,
-            }),
-        })
-    }
-
-    /// The certificate's DER encoding.
+impl AssertionAlgorithm {
+    /// The JOSE `alg` value.
     #[must_use]
-    pub fn der(&self) -> &[u8] {
-        &self.inner.der
-    }
-
-    /// The thumbprints (`x5t`, `x5t#S256`).
-    #[must_use]
-    pub fn thumbprints(&self) -> &Thumbprints {
-        &self.inner.thumbprints
-    }
-
-    /// The subject distinguished name.
-    #[must_use]
-    pub fn subject(&self) -> &str {
-        &self.inner.subject
-    }
-
-    /// Start of validity.
-    #[must_use]
-    pub fn not_before(&self) -> SystemTime {
-        unix_to_system(self.inner.not_before)
-    }
-
-    /// End of validity (`notAfter`).
-    #[must_use]
-    pub fn not_after(&self) -> SystemTime {
-        unix_to_system(self.inner.not_after)
-    }
-
-    /// The RSA key size in bits.
-    #[must_use]
-    pub fn key_bits(&self) -> usize {
-        self.inner.key_bits
-    }
-
-    /// Checks the validity period against a Unix time.
-    ///
-    /// # Errors
-    ///
-    /// [`CertificateError::Expired`] or [`CertificateError::NotYetValid`].
-    pub fn check_validity(&self, unix_seconds: u64) -> Result<(), CertificateError> {
-        let now = i64::try_from(unix_seconds).unwrap_or(i64::MAX);
-        if now < self.inner.not_before {
-            return Err(CertificateError::NotYetValid {
-                subject: self.inner.subject.clone(),
-                not_before: self.inner.not_before_text.clone(),
-            });
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ps256 => "PS256",
+            Self::Rs256 => "RS256",
         }
-        if now > self.inner.not_after {
-            return Err(CertificateError::Expired {
-                subject: self.inner.subject.clone(),
-                not_after: self.inner.not_after_text.clone(),
-            });
-        }
-        Ok(())
     }
-
-    /// The certificate as standard base64 DER (an `x5c` entry).
-    pub(crate) fn x5c_entry(&self) -> String {
-        STANDARD.encode(&self.inner.der)
-    }
-
-    /// The RSA modulus, big-endian, without leading zero octets.
-    #[cfg(feature = "pkcs11")]
-    pub(crate) fn rsa_modulus(&self) -> Option<Vec<u8>> {
-        let parsed = parse_certificate(&self.inner.der).ok()?;
-        rsa_modulus(&parsed.rsa_public_key)
-    }
-}
-
-/// The modulus of an `RSAPublicKey` (DER), without leading zero octets.
-fn rsa_modulus(der: &[u8]) -> Option<Vec<u8>> {
-    use x509_parser::der_parser::der::parse_der_sequence;
-    let (_, seq) = parse_der_sequence(der).ok()?;
-    let modulus = seq.as_sequence().ok()?.first()?.as_slice().ok()?;
-    let start = modulus.iter().position(|b| *b != 0)?;
-    Some(modulus[start..].to_vec())
-}
-
-/// The bit length of an `RSAPublicKey`'s modulus (DER).
-fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
-    let modulus = rsa_modulus(der)?;
-    let lead = *modulus.first()?;
-    Some((modulus.len() - 1) * 8 + (8 - lead.leading_zeros() as usize))
 }
 
 /// Why a [`Signer`] could not sign.
@@ -288,22 +160,4 @@ impl Signer for ClientCertificate {
     fn backend(&self) -> &'static str {
         "in-process"
     }
-}
-
-thread_local! {
-    static PRIVATE_KEYS_LOADED: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Counts a [`ClientCertificate`] built with a private key on this thread.
-pub(crate) fn count_private_key_loaded() {
-    PRIVATE_KEYS_LOADED.with(|c| c.set(c.get() + 1));
-}
-
-/// How many [`ClientCertificate`]s (certificates with their private key in the process) were
-/// built on the calling thread: lets tests assert that a remote-signing path never holds a
-/// private key. Not a stable API.
-#[doc(hidden)]
-#[must_use]
-pub fn private_keys_loaded_on_this_thread() -> u64 {
-    PRIVATE_KEYS_LOADED.with(Cell::get)
 }

@@ -58,16 +58,16 @@ macro_rules! bearer_auth_builder {
             ///
             /// # Errors
             ///
-            /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) when `api_base_address`
+            /// [`ConfigError::Invalid`](crate::error::ConfigError::Invalid) when `api_base_address`
             /// is not an http(s) URL with a host;
-            /// [`ConfigError::InsecureUrl`](crate::ConfigError::InsecureUrl) for plain http to
+            /// [`ConfigError::InsecureUrl`](crate::error::ConfigError::InsecureUrl) for plain http to
             /// a host other than loopback (see
             #[doc = concat!("[`", stringify!($builder), "::allow_http`]).")]
             pub fn new<T, I, S>(
                 source: T,
                 scopes: I,
                 api_base_address: &str,
-            ) -> Result<Self, crate::ConfigError>
+            ) -> Result<Self, crate::error::ConfigError>
             where
                 T: crate::credentials::TokenSource,
                 I: IntoIterator<Item = S>,
@@ -86,7 +86,7 @@ macro_rules! bearer_auth_builder {
                 source: std::sync::Arc<dyn crate::credentials::TokenSource>,
                 scopes: I,
                 api_base_address: &str,
-            ) -> Result<Self, crate::ConfigError>
+            ) -> Result<Self, crate::error::ConfigError>
             where
                 I: IntoIterator<Item = S>,
                 S: Into<String>,
@@ -139,12 +139,12 @@ macro_rules! bearer_auth_builder {
             ///
             /// # Errors
             ///
-            /// [`ConfigError::Missing`](crate::ConfigError::Missing) without an origin;
-            /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) for an origin that is not
+            /// [`ConfigError::Missing`](crate::error::ConfigError::Missing) without an origin;
+            /// [`ConfigError::Invalid`](crate::error::ConfigError::Invalid) for an origin that is not
             /// an http(s) URL with a host;
-            /// [`ConfigError::InsecureUrl`](crate::ConfigError::InsecureUrl) for a plain-http
+            /// [`ConfigError::InsecureUrl`](crate::error::ConfigError::InsecureUrl) for a plain-http
             /// origin other than loopback unless [`allow_http`](Self::allow_http).
-            pub fn build(self) -> Result<$target, crate::ConfigError> {
+            pub fn build(self) -> Result<$target, crate::error::ConfigError> {
                 Ok($target {
                     auth: self.auth.build()?,
                 })
