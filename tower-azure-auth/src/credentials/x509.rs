@@ -206,9 +206,9 @@ pub(crate) fn unix_to_system(seconds: i64) -> std::time::SystemTime {
     }
 }
 
-/// A certificate without its private key: what a [`Signer`] shows of itself (thumbprints for
+/// A certificate without its private key: what a [`Signer`](super::Signer) shows of itself (thumbprints for
 /// `x5t`/`x5t#S256`, the DER for `x5c`, the validity period for rotation). RSA of at least
-/// 2048 bits, like [`ClientCertificate`]. Cheap to clone.
+/// 2048 bits, like [`ClientCertificate`](super::ClientCertificate). Cheap to clone.
 #[derive(Clone)]
 pub struct PublicCertificate {
     inner: Arc<PublicInner>,
