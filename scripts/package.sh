@@ -19,5 +19,15 @@ for crate in "${crates[@]}"; do
     packages+=(-p "$crate")
 done
 
+# The verification resolves these crates among themselves through a local registry overlay,
+# which cargo extracts to $CARGO_HOME/registry/src/-HASH/NAME-VERSION (HASH: the workspace's
+# path) and reuses when that NAME-VERSION is already there: a clone at a path an earlier run
+# used would compile that run's stale copy instead of this one. Remove those copies first.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+for crate in "${crates[@]}"; do
+    rm -rf "$cargo_home"/registry/src/-*/"$crate"-[0-9]* \
+        "$cargo_home"/registry/cache/-*/"$crate"-[0-9]*.crate
+done
+
 cargo package --locked --no-verify "${packages[@]}"
 cargo package --locked "${packages[@]}"
