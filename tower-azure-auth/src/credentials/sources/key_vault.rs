@@ -454,21 +454,53 @@ struct CertificateBundle {
     policy: Option<Policy>,
 }
 
+/// A certificate's `attributes` in Key Vault.
 #[derive(Deserialize)]
-struct Attributes {
+pub(crate) struct Attributes {
     enabled: Option<bool>,
     nbf: Option<i64>,
     exp: Option<i64>,
 }
 
+/// A certificate's `policy` in Key Vault (what this crate reads of it).
 #[derive(Deserialize)]
-struct Policy {
-    key_props: Option<KeyProps>,
+pub(crate) struct Policy {
+    pub(crate) key_props: Option<KeyProps>,
 }
 
+/// A certificate policy's `key_props`.
 #[derive(Deserialize)]
-struct KeyProps {
-    exportable: Option<bool>,
+pub(crate) struct KeyProps {
+    pub(crate) exportable: Option<bool>,
+    pub(crate) kty: Option<String>,
+}
+
+/// Refuses a certificate the vault marks disabled, not yet valid or expired; returns its
+/// `exp` (unix seconds) when it has one.
+pub(crate) fn check_attributes(
+    attributes: Option<&Attributes>,
+    now: u64,
+) -> Result<Option<i64>, String> {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let Some(attributes) = attributes else {
+        return Ok(None);
+    };
+    if attributes.enabled == Some(false) {
+        return Err("the certificate is disabled in the vault".into());
+    }
+    if let Some(nbf) = attributes.nbf {
+        if now < nbf {
+            return Err(format!(
+                "the certificate is not valid before {nbf} (unix time)"
+            ));
+        }
+    }
+    if let Some(exp) = attributes.exp {
+        if now >= exp {
+            return Err(format!("the certificate expired at {exp} (unix time)"));
+        }
+    }
+    Ok(attributes.exp)
 }
 
 /// The secret; no `Debug`: it holds the private key.
@@ -542,24 +574,7 @@ fn secret_url(
 
 /// The certificate is enabled, within `nbf`/`exp`, with an exportable key.
 fn usable(bundle: &CertificateBundle, now: u64) -> Result<(), String> {
-    let now = i64::try_from(now).unwrap_or(i64::MAX);
-    if let Some(attributes) = &bundle.attributes {
-        if attributes.enabled == Some(false) {
-            return Err("the certificate is disabled in the vault".into());
-        }
-        if let Some(nbf) = attributes.nbf {
-            if now < nbf {
-                return Err(format!(
-                    "the certificate is not valid before {nbf} (unix time)"
-                ));
-            }
-        }
-        if let Some(exp) = attributes.exp {
-            if now >= exp {
-                return Err(format!("the certificate expired at {exp} (unix time)"));
-            }
-        }
-    }
+    check_attributes(bundle.attributes.as_ref(), now)?;
     let exportable = bundle
         .policy
         .as_ref()

@@ -19,7 +19,10 @@ use serde::Deserialize;
 use tracing::debug;
 use url::Url;
 
-use super::key_vault::{ErrorBody, KeyVaultCertificate, VaultCallError, KEY_VAULT_API_VERSION};
+use super::key_vault::{
+    check_attributes, Attributes, ErrorBody, KeyVaultCertificate, Policy, VaultCallError,
+    KEY_VAULT_API_VERSION,
+};
 use crate::authority::HttpClient;
 use crate::credentials::assertion::AssertionAlgorithm;
 use crate::credentials::certificate::unix_to_system;
@@ -326,23 +329,6 @@ struct Bundle {
     policy: Option<Policy>,
 }
 
-#[derive(Deserialize)]
-struct Attributes {
-    enabled: Option<bool>,
-    nbf: Option<i64>,
-    exp: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct Policy {
-    key_props: Option<KeyProps>,
-}
-
-#[derive(Deserialize)]
-struct KeyProps {
-    kty: Option<String>,
-}
-
 /// What [`check_bundle`] found usable.
 struct Checked {
     certificate: PublicCertificate,
@@ -356,26 +342,7 @@ struct Checked {
 /// that is an RSA certificate of at least 2048 bits, a `kid` of the form
 /// `{vault}/keys/{name}/{version}` on this vault.
 fn check_bundle(vault: &Url, name: &str, bundle: &Bundle, now: u64) -> Result<Checked, String> {
-    let now_signed = i64::try_from(now).unwrap_or(i64::MAX);
-    let mut exp = None;
-    if let Some(attributes) = &bundle.attributes {
-        if attributes.enabled == Some(false) {
-            return Err("the certificate is disabled in the vault".into());
-        }
-        if let Some(nbf) = attributes.nbf {
-            if now_signed < nbf {
-                return Err(format!(
-                    "the certificate is not valid before {nbf} (unix time)"
-                ));
-            }
-        }
-        if let Some(e) = attributes.exp {
-            if now_signed >= e {
-                return Err(format!("the certificate expired at {e} (unix time)"));
-            }
-            exp = Some(e);
-        }
-    }
+    let exp = check_attributes(bundle.attributes.as_ref(), now)?;
     let kty = bundle
         .policy
         .as_ref()
