@@ -9,9 +9,12 @@
 #![allow(missing_docs)]
 
 mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use redis_server::Redis;
 
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,53 +43,6 @@ fn certificate() -> ClientCertificate {
     let cert = params.self_signed(&key_pair).unwrap();
     let pem = format!("{}{}", cert.pem(), key_pair.serialize_pem());
     ClientCertificate::from_pem(pem.as_bytes()).unwrap()
-}
-
-/// A `redis-server` on a free port, killed on drop.
-struct Redis {
-    child: Child,
-    url: String,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (run scripts/interop-setup.sh)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}/"),
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct World {

@@ -7,15 +7,17 @@
 
 #![allow(missing_docs)]
 
+#[path = "common/redis_server.rs"]
+mod redis_server;
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use redis_server::Redis;
 use serde_json::json;
 use support::{TestIdp, TestKey};
 use tower_azure_auth::clock::ManualClock;
@@ -105,50 +107,9 @@ fn hot_path(c: &mut Criterion) {
     group.finish();
 }
 
-/// A `redis-server` on a free port, killed on drop.
-struct Redis(Child, u16);
-
-impl Redis {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/interop-setup.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self(child, port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn propagation(c: &mut Criterion) {
     let redis = Redis::start();
-    let url = format!("redis://127.0.0.1:{}/", redis.1);
+    let url = redis.url.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
