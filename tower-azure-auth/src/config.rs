@@ -37,10 +37,12 @@ use serde_json::Value;
 use crate::algorithm::SignatureAlgorithm;
 use crate::error::ConfigError;
 
+mod authorization;
 mod inbound_fleet;
 mod source;
 mod token_cache;
 
+pub use self::authorization::{AuthorizationOptions, ClaimOptions, PolicyOptions};
 pub use self::inbound_fleet::{LastKnownGoodOptions, RedisSection, RevocationOptions};
 pub use self::source::ConfigSource;
 pub use self::token_cache::{RedisCacheOptions, TokenCacheOptions};

@@ -149,6 +149,7 @@
 //! [`Claims`]: crate::claims::Claims
 
 mod context;
+mod diagnose;
 mod failure;
 mod handler;
 mod policies;
@@ -157,6 +158,7 @@ mod requirement;
 mod routes;
 
 pub use context::{AuthorizationContext, RequestFacts};
+pub use diagnose::{PolicyDiagnosis, RequirementCheck};
 pub use failure::{AuthorizationFailure, AuthorizationResult, FailedRequirement};
 pub use handler::{
     async_handler_fn, handler_fn, AsyncHandlerFn, AuthorizationHandler, HandlerFn, HandlerFuture,

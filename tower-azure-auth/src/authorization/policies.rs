@@ -241,28 +241,38 @@ impl Policies {
     ) -> AuthorizationResult {
         let mut failed = Vec::new();
         for requirement in policy.requirements() {
-            let handlers = self.handlers_for(requirement);
-            let mut tally = Tally::new(requirement.decide(ctx));
-            for handler in handlers {
-                let outcome = match handler.decide_sync(ctx, requirement) {
-                    Some(outcome) => outcome,
-                    None => handler.decide(ctx, requirement).await,
-                };
-                tally.add(outcome);
-            }
-            tally.finish(
-                requirement,
-                ctx,
-                handlers.len(),
-                self.pii_logging(),
-                &mut failed,
-            );
+            self.evaluate(requirement, ctx, self.pii_logging(), &mut failed)
+                .await;
         }
         let result = conclude(policy, failed);
         self.inner
             .telemetry
             .authorization(policy.name(), result.is_ok());
         result
+    }
+}
+
+impl Policies {
+    /// Evaluates one requirement with its handlers (in registration order), pushing its
+    /// failure, if any, onto `failed`: [`authorize`](Self::authorize)'s step, shared with the
+    /// diagnosis ([`Policies::diagnose`]).
+    pub(crate) async fn evaluate(
+        &self,
+        requirement: &dyn Requirement,
+        ctx: &AuthorizationContext<'_>,
+        pii: bool,
+        failed: &mut Vec<FailedRequirement>,
+    ) {
+        let handlers = self.handlers_for(requirement);
+        let mut tally = Tally::new(requirement.decide(ctx));
+        for handler in handlers {
+            let outcome = match handler.decide_sync(ctx, requirement) {
+                Some(outcome) => outcome,
+                None => handler.decide(ctx, requirement).await,
+            };
+            tally.add(outcome);
+        }
+        tally.finish(requirement, ctx, handlers.len(), pii, failed);
     }
 }
 

@@ -63,6 +63,15 @@ impl ClientCredential {
         Self::Assertion(Arc::new(provider))
     }
 
+    /// The thumbprints of the certificate it signs assertions for, if it has one.
+    pub(crate) fn thumbprints(&self) -> Option<super::x509::Thumbprints> {
+        match self {
+            Self::Certificate(certificate) => Some(certificate.thumbprints().clone()),
+            Self::Signer(signer) => Some(signer.certificate().thumbprints().clone()),
+            Self::Secret(_) | Self::Assertion(_) => None,
+        }
+    }
+
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Certificate(_) => "certificate",

@@ -179,7 +179,10 @@ impl TokenRequest<'_> {
             }
         }
         let error = match AuthorityError::parse(status.as_u16(), &body) {
-            Some(error) => TokenError::Rejected(Box::new(error)),
+            Some(error) => TokenError::Rejected(Box::new(match credential.thumbprints() {
+                Some(thumbprints) => error.with_certificate(thumbprints),
+                None => error,
+            })),
             None => TokenError::BadResponse {
                 reason: format!("HTTP {} without an OAuth 2 error body", status.as_u16()),
             },

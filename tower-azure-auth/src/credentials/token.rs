@@ -144,6 +144,9 @@ pub struct AuthorityError {
     pub trace_id: Option<String>,
     /// `correlation_id`.
     pub correlation_id: Option<String>,
+    /// The thumbprints of the certificate the refused request was signed with, when it was
+    /// (its SHA-1 hex, as the Azure portal shows it, goes into the AADSTS700027 advice).
+    pub certificate: Option<super::x509::Thumbprints>,
 }
 
 #[derive(Deserialize)]
@@ -182,7 +185,15 @@ impl AuthorityError {
             description,
             trace_id: body.trace_id,
             correlation_id: body.correlation_id,
+            certificate: None,
         })
+    }
+
+    /// The error, naming the certificate the request was signed with.
+    #[must_use]
+    pub fn with_certificate(mut self, thumbprints: super::x509::Thumbprints) -> Self {
+        self.certificate = Some(thumbprints);
+        self
     }
 
     /// What to do about it, for the common codes.
@@ -241,6 +252,14 @@ impl fmt::Display for AuthorityError {
         }
         if let Some(advice) = self.advice() {
             write!(f, "; {advice}")?;
+        }
+        if let (Some(700027), Some(thumbprints)) = (self.code, &self.certificate) {
+            write!(
+                f,
+                "; the certificate in use has the thumbprint {} (SHA-1, as the portal shows it; x5t {})",
+                thumbprints.sha1_hex(),
+                thumbprints.x5t()
+            )?;
         }
         Ok(())
     }
@@ -544,6 +563,32 @@ impl TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aadsts700027_names_the_certificate_in_use_by_both_thumbprints() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS700027: Client assertion failed signature validation.","error_codes":[700027]}"#;
+        let thumbprints = super::super::x509::Thumbprints::of_der(b"a certificate");
+        let sha1_hex = thumbprints.sha1_hex();
+        assert_eq!(sha1_hex.len(), 40);
+        assert!(sha1_hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        let error = AuthorityError::parse(401, body)
+            .expect("an OAuth error")
+            .with_certificate(thumbprints.clone());
+        let text = error.to_string();
+        assert!(text.contains(&sha1_hex), "{text}");
+        assert!(text.contains(&thumbprints.x5t()), "{text}");
+        assert!(text.contains("portal"), "{text}");
+        // Another code names no thumbprint: the advice is about something else.
+        let other = AuthorityError::parse(
+            400,
+            br#"{"error":"invalid_client","error_codes":[7000215]}"#,
+        )
+        .expect("an OAuth error")
+        .with_certificate(thumbprints);
+        assert!(!other.to_string().contains(&sha1_hex), "{other}");
+    }
 
     #[test]
     fn authority_errors_are_parsed_and_explained() {

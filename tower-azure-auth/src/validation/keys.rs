@@ -281,6 +281,11 @@ impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.all.len()
     }
+
+    /// Every key, in the JWKS's order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<SigningKey>> {
+        self.all.iter()
+    }
 }
 
 /// What one refresh fetched: the keys and the issuers they are published for.

@@ -50,6 +50,7 @@
 
 mod builder;
 mod cache;
+mod diagnose;
 #[cfg(feature = "redis")]
 pub mod fleet;
 mod fleet_options;
@@ -62,6 +63,7 @@ pub mod revocation;
 mod rules;
 
 pub use self::builder::TokenValidatorBuilder;
+pub use self::diagnose::{Check, CheckName, CheckOutcome, Diagnosis, KeyInfo, KeysReport};
 pub use self::readiness::{KeysState, Readiness};
 
 use std::fmt;
