@@ -16,7 +16,7 @@ use crate::output::{self, Report, Style, Text};
 use crate::token::Settings;
 use crate::{ApiArgs, Unusable};
 
-pub(crate) async fn run(args: ApiArgs, style: &Style) -> Result<Report, Unusable> {
+pub(crate) async fn run(args: ApiArgs, style: Style) -> Result<Report, Unusable> {
     let settings = Settings::load(&args.settings)?;
     let options = &settings.options;
     let authority = Authority::from_options(options)?;

@@ -11,7 +11,7 @@ use tower_azure_auth::CallApiOptions;
 use crate::output::{self, Report, Style, Text};
 use crate::{ClientArgs, Unusable};
 
-pub(crate) async fn run(args: ClientArgs, style: &Style) -> Result<Report, Unusable> {
+pub(crate) async fn run(args: ClientArgs, style: Style) -> Result<Report, Unusable> {
     let options = CallApiOptions::load(args.config.as_deref())?;
     let mut text = Text::default();
     text.line(style.heading("Client configuration (CallApi)"));
@@ -190,7 +190,7 @@ pub(crate) async fn run(args: ClientArgs, style: &Style) -> Result<Report, Unusa
 
 fn certificate(
     text: &mut Text,
-    style: &Style,
+    style: Style,
     subject: &str,
     not_before: std::time::SystemTime,
     not_after: std::time::SystemTime,

@@ -173,7 +173,7 @@ pub(crate) fn for_requirement(requirement: &dyn Requirement, claims: &Claims) ->
             (ClientAuthentication::Certificate, Some(ClientAuthentication::Secret)) => "`azpacr` is 1: the caller used a client secret; the policy requires a certificate (azpacr 2): give the client a certificate (CallApi:ClientCertificates, registered under Certificates & secrets) instead of ClientSecret, and request a new token".to_owned(),
             (ClientAuthentication::Certificate, Some(ClientAuthentication::Public)) => "`azpacr` is 0: the caller is a public client (no credential); the policy requires a confidential client with a certificate".to_owned(),
             (_, None) => "the token has no azpacr (v2) or appidacr (v1) claim: it is not an Entra ID application token, or a user token without client authentication".to_owned(),
-            (wanted, _) => format!("the policy requires client authentication {} (azpacr {}): change how the client authenticates", match wanted { ClientAuthentication::Certificate => "by certificate", ClientAuthentication::Secret => "by secret", _ => "as a public client" }, wanted.as_claim_value()),
+            (wanted, _) => format!("the policy requires client authentication {} (azpacr {}): change how the client authenticates", match wanted { ClientAuthentication::Certificate => "by certificate", ClientAuthentication::Secret => "by secret", ClientAuthentication::Public => "as a public client" }, wanted.as_claim_value()),
         };
     }
     if let Some(ids) = requirement.downcast_ref::<ClientIdRequirement>() {

@@ -134,9 +134,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let style = Style::detect(cli.json);
     let result = match cli.command {
-        Command::Token(args) => token::run(args, &style).await,
-        Command::Client(args) => client::run(args, &style).await,
-        Command::Api(args) => api::run(args, &style).await,
+        Command::Token(args) => token::run(args, style).await,
+        Command::Client(args) => client::run(args, style).await,
+        Command::Api(args) => api::run(args, style).await,
     };
     match result {
         Ok(report) => report.print(cli.json),

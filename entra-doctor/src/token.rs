@@ -121,7 +121,7 @@ enum PolicyResult {
     NoClaims(String),
 }
 
-pub(crate) async fn run(args: TokenArgs, style: &Style) -> Result<Report, Unusable> {
+pub(crate) async fn run(args: TokenArgs, style: Style) -> Result<Report, Unusable> {
     let token = output::read_token(&args.token).await.map_err(Unusable)?;
     let settings = Settings::load(&args.settings)?;
     let at = match &args.at {
@@ -225,7 +225,7 @@ fn render(
     diagnosis: &Diagnosis,
     policy: Option<&PolicyResult>,
     ctx: &fixes::Context<'_>,
-    style: &Style,
+    style: Style,
     token: &str,
 ) -> Report {
     let mut text = Text::default();

@@ -226,7 +226,7 @@ mod tests {
         let cases = [
             Case {
                 name: "all met",
-                claims: good.clone(),
+                claims: good,
                 allowed: true,
             },
             Case {
