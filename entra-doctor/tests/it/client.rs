@@ -61,6 +61,14 @@ async fn an_unregistered_certificate_gets_aadsts700027_with_both_thumbprints() {
                 out.contains("✘ token: the authority refused the request: AADSTS700027"),
                 "{out}"
             );
+            // The library's explanation itself names the certificate in use by both thumbprints.
+            let refusal = out.lines().find(|l| l.contains("✘ token:")).unwrap();
+            let named = format!(
+                "the certificate in use has the thumbprint {} (SHA-1, as the portal shows it; x5t {})",
+                thumbprints.sha1_hex(),
+                stranger.x5t
+            );
+            assert!(refusal.contains(&named), "{refusal}");
             assert!(
                 out.contains(&format!(
                     "SHA-1   : {} (the thumbprint the Azure portal shows)",
