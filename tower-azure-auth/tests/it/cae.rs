@@ -267,3 +267,27 @@ async fn the_tower_layer_answers_a_claims_challenge_once() {
         assert_eq!(authority.request_count(Endpoint::Token), 2);
     }
 }
+
+#[tokio::test]
+async fn the_client_capabilities_config_key_declares_cae() {
+    let (authority, certificate) = dev_authority().await;
+    let json = format!(
+        r#"{{"CallApi": {{"ClientId": "{CLIENT}", "Instance": "{}", "TenantId": "{}",
+            "ClientCapabilities": ["cp1"]}}}}"#,
+        authority.instance(),
+        authority.tenant_id()
+    );
+    let options: tower_azure_auth::config::CallApiOptions =
+        tower_azure_auth::config::ConfigSource::from_json_str(&json)
+            .unwrap()
+            .section("CallApi")
+            .unwrap();
+    assert_eq!(options.client_capabilities, ["cp1"]);
+    let client = ConfidentialClient::builder_from_options(&options)
+        .unwrap()
+        .certificate(certificate)
+        .build()
+        .unwrap();
+    let token = client.acquire_token_for_client(&[SCOPE]).await.unwrap();
+    assert_eq!(payload(token.secret())["xms_cc"], json!(["cp1"]));
+}
