@@ -46,6 +46,18 @@ impl EntraError {
         )
     }
 
+    /// AADSTS9002313: a `claims` parameter that is not a JSON object.
+    pub(crate) fn malformed_claims(reason: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            9002313,
+            format!(
+                "Invalid request. Request is malformed or invalid. The claims parameter {reason}."
+            ),
+        )
+    }
+
     /// AADSTS70003: a grant type other than `client_credentials`.
     pub(crate) fn unsupported_grant_type(grant: &str) -> Self {
         Self::new(

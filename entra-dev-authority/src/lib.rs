@@ -179,6 +179,7 @@ struct ReadmeDoctests;
 // modules `key_vault` and `managed_identity`).
 mod assertion;
 mod builder;
+mod claims;
 mod entra_error;
 mod error;
 mod key_vault;
@@ -199,6 +200,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use self::builder::DevAuthorityBuilder;
+pub use self::claims::{insufficient_claims_challenge, CAE_LIFETIME};
 pub use self::error::DevAuthorityError;
 pub use self::key_vault::{ContentType, DevKeyVault, Exportable};
 pub use self::keys::{

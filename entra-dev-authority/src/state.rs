@@ -519,6 +519,7 @@ impl State {
             .application(&client_id)
             .map(|app| app.roles_on(api_index))
             .unwrap_or_default();
+        let requested = crate::claims::parse_claims(param("claims"))?;
         let minted = self
             .mint(&Mint {
                 client_id: &client_id,
@@ -527,8 +528,8 @@ impl State {
                 roles,
                 version: api.version,
                 acr,
-                lifetime: None,
-                extra: &Map::new(),
+                lifetime: requested.cae.then_some(crate::claims::CAE_LIFETIME),
+                extra: &requested.extra,
                 remove: &[],
             })
             .map_err(|_| EntraError::internal())?;

@@ -196,6 +196,11 @@ pub struct CallApiOptions {
     /// `TokenCache`: a token cache shared by the client's replicas (see [`TokenCacheOptions`]).
     #[serde(rename = "tokencache", default)]
     pub token_cache: TokenCacheOptions,
+    /// `ClientCapabilities` (as Microsoft.Identity.Web names it): e.g. `["cp1"]` to declare
+    /// continuous access evaluation (see
+    /// [`ConfidentialClientBuilder::client_capabilities`](crate::credentials::ConfidentialClientBuilder::client_capabilities)).
+    #[serde(rename = "clientcapabilities", default)]
+    pub client_capabilities: Vec<String>,
 }
 
 /// Where a credential comes from (Microsoft.Identity.Web's `SourceType`).
@@ -413,6 +418,7 @@ impl fmt::Debug for CallApiOptions {
             .field("client_certificates", &self.client_certificates)
             .field("client_credentials", &self.client_credentials)
             .field("token_cache", &self.token_cache)
+            .field("client_capabilities", &self.client_capabilities)
             .finish_non_exhaustive()
     }
 }

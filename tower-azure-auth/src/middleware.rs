@@ -20,6 +20,13 @@
 //! [`reqwest_middleware::Error::Middleware`] wrapping the
 //! [`TokenError`](crate::credentials::TokenError).
 //!
+//! A claims challenge (continuous access evaluation: `401` with `WWW-Authenticate: Bearer
+//! error="insufficient_claims", claims="<base64>"`) gets a token carrying those claims
+//! ([`TokenSource::token_with_claims`]) and the request, if it can be cloned, is sent once
+//! more with it; a second challenge in a row is returned to the caller. For an Entra
+//! [`ConfidentialClient`](crate::credentials::ConfidentialClient), a scope without
+//! `/.default` is refused when the middleware is built.
+//!
 //! ```no_run
 //! use tower_azure_auth::{Authority, credentials::{ClientCertificate, ConfidentialClient}};
 //! use tower_azure_auth::middleware::AccessTokenMiddleware;
@@ -51,7 +58,7 @@ use reqwest_middleware::{Middleware, Next};
 
 #[cfg(doc)]
 use crate::credentials::TokenSource;
-use crate::credentials::{bearer_auth_builder, is_invalid_token, BearerAuth};
+use crate::credentials::{bearer_auth_builder, BearerAuth};
 
 /// Attaches access tokens to reqwest requests to the API's origins; see the
 /// [module docs](self).
@@ -84,12 +91,14 @@ impl AccessTokenMiddleware {
             .map_err(reqwest_middleware::Error::middleware)?;
         request.headers_mut().insert(AUTHORIZATION, sent.clone());
         let response = next.clone().run(request, extensions).await?;
-        if !is_invalid_token(response.status(), response.headers()) {
-            return Ok(response);
-        }
-        let header = match self.auth.header(true).await {
-            Ok(header) => header,
-            Err(error) => {
+        let header = match self
+            .auth
+            .header_after(response.status(), response.headers())
+            .await
+        {
+            None => return Ok(response),
+            Some(Ok(header)) => header,
+            Some(Err(error)) => {
                 tracing::warn!(target: "tower_azure_auth::credentials", %error,
                     "the API refused the token and a new one could not be obtained");
                 return Ok(response);

@@ -235,6 +235,14 @@ impl Authority {
         )
     }
 
+    /// The same instance with `tenant` as its tenant (Entra only; `None` for other issuers).
+    pub(crate) fn with_tenant(&self, tenant: &str) -> Option<Result<Self, ConfigError>> {
+        match &self.kind {
+            Kind::Entra { instance, .. } => Some(Self::entra(instance.as_str(), tenant)),
+            Kind::Oidc { .. } => None,
+        }
+    }
+
     /// Whether Entra's rules (v1 + v2 issuers, tenant templates, PS256 assertions) apply.
     #[must_use]
     pub fn is_entra(&self) -> bool {

@@ -32,8 +32,11 @@ use crate::telemetry::{CacheRefreshReason, Telemetry};
 const TARGET: &str = "tower_azure_auth::credentials";
 
 mod builder;
+mod options;
 
 pub use self::builder::ConfidentialClientBuilder;
+pub use self::options::AcquireTokenOptions;
+use self::options::Target;
 
 /// An application that gets tokens for itself (client credentials flow), like MSAL's
 /// `IConfidentialClientApplication`. Cheap to clone; clones share the token cache.
@@ -85,6 +88,8 @@ struct ClientInner {
     shared: Option<Arc<SharedTokenCache>>,
     telemetry: Telemetry,
     rotation: Rotation,
+    /// Client capabilities (`cp1`), sent in the `claims` parameter of every request.
+    capabilities: Vec<String>,
 }
 
 impl fmt::Debug for ConfidentialClient {
@@ -162,8 +167,30 @@ impl ConfidentialClient {
         &self,
         scopes: &[S],
     ) -> Result<AccessToken, TokenError> {
+        self.acquire_token_for_client_with(scopes, &AcquireTokenOptions::new())
+            .await
+    }
+
+    /// Like [`acquire_token_for_client`](Self::acquire_token_for_client) with per-call
+    /// options: a claims request (it skips the cache; the token it gets replaces the cached
+    /// one), a tenant override (cached per tenant), a forced refresh.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::InvalidClaims`] and [`TokenError::InvalidTenant`] for refused options,
+    /// before any request; otherwise see [`TokenError`].
+    pub async fn acquire_token_for_client_with<S: AsRef<str>>(
+        &self,
+        scopes: &[S],
+        options: &AcquireTokenOptions,
+    ) -> Result<AccessToken, TokenError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
-        self.inner.acquire(&scopes, Fetch::Cached).await
+        let fetch = if options.is_force_refresh() {
+            Fetch::Forced
+        } else {
+            Fetch::Cached
+        };
+        self.inner.acquire(&scopes, fetch, options).await
     }
 
     /// Like [`acquire_token_for_client`](Self::acquire_token_for_client) but skips the
@@ -177,8 +204,8 @@ impl ConfidentialClient {
         &self,
         scopes: &[S],
     ) -> Result<AccessToken, TokenError> {
-        let scopes: Vec<String> = scopes.iter().map(|s| s.as_ref().to_owned()).collect();
-        self.inner.acquire(&scopes, Fetch::Forced).await
+        self.acquire_token_for_client_with(scopes, &AcquireTokenOptions::new().force_refresh(true))
+            .await
     }
 
     /// A new token after the called API refused the current one: a forced refresh at most
@@ -188,7 +215,9 @@ impl ConfidentialClient {
         &self,
         scopes: &[String],
     ) -> Result<AccessToken, TokenError> {
-        self.inner.acquire(scopes, Fetch::AfterRefusal).await
+        self.inner
+            .acquire(scopes, Fetch::AfterRefusal, &AcquireTokenOptions::new())
+            .await
     }
 }
 
@@ -205,6 +234,21 @@ impl TokenSource for ConfidentialClient {
                 self.acquire_token_for_client(scopes).await
             }
         })
+    }
+
+    fn token_with_claims<'a>(
+        &'a self,
+        scopes: &'a [String],
+        claims: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+        Box::pin(async move {
+            let options = AcquireTokenOptions::new().claims(claims);
+            self.acquire_token_for_client_with(scopes, &options).await
+        })
+    }
+
+    fn requires_default_scope(&self) -> bool {
+        self.inner.authority.is_entra()
     }
 }
 
@@ -261,12 +305,13 @@ impl ClientInner {
         self: &Arc<Self>,
         scopes: &[String],
         fetch: Fetch,
+        options: &AcquireTokenOptions,
     ) -> Result<AccessToken, TokenError> {
         use tracing::Instrument as _;
         let span = crate::telemetry::spans::acquisition();
         let mut acquisition = Acquisition::start(&self.telemetry);
         let result = self
-            .acquire_observed(scopes, fetch, &mut acquisition)
+            .acquire_observed(scopes, fetch, options, &mut acquisition)
             .instrument(span.clone())
             .await;
         acquisition.report(&self.telemetry, &span, &result, self.now());
@@ -277,10 +322,23 @@ impl ClientInner {
         self: &Arc<Self>,
         scopes: &[String],
         fetch: Fetch,
+        options: &AcquireTokenOptions,
         acquisition: &mut Acquisition,
     ) -> Result<AccessToken, TokenError> {
         self.check_scopes(scopes)?;
-        let key = CacheKey::new(&self.authority_key, &self.client_id, scopes);
+        let target = Target::resolve(
+            options,
+            &self.authority,
+            &self.authority_key,
+            &self.capabilities,
+        )?;
+        // A claims request skips the cached token (MSAL); capabilities alone do not.
+        let fetch = if target.has_claims {
+            Fetch::Forced
+        } else {
+            fetch
+        };
+        let key = CacheKey::new(&target.authority_key, &self.client_id, scopes);
         let now = self.now();
         let slot = self.cache.slot(&key, now);
         let force = match fetch {
@@ -303,7 +361,7 @@ impl ClientInner {
             if let Some(token) = slot.token.load_full() {
                 if token.usable_at(now, EXPIRY_MARGIN) {
                     if now >= token.refresh_on() {
-                        self.spawn_refresh(&key, &slot, scopes, now);
+                        self.spawn_refresh(&key, &slot, scopes, &target, now);
                     }
                     return Ok((*token).clone());
                 }
@@ -331,7 +389,7 @@ impl ClientInner {
         acquisition.goes_to_identity_provider(reason);
         let need = if force { Need::Fresh } else { Need::Token };
         let token = self
-            .fetch_shared(&key, need, scopes, &slot, acquisition)
+            .fetch_shared(&key, need, scopes, &target, &slot, acquisition)
             .await?;
         slot.store(token.clone());
         Ok(token)
@@ -345,6 +403,7 @@ impl ClientInner {
         key: &CacheKey,
         need: Need,
         scopes: &[String],
+        target: &Target,
         slot: &Slot,
         acquisition: &mut Acquisition,
     ) -> Result<AccessToken, TokenError> {
@@ -353,7 +412,7 @@ impl ClientInner {
                 let asked = std::sync::atomic::AtomicBool::new(false);
                 let fetch = || {
                     asked.store(true, std::sync::atomic::Ordering::Relaxed);
-                    self.fetch(scopes, slot)
+                    self.fetch(scopes, target, slot)
                 };
                 let result = shared.acquire(key, need, &self.context.clock, fetch).await;
                 if result.is_ok() && !asked.load(std::sync::atomic::Ordering::Relaxed) {
@@ -361,7 +420,7 @@ impl ClientInner {
                 }
                 result
             }
-            None => self.fetch(scopes, slot).await,
+            None => self.fetch(scopes, target, slot).await,
         }
     }
 
@@ -370,6 +429,7 @@ impl ClientInner {
         key: &CacheKey,
         slot: &Arc<Slot>,
         scopes: &[String],
+        target: &Target,
         now: SystemTime,
     ) {
         if slot.throttled(now).is_some() {
@@ -386,6 +446,7 @@ impl ClientInner {
         let slot = Arc::clone(slot);
         let scopes = scopes.to_vec();
         let key = key.clone();
+        let target = target.without_claims_request(&self.capabilities);
         runtime.spawn(async move {
             let current = slot.token.load_full();
             if let (Some(shared), Some(current)) = (&inner.shared, &current) {
@@ -400,7 +461,7 @@ impl ClientInner {
                 let _flight = slot.flight.lock().await;
                 let span = crate::telemetry::spans::acquisition();
                 let fetched = inner
-                    .fetch_shared(&key, need, &scopes, &slot, &mut acquisition)
+                    .fetch_shared(&key, need, &scopes, &target, &slot, &mut acquisition)
                     .instrument(span.clone())
                     .await;
                 acquisition.report(&inner.telemetry, &span, &fetched, inner.now());
@@ -553,11 +614,20 @@ impl ClientInner {
 
     /// Requests a token; when the authority refuses the credential itself and a source is
     /// configured, reloads the credential once and tries again (certificate rotation).
-    async fn fetch(&self, scopes: &[String], slot: &Slot) -> Result<AccessToken, TokenError> {
-        let endpoint = self.token_endpoint().await?;
+    async fn fetch(
+        &self,
+        scopes: &[String],
+        target: &Target,
+        slot: &Slot,
+    ) -> Result<AccessToken, TokenError> {
+        let endpoint = match &target.endpoint {
+            Some(endpoint) => endpoint.clone(),
+            None => self.token_endpoint().await?,
+        };
+        let claims = target.claims.as_deref();
         let credential = self.current_credential().await?;
         let result = match self
-            .request_with_retry(&endpoint, &credential, scopes, slot)
+            .request_with_retry(&endpoint, &credential, scopes, claims, slot)
             .await
         {
             Err(TokenError::Rejected(error))
@@ -571,7 +641,7 @@ impl ClientInner {
                     .await
                     .map_err(TokenError::from_load)?;
                 let result = self
-                    .request_with_retry(&endpoint, &credential, scopes, slot)
+                    .request_with_retry(&endpoint, &credential, scopes, claims, slot)
                     .await;
                 self.observe(&credential, &result);
                 return result;
@@ -587,7 +657,7 @@ impl ClientInner {
                     .await
                     .map_err(TokenError::from_load)?;
                 let result = self
-                    .request_with_retry(&endpoint, &credential, scopes, slot)
+                    .request_with_retry(&endpoint, &credential, scopes, claims, slot)
                     .await;
                 self.observe(&credential, &result);
                 return result;
@@ -617,6 +687,7 @@ impl ClientInner {
         endpoint: &Url,
         credential: &ClientCredential,
         scopes: &[String],
+        claims: Option<&str>,
         slot: &Slot,
     ) -> Result<AccessToken, TokenError> {
         let mut retried = false;
@@ -626,6 +697,7 @@ impl ClientInner {
                 client_id: &self.client_id,
                 credential,
                 scopes,
+                claims,
                 algorithm: self.algorithm,
                 send_x5c: self.send_x5c,
                 context: &self.context,

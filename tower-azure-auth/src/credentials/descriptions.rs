@@ -62,6 +62,7 @@ impl ConfidentialClient {
             .authority(authority)
             .send_x5c(options.send_x5c.unwrap_or(false))
             .enable_pii_logging(options.enable_pii_logging.unwrap_or(false))
+            .client_capabilities(options.client_capabilities.iter().cloned())
             .credential_source(Arc::new(CredentialDescriptions::from_call_api(options)));
         Ok(
             match SharedTokenCache::from_options(&options.token_cache)? {

@@ -88,6 +88,7 @@
 mod assertion;
 mod cache;
 mod certificate;
+mod claims;
 mod client;
 mod credential;
 mod descriptions;
@@ -117,7 +118,7 @@ pub use certificate::private_keys_loaded_on_this_thread;
 pub use certificate::{
     thumbprints, CertificateLoader, ClientCertificate, Thumbprints, MIN_RSA_BITS,
 };
-pub use client::{ConfidentialClient, ConfidentialClientBuilder};
+pub use client::{AcquireTokenOptions, ConfidentialClient, ConfidentialClientBuilder};
 pub use credential::{
     AssertionProvider, BoxFuture, ClientCredential, ClientSecret, CredentialContext,
     CredentialSource,
@@ -148,9 +149,7 @@ pub use store::{StoreError, TokenCacheStore};
 pub use token::{AccessToken, AuthorityError, CredentialError, TokenError};
 pub use token_source::TokenSource;
 
-pub(crate) use token_source::{
-    bearer_auth_builder, is_invalid_token, BearerAuth, BearerAuthBuilder,
-};
+pub(crate) use token_source::{bearer_auth_builder, BearerAuth, BearerAuthBuilder};
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`; compiled only under `--cfg fuzzing`
 /// (which cargo-fuzz sets), never part of the public API.

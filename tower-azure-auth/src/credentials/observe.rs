@@ -64,6 +64,8 @@ pub(crate) fn error_code(error: &TokenError) -> &str {
         TokenError::Metadata(_) => "metadata",
         TokenError::BadResponse { .. } => "bad_response",
         TokenError::InvalidScope { .. } => "invalid_scope",
+        TokenError::InvalidClaims { .. } => "invalid_claims",
+        TokenError::InvalidTenant { .. } => "invalid_tenant",
         TokenError::Configuration(_) => "configuration",
         TokenError::Assertion(_) => "assertion",
         TokenError::Credential(_) => "credential",

@@ -42,6 +42,8 @@ pub(crate) struct TokenRequest<'a> {
     pub(crate) credential: &'a ClientCredential,
     /// The scopes, sent space-separated.
     pub(crate) scopes: &'a [String],
+    /// The `claims` parameter (client capabilities and a claims request), if any.
+    pub(crate) claims: Option<&'a str>,
     /// The assertion algorithm (certificates).
     pub(crate) algorithm: AssertionAlgorithm,
     /// Whether the assertion carries `x5c`.
@@ -133,6 +135,9 @@ impl TokenRequest<'_> {
             }
         }
         form.push(("scope", scope));
+        if let Some(claims) = self.claims {
+            form.push(("claims", claims.to_owned()));
+        }
         form.push(("grant_type", "client_credentials".into()));
         debug!(target: TARGET, endpoint = %self.pii_value(endpoint.as_str()), client_id = %self.pii_value(client_id),
             credential = credential.kind(), "requesting a token");

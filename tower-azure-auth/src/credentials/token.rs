@@ -499,6 +499,22 @@ pub enum TokenError {
         /// Why.
         reason: &'static str,
     },
+    /// The claims request is not a JSON object
+    /// ([`AcquireTokenOptions::claims`](crate::credentials::AcquireTokenOptions::claims)).
+    #[error("the claims request is not usable: {reason}")]
+    InvalidClaims {
+        /// Why.
+        reason: String,
+    },
+    /// The tenant override is refused
+    /// ([`AcquireTokenOptions::tenant`](crate::credentials::AcquireTokenOptions::tenant)).
+    #[error("tenant override `{tenant}` refused: {reason}")]
+    InvalidTenant {
+        /// The tenant asked for.
+        tenant: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// The client's configuration is not usable (no credential and no source).
     #[error("the client configuration is not usable")]
     Configuration(#[source] ConfigError),

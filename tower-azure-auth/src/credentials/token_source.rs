@@ -17,6 +17,9 @@ const TARGET: &str = "tower_azure_auth::credentials";
 /// The configuration key named in errors about the API's origins.
 const ORIGIN_KEY: &str = "CallApi:ApiBaseAddress";
 
+/// The configuration key named in errors about the scopes.
+const SCOPES_KEY: &str = "CallApi:Scopes";
+
 /// A source of access tokens, shared by
 /// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer) and the reqwest
 /// middleware. [`ConfidentialClient`](crate::credentials::ConfidentialClient) implements it; so can a test double or another flow.
@@ -32,6 +35,28 @@ pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
         scopes: &'a [String],
         force_refresh: bool,
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
+
+    /// A new token for `scopes` carrying `claims` (the decoded JSON of a resource's
+    /// `insufficient_claims` challenge), asked for once when the called API sends one.
+    /// [`ConfidentialClient`](crate::credentials::ConfidentialClient) sends them as the
+    /// `claims` parameter, merged with its client capabilities, bypassing its cache. The
+    /// default is a forced refresh (`token(scopes, true)`), for sources that cannot send
+    /// claims (managed identities do not support CAE).
+    fn token_with_claims<'a>(
+        &'a self,
+        scopes: &'a [String],
+        claims: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+        let _ = claims;
+        self.token(scopes, true)
+    }
+
+    /// Whether every scope must end with `/.default` (the client credentials flow against
+    /// Entra): the layer and the middleware then refuse other scopes when they are built.
+    /// Default false.
+    fn requires_default_scope(&self) -> bool {
+        false
+    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
@@ -41,6 +66,18 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
         force_refresh: bool,
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
         (**self).token(scopes, force_refresh)
+    }
+
+    fn token_with_claims<'a>(
+        &'a self,
+        scopes: &'a [String],
+        claims: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+        (**self).token_with_claims(scopes, claims)
+    }
+
+    fn requires_default_scope(&self) -> bool {
+        (**self).requires_default_scope()
     }
 }
 
@@ -59,7 +96,11 @@ macro_rules! bearer_auth_builder {
             /// # Errors
             ///
             /// [`ConfigError::Invalid`](crate::error::ConfigError::Invalid) when `api_base_address`
-            /// is not an http(s) URL with a host;
+            /// is not an http(s) URL with a host, or when the source requires `/.default`
+            /// scopes ([`TokenSource::requires_default_scope`](crate::credentials::TokenSource::requires_default_scope),
+            /// an Entra [`ConfidentialClient`](crate::credentials::ConfidentialClient)) and a
+            /// scope does not end with it ([`ConfigError::Missing`](crate::error::ConfigError::Missing)
+            /// for no scope);
             /// [`ConfigError::InsecureUrl`](crate::error::ConfigError::InsecureUrl) for plain http to
             /// a host other than loopback (see
             #[doc = concat!("[`", stringify!($builder), "::allow_http`]).")]
@@ -192,6 +233,26 @@ impl BearerAuthBuilder {
                 hint: "name the API origin (scheme, host and port) the token may be sent to",
             });
         }
+        if self.source.requires_default_scope() {
+            if self.scopes.is_empty() {
+                return Err(ConfigError::Missing {
+                    key: SCOPES_KEY,
+                    hint: "name the API's scope, e.g. api://{api client id}/.default",
+                });
+            }
+            if let Some(scope) = self
+                .scopes
+                .iter()
+                .find(|s| !s.trim().ends_with("/.default"))
+            {
+                return Err(ConfigError::Invalid {
+                    key: SCOPES_KEY.to_owned(),
+                    reason: format!(
+                        "`{scope}`: client credential scopes must end with `/.default` (e.g. api://{{api client id}}/.default; IDW10404)"
+                    ),
+                });
+            }
+        }
         let origins = self
             .origins
             .iter()
@@ -276,6 +337,28 @@ impl BearerAuth {
                 "the request goes to an origin the access token is not for; sent without the token");
         }
         allowed
+    }
+
+    /// The header to retry with after the API's answer, when it refused the token: a
+    /// claims challenge (`insufficient_claims`) gets a token with those claims, an
+    /// `invalid_token` refusal a (rate-limited) forced refresh. `None` when the answer is
+    /// not such a refusal. The caller retries at most once, so a second challenge in a row
+    /// goes back to its caller.
+    pub(crate) async fn header_after(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Option<Result<HeaderValue, TokenError>> {
+        if let Some(claims) = super::claims::claims_challenge(status, headers) {
+            tracing::debug!(target: TARGET,
+                "the API sent a claims challenge (insufficient_claims); asking for a token with those claims");
+            let token = self.source.token_with_claims(&self.scopes, &claims).await;
+            return Some(token.and_then(|token| bearer_header(&token)));
+        }
+        if is_invalid_token(status, headers) {
+            return Some(self.header(true).await);
+        }
+        None
     }
 
     /// `Bearer …`, marked sensitive.

@@ -22,6 +22,18 @@
 //! [`TokenSource::token`]), so an API that refuses every token cannot make the client hammer
 //! the authority.
 //!
+//! A claims challenge (continuous access evaluation: `401` with `WWW-Authenticate: Bearer
+//! error="insufficient_claims", claims="<base64>"`, or its gRPC form) is answered the same
+//! way, once: the layer asks the source for a token carrying those claims
+//! ([`TokenSource::token_with_claims`]; a
+//! [`ConfidentialClient`](crate::credentials::ConfidentialClient) sends them merged with its
+//! client capabilities, bypassing its cache) and replays a replayable request with it. A
+//! second challenge in a row goes back to the caller, so a hostile API cannot make the layer
+//! loop.
+//!
+//! For a source on an Entra authority (a `ConfidentialClient`), every scope must end with
+//! `/.default`: [`AddAccessTokenLayer::new`] refuses other scopes when the layer is built.
+//!
 //! # gRPC (tonic)
 //!
 //! In front of a tonic `Channel` the layer puts the token in the `authorization` metadata.
@@ -103,7 +115,7 @@ use tower_service::Service;
 use super::POLLED_AFTER_COMPLETION;
 #[cfg(doc)]
 use crate::credentials::TokenSource;
-use crate::credentials::{bearer_auth_builder, is_invalid_token, BearerAuth};
+use crate::credentials::{bearer_auth_builder, BearerAuth};
 
 /// The error type of [`AddAccessToken`]: a boxed [`TokenError`](crate::credentials::TokenError)
 /// or the inner service's error.
@@ -171,12 +183,13 @@ where
                 let sent = auth.header(false).await?;
                 request.headers_mut().insert(AUTHORIZATION, sent.clone());
                 let response = inner.call(request).await.map_err(Into::into)?;
-                if !is_invalid_token(response.status(), response.headers()) {
-                    return Ok(response);
-                }
-                let header = match auth.header(true).await {
-                    Ok(header) => header,
-                    Err(error) => {
+                let header = match auth
+                    .header_after(response.status(), response.headers())
+                    .await
+                {
+                    None => return Ok(response),
+                    Some(Ok(header)) => header,
+                    Some(Err(error)) => {
                         tracing::warn!(target: "tower_azure_auth::credentials", %error,
                             "the API refused the token and a new one could not be obtained");
                         return Ok(response);

@@ -11,6 +11,7 @@ mod support;
 mod authorization;
 #[cfg(feature = "azure-core")]
 mod azure_core_credential;
+mod cae;
 mod credential_errors;
 mod credentials;
 mod faults;
@@ -25,6 +26,7 @@ mod readiness;
 mod rejection_extensions;
 mod spans;
 mod telemetry;
+mod tenant;
 #[cfg(feature = "tower-http")]
 mod tower_http;
 mod validation;

@@ -585,7 +585,7 @@ async fn api(accepted: &str) -> Api {
 
 /// A tower "HTTP client" sending `http::Request<String>` over real HTTP with reqwest, and
 /// recording whether the Authorization header was marked sensitive.
-fn http_client(
+pub(crate) fn http_client(
     sensitive: Arc<Mutex<Vec<bool>>>,
 ) -> impl Service<
     http::Request<String>,
@@ -705,6 +705,16 @@ async fn the_tower_layer_attaches_a_sensitive_bearer_token_and_retries_once_afte
     }
 }
 
+/// A client whose token endpoint is a closed port: every acquisition fails in transport.
+fn unreachable_client(cert: &TestCert) -> ConfidentialClient {
+    ConfidentialClient::builder(CLIENT_ID)
+        .authority(Authority::entra("http://127.0.0.1:1/", "tenant-1").unwrap())
+        .certificate(ClientCertificate::from_pem(cert.combined_pem().as_bytes()).unwrap())
+        .retry_delay(Duration::from_millis(1))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_tower_layer_reports_token_failures_as_token_errors() {
     let s = setup().await;
@@ -712,8 +722,8 @@ async fn the_tower_layer_reports_token_failures_as_token_errors() {
     let mut service = tower::ServiceBuilder::new()
         .layer(
             AddAccessTokenLayer::new(
-                s.client.clone(),
-                ["api://weather/read"],
+                unreachable_client(&s.cert),
+                [SCOPE],
                 &format!("http://{}", api.addr),
             )
             .unwrap(),
@@ -732,7 +742,7 @@ async fn the_tower_layer_reports_token_failures_as_token_errors() {
     assert!(
         matches!(
             error.downcast_ref::<TokenError>(),
-            Some(TokenError::InvalidScope { .. })
+            Some(TokenError::Transport(_))
         ),
         "{error}"
     );
@@ -806,8 +816,8 @@ async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invali
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(
             AccessTokenMiddleware::new(
-                s.client.clone(),
-                ["api://weather/read"],
+                unreachable_client(&s.cert),
+                [SCOPE],
                 &format!("http://{}", s.server.addr),
             )
             .unwrap(),
@@ -818,7 +828,16 @@ async fn the_reqwest_middleware_attaches_the_token_and_retries_once_after_invali
         .send()
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("/.default"), "{error}");
+    let reqwest_middleware::Error::Middleware(error) = error else {
+        panic!("not a middleware error: {error}");
+    };
+    assert!(
+        matches!(
+            error.downcast_ref::<TokenError>(),
+            Some(TokenError::Transport(_))
+        ),
+        "{error}"
+    );
 }
 
 /// A server that records the `Authorization` header of every request (`None` when absent)

@@ -21,6 +21,7 @@ pub struct ConfidentialClientBuilder {
     meter: Option<opentelemetry::metrics::Meter>,
     observers: Observers,
     proactive_window: Option<Duration>,
+    capabilities: Vec<String>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -184,6 +185,26 @@ impl ConfidentialClientBuilder {
         self
     }
 
+    /// Client capabilities (MSAL's `WithClientCapabilities`; `["cp1"]` declares continuous
+    /// access evaluation): sent with every token request as the `claims` parameter
+    /// `{"access_token":{"xms_cc":{"values":["cp1"]}}}`. Entra then issues long-lived tokens
+    /// the resource can revoke, answering with a claims challenge that the
+    /// reqwest middleware and [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer)
+    /// follow once. Capabilities
+    /// alone do not skip the token cache.
+    pub fn client_capabilities<I, S>(mut self, capabilities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.capabilities = capabilities
+            .into_iter()
+            .map(Into::into)
+            .filter(|c: &String| !c.trim().is_empty())
+            .collect();
+        self
+    }
+
     /// Builds the client.
     ///
     /// # Errors
@@ -251,6 +272,7 @@ impl ConfidentialClientBuilder {
                 shared: self.shared.map(Arc::new),
                 token_endpoint: tokio::sync::OnceCell::new(),
                 rotation: Rotation::new(self.proactive_window, self.observers),
+                capabilities: self.capabilities,
             }),
         })
     }
@@ -275,6 +297,7 @@ impl ConfidentialClientBuilder {
             meter: None,
             observers: Observers::default(),
             proactive_window: Some(DEFAULT_PROACTIVE_WINDOW),
+            capabilities: Vec::new(),
         }
     }
 }
