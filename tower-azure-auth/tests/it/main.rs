@@ -11,6 +11,8 @@ mod support;
 mod authorization;
 #[cfg(feature = "azure-core")]
 mod azure_core_credential;
+#[cfg(feature = "azure-core")]
+mod azure_sdk;
 mod credential_errors;
 mod credentials;
 mod faults;
@@ -23,6 +25,7 @@ mod outbound;
 mod pkcs11;
 mod readiness;
 mod rejection_extensions;
+mod resilience;
 mod spans;
 mod telemetry;
 #[cfg(feature = "tower-http")]
