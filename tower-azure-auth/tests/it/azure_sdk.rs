@@ -26,6 +26,7 @@ use entra_dev_authority::{
 use tower_azure_auth::credentials::{
     ClientCertificate, ConfidentialClient, ManagedIdentityCredential, TokenError,
 };
+use tower_azure_auth::error::error_chain;
 use tower_azure_auth::{Authority, HttpClient};
 
 const CLIENT: &str = "0b7c5d2e-0000-4000-8000-0000000000a1";
@@ -171,10 +172,11 @@ async fn the_dev_vault_challenge_is_verified_by_the_sdk_against_the_vault_host()
     // Addressed by IP, the vault's challenge (`resource="https://vault.azure.net"`) does not
     // match the host: the SDK refuses to send a token there, as it would to a fake vault.
     let client = f.secret_client(Arc::new(f.confidential_client()), &f.authority.vault_url());
-    let error = f.read_secret(&client).await.unwrap_err().to_string();
+    let error = f.read_secret(&client).await.unwrap_err();
+    let text = format!("{} {error:?}", error_chain(&error));
     assert!(
-        error.contains("doesn't match the requested domain"),
-        "{error}"
+        text.contains("doesn't match the requested domain"),
+        "{text}"
     );
     assert_eq!(f.authority.request_count(Endpoint::Token), 0);
     f.authority.shutdown().await;
