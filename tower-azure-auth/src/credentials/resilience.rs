@@ -99,7 +99,7 @@ impl ExtendedLifetime {
         if !inside_extended_lifetime(&token, now) {
             return Err(error);
         }
-        let failures = self.failed(slot, now);
+        let failures = Self::failed(slot, now);
         telemetry.extended_lifetime_served();
         if failures == 1 {
             warn!(target: TARGET, %error, ext_expires_on = ?token.ext_expires_on(),
@@ -123,12 +123,15 @@ impl ExtendedLifetime {
                 !t.usable_at(now, EXPIRY_MARGIN) && inside_extended_lifetime(t, now)
             });
         if in_outage || extended {
-            self.failed(slot, now);
+            Self::failed(slot, now);
         }
     }
 
     /// A token arrived: the outage, if any, is over.
     pub(crate) fn recovered(self, slot: &Slot) {
+        if !self.enabled {
+            return;
+        }
         let failures = slot.outage_failures.swap(0, Ordering::SeqCst);
         if failures > 0 {
             warn!(target: TARGET, failures,
@@ -139,7 +142,7 @@ impl ExtendedLifetime {
 
     /// Counts one more failure of the outage and pushes the next background retry back by
     /// the backoff; returns the count.
-    fn failed(self, slot: &Slot, now: SystemTime) -> u32 {
+    fn failed(slot: &Slot, now: SystemTime) -> u32 {
         let failures = slot
             .outage_failures
             .fetch_add(1, Ordering::SeqCst)

@@ -77,7 +77,7 @@ impl TokenCredential for ManagedIdentityCredential {
         scopes: &[&str],
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<SdkToken> {
-        let token = ManagedIdentityCredential::get_token(self, &owned(scopes))
+        let token = Self::get_token(self, &owned(scopes))
             .await
             .map_err(to_sdk_error)?;
         Ok(to_sdk(&token))
