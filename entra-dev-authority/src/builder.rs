@@ -30,6 +30,7 @@ pub struct DevAuthorityBuilder {
     tls: Option<Tls>,
     clock: SharedClock,
     token_lifetime: Option<Duration>,
+    token_extension: Option<Duration>,
     managed_identities: Vec<String>,
     key_vault: Option<DevKeyVault>,
     assertion_reuse: AssertionReuse,
@@ -58,6 +59,7 @@ impl DevAuthorityBuilder {
             tls: None,
             clock: clock::system(),
             token_lifetime: None,
+            token_extension: None,
             managed_identities: Vec::new(),
             key_vault: None,
             assertion_reuse: AssertionReuse::default(),
@@ -122,6 +124,17 @@ impl DevAuthorityBuilder {
     /// A fixed access-token lifetime instead of Entra's random 60–90 minutes.
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// An extended lifetime for issued tokens, as Entra's resilience feature: `expires_in`
+    /// stays the lifetime clients should cache for, `ext_expires_in` is `expires_in +
+    /// extension`, and the token's `exp` is at the end of the extended lifetime (so a resource
+    /// keeps accepting it while the authority is down). Default none (`ext_expires_in` =
+    /// `expires_in`, as Entra usually answers). Applies to the token and managed identity
+    /// endpoints, not to [`DevAuthority::issue_token`](crate::DevAuthority::issue_token).
+    pub fn extended_token_lifetime(mut self, extension: Duration) -> Self {
+        self.token_extension = Some(extension);
         self
     }
 
@@ -228,15 +241,18 @@ impl DevAuthorityBuilder {
         };
         let scheme = if acceptor.is_some() { "https" } else { "http" };
         let base = format!("{scheme}://{host}:{}", addr.port());
-        let state = Arc::new(State::new(
-            base,
-            registry,
-            self.clock,
-            self.token_lifetime,
-            self.assertion_reuse,
-            identities,
-            vault,
-        )?);
+        let state = Arc::new(
+            State::new(
+                base,
+                registry,
+                self.clock,
+                self.token_lifetime,
+                self.assertion_reuse,
+                identities,
+                vault,
+            )?
+            .with_token_extension(self.token_extension),
+        );
         let app = server::router(state.clone());
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let signal = async move {

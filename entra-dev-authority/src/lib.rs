@@ -21,7 +21,7 @@
 //! |---|---|
 //! | `GET /metadata/identity/oauth2/token` | IMDS-shaped managed identity endpoint (`Metadata: true`, `api-version=2018-02-01`, `resource`, optional `client_id`/`object_id`); numbers as strings |
 //! | `GET /msi/token` | App Service-shaped (`X-IDENTITY-HEADER` = [`DevAuthority::identity_header`], `api-version=2019-08-01`) |
-//! | `GET /vault/certificates/{name}`, `GET /vault/secrets/{name}/{version}` | Key Vault ([`DevKeyVault`], `api-version` required): PKCS#12 or PEM secrets; 401 without a token signed by this authority for `https://vault.azure.net`, 403 for denied callers, 404 for unknown names |
+//! | `GET /vault/certificates/{name}`, `GET /vault/secrets/{name}/{version}` (or `{name}`, `{name}/`: the latest) | Key Vault ([`DevKeyVault`], `api-version` required): PKCS#12 or PEM secrets; 401 without a token signed by this authority for `https://vault.azure.net`, 403 for denied callers, 404 for unknown names |
 //! | `POST /vault/keys/{name}/{version}/sign` | Key Vault `sign` (`RS256`/`PS256` over a SHA-256 digest) with the key of a certificate version, exportable or not ([`DevKeyVault::non_exportable_certificate`]: the secret then holds no private key); 403 `ForbiddenByPolicy` for callers without `keys/sign` ([`DevKeyVault::deny_sign`]), 403 `KeyDisabled` for a disabled key version |
 //!
 //! Managed identities are registered with [`DevAuthorityBuilder::managed_identity`] (the

@@ -51,6 +51,8 @@ pub(crate) struct State {
     replay: Mutex<ReplayCache>,
     clock: SharedClock,
     token_lifetime: Option<Duration>,
+    /// Added to `exp` and `ext_expires_in` of tokens with the default lifetime.
+    token_extension: Option<Duration>,
     counters: [AtomicU64; 5],
     faults: Mutex<[VecDeque<Fault>; 5]>,
     /// The managed identities served at the IMDS / App Service endpoints.
@@ -81,6 +83,8 @@ pub(crate) struct Mint<'a> {
 pub(crate) struct Minted {
     pub(crate) token: String,
     pub(crate) expires_in: u64,
+    /// `ext_expires_in`: `expires_in`, plus the extension when one is configured.
+    pub(crate) ext_expires_in: u64,
     pub(crate) now: i64,
 }
 
@@ -112,12 +116,18 @@ impl State {
             replay: Mutex::new(ReplayCache::default()),
             clock,
             token_lifetime,
+            token_extension: None,
             counters: Default::default(),
             faults: Mutex::new(Default::default()),
             identities,
             vault,
             replaced_certificates: Mutex::new(HashMap::new()),
         })
+    }
+
+    pub(crate) fn with_token_extension(mut self, extension: Option<Duration>) -> Self {
+        self.token_extension = extension;
+        self
     }
 
     pub(crate) fn assertion_reuse(&self) -> AssertionReuse {
@@ -338,7 +348,12 @@ impl State {
             .lifetime
             .map(|d| d.as_secs())
             .unwrap_or_else(|| self.default_lifetime());
-        let exp = now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX / 2));
+        let extension = match (mint.lifetime, self.token_extension) {
+            (None, Some(extension)) => extension.as_secs(),
+            _ => 0,
+        };
+        let ext_lifetime = lifetime.saturating_add(extension);
+        let exp = now.saturating_add(i64::try_from(ext_lifetime).unwrap_or(i64::MAX / 2));
         let tid = &self.registry.tenant_id;
         let oid = self.registry.object_id_for(mint.client_id);
         let acr = mint.acr.as_claim_value();
@@ -403,6 +418,7 @@ impl State {
         Ok(Minted {
             token: key.sign_jwt(&header, &Value::Object(claims))?,
             expires_in: lifetime,
+            ext_expires_in: ext_lifetime,
             now,
         })
     }
@@ -534,6 +550,7 @@ impl State {
             })
             .map_err(|_| EntraError::internal())?;
         let expires_in = minted.expires_in;
+        let ext_expires_in = minted.ext_expires_in;
         Ok(if v1 {
             let expires_on = u64::try_from(minted.now)
                 .unwrap_or(0)
@@ -542,7 +559,7 @@ impl State {
             json!({
                 "token_type": "Bearer",
                 "expires_in": expires_in.to_string(),
-                "ext_expires_in": expires_in.to_string(),
+                "ext_expires_in": ext_expires_in.to_string(),
                 "expires_on": expires_on.to_string(),
                 "not_before": not_before.to_string(),
                 "resource": resource,
@@ -552,7 +569,7 @@ impl State {
             json!({
                 "token_type": "Bearer",
                 "expires_in": expires_in,
-                "ext_expires_in": expires_in,
+                "ext_expires_in": ext_expires_in,
                 "access_token": minted.token,
             })
         })

@@ -20,7 +20,9 @@
 //! - **Outbound**: [`ConfidentialClient`](credentials::ConfidentialClient)
 //!   (`acquire_token_for_client`) with a certificate (PEM, PKCS#12, base64, Key Vault) or a
 //!   secret, managed identity and workload identity, and a token cache that refreshes ahead
-//!   of expiry with one request however many callers wait;
+//!   of expiry with one request however many callers wait and rides out an outage of the
+//!   authority inside the token's extended lifetime (`ext_expires_in`); Entra's public,
+//!   US Government, China, Bleu, Delos and GovSG clouds and External ID (`*.ciamlogin.com`);
 //!   [`AddAccessTokenLayer`](layers::AddAccessTokenLayer) attaches the token to requests to
 //!   the API's origin, and only there.
 //! - **Configuration** with Microsoft.Identity.Web's `appsettings.json` shape and key names
@@ -37,7 +39,7 @@
 //! |---|---|
 //! | `axum` | the [`Claims`] and `Option<Claims>` extractors ([axum module][mod-axum]) |
 //! | `reqwest` | [`AccessTokenMiddleware`][middleware] for `reqwest-middleware` clients |
-//! | `azure-core` | any `azure_core` `TokenCredential` as a token source or to read Key Vault (`AzureCoreCredential`) |
+//! | `azure-core` | any `azure_core` `TokenCredential` as a token source or to read Key Vault (`AzureCoreCredential`); `ConfidentialClient` and `ManagedIdentityCredential` as `TokenCredential`s for Azure SDK clients |
 //! | `tower-http` | `AuthorizeAccessToken`, the validator as tower-http's `AsyncAuthorizeRequest` |
 //! | `tonic` | [`tonic::claims`][mod-tonic] for handlers, and the replay of unary gRPC calls refused with `UNAUTHENTICATED` |
 //! | `redis` | a fleet of replicas: [`SharedTokenCache`](credentials::SharedTokenCache) over `RedisTokenStore` (sealed, fleet-wide single flight), last-known-good keys and revocation in Redis (`validation::fleet`) |

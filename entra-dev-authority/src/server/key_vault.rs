@@ -1,5 +1,5 @@
 //! The Key Vault endpoints: `GET {base}/vault/certificates/{name}` and
-//! `GET {base}/vault/secrets/{name}/{version}`, `POST {base}/vault/keys/{name}/{version}/sign`
+//! `GET {base}/vault/secrets/{name}[/{version}]` (no version: the latest), `POST {base}/vault/keys/{name}/{version}/sign`
 //! (api-version required), with Key Vault's
 //! shapes (`CertificateBundle`, `SecretBundle`, `{"error":{"code","message"}}`). Bearer
 //! tokens must be signed by this authority, unexpired, for `https://vault.azure.net`.
@@ -157,10 +157,13 @@ fn secret_bundle(state: &State, name: &str, version: &str) -> Result<Value, Refu
             .certificates
             .get(&name.to_ascii_lowercase())
             .and_then(|(stored, versions)| {
-                versions
-                    .iter()
-                    .find(|v| v.id.eq_ignore_ascii_case(version))
-                    .map(|v| (stored, v))
+                // No version: the latest, as `GET secrets/{name}` (and the SDKs' `{name}/`).
+                if version.is_empty() {
+                    versions.last()
+                } else {
+                    versions.iter().find(|v| v.id.eq_ignore_ascii_case(version))
+                }
+                .map(|v| (stored, v))
             });
     let Some((stored_name, v)) = found else {
         return Err(kv_error(
@@ -225,6 +228,16 @@ pub(crate) async fn get_secret(
     respond(
         authorize(&state, &query, &headers).and_then(|_| secret_bundle(&state, &name, &version)),
     )
+}
+
+/// `GET secrets/{name}` and `GET secrets/{name}/`: the latest version.
+pub(crate) async fn get_latest_secret(
+    state: Extract<Arc<State>>,
+    Path(name): Path<String>,
+    query: Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    get_secret(state, Path((name, String::new())), query, headers).await
 }
 
 /// `KeySignParameters`: `{"alg": "PS256", "value": "<base64url digest>"}`.

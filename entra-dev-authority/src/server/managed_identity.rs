@@ -150,7 +150,7 @@ fn issue(
             "refresh_token": "",
             "expires_in": minted.expires_in.to_string(),
             "expires_on": expires_on.to_string(),
-            "ext_expires_in": minted.expires_in.to_string(),
+            "ext_expires_in": minted.ext_expires_in.to_string(),
             "not_before": now.saturating_sub(300).to_string(),
             "resource": resource,
             "token_type": "Bearer",

@@ -63,6 +63,8 @@ pub(crate) fn router(state: Shared) -> Router {
             "/vault/secrets/{name}/{version}",
             get(key_vault::get_secret),
         )
+        .route("/vault/secrets/{name}", get(key_vault::get_latest_secret))
+        .route("/vault/secrets/{name}/", get(key_vault::get_latest_secret))
         .route("/vault/keys/{name}/{version}/sign", post(key_vault::sign))
         .with_state(state)
 }

@@ -31,18 +31,41 @@ mod http;
 
 pub use self::http::{FetchError, HttpClient, HttpClientBuilder};
 
-/// Hosts of Entra ID's clouds: an `Authority` on one of these is treated as Entra.
+/// Hosts of Entra ID's clouds (MSAL.NET's `AzureCloudInstance` and known aliases): an
+/// `Authority` on one of these is treated as Entra. Entra External ID (`{tenant}.ciamlogin.com`)
+/// is recognised by its suffix ([`is_ciam_host`]).
 const ENTRA_HOSTS: &[&str] = &[
+    // Public.
     "login.microsoftonline.com",
-    "login.microsoftonline.us",
-    "login.partner.microsoftonline.cn",
-    "login.chinacloudapi.cn",
     "login.microsoft.com",
     "login.windows.net",
+    // US Government.
+    "login.microsoftonline.us",
+    "login.usgovcloudapi.net",
+    // China (21Vianet).
+    "login.partner.microsoftonline.cn",
+    "login.chinacloudapi.cn",
+    // Bleu (French sovereign cloud).
     "login.sovcloud-identity.fr",
+    // Delos (German sovereign cloud).
     "login.sovcloud-identity.de",
+    // GovSG (Singapore government cloud).
     "login.sovcloud-identity.sg",
 ];
+
+/// The host suffix of Entra External ID (CIAM) authorities.
+const CIAM_SUFFIX: &str = ".ciamlogin.com";
+
+/// Whether `host` (lower case) is an Entra External ID host, `{subdomain}.ciamlogin.com`.
+fn is_ciam_host(host: &str) -> bool {
+    host.strip_suffix(CIAM_SUFFIX)
+        .is_some_and(|sub| !sub.is_empty() && !sub.contains('.'))
+}
+
+/// Whether `host` (lower case) is one of Entra ID's: a cloud's login host or External ID.
+fn is_entra_host(host: &str) -> bool {
+    ENTRA_HOSTS.contains(&host) || is_ciam_host(host)
+}
 
 /// Where tokens come from.
 #[derive(Clone, PartialEq, Eq)]
@@ -164,9 +187,31 @@ impl Authority {
         })
     }
 
-    /// An authority from an `Authority` URL. On an Entra host
-    /// (`login.microsoftonline.com` …) the tenant is read from the path (`/{tenant}` or
-    /// `/{tenant}/v2.0`) and Entra's rules apply; any other URL is an OpenID Connect issuer.
+    /// An authority from an `Authority` URL. On an Entra host the tenant is read from the
+    /// path (`/{tenant}` or `/{tenant}/v2.0`) and Entra's rules apply; any other URL is an
+    /// OpenID Connect issuer. Entra hosts: the public cloud (`login.microsoftonline.com`,
+    /// `login.microsoft.com`, `login.windows.net`), US Government
+    /// (`login.microsoftonline.us`, `login.usgovcloudapi.net`), China
+    /// (`login.partner.microsoftonline.cn`, `login.chinacloudapi.cn`), Bleu
+    /// (`login.sovcloud-identity.fr`), Delos (`login.sovcloud-identity.de`), GovSG
+    /// (`login.sovcloud-identity.sg`) and Entra External ID (`{subdomain}.ciamlogin.com`,
+    /// issuer `https://{subdomain}.ciamlogin.com/{tenant id}/v2.0`). As in MSAL.NET, an External
+    /// ID authority without a path, `https://contoso.ciamlogin.com/`, means the tenant
+    /// `contoso.onmicrosoft.com`.
+    ///
+    /// ```
+    /// use tower_azure_auth::Authority;
+    ///
+    /// let ciam = Authority::oidc("https://contoso.ciamlogin.com/")?;
+    /// assert_eq!(ciam.tenant(), Some("contoso.onmicrosoft.com"));
+    /// assert_eq!(
+    ///     ciam.token_endpoint().unwrap().as_str(),
+    ///     "https://contoso.ciamlogin.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    /// );
+    /// let bleu = Authority::oidc("https://login.sovcloud-identity.fr/contoso.fr/v2.0")?;
+    /// assert!(bleu.is_entra());
+    /// # Ok::<(), tower_azure_auth::ConfigError>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -174,16 +219,20 @@ impl Authority {
     pub fn oidc(authority: &str) -> Result<Self, ConfigError> {
         let url = parse_url(authority, "AzureAd:Authority")?;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        if ENTRA_HOSTS.contains(&host.as_str()) {
+        if is_entra_host(&host) {
             let segments: Vec<&str> = url
                 .path_segments()
                 .map(|s| s.filter(|p| !p.is_empty()).collect())
                 .unwrap_or_default();
+            let instance = format!("{}://{}/", url.scheme(), host);
+            if segments.is_empty() && is_ciam_host(&host) {
+                // MSAL.NET's `CiamAuthority`: "needed only until ESTS is updated to support the
+                // north star format".
+                let sub = host.trim_end_matches(CIAM_SUFFIX);
+                return Self::entra(&instance, &format!("{sub}.onmicrosoft.com"));
+            }
             return match segments.as_slice() {
-                [tenant] | [tenant, "v2.0"] => {
-                    let instance = format!("{}://{}/", url.scheme(), host);
-                    Self::entra(&instance, tenant)
-                }
+                [tenant] | [tenant, "v2.0"] => Self::entra(&instance, tenant),
                 _ => Err(ConfigError::Invalid {
                     key: "AzureAd:Authority".into(),
                     reason: format!(
@@ -375,6 +424,107 @@ mod tests {
         let client = builder.build().unwrap();
         let debug = format!("{client:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
+    fn every_cloud_is_entra_with_its_token_endpoint() {
+        struct Case {
+            name: &'static str,
+            authority: &'static str,
+            tenant: &'static str,
+            token_endpoint: &'static str,
+        }
+        const T: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
+        let cases = [
+            Case {
+                name: "public",
+                authority: "https://login.microsoftonline.com/7ff95b15-dc21-4ba6-bc92-824856578fc1/v2.0",
+                tenant: T,
+                token_endpoint: "https://login.microsoftonline.com/7ff95b15-dc21-4ba6-bc92-824856578fc1/oauth2/v2.0/token",
+            },
+            Case {
+                name: "US Government",
+                authority: "https://login.microsoftonline.us/contoso.onmicrosoft.us",
+                tenant: "contoso.onmicrosoft.us",
+                token_endpoint: "https://login.microsoftonline.us/contoso.onmicrosoft.us/oauth2/v2.0/token",
+            },
+            Case {
+                name: "China",
+                authority: "https://login.partner.microsoftonline.cn/contoso.partner.onmschina.cn",
+                tenant: "contoso.partner.onmschina.cn",
+                token_endpoint: "https://login.partner.microsoftonline.cn/contoso.partner.onmschina.cn/oauth2/v2.0/token",
+            },
+            Case {
+                name: "Bleu",
+                authority: "https://login.sovcloud-identity.fr/7ff95b15-dc21-4ba6-bc92-824856578fc1",
+                tenant: T,
+                token_endpoint: "https://login.sovcloud-identity.fr/7ff95b15-dc21-4ba6-bc92-824856578fc1/oauth2/v2.0/token",
+            },
+            Case {
+                name: "Delos",
+                authority: "https://LOGIN.sovcloud-identity.de/contoso.de/v2.0",
+                tenant: "contoso.de",
+                token_endpoint: "https://login.sovcloud-identity.de/contoso.de/oauth2/v2.0/token",
+            },
+            Case {
+                name: "GovSG",
+                authority: "https://login.sovcloud-identity.sg/organizations",
+                tenant: "organizations",
+                token_endpoint: "https://login.sovcloud-identity.sg/organizations/oauth2/v2.0/token",
+            },
+            Case {
+                name: "External ID with a tenant id",
+                authority: "https://contoso.ciamlogin.com/7ff95b15-dc21-4ba6-bc92-824856578fc1/v2.0",
+                tenant: T,
+                token_endpoint: "https://contoso.ciamlogin.com/7ff95b15-dc21-4ba6-bc92-824856578fc1/oauth2/v2.0/token",
+            },
+            Case {
+                name: "External ID without a path (MSAL.NET's rewrite)",
+                authority: "https://contoso.ciamlogin.com/",
+                tenant: "contoso.onmicrosoft.com",
+                token_endpoint: "https://contoso.ciamlogin.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+            },
+            Case {
+                name: "External ID with a domain",
+                authority: "https://contoso.ciamlogin.com/contoso.onmicrosoft.com",
+                tenant: "contoso.onmicrosoft.com",
+                token_endpoint: "https://contoso.ciamlogin.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+            },
+        ];
+        for case in cases {
+            let authority = Authority::oidc(case.authority).expect(case.name);
+            assert!(authority.is_entra(), "{}", case.name);
+            assert_eq!(authority.tenant(), Some(case.tenant), "{}", case.name);
+            assert_eq!(
+                authority.token_endpoint().unwrap().as_str(),
+                case.token_endpoint,
+                "{}",
+                case.name
+            );
+            assert_eq!(
+                authority.metadata_url().as_str(),
+                case.token_endpoint
+                    .replace("oauth2/v2.0/token", "v2.0/.well-known/openid-configuration"),
+                "{}",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn look_alike_hosts_are_not_entra() {
+        for authority in [
+            "https://ciamlogin.com/tenant",
+            "https://a.b.ciamlogin.com/tenant",
+            "https://contoso.ciamlogin.com.evil.example/tenant",
+            "https://login.sovcloud-identity.fr.evil.example/tenant",
+            "https://evilciamlogin.com/tenant",
+        ] {
+            let parsed = Authority::oidc(authority).expect(authority);
+            assert!(!parsed.is_entra(), "{authority}");
+        }
+        // Entra hosts need a tenant in the path (External ID aside).
+        assert!(Authority::oidc("https://login.sovcloud-identity.sg/").is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! throttling memory for `Retry-After`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +66,9 @@ pub(crate) struct Slot {
     pub(crate) throttled_until: AtomicU64,
     /// Unix milliseconds of the last forced refresh after a refusal (0: never).
     pub(crate) last_forced: AtomicU64,
+    /// Failed requests since the authority last answered, while the cached token is served
+    /// from its extended lifetime (0: no outage; see `resilience`).
+    pub(crate) outage_failures: AtomicU32,
 }
 
 pub(crate) fn unix_millis(time: SystemTime) -> u64 {

@@ -20,6 +20,8 @@ use super::credential::{ClientCredential, ClientSecret, CredentialContext, Crede
 use super::observe::Acquisition;
 use super::observer::{CertificateObserver, Observers};
 use super::protocol::{Attempt, TokenRequest};
+use super::refresh_event::{BackgroundRefreshEvent, RefreshHook};
+use super::resilience::ExtendedLifetime;
 use super::rotation::{Rotation, DEFAULT_PROACTIVE_WINDOW};
 use super::shared_cache::{Need, SharedTokenCache};
 use super::signer::Signer;
@@ -46,6 +48,9 @@ use self::options::Target;
 /// sends it, else when 80 % of the usable lifetime has passed) while callers keep getting the
 /// current one; concurrent misses share one request; a 5xx or network failure is retried once;
 /// `Retry-After` (429 and 5xx) is honoured by refusing identical requests until it passes.
+/// While the authority fails with a retryable error, a cached token past its usable point
+/// but inside its extended lifetime (`ext_expires_in`) is still returned and refreshed in
+/// the background with backoff ([`ConfidentialClientBuilder::extended_token_lifetime`]).
 ///
 /// ```no_run
 /// use tower_azure_auth::{Authority, credentials::{ClientCertificate, ConfidentialClient}};
@@ -90,6 +95,8 @@ struct ClientInner {
     rotation: Rotation,
     /// Client capabilities (`cp1`), sent in the `claims` parameter of every request.
     capabilities: Vec<String>,
+    extended_lifetime: ExtendedLifetime,
+    on_background_refresh: Option<RefreshHook>,
 }
 
 impl fmt::Debug for ConfidentialClient {
@@ -365,12 +372,22 @@ impl ClientInner {
                     }
                     return Ok((*token).clone());
                 }
+                let served =
+                    self.extended_lifetime
+                        .serve_during_outage(&slot, &token, now, &self.telemetry);
+                if let Some(token) = served {
+                    self.spawn_refresh(&key, &slot, scopes, &target, now);
+                    return Ok(token);
+                }
                 reason = CacheRefreshReason::Expired;
             }
         }
         if let Some(retry_after) = slot.throttled(now) {
             debug!(target: TARGET, ?retry_after, "token request refused: the authority asked to wait");
-            return Err(TokenError::Throttled { retry_after });
+            let error = TokenError::Throttled { retry_after };
+            return self
+                .extended_lifetime
+                .after_failure(&slot, error, force, now, &self.telemetry);
         }
         let seen = slot.generation.load(std::sync::atomic::Ordering::SeqCst);
         let _flight = slot.flight.lock().await;
@@ -384,13 +401,29 @@ impl ClientInner {
             }
         }
         if let Some(retry_after) = slot.throttled(now) {
-            return Err(TokenError::Throttled { retry_after });
+            let error = TokenError::Throttled { retry_after };
+            return self
+                .extended_lifetime
+                .after_failure(&slot, error, force, now, &self.telemetry);
         }
         acquisition.goes_to_identity_provider(reason);
         let need = if force { Need::Fresh } else { Need::Token };
-        let token = self
+        let token = match self
             .fetch_shared(&key, need, scopes, &target, &slot, acquisition)
-            .await?;
+            .await
+        {
+            Ok(token) => token,
+            Err(error) => {
+                let served =
+                    self.extended_lifetime
+                        .after_failure(&slot, error, force, now, &self.telemetry);
+                if served.is_ok() {
+                    acquisition.source = crate::telemetry::TokenSource::L1Cache;
+                }
+                return served;
+            }
+        };
+        self.extended_lifetime.recovered(&slot);
         slot.store(token.clone());
         Ok(token)
     }
@@ -456,6 +489,7 @@ impl ClientInner {
             let need = current.map_or(Need::Token, |t| Need::NewerThan(t.expires_on()));
             let mut acquisition = Acquisition::start(&inner.telemetry);
             acquisition.goes_to_identity_provider(CacheRefreshReason::ProactivelyRefreshed);
+            let started = std::time::Instant::now();
             let result = {
                 use tracing::Instrument as _;
                 let _flight = slot.flight.lock().await;
@@ -465,15 +499,22 @@ impl ClientInner {
                     .instrument(span.clone())
                     .await;
                 acquisition.report(&inner.telemetry, &span, &fetched, inner.now());
-                fetched.map(|token| slot.store(token))
+                fetched.inspect(|token| {
+                    inner.extended_lifetime.recovered(&slot);
+                    slot.store(token.clone());
+                })
             };
             inner.telemetry.background_refresh(result.is_ok());
-            match result {
-                Ok(()) => slot.end_refresh(inner.now(), false),
+            match &result {
+                Ok(_) => slot.end_refresh(inner.now(), false),
                 Err(error) => {
                     warn!(target: TARGET, %error, "background token refresh failed; the current token stays in use");
                     slot.end_refresh(inner.now(), true);
+                    inner.extended_lifetime.refresh_failed(&slot, error, inner.now());
                 }
+            }
+            if let Some(hook) = &inner.on_background_refresh {
+                hook.call(&BackgroundRefreshEvent::new(&scopes, started.elapsed(), result.as_ref()));
             }
         });
     }

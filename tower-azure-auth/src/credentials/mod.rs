@@ -97,6 +97,8 @@ mod observer;
 mod protocol;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod refresh_event;
+mod resilience;
 mod rotation;
 mod sealing;
 mod shared_cache;
@@ -127,6 +129,7 @@ pub use descriptions::CredentialDescriptions;
 pub use observer::{CertificateEvent, CertificateInfo, CertificateObserver};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisTokenStore;
+pub use refresh_event::BackgroundRefreshEvent;
 pub use sealing::EncryptionKeys;
 pub use shared_cache::{SharedTokenCache, DEFAULT_KEY_PREFIX};
 pub use signer::{PublicCertificate, Signer, SignerError};

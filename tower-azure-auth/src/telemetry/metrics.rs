@@ -66,6 +66,7 @@ pub(crate) struct Instruments {
     msal_duration_in_l1: Histogram<u64>,
     msal_remaining_lifetime: Histogram<u64>,
     background_refreshes: Counter<u64>,
+    pub(crate) extended_lifetime_served: Counter<u64>,
     pub(crate) retry_after: Histogram<f64>,
     /// The `ClientId` tag, only with PII logging on.
     pub(crate) client_id: Option<String>,
@@ -194,6 +195,11 @@ impl Instruments {
                 "tower_azure_auth.client.background_refreshes",
                 "{refresh}",
                 "Token refreshes ahead of expiry, in the background, by outcome",
+            ),
+            extended_lifetime_served: counter(
+                "tower_azure_auth.client.extended_lifetime_served",
+                "{token}",
+                "Cached tokens served from their extended lifetime (ext_expires_in) while the authority failed",
             ),
             retry_after: seconds(
                 "tower_azure_auth.client.retry_after",

@@ -32,8 +32,10 @@
 //! `Platform` (`tower-azure-auth`), `ApiId` (`AcquireTokenForClient`), `TokenType` (1,
 //! bearer), `TokenSource` (`IdentityProvider`, `Cache`), `CacheLevel` (`None`, `L1Cache`,
 //! `L2Cache`), `CacheRefreshReason`, and on failures `ErrorCode` and `RawStsErrorCode` (the
-//! AADSTS number, digits only, when the authority sent one). Two are this crate's own:
-//! `tower_azure_auth.client.background_refreshes` (`outcome`) and
+//! AADSTS number, digits only, when the authority sent one). Three are this crate's own:
+//! `tower_azure_auth.client.background_refreshes` (`outcome`),
+//! `tower_azure_auth.client.extended_lifetime_served` (cached tokens served from their
+//! `ext_expires_in` while the authority failed) and
 //! `tower_azure_auth.client.retry_after` (s, the waits the authority asked for). No tag
 //! carries a token, a secret or the tenant (as in MSAL); the client id is a tag (`ClientId`)
 //! only with PII logging on.
@@ -369,6 +371,14 @@ impl Telemetry {
         #[cfg(feature = "opentelemetry")]
         if let Some(instruments) = &self.instruments {
             instruments.background_refresh(success);
+        }
+    }
+
+    /// A cached token served from its extended lifetime while the authority fails.
+    pub(crate) fn extended_lifetime_served(&self) {
+        #[cfg(feature = "opentelemetry")]
+        if let Some(instruments) = &self.instruments {
+            instruments.extended_lifetime_served.add(1, &[]);
         }
     }
 

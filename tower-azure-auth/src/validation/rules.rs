@@ -364,17 +364,29 @@ pub(crate) fn short(value: &str) -> String {
     s
 }
 
-/// Whether `iss` is the issuer `template` names (`{tenantid}` replaced by `tid`).
+/// Whether `iss` is the issuer `template` names (every `{tenantid}` replaced by `tid`:
+/// External ID's issuer may name the tenant twice, `https://{tenantid}.ciamlogin.com/{tenantid}/v2.0`).
 pub(crate) fn matches_issuer(template: &str, tid: Option<&str>, iss: &str) -> bool {
-    match (template.split_once("{tenantid}"), tid) {
-        (Some((prefix, suffix)), Some(tid)) => {
-            iss.len() == prefix.len() + tid.len() + suffix.len()
-                && iss.starts_with(prefix)
-                && iss.ends_with(suffix)
-                && &iss[prefix.len()..iss.len() - suffix.len()] == tid
+    match tid {
+        _ if !template.contains("{tenantid}") => template == iss,
+        Some(tid) => {
+            let mut rest = iss;
+            let mut parts = template.split("{tenantid}").peekable();
+            while let Some(part) = parts.next() {
+                let Some(after) = rest.strip_prefix(part) else {
+                    return false;
+                };
+                rest = after;
+                if parts.peek().is_some() {
+                    let Some(after) = rest.strip_prefix(tid) else {
+                        return false;
+                    };
+                    rest = after;
+                }
+            }
+            rest.is_empty()
         }
-        (Some(_), None) => false,
-        (None, _) => template == iss,
+        None => false,
     }
 }
 
@@ -440,6 +452,27 @@ mod tests {
                 template: "https://a/t/",
                 tid: Some("t"),
                 iss: "https://a/t/v2.0",
+                ok: false,
+            },
+            Case {
+                name: "tenant named twice (External ID)",
+                template: "https://{tenantid}.ciamlogin.com/{tenantid}/v2.0",
+                tid: Some("t"),
+                iss: "https://t.ciamlogin.com/t/v2.0",
+                ok: true,
+            },
+            Case {
+                name: "tenant named twice, the second differs",
+                template: "https://{tenantid}.ciamlogin.com/{tenantid}/v2.0",
+                tid: Some("t"),
+                iss: "https://t.ciamlogin.com/u/v2.0",
+                ok: false,
+            },
+            Case {
+                name: "trailing text after the template",
+                template: "https://a/{tenantid}/v2.0",
+                tid: Some("t"),
+                iss: "https://a/t/v2.0/x",
                 ok: false,
             },
         ];
@@ -672,6 +705,88 @@ mod tests {
                 .check_issuer(V2, Some(V1), case.key_issuer, &claims(case.claims))
                 .map_err(|e| e.kind());
             assert_eq!(result, case.result, "{}", case.name);
+        }
+    }
+
+    /// Each cloud's issuer shapes, as their discovery documents name them (the template for
+    /// multi-tenant metadata, or the tenant's own issuer), against tokens of the tenant and
+    /// of another tenant.
+    #[test]
+    fn every_cloud_issuer_shape() {
+        struct Case {
+            name: &'static str,
+            metadata_issuer: &'static str,
+            iss: String,
+            ok: bool,
+        }
+        const OTHER: &str = "00000000-1111-2222-3333-444444444444";
+        let t = TENANT;
+        let cases = [
+            Case {
+                name: "US Government v2 template",
+                metadata_issuer: "https://login.microsoftonline.us/{tenantid}/v2.0",
+                iss: format!("https://login.microsoftonline.us/{t}/v2.0"),
+                ok: true,
+            },
+            Case {
+                name: "China v2 template",
+                metadata_issuer: "https://login.partner.microsoftonline.cn/{tenantid}/v2.0",
+                iss: format!("https://login.partner.microsoftonline.cn/{t}/v2.0"),
+                ok: true,
+            },
+            Case {
+                name: "Bleu v2 template",
+                metadata_issuer: "https://login.sovcloud-identity.fr/{tenantid}/v2.0",
+                iss: format!("https://login.sovcloud-identity.fr/{t}/v2.0"),
+                ok: true,
+            },
+            Case {
+                name: "Delos v2 template",
+                metadata_issuer: "https://login.sovcloud-identity.de/{tenantid}/v2.0",
+                iss: format!("https://login.sovcloud-identity.de/{t}/v2.0"),
+                ok: true,
+            },
+            Case {
+                name: "GovSG v2 template",
+                metadata_issuer: "https://login.sovcloud-identity.sg/{tenantid}/v2.0",
+                iss: format!("https://login.sovcloud-identity.sg/{t}/v2.0"),
+                ok: true,
+            },
+            Case {
+                name: "GovSG: a token of the public cloud",
+                metadata_issuer: "https://login.sovcloud-identity.sg/{tenantid}/v2.0",
+                iss: format!("https://login.microsoftonline.com/{t}/v2.0"),
+                ok: false,
+            },
+            Case {
+                name: "External ID, the tenant's issuer",
+                metadata_issuer: "https://7ff95b15-dc21-4ba6-bc92-824856578fc1.ciamlogin.com/7ff95b15-dc21-4ba6-bc92-824856578fc1/v2.0",
+                iss: format!("https://{t}.ciamlogin.com/{t}/v2.0"),
+                ok: true,
+            },
+            Case {
+                name: "External ID template naming the tenant twice",
+                metadata_issuer: "https://{tenantid}.ciamlogin.com/{tenantid}/v2.0",
+                iss: format!("https://{t}.ciamlogin.com/{t}/v2.0"),
+                ok: true,
+            },
+            Case {
+                name: "External ID, another tenant's subdomain",
+                metadata_issuer: "https://{tenantid}.ciamlogin.com/{tenantid}/v2.0",
+                iss: format!("https://{OTHER}.ciamlogin.com/{t}/v2.0"),
+                ok: false,
+            },
+            Case {
+                name: "External ID, a token of the workforce tenant",
+                metadata_issuer: "https://7ff95b15-dc21-4ba6-bc92-824856578fc1.ciamlogin.com/7ff95b15-dc21-4ba6-bc92-824856578fc1/v2.0",
+                iss: format!("https://login.microsoftonline.com/{t}/v2.0"),
+                ok: false,
+            },
+        ];
+        for case in cases {
+            let claims = claims(serde_json::json!({"iss": case.iss, "tid": TENANT}));
+            let result = rules().check_issuer(case.metadata_issuer, None, None, &claims);
+            assert_eq!(result.is_ok(), case.ok, "{}: {result:?}", case.name);
         }
     }
 

@@ -11,6 +11,8 @@ mod support;
 mod authorization;
 #[cfg(feature = "azure-core")]
 mod azure_core_credential;
+#[cfg(feature = "azure-core")]
+mod azure_sdk;
 mod cae;
 mod credential_errors;
 mod credentials;
@@ -24,6 +26,7 @@ mod outbound;
 mod pkcs11;
 mod readiness;
 mod rejection_extensions;
+mod resilience;
 mod spans;
 mod telemetry;
 mod tenant;

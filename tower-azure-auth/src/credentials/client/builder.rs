@@ -22,6 +22,8 @@ pub struct ConfidentialClientBuilder {
     observers: Observers,
     proactive_window: Option<Duration>,
     capabilities: Vec<String>,
+    extended_lifetime: bool,
+    on_background_refresh: Option<RefreshHook>,
 }
 
 impl fmt::Debug for ConfidentialClientBuilder {
@@ -202,6 +204,32 @@ impl ConfidentialClientBuilder {
             .map(Into::into)
             .filter(|c: &String| !c.trim().is_empty())
             .collect();
+    /// Keeps serving a cached token past its usable point (within 5 minutes of `expires_in`,
+    /// or past it) while the authority fails with a retryable error (5xx, 429, timeout, no
+    /// connection) and the token is inside the extended lifetime Entra sends for exactly this
+    /// (`ext_expires_in`); never past it. Meanwhile the token is refreshed in the background
+    /// with exponential backoff (5 s, doubling, at most 2 minutes), each such token is counted
+    /// (`tower_azure_auth.client.extended_lifetime_served`) and the outage's start and end
+    /// are logged at warn. A token without `ext_expires_in`, a refusal (4xx) and a
+    /// [`force_refresh`](ConfidentialClient::force_refresh) get the error as before.
+    ///
+    /// Default **on**: the token stays valid at the resource for its extended lifetime,
+    /// so an outage of the authority need not become one of every service calling an API.
+    /// (MSAL.NET keeps this behind an internal switch, off.) `false` turns it off.
+    pub fn extended_token_lifetime(mut self, enabled: bool) -> Self {
+        self.extended_lifetime = enabled;
+        self
+    }
+
+    /// Calls `hook` when a background refresh ends, successful or not, with its scopes and
+    /// duration (never the token), as MSAL.NET's `OnBackgroundTokenRefreshCompleted`. It
+    /// runs on the refresh's task: keep it short. A panic in it is caught and logged, and the
+    /// client goes on (with `panic = "abort"` there is nothing to catch).
+    pub fn on_background_refresh(
+        mut self,
+        hook: impl Fn(&BackgroundRefreshEvent<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_background_refresh = Some(RefreshHook::new(hook));
         self
     }
 
@@ -273,6 +301,10 @@ impl ConfidentialClientBuilder {
                 token_endpoint: tokio::sync::OnceCell::new(),
                 rotation: Rotation::new(self.proactive_window, self.observers),
                 capabilities: self.capabilities,
+                extended_lifetime: ExtendedLifetime {
+                    enabled: self.extended_lifetime,
+                },
+                on_background_refresh: self.on_background_refresh,
             }),
         })
     }
@@ -298,6 +330,8 @@ impl ConfidentialClientBuilder {
             observers: Observers::default(),
             proactive_window: Some(DEFAULT_PROACTIVE_WINDOW),
             capabilities: Vec::new(),
+            extended_lifetime: true,
+            on_background_refresh: None,
         }
     }
 }

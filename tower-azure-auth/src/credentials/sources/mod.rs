@@ -6,6 +6,8 @@
 
 #[cfg(feature = "azure-core")]
 pub(super) mod azure_credential;
+#[cfg(feature = "azure-core")]
+mod azure_token_credential;
 pub(super) mod environment;
 pub(super) mod key_vault;
 pub(super) mod key_vault_signing;
