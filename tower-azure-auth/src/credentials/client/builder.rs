@@ -204,6 +204,9 @@ impl ConfidentialClientBuilder {
             .map(Into::into)
             .filter(|c: &String| !c.trim().is_empty())
             .collect();
+        self
+    }
+
     /// Keeps serving a cached token past its usable point (within 5 minutes of `expires_in`,
     /// or past it) while the authority fails with a retryable error (5xx, 429, timeout, no
     /// connection) and the token is inside the extended lifetime Entra sends for exactly this
