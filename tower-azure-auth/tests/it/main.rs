@@ -11,6 +11,7 @@ mod support;
 mod authorization;
 #[cfg(feature = "azure-core")]
 mod azure_core_credential;
+mod claims_payload;
 mod credential_errors;
 mod credentials;
 mod faults;
