@@ -35,18 +35,32 @@ struct Slot {
     key_id: u64,
 }
 
-thread_local! {
-    static FRONT: RefCell<[Option<Slot>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+struct Front {
+    slots: [Option<Slot>; SLOTS],
+    /// Per slot, the fingerprint of the last token found in the shared cache and not kept:
+    /// a token is copied here on its second hit in a row for its slot, so that a thread
+    /// cycling through many tokens does not copy claims on every request.
+    candidates: [u64; SLOTS],
 }
 
-/// The slot of a token: from its last 8 bytes (the end of its signature).
-fn slot_of(token: &str) -> usize {
+thread_local! {
+    static FRONT: RefCell<Front> = const {
+        RefCell::new(Front { slots: [const { None }; SLOTS], candidates: [0; SLOTS] })
+    };
+}
+
+/// A token's fingerprint, from its last 8 bytes (the end of its signature) and its length.
+fn fingerprint(token: &str) -> u64 {
     let bytes = token.as_bytes();
     let mut tail = [0u8; 8];
     let start = bytes.len().saturating_sub(8);
     tail[..bytes.len() - start].copy_from_slice(&bytes[start..]);
-    let mixed = u64::from_le_bytes(tail).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> 59) as usize % SLOTS
+    (u64::from_le_bytes(tail) ^ bytes.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The slot of a token.
+fn slot_of(token: &str) -> usize {
+    (fingerprint(token) >> 59) as usize % SLOTS
 }
 
 /// This thread's copy of `token`'s claims and the id of the key that verified it, if the
@@ -55,7 +69,7 @@ pub(crate) fn get(owner: u64, token: &str) -> Option<(Claims, u64)> {
     FRONT
         .try_with(|front| {
             let front = front.try_borrow().ok()?;
-            match &front[slot_of(token)] {
+            match &front.slots[slot_of(token)] {
                 Some(slot) if slot.owner == owner && *slot.token == *token => {
                     Some((slot.claims.clone(), slot.key_id))
                 }
@@ -67,11 +81,18 @@ pub(crate) fn get(owner: u64, token: &str) -> Option<(Claims, u64)> {
 }
 
 /// Keeps `token`, just found in the shared cache `owner`, in this thread's front with a
-/// copy of its claims of its own.
+/// copy of its claims of its own, when it was also the last token found there for its slot
+/// (its second hit in a row).
 pub(crate) fn put(owner: u64, token: &str, hit: &CachedToken) {
     let _ = FRONT.try_with(|front| {
         if let Ok(mut front) = front.try_borrow_mut() {
-            front[slot_of(token)] = Some(Slot {
+            let slot = slot_of(token);
+            let seen = fingerprint(token) ^ owner.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            if front.candidates[slot] != seen {
+                front.candidates[slot] = seen;
+                return;
+            }
+            front.slots[slot] = Some(Slot {
                 owner,
                 token: token.into(),
                 claims: hit.claims.deep_copy(),
@@ -85,7 +106,7 @@ pub(crate) fn put(owner: u64, token: &str, hit: &CachedToken) {
 pub(crate) fn remove(owner: u64, token: &str) {
     let _ = FRONT.try_with(|front| {
         if let Ok(mut front) = front.try_borrow_mut() {
-            let slot = &mut front[slot_of(token)];
+            let slot = &mut front.slots[slot_of(token)];
             if slot
                 .as_ref()
                 .is_some_and(|s| s.owner == owner && *s.token == *token)
