@@ -150,8 +150,8 @@ impl Claims {
         })
     }
 
-    fn text<'a>(&'a self, text: &'a Option<Text>) -> Option<&'a str> {
-        text.as_ref().map(|text| text.get(&self.inner.payload))
+    fn text<'a>(&'a self, text: Option<&'a Text>) -> Option<&'a str> {
+        text.map(|text| text.get(&self.inner.payload))
     }
 
     fn texts<'a>(&'a self, texts: &'a Texts) -> impl Iterator<Item = &'a str> + 'a {
@@ -221,7 +221,7 @@ impl Claims {
     /// One claim if it is a string.
     pub fn get_str(&self, name: &str) -> Option<&str> {
         match self.inner.fields.text(name) {
-            Some(text) => self.text(text),
+            Some(text) => self.text(text.as_ref()),
             None => self.get(name).and_then(Value::as_str),
         }
     }
@@ -234,7 +234,7 @@ impl Claims {
             "aud" => (None, fields.aud.as_slice(), &[]),
             "roles" => (None, fields.roles.as_slice(), &[]),
             _ => match fields.text(name) {
-                Some(text) => (self.text(text), &[], &[]),
+                Some(text) => (self.text(text.as_ref()), &[], &[]),
                 None => match self.get(name) {
                     Some(Value::String(s)) => (Some(s.as_str()), &[], &[]),
                     Some(Value::Array(items)) => (None, &[], items.as_slice()),
@@ -258,8 +258,8 @@ impl Claims {
     /// The client application's id: `azp` (v2) or `appid` (v1).
     #[must_use]
     pub fn client_id(&self) -> Option<&str> {
-        self.text(&self.inner.fields.azp)
-            .or_else(|| self.text(&self.inner.fields.appid))
+        self.text(self.inner.fields.azp.as_ref())
+            .or_else(|| self.text(self.inner.fields.appid.as_ref()))
     }
 
     /// How the client authenticated: `azpacr` (v2) or `appidacr` (v1).
@@ -267,7 +267,7 @@ impl Claims {
     pub fn client_authentication(&self) -> Option<ClientAuthentication> {
         match self
             .get_str("azpacr")
-            .or_else(|| self.text(&self.inner.fields.appidacr))?
+            .or_else(|| self.text(self.inner.fields.appidacr.as_ref()))?
         {
             "0" => Some(ClientAuthentication::Public),
             "1" => Some(ClientAuthentication::Secret),
@@ -291,7 +291,7 @@ impl Claims {
 
     /// The delegated scopes (`scp`, space separated). Empty for app-only tokens.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.text(&self.inner.fields.scp)
+        self.text(self.inner.fields.scp.as_ref())
             .unwrap_or("")
             .split(' ')
             .filter(|s| !s.is_empty())
@@ -306,25 +306,25 @@ impl Claims {
     /// The tenant (`tid`).
     #[must_use]
     pub fn tenant_id(&self) -> Option<&str> {
-        self.text(&self.inner.fields.tid)
+        self.text(self.inner.fields.tid.as_ref())
     }
 
     /// The object id of the caller's service principal (`oid`).
     #[must_use]
     pub fn object_id(&self) -> Option<&str> {
-        self.text(&self.inner.fields.oid)
+        self.text(self.inner.fields.oid.as_ref())
     }
 
     /// The subject (`sub`).
     #[must_use]
     pub fn subject(&self) -> Option<&str> {
-        self.text(&self.inner.fields.sub)
+        self.text(self.inner.fields.sub.as_ref())
     }
 
     /// The issuer (`iss`).
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
-        self.text(&self.inner.fields.iss)
+        self.text(self.inner.fields.iss.as_ref())
     }
 
     /// The audiences (`aud`, a string or an array).
@@ -347,7 +347,7 @@ impl Claims {
     /// The token version from `ver`.
     #[must_use]
     pub fn version(&self) -> Option<TokenVersion> {
-        match self.text(&self.inner.fields.ver)? {
+        match self.text(self.inner.fields.ver.as_ref())? {
             "1.0" => Some(TokenVersion::V1),
             "2.0" => Some(TokenVersion::V2),
             _ => None,
@@ -358,7 +358,7 @@ impl Claims {
     /// configured; otherwise a token without `scp` whose `sub` equals `oid`.
     #[must_use]
     pub fn is_app_only(&self) -> bool {
-        match self.text(&self.inner.fields.idtyp) {
+        match self.text(self.inner.fields.idtyp.as_ref()) {
             Some(kind) => kind == "app",
             None => {
                 !self.inner.fields.has_scp
