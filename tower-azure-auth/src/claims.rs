@@ -18,12 +18,21 @@
 //! assert_eq!(claims.version(), Some(TokenVersion::V2));
 //! ```
 
+mod payload;
+
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
+pub(crate) use self::payload::{Date, PayloadError};
+use self::payload::{Fields, Text, Texts};
+
 /// The verified claims of an access token. Cheap to clone.
+///
+/// Built from a token, it keeps the decoded payload and the positions of the claims the
+/// validator and the typed accessors read; the full map of claims ([`get`](Self::get),
+/// [`raw`](Self::raw)) is parsed from that text the first time it is asked for, once.
 ///
 /// `Debug` shows the identifying claims (issuer, audience, client, tenant, roles, expiry),
 /// never a signature or the token.
@@ -33,8 +42,12 @@ pub struct Claims {
 }
 
 struct Inner {
-    raw: Map<String, Value>,
+    /// The payload's JSON text (as decoded: no copy, its capacity kept).
+    payload: String,
+    fields: Fields,
     roles: Vec<String>,
+    /// Every claim, parsed from `payload` on first use.
+    map: OnceLock<Map<String, Value>>,
 }
 
 /// Entra token versions (`ver` claim).
@@ -107,73 +120,146 @@ impl Claims {
     ///
     /// When `roles` is neither a string nor an array of strings.
     pub fn from_map(raw: Map<String, Value>) -> Result<Self, ClaimsError> {
-        let roles = match raw.get("roles") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(role)) => vec![role.clone()],
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| match item {
-                    Value::String(role) => Ok(role.clone()),
-                    _ => Err(ClaimsError::WrongType {
-                        claim: "roles",
-                        expected: "an array of strings",
-                    }),
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(ClaimsError::WrongType {
-                    claim: "roles",
-                    expected: "an array of strings",
-                })
-            }
-        };
+        let payload = serde_json::to_string(&raw).map_err(|_| ClaimsError::NotAnObject)?;
+        let claims = Self::from_payload(payload).map_err(|error| match error {
+            PayloadError::Claims(error) => error,
+            PayloadError::NotAnObject => ClaimsError::NotAnObject,
+        })?;
+        // The map given is the one `get` would build from the text: keep it.
+        let _ = claims.inner.map.set(raw);
+        Ok(claims)
+    }
+
+    /// Builds claims from a token's decoded payload, which must be one JSON object: the
+    /// claims the rules read are found in one pass, the rest is checked and left as text.
+    pub(crate) fn from_payload(payload: String) -> Result<Self, PayloadError> {
+        let fields = payload::parse(&payload)?;
+        let roles = fields
+            .roles
+            .as_slice()
+            .iter()
+            .map(|role| role.get(&payload).to_owned())
+            .collect();
         Ok(Self {
-            inner: Arc::new(Inner { raw, roles }),
+            inner: Arc::new(Inner {
+                payload,
+                fields,
+                roles,
+                map: OnceLock::new(),
+            }),
         })
+    }
+
+    fn text<'a>(&'a self, text: Option<&'a Text>) -> Option<&'a str> {
+        text.map(|text| text.get(&self.inner.payload))
+    }
+
+    fn texts<'a>(&'a self, texts: &'a Texts) -> impl Iterator<Item = &'a str> + 'a {
+        texts
+            .as_slice()
+            .iter()
+            .map(|text| text.get(&self.inner.payload))
+    }
+
+    /// The map of every claim, parsed from the payload on first use. The payload was checked
+    /// as strictly as this parse when the claims were built, so it does not fail; were it to,
+    /// the map would be empty.
+    fn map(&self) -> &Map<String, Value> {
+        self.inner
+            .map
+            .get_or_init(|| serde_json::from_str(&self.inner.payload).unwrap_or_default())
+    }
+
+    /// A copy of these claims in an allocation of their own (not sharing the reference
+    /// count), without the claims map, which the copy builds again if asked.
+    pub(crate) fn deep_copy(&self) -> Self {
+        let inner = &*self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                payload: inner.payload.clone(),
+                fields: inner.fields.clone(),
+                roles: inner.roles.clone(),
+                map: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Whether the full claims map has been built (by [`get`](Self::get) or
+    /// [`raw`](Self::raw)): the verified-token cache weighs it then.
+    pub(crate) fn map_built(&self) -> bool {
+        self.inner.map.get().is_some()
+    }
+
+    /// `exp`, `nbf` or `iat` as read from the token (any other name: absent).
+    pub(crate) fn date(&self, name: &str) -> Date {
+        let fields = &self.inner.fields;
+        match name {
+            "exp" => fields.exp,
+            "nbf" => fields.nbf,
+            "iat" => fields.iat,
+            _ => Date::Absent,
+        }
+    }
+
+    /// Whether the token has an `scp` claim at all (of any type, `null` included).
+    pub(crate) fn has_scp_claim(&self) -> bool {
+        self.inner.fields.has_scp
     }
 
     /// All claims, as sent.
     #[must_use]
     pub fn raw(&self) -> &Map<String, Value> {
-        &self.inner.raw
+        self.map()
     }
 
     /// One claim, as sent.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.inner.raw.get(name)
+        self.map().get(name)
     }
 
     /// One claim if it is a string.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(Value::as_str)
+        match self.inner.fields.text(name) {
+            Some(text) => self.text(text.as_ref()),
+            None => self.get(name).and_then(Value::as_str),
+        }
     }
 
     /// The values of a claim as strings: a string claim gives one value, an array of strings
     /// gives each; numbers and booleans are not converted.
     pub fn values<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let (single, many) = match self.get(name) {
-            Some(Value::String(s)) => (Some(s.as_str()), None),
-            Some(Value::Array(items)) => (None, Some(items.iter().filter_map(Value::as_str))),
-            _ => (None, None),
+        let fields = &self.inner.fields;
+        let (single, texts, many): (Option<&str>, &[Text], &[Value]) = match name {
+            "aud" => (None, fields.aud.as_slice(), &[]),
+            "roles" => (None, fields.roles.as_slice(), &[]),
+            _ => match fields.text(name) {
+                Some(text) => (self.text(text.as_ref()), &[], &[]),
+                None => match self.get(name) {
+                    Some(Value::String(s)) => (Some(s.as_str()), &[], &[]),
+                    Some(Value::Array(items)) => (None, &[], items.as_slice()),
+                    _ => (None, &[], &[]),
+                },
+            },
         };
-        single.into_iter().chain(many.into_iter().flatten())
+        let payload = &self.inner.payload;
+        single
+            .into_iter()
+            .chain(texts.iter().map(move |text| text.get(payload)))
+            .chain(many.iter().filter_map(Value::as_str))
     }
 
     /// Whether a claim has exactly this string value (or holds it, if it is an array).
     #[must_use]
     pub fn has_value(&self, name: &str, value: &str) -> bool {
-        match self.get(name) {
-            Some(Value::String(s)) => s == value,
-            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(value)),
-            _ => false,
-        }
+        self.values(name).any(|v| v == value)
     }
 
     /// The client application's id: `azp` (v2) or `appid` (v1).
     #[must_use]
     pub fn client_id(&self) -> Option<&str> {
-        self.get_str("azp").or_else(|| self.get_str("appid"))
+        self.text(self.inner.fields.azp.as_ref())
+            .or_else(|| self.text(self.inner.fields.appid.as_ref()))
     }
 
     /// How the client authenticated: `azpacr` (v2) or `appidacr` (v1).
@@ -181,7 +267,7 @@ impl Claims {
     pub fn client_authentication(&self) -> Option<ClientAuthentication> {
         match self
             .get_str("azpacr")
-            .or_else(|| self.get_str("appidacr"))?
+            .or_else(|| self.text(self.inner.fields.appidacr.as_ref()))?
         {
             "0" => Some(ClientAuthentication::Public),
             "1" => Some(ClientAuthentication::Secret),
@@ -200,12 +286,12 @@ impl Claims {
     /// Whether `roles` holds this role.
     #[must_use]
     pub fn has_role(&self, role: &str) -> bool {
-        self.inner.roles.iter().any(|r| r == role)
+        self.texts(&self.inner.fields.roles).any(|r| r == role)
     }
 
     /// The delegated scopes (`scp`, space separated). Empty for app-only tokens.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.get_str("scp")
+        self.text(self.inner.fields.scp.as_ref())
             .unwrap_or("")
             .split(' ')
             .filter(|s| !s.is_empty())
@@ -220,48 +306,48 @@ impl Claims {
     /// The tenant (`tid`).
     #[must_use]
     pub fn tenant_id(&self) -> Option<&str> {
-        self.get_str("tid")
+        self.text(self.inner.fields.tid.as_ref())
     }
 
     /// The object id of the caller's service principal (`oid`).
     #[must_use]
     pub fn object_id(&self) -> Option<&str> {
-        self.get_str("oid")
+        self.text(self.inner.fields.oid.as_ref())
     }
 
     /// The subject (`sub`).
     #[must_use]
     pub fn subject(&self) -> Option<&str> {
-        self.get_str("sub")
+        self.text(self.inner.fields.sub.as_ref())
     }
 
     /// The issuer (`iss`).
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
-        self.get_str("iss")
+        self.text(self.inner.fields.iss.as_ref())
     }
 
     /// The audiences (`aud`, a string or an array).
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
-        self.values("aud")
+        self.texts(&self.inner.fields.aud)
     }
 
     /// The expiry (`exp`), in seconds since the Unix epoch.
     #[must_use]
     pub fn expires_at(&self) -> Option<u64> {
-        numeric_date(self.get("exp")?)
+        self.inner.fields.exp.at()
     }
 
     /// Not before (`nbf`), in seconds since the Unix epoch.
     #[must_use]
     pub fn not_before(&self) -> Option<u64> {
-        numeric_date(self.get("nbf")?)
+        self.inner.fields.nbf.at()
     }
 
     /// The token version from `ver`.
     #[must_use]
     pub fn version(&self) -> Option<TokenVersion> {
-        match self.get_str("ver")? {
+        match self.text(self.inner.fields.ver.as_ref())? {
             "1.0" => Some(TokenVersion::V1),
             "2.0" => Some(TokenVersion::V2),
             _ => None,
@@ -272,10 +358,10 @@ impl Claims {
     /// configured; otherwise a token without `scp` whose `sub` equals `oid`.
     #[must_use]
     pub fn is_app_only(&self) -> bool {
-        match self.get_str("idtyp") {
+        match self.text(self.inner.fields.idtyp.as_ref()) {
             Some(kind) => kind == "app",
             None => {
-                self.get("scp").is_none()
+                !self.inner.fields.has_scp
                     && self.subject().is_some()
                     && self.subject() == self.object_id()
             }
@@ -285,15 +371,19 @@ impl Claims {
 
 impl Claims {
     /// The heap this claims set holds, in bytes as requested from the allocator (its
-    /// allocator's own overhead aside): the `Arc`, the claims map's nodes, every key,
-    /// string and array, nested ones included, and the parsed roles. Computed from the
-    /// values' capacities in one walk; the map's nodes are estimated from its length, as
-    /// `serde_json`'s default map (a `BTreeMap`) lays them out.
+    /// allocator's own overhead aside): the `Arc`, the payload's text, the copies of escaped
+    /// strings and the arrays of the fields, the parsed roles and, once built, the claims
+    /// map's nodes, every key, string and array, nested ones included. The map's nodes are
+    /// estimated from its length, as `serde_json`'s default map (a `BTreeMap`) lays them out.
     pub(crate) fn heap_bytes(&self) -> usize {
+        let inner = &*self.inner;
         let arc = 2 * size_of::<usize>() + size_of::<Inner>();
-        let roles = self.inner.roles.capacity() * size_of::<String>()
-            + self.inner.roles.iter().map(String::capacity).sum::<usize>();
-        arc + roles + map_heap_bytes(&self.inner.raw)
+        let roles = inner.roles.capacity() * size_of::<String>()
+            + inner.roles.iter().map(String::capacity).sum::<usize>();
+        arc + inner.payload.capacity()
+            + inner.fields.heap_bytes()
+            + roles
+            + inner.map.get().map_or(0, map_heap_bytes)
     }
 }
 
@@ -331,18 +421,6 @@ fn value_heap_bytes(value: &Value) -> usize {
                 + items.iter().map(value_heap_bytes).sum::<usize>()
         }
         Value::Object(map) => map_heap_bytes(map),
-    }
-}
-
-/// A JWT NumericDate: an integer or a float (truncated); negative or non-numeric is `None`.
-pub(crate) fn numeric_date(value: &Value) -> Option<u64> {
-    match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
-        _ => None,
     }
 }
 
@@ -416,6 +494,35 @@ mod tests {
             assert_eq!(claims.roles(), case.roles, "{}", case.name);
             assert_eq!(claims.version(), case.version, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn the_claims_map_is_built_on_first_use_only() {
+        let claims = Claims::from_payload(
+            r#"{"aud":"a","roles":["r"],"azp":"c","exp":5,"x":{"y":[1]}}"#.to_owned(),
+        )
+        .unwrap();
+        assert!(!claims.map_built());
+        assert!(claims.has_role("r"));
+        assert_eq!(claims.audiences().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(claims.client_id(), Some("c"));
+        assert_eq!(claims.get_str("azp"), Some("c"));
+        assert_eq!(claims.expires_at(), Some(5));
+        assert!(claims.has_value("aud", "a"));
+        assert!(!claims.map_built(), "the typed accessors read no map");
+        let before = claims.heap_bytes();
+        assert_eq!(claims.get("x"), Some(&json!({"y": [1]})));
+        assert!(claims.map_built());
+        assert!(
+            claims.heap_bytes() > before,
+            "the map is weighed once built"
+        );
+
+        let copy = claims.deep_copy();
+        assert!(!Arc::ptr_eq(&copy.inner, &claims.inner));
+        assert!(!copy.map_built());
+        assert_eq!(copy.client_id(), Some("c"));
+        assert_eq!(copy.raw(), claims.raw());
     }
 
     #[test]

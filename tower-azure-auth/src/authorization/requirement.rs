@@ -445,7 +445,7 @@ impl Requirement for ScopeOrAppPermissionRequirement {
 
     fn unmet_reason(&self, ctx: &AuthorizationContext<'_>, show_values: bool) -> Cow<'static, str> {
         let claims = ctx.claims();
-        let has_either = claims.get("scp").is_some() || !claims.roles().is_empty();
+        let has_either = claims.has_scp_claim() || !claims.roles().is_empty();
         match (show_values, has_either) {
             (_, false) => Cow::Borrowed("the token has neither `scp` nor `roles`"),
             (false, true) => Cow::Borrowed("the token has none of them"),

@@ -50,10 +50,16 @@ impl TokenValidatorBuilder {
     /// token presented again is accepted without a new signature check while it is within
     /// its lifetime and the key that verified it is still published.
     ///
-    /// Each entry weighs the heap it holds: the token's text, its parsed claims (every key,
-    /// value and array, nested ones included) and the cache's own bookkeeping, so the heap
-    /// the cache holds stays within this budget (as requested from the allocator, whose own
+    /// Each entry weighs the heap it holds: the token's text, its claims (the decoded
+    /// payload and what the rules read from it; the full claims map too once a caller has
+    /// asked for it, from the next hit on) and the cache's own bookkeeping, so the heap the
+    /// cache holds stays within this budget (as requested from the allocator, whose own
     /// per-allocation overhead comes on top).
+    ///
+    /// Besides, each thread that validates keeps the last 8 tokens it found in the cache,
+    /// with a copy of their claims (a few KiB per thread, outside this budget), so that
+    /// threads serving the same token do not write to shared memory; a hit there is checked
+    /// like any other (key still published, lifetime, revocations).
     pub fn verified_token_cache(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
         self
@@ -369,7 +375,16 @@ impl TokenValidatorBuilder {
             entra: self.authority.is_entra(),
             audiences: self.audiences,
             default_audience_client_id: self.client_id,
-            allowed_tenants: trimmed(self.allowed_tenants),
+            allowed_tenants: {
+                // Folded and sorted once, so that a thousand tenants cost a binary search.
+                let mut tenants: Vec<String> = trimmed(self.allowed_tenants)
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .collect();
+                tenants.sort_unstable();
+                tenants.dedup();
+                tenants
+            },
             allowed_client_ids: trimmed(self.allowed_client_ids),
             leeway: self.leeway.as_secs(),
             max_token_lifetime: self.max_token_lifetime.as_secs(),

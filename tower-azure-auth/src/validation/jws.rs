@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::keys::{algorithm_name, SigningKey, Snapshot};
 use super::rules::{short, Rules};
 use crate::authority::Authority;
-use crate::claims::Claims;
+use crate::claims::{Claims, PayloadError};
 use crate::error::{AuthError, AuthErrorKind};
 
 /// A token whose signature checked out.
@@ -49,6 +49,34 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D:
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
+/// Decoded headers up to this size stay on the stack.
+const HEADER_ON_STACK: usize = 384;
+/// Signatures up to this size (RSA 8192) stay on the stack.
+const SIGNATURE_ON_STACK: usize = 1024;
+
+/// Decodes base64url (no padding) into `stack` when it fits, else into `heap`.
+fn decode<'b>(
+    input: &str,
+    stack: &'b mut [u8],
+    heap: &'b mut Vec<u8>,
+) -> Result<&'b [u8], base64::DecodeError> {
+    if base64::decoded_len_estimate(input.len()) <= stack.len() {
+        let len = URL_SAFE_NO_PAD
+            .decode_slice(input, stack)
+            .map_err(|error| match error {
+                base64::DecodeSliceError::DecodeError(error) => error,
+                // Unreachable: the estimate is an upper bound.
+                base64::DecodeSliceError::OutputSliceTooSmall => {
+                    base64::DecodeError::InvalidLength(input.len())
+                }
+            })?;
+        Ok(&stack[..len])
+    } else {
+        URL_SAFE_NO_PAD.decode_vec(input, heap)?;
+        Ok(heap)
+    }
+}
+
 /// The three base64url parts of a compact JWS (`header.payload.signature`); five parts are
 /// a JWE, refused as such.
 pub(crate) fn split(token: &str) -> Result<(&str, &str, &str), AuthError> {
@@ -80,10 +108,13 @@ pub(crate) fn verify<'s>(
 ) -> Result<Verified<'s>, AuthError> {
     use AuthErrorKind as K;
     let (header_b64, payload_b64, signature_b64) = split(token)?;
-    let header_json = URL_SAFE_NO_PAD
-        .decode(header_b64)
+    // Header and signature are decoded on the stack when they fit (they nearly always do:
+    // an RSA signature is at most 1,024 bytes), the payload once, into the claims' text.
+    let mut header_stack = [0u8; HEADER_ON_STACK];
+    let mut header_heap = Vec::new();
+    let header_json = decode(header_b64, &mut header_stack, &mut header_heap)
         .map_err(|_| AuthError::new(K::MalformedToken, "the token header is not base64url"))?;
-    let header: Header<'_> = serde_json::from_slice(&header_json).map_err(|_| {
+    let header: Header<'_> = serde_json::from_slice(header_json).map_err(|_| {
         AuthError::new(
             K::MalformedToken,
             "the token header is not a JSON object with an `alg`",
@@ -155,10 +186,11 @@ pub(crate) fn verify<'s>(
     }
     let message_len = header_b64.len() + 1 + payload_b64.len();
     let message = &token.as_bytes()[..message_len];
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
+    let mut signature_stack = [0u8; SIGNATURE_ON_STACK];
+    let mut signature_heap = Vec::new();
+    let signature = decode(signature_b64, &mut signature_stack, &mut signature_heap)
         .map_err(|_| AuthError::new(K::MalformedToken, "the token signature is not base64url"))?;
-    if !key.verify(algorithm, message, &signature) {
+    if !key.verify(algorithm, message, signature) {
         return Err(AuthError::new(
             K::InvalidSignature,
             "the signature is invalid",
@@ -168,10 +200,13 @@ pub(crate) fn verify<'s>(
     let payload = URL_SAFE_NO_PAD
         .decode(payload_b64)
         .map_err(|_| AuthError::new(K::MalformedToken, "the token payload is not base64url"))?;
-    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&payload)
-        .map_err(|_| AuthError::new(K::MalformedToken, "the token payload is not a JSON object"))?;
-    let claims =
-        Claims::from_map(claims).map_err(|e| AuthError::new(K::InvalidClaim, e.to_string()))?;
+    let not_an_object =
+        || AuthError::new(K::MalformedToken, "the token payload is not a JSON object");
+    let payload = String::from_utf8(payload).map_err(|_| not_an_object())?;
+    let claims = Claims::from_payload(payload).map_err(|error| match error {
+        PayloadError::NotAnObject => not_an_object(),
+        PayloadError::Claims(error) => AuthError::new(K::InvalidClaim, error.to_string()),
+    })?;
     Ok(Verified {
         claims,
         snapshot,

@@ -54,6 +54,7 @@ mod diagnose;
 #[cfg(feature = "redis")]
 pub mod fleet;
 mod fleet_options;
+mod front;
 mod jws;
 mod keys;
 pub mod last_known_good;
@@ -396,19 +397,32 @@ impl TokenValidator {
             ));
         }
         if let Some(cache) = &inner.cache {
-            if let Some(hit) = cache.get(token) {
+            // This thread's front first (no shared write), then the shared cache.
+            let owner = cache.owner();
+            let hit = front::get(owner, token).or_else(|| {
+                let hit = cache.get(token)?;
+                if hit.weight_is_stale() {
+                    // A caller built the claims map since: count it against the budget.
+                    cache.insert(token, &hit.claims, hit.key_id);
+                }
+                front::put(owner, token, &hit);
+                Some((hit.claims, hit.key_id))
+            });
+            if let Some((claims, key_id)) = hit {
                 let current = inner.keys.snapshot.load();
-                if current.as_ref().is_some_and(|s| s.keys.holds(hit.key_id)) {
+                if current.as_ref().is_some_and(|s| s.keys.holds(key_id)) {
                     inner.telemetry.token_cache_lookup(true);
                     *cached = true;
                     let now = inner.clock.unix_seconds();
-                    if let Err(error) = inner.rules.check_lifetime(&hit.claims, now) {
+                    if let Err(error) = inner.rules.check_lifetime(&claims, now) {
+                        front::remove(owner, token);
                         cache.remove(token);
                         return Err(error);
                     }
-                    inner.revoker.check(&hit.claims, now)?;
-                    return Ok(hit.claims);
+                    inner.revoker.check(&claims, now)?;
+                    return Ok(claims);
                 }
+                front::remove(owner, token);
                 cache.remove(token);
             }
             inner.telemetry.token_cache_lookup(false);

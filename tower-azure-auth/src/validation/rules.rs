@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::claims::{numeric_date, Claims, TokenVersion};
+use crate::claims::{Claims, Date, TokenVersion};
 use crate::error::{AuthError, AuthErrorKind};
 
 /// The settings of the claim rules, fixed when the validator is built.
@@ -15,7 +15,8 @@ pub(crate) struct Rules {
     /// Accepted audiences; empty: the client id (see [`Rules::check_audience`]).
     pub(crate) audiences: Vec<String>,
     pub(crate) default_audience_client_id: Option<String>,
-    /// Trimmed, compared ignoring ASCII case (tenant ids are GUIDs).
+    /// Trimmed, ASCII-lowercased, sorted and deduplicated (tenant ids are GUIDs, compared
+    /// ignoring ASCII case): looked up by binary search ([`Rules::tenant_allowed`]).
     pub(crate) allowed_tenants: Vec<String>,
     /// Trimmed, compared ignoring ASCII case (client ids are GUIDs); empty: any caller.
     pub(crate) allowed_client_ids: Vec<String>,
@@ -88,14 +89,13 @@ impl Rules {
         use AuthErrorKind as K;
         let leeway = self.leeway;
         let date = |name: &'static str| -> Result<Option<u64>, AuthError> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(value) => numeric_date(value).map(Some).ok_or_else(|| {
-                    AuthError::new(
-                        K::InvalidClaim,
-                        format!("the {name} claim is not a NumericDate"),
-                    )
-                }),
+            match claims.date(name) {
+                Date::Absent => Ok(None),
+                Date::At(at) => Ok(Some(at)),
+                Date::Invalid => Err(AuthError::new(
+                    K::InvalidClaim,
+                    format!("the {name} claim is not a NumericDate"),
+                )),
             }
         };
         let Some(exp) = date("exp")? else {
@@ -223,12 +223,7 @@ impl Rules {
                 }),
             );
         }
-        if !inner.allowed_tenants.is_empty()
-            && !inner
-                .allowed_tenants
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(tenant))
-        {
+        if !inner.tenant_allowed(tenant) {
             return Err(inner.refuse(
                 K::InvalidTenant,
                 "the tenant is not one of the allowed tenants (AllowedTenants)",
@@ -258,6 +253,21 @@ impl Rules {
             }
         }
         Ok(())
+    }
+
+    /// Whether `AllowedTenants` accepts `tenant` (an empty list accepts any), ignoring ASCII
+    /// case.
+    pub(crate) fn tenant_allowed(&self, tenant: &str) -> bool {
+        self.allowed_tenants.is_empty()
+            || self
+                .allowed_tenants
+                .binary_search_by(|allowed| {
+                    allowed
+                        .bytes()
+                        .map(|b| b.to_ascii_lowercase())
+                        .cmp(tenant.bytes().map(|b| b.to_ascii_lowercase()))
+                })
+                .is_ok()
     }
 
     /// The audience: a configured one, else the client id (and `api://` + client id for v1
