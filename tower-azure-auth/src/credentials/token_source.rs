@@ -32,6 +32,15 @@ pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
         scopes: &'a [String],
         force_refresh: bool,
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
+
+    /// The token for `scopes` when the source has it at hand (a cache hit that needs no
+    /// refresh), without a future; `None` (the default) means "ask [`token`](Self::token)".
+    /// The layer and the middleware try this first, so a cache hit boxes no future.
+    /// [`ConfidentialClient`](crate::credentials::ConfidentialClient) answers from its cache.
+    fn cached_token(&self, scopes: &[String]) -> Option<AccessToken> {
+        let _ = scopes;
+        None
+    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
@@ -41,6 +50,10 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
         force_refresh: bool,
     ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
         (**self).token(scopes, force_refresh)
+    }
+
+    fn cached_token(&self, scopes: &[String]) -> Option<AccessToken> {
+        (**self).cached_token(scopes)
     }
 }
 
@@ -280,19 +293,28 @@ impl BearerAuth {
 
     /// `Bearer …`, marked sensitive.
     pub(crate) async fn header(&self, force_refresh: bool) -> Result<HeaderValue, TokenError> {
+        if !force_refresh {
+            if let Some(token) = self.source.cached_token(&self.scopes) {
+                return bearer_header(&token);
+            }
+        }
         let token = self.source.token(&self.scopes, force_refresh).await?;
         bearer_header(&token)
     }
 }
 
+/// `Bearer …`, marked sensitive; built once per token (a clone after that).
 pub(crate) fn bearer_header(token: &AccessToken) -> Result<HeaderValue, TokenError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
-        TokenError::BadResponse {
-            reason: "the access token cannot be sent in a header".into(),
-        }
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    token.bearer_header(|| {
+        let mut value =
+            HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
+                TokenError::BadResponse {
+                    reason: "the access token cannot be sent in a header".into(),
+                }
+            })?;
+        value.set_sensitive(true);
+        Ok(value)
+    })
 }
 
 /// Whether a response says the token was refused as invalid (401, or gRPC's `UNAUTHENTICATED`
