@@ -576,6 +576,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_of_two_holds_two_and_a_third_evicts() {
+        // What tests/tests/it/load_safety.rs relies on through `max_cache_entries(2)`.
+        let cache = TokenCache::new(2);
+        let now = SystemTime::now();
+        let keys: Vec<CacheKey> = (0..3)
+            .map(|i| CacheKey::new("a", "c", &[format!("s{i}/.default")]))
+            .collect();
+        let first: Vec<Arc<Slot>> = keys[..2].iter().map(|k| cache.slot(k, now)).collect();
+        for (key, slot) in keys[..2].iter().zip(&first) {
+            assert!(Arc::ptr_eq(slot, &cache.slot(key, now)), "both fit");
+        }
+        cache.slot(&keys[2], now);
+        assert!(cache.len() <= 2);
+        let kept = keys[..2]
+            .iter()
+            .zip(&first)
+            .filter(|(key, slot)| {
+                let scopes = [key.scopes[0].as_str()];
+                cache
+                    .get(&KeyRef::new("a", "c", &scopes).unwrap())
+                    .is_some_and(|s| Arc::ptr_eq(&s, slot))
+            })
+            .count();
+        assert!(kept < 2, "the third evicted one of the two");
+    }
+
+    #[test]
     fn forced_refreshes_are_claimed_at_most_once_per_interval() {
         let slot = Slot::default();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_900_000_000);
