@@ -49,7 +49,8 @@ run() { # name mode token-count
   local name=$1 mode=$2 count=$3 port=18080
   taskset -c 0 "$BIN" --mode "$mode" --listen 127.0.0.1:$port --tokens "$WORK/$name.tokens" --count "$count" > "$WORK/$name.server" &
   local pid=$!
-  for _ in $(seq 100); do grep -q listening "$WORK/$name.server" 2>/dev/null && break; sleep 0.1; done
+  # Minting 20,000 tokens takes a while on a busy machine: wait up to 5 minutes.
+  for _ in $(seq 3000); do grep -q listening "$WORK/$name.server" 2>/dev/null && break; sleep 0.1; done
   # Warm up (fills the verified-token cache for the repeated-token case).
   taskset -c 1 wrk -t1 -c$CONNECTIONS -d1s -s "$WORK/tokens.lua" "http://127.0.0.1:$port" -- "$WORK/$name.tokens" > /dev/null
   local result
