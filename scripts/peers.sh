@@ -42,9 +42,11 @@ done = function(summary, latency, requests)
 end
 LUA
 
-wait_for() { # file pattern
-  for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "peers.sh: no '$2' in $1" >&2; cat "$1" >&2; return 1
+wait_for() { # file pattern pids-to-stop-on-failure...
+  local file=$1 pattern=$2
+  shift 2
+  for _ in $(seq 600); do grep -q "$pattern" "$file" 2>/dev/null && return 0; sleep 0.1; done
+  echo "peers.sh: no '$pattern' in $file" >&2; cat "$file" >&2; kill "$@" 2>/dev/null; exit 1
 }
 
 status() { # port [token]
@@ -60,9 +62,9 @@ measure() { # name port tokens-file expect-401-without-token pids...
   shift 4
   local token
   token=$(tail -1 "$tokens")
-  [ "$(status "$port" "$token")" = 200 ] || { echo "peers.sh: $name refused the token" >&2; exit 1; }
+  [ "$(status "$port" "$token")" = 200 ] || { echo "peers.sh: $name refused the token" >&2; kill "$@"; exit 1; }
   if [ "$guarded" = yes ]; then
-    [ "$(status "$port")" = 401 ] || { echo "peers.sh: $name let a request without a token in" >&2; exit 1; }
+    [ "$(status "$port")" = 401 ] || { echo "peers.sh: $name let a request without a token in" >&2; kill "$@"; exit 1; }
   fi
   taskset -c 1 wrk -t1 -c$CONNECTIONS -d1s -s "$WORK/token.lua" "http://127.0.0.1:$port" -- "$tokens" > /dev/null
   local result
@@ -79,7 +81,7 @@ ours() { # name mode guarded
   local port=18080
   taskset -c 0 "$BIN" --mode "$2" --listen 127.0.0.1:$port --tokens "$WORK/$1.tokens" > "$WORK/$1.server" &
   local pid=$!
-  wait_for "$WORK/$1.server" listening
+  wait_for "$WORK/$1.server" listening $pid
   measure "$1" $port "$WORK/$1.tokens" "$3" $pid
 }
 
@@ -88,12 +90,14 @@ peer() {
   # The dev authority that mints the token and serves the JWKS (idle during the run).
   taskset -c 1 "$BIN" --mode none --listen 127.0.0.1:$idp_port --tokens "$WORK/peer.tokens" > "$WORK/idp.server" &
   local idp=$!
-  wait_for "$WORK/idp.server" '^jwks '
+  wait_for "$WORK/idp.server" '^jwks ' $idp
   local jwks issuer audience
   read -r _ jwks _ issuer _ audience < <(grep '^jwks ' "$WORK/idp.server")
+  # A v2 token's `aud` is the API's client id (our layer accepts it and `api://{client id}`).
+  audience=${audience#api://}
   taskset -c 0 "$PEER" --listen 127.0.0.1:$port --jwks-url "$jwks" --issuer "$issuer" --audience "$audience" > "$WORK/peer.server" 2>&1 &
   local pid=$!
-  wait_for "$WORK/peer.server" listening
+  wait_for "$WORK/peer.server" listening $pid $idp
   measure jwt_authorizer $port "$WORK/peer.tokens" yes $pid $idp
 }
 

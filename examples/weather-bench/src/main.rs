@@ -162,9 +162,10 @@ async fn main() -> ExitCode {
         "listening on http://{}",
         listener.local_addr().expect("address")
     );
-    // For a peer server validating the same tokens (scripts/peers.sh).
+    // For a peer server validating the same tokens (scripts/peers.sh): a v2 token's `aud`
+    // is the API's client id.
     println!(
-        "jwks {} issuer {} audience {uri}",
+        "jwks {} issuer {} audience {SERVICE}",
         authority.jwks_uri(),
         authority.issuer(TokenVersion::V2)
     );
