@@ -8,6 +8,10 @@
 # The scenarios run in ROUNDS interleaved rounds (default 3), so that a slow moment of the
 # machine does not land on one scenario only; the table gives each scenario's median round
 # (by req/s) and the highest peak RSS.
+# Each round also times RS256 verifications on the server's CPU (`weather-bench --mode
+# rsa-verify`); from the median of those and the no-authentication throughput the script
+# computes the fresh-token ceiling: one core doing the no-auth work plus one RSA verification
+# per request, 1 / (1/noauth_rps + t_rsa), and prints each validation scenario against it.
 #
 # Run: [ROUNDS=3] scripts/load.sh [seconds per scenario, default 10]
 set -euo pipefail
@@ -45,7 +49,8 @@ run() { # name mode token-count
   local name=$1 mode=$2 count=$3 port=18080
   taskset -c 0 "$BIN" --mode "$mode" --listen 127.0.0.1:$port --tokens "$WORK/$name.tokens" --count "$count" > "$WORK/$name.server" &
   local pid=$!
-  for _ in $(seq 100); do grep -q listening "$WORK/$name.server" 2>/dev/null && break; sleep 0.1; done
+  # Minting 20,000 tokens takes a while on a busy machine: wait up to 5 minutes.
+  for _ in $(seq 3000); do grep -q listening "$WORK/$name.server" 2>/dev/null && break; sleep 0.1; done
   # Warm up (fills the verified-token cache for the repeated-token case).
   taskset -c 1 wrk -t1 -c$CONNECTIONS -d1s -s "$WORK/tokens.lua" "http://127.0.0.1:$port" -- "$WORK/$name.tokens" > /dev/null
   local result
@@ -63,10 +68,13 @@ for round in $(seq "$ROUNDS"); do
   run validate_fresh validate 20000
   run validate_no_cache validate-no-cache 1
   run validate_policy policy 1
+  echo "rsa_verify $(taskset -c 0 "$BIN" --mode rsa-verify --count 20000 | sed -n 's/^RSA_VERIFY //p')"
 done | tee "$WORK/results"
 
+RSA_NS=$(sed -n 's/^rsa_verify ns=\([0-9]*\).*/\1/p' "$WORK/results" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+
 # Per scenario: the median round by req/s (its latencies with it), the highest peak RSS.
-sort -k1,1 -s "$WORK/results" | awk '
+grep -v '^rsa_verify' "$WORK/results" | sort -k1,1 -s | awk -v rsa_ns="$RSA_NS" '
   function flush() {
     if (cur == "") return
     # insertion sort of the rounds by rps
@@ -96,4 +104,11 @@ sort -k1,1 -s "$WORK/results" | awk '
       s = order[i]
       printf "%-20s %10d %8.3f %8d %8d %12d %7d\n", s, R[s], R[s] / base, P50[s], P99[s], RSS[s], ROUNDS[s]
     }
+    # The fresh-token ceiling: the no-auth work plus one RSA verification per request on one core.
+    ceiling = 1 / (1 / base + rsa_ns / 1e9)
+    printf "\nRS256 verification (median of %d rounds): %.1f µs\n", ROUNDS["no_auth"], rsa_ns / 1000
+    printf "fresh-token ceiling 1 / (1/%d + %.1f µs) = %d req/s\n", base, rsa_ns / 1000, ceiling
+    printf "validate_fresh    %.3f of the ceiling (target ≥ 0.90)\n", R["validate_fresh"] / ceiling
+    printf "validate_no_cache %.3f of the ceiling\n", R["validate_no_cache"] / ceiling
+    printf "validate_repeated %.3f of no auth, validate_policy %.3f (target ≥ 0.97)\n", R["validate_repeated"] / base, R["validate_policy"] / base
   }'

@@ -1,18 +1,24 @@
 //! The verified-token cache's memory budget against the real heap: a counting global
 //! allocator measures the live bytes the cache holds once it is filled with realistic Entra
 //! ID tokens (small app-only tokens, and tokens with many roles and groups), which must stay
-//! within 10 % of the configured budget. A binary of its own: the allocator is global.
+//! within 10 % of the configured budget; and it counts the allocations of an outbound
+//! token-cache hit, which must be none. A binary of its own: the allocator is global (its
+//! tests run one at a time).
 
 #[path = "it/support/mod.rs"]
 mod support;
 
 use std::alloc::System;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use entra_dev_authority::{DevApi, DevApplication, DevAuthority, Endpoint};
+use futures_util::FutureExt as _;
 
 use serde_json::{json, Value};
 use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
 use support::TestKey;
 use tower_azure_auth::clock::ManualClock;
+use tower_azure_auth::credentials::ConfidentialClient;
 use tower_azure_auth::{Authority, TokenValidator};
 
 #[global_allocator]
@@ -23,6 +29,9 @@ const API: &str = "b178f3a5-7588-492a-924f-72d7887b7e48";
 const NOW: u64 = 1_800_000_000;
 /// The default budget of [`tower_azure_auth::TokenValidatorBuilder::verified_token_cache`].
 const DEFAULT_BUDGET: usize = 16 * 1024 * 1024;
+
+/// The tests count the whole process's allocations: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn live_bytes() -> isize {
     let stats = GLOBAL.stats();
@@ -103,6 +112,9 @@ fn heap_held(key: &TestKey, tokens: &[String], budget: usize) -> isize {
 
 #[test]
 fn the_verified_token_cache_holds_within_10_percent_of_its_budget() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let key = TestKey::generate("k1");
     // A mix by size: small app-only tokens, some roles, and many roles and groups.
     let shapes = [(1, 0), (5, 0), (20, 10), (60, 120)];
@@ -126,4 +138,71 @@ fn the_verified_token_cache_holds_within_10_percent_of_its_budget() {
             "a {budget}-byte cache holds only {held} bytes of heap ({ratio:.2} of its budget): its weights overcount"
         );
     }
+}
+
+#[test]
+fn an_outbound_token_cache_hit_allocates_nothing() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    const TENANT: &str = "7ff95b15-dc21-4ba6-bc92-824856578fc1";
+    const CLIENT: &str = "9c2f1e7a-51a4-4d3b-8f0e-6a1b2c3d4e5f";
+    // A runtime on this thread only: nothing runs while the hits are counted.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let uri = format!("api://{API}");
+    let authority = runtime
+        .block_on(
+            DevAuthority::builder()
+                .tenant_id(TENANT)
+                .api(DevApi::new(API).app_id_uri(&uri).app_roles(["read"]))
+                .application(
+                    DevApplication::new(CLIENT)
+                        .secret("hit-secret")
+                        .grant(&uri, ["read"]),
+                )
+                .start(),
+        )
+        .unwrap();
+    let client = {
+        let _runtime = runtime.enter();
+        ConfidentialClient::builder(CLIENT)
+            .authority(Authority::entra(&authority.instance(), TENANT).unwrap())
+            .client_secret("hit-secret")
+            .build()
+            .unwrap()
+    };
+    let scope = format!("{uri}/.default");
+    let upper = scope.to_ascii_uppercase().replace("/.DEFAULT", "/.default");
+    let first = runtime
+        .block_on(client.acquire_token_for_client(&[scope.as_str()]))
+        .unwrap();
+    // The same entry asked for as written, in other case, and twice over.
+    let asks: [&[&str]; 3] = [&[&scope], &[&upper], &[&scope, &upper]];
+    let before = GLOBAL.stats();
+    let mut hits = 0;
+    for _ in 0..1_000 {
+        for ask in asks {
+            let token = client
+                .acquire_token_for_client(ask)
+                .now_or_never()
+                .expect("a cache hit completes on its first poll")
+                .unwrap();
+            hits += usize::from(token.secret() == first.secret());
+        }
+    }
+    let after = GLOBAL.stats();
+    assert_eq!(hits, 3_000, "every call was answered with the cached token");
+    assert_eq!(
+        after.allocations - before.allocations,
+        0,
+        "allocations in 3,000 cache hits"
+    );
+    assert_eq!(
+        authority.request_count(Endpoint::Token),
+        1,
+        "one token request for the one entry"
+    );
 }

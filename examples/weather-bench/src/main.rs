@@ -3,6 +3,10 @@
 //! tokens the load generator sends.
 //!
 //! Run: `cargo run --release -p weather-bench -- --mode policy --listen 127.0.0.1:8080 --tokens /tmp/tokens.txt --count 10000`
+//!
+//! `--mode rsa-verify --count N` serves nothing: it times N RS256 verifications (RSA 2048, the
+//! key parsed once, aws-lc-rs: what the validator does per uncached token) and prints
+//! `RSA_VERIFY ns=…`, the mean; `scripts/load.sh` uses it for the fresh-token ceiling.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -31,6 +35,8 @@ enum Mode {
     ValidateNoCache,
     /// Validation and the seed's policy.
     Policy,
+    /// No server: times `--count` RS256 verifications and prints the mean.
+    RsaVerify,
 }
 
 /// The weather API for load tests.
@@ -42,9 +48,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Where to write the tokens, one per line.
+    /// Where to write the tokens, one per line (required to serve).
     #[arg(long)]
-    tokens: PathBuf,
+    tokens: Option<PathBuf>,
     /// How many distinct tokens to mint.
     #[arg(long, default_value_t = 1)]
     count: usize,
@@ -56,6 +62,22 @@ const BODY: &str =
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if matches!(args.mode, Mode::RsaVerify) {
+        return match rsa_verify_ns(args.count.max(1)) {
+            Ok(ns) => {
+                println!("RSA_VERIFY ns={ns:.0} count={}", args.count.max(1));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("weather-bench: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(tokens) = args.tokens.as_ref() else {
+        eprintln!("weather-bench: --tokens is required to serve");
+        return ExitCode::FAILURE;
+    };
     let uri = format!("api://{SERVICE}");
     let authority = match DevAuthority::builder()
         .tenant_id(TENANT)
@@ -75,10 +97,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut file = match std::fs::File::create(&args.tokens) {
+    let mut file = match std::fs::File::create(tokens) {
         Ok(file) => std::io::BufWriter::new(file),
         Err(error) => {
-            eprintln!("weather-bench: {}: {error}", args.tokens.display());
+            eprintln!("weather-bench: {}: {error}", tokens.display());
             return ExitCode::FAILURE;
         }
     };
@@ -113,6 +135,7 @@ async fn main() -> ExitCode {
         Mode::None => route,
         Mode::Validate => route.layer(ValidateAccessTokenLayer::new(with_cache)),
         Mode::ValidateNoCache => route.layer(ValidateAccessTokenLayer::new(without_cache)),
+        Mode::RsaVerify => unreachable!("handled above"),
         Mode::Policy => {
             let policies = Policies::builder()
                 .add_policy(
@@ -139,6 +162,43 @@ async fn main() -> ExitCode {
         "listening on http://{}",
         listener.local_addr().expect("address")
     );
+    // For a peer server validating the same tokens (scripts/peers.sh): a v2 token's `aud`
+    // is the API's client id.
+    println!(
+        "jwks {} issuer {} audience {SERVICE}",
+        authority.jwks_uri(),
+        authority.issuer(TokenVersion::V2)
+    );
     axum::serve(listener, app).await.expect("serve");
     ExitCode::SUCCESS
+}
+
+/// The mean time of one RS256 verification (RSA 2048, e = 65537, the key parsed once) of a
+/// token-sized message, in nanoseconds: the cost a fresh token cannot avoid.
+fn rsa_verify_ns(count: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    use aws_lc_rs::encoding::AsDer as _;
+    use aws_lc_rs::signature::{KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)?;
+    let message = vec![b'e'; 800];
+    let mut signature = vec![0; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        &message,
+        &mut signature,
+    )?;
+    let public = key.public_key().as_der()?;
+    let parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public.as_ref())?;
+    // Warm-up, then the timed run.
+    for _ in 0..count.min(1_000) {
+        parsed.verify_sig(&message, &signature)?;
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..count {
+        parsed.verify_sig(
+            std::hint::black_box(&message),
+            std::hint::black_box(&signature),
+        )?;
+    }
+    Ok(started.elapsed().as_nanos() as f64 / count as f64)
 }

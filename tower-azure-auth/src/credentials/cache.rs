@@ -1,13 +1,18 @@
-//! The token cache: one slot per (authority, client id, sorted scope set), read without a
-//! lock on a hit (arc-swap), one request to the authority per slot at a time (single flight),
-//! throttling memory for `Retry-After`.
+//! The token cache: one slot per (authority, client id, sorted scope set), one request to the
+//! authority per slot at a time (single flight), throttling memory for `Retry-After`.
+//!
+//! The slots live in a sharded, bounded `quick_cache` map (CLOCK-PRO eviction: a slot that is
+//! not asked for goes before one that is, whatever its token's expiry), so an insert costs
+//! O(1) at any size. A hit looks the slot up by a borrowed [`KeyRef`]: the caller's scopes are
+//! trimmed, compared without regard to case, sorted and de-duplicated on the stack and hashed
+//! as the owned [`CacheKey`] is, so a hit allocates nothing.
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 
 use super::token::AccessToken;
 
@@ -25,9 +30,13 @@ pub(crate) const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// After a failed background refresh, the next one waits this long.
 const REFRESH_BACKOFF: Duration = Duration::from_secs(30);
 
+/// The most scopes a [`KeyRef`] normalises on the stack; a call with more takes the owned
+/// key's path (one allocation per scope).
+pub(crate) const INLINE_SCOPES: usize = 8;
+
 /// The cache key: authority, client id, sorted and de-duplicated scopes (lower-cased, as
 /// MSAL keys them).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CacheKey {
     pub(crate) authority: String,
     pub(crate) client_id: String,
@@ -35,10 +44,10 @@ pub(crate) struct CacheKey {
 }
 
 impl CacheKey {
-    pub(crate) fn new(authority: &str, client_id: &str, scopes: &[String]) -> Self {
+    pub(crate) fn new<S: AsRef<str>>(authority: &str, client_id: &str, scopes: &[S]) -> Self {
         let mut scopes: Vec<String> = scopes
             .iter()
-            .map(|s| s.trim().to_ascii_lowercase())
+            .map(|s| s.as_ref().trim().to_ascii_lowercase())
             .collect();
         scopes.sort();
         scopes.dedup();
@@ -48,6 +57,142 @@ impl CacheKey {
             scopes,
         }
     }
+}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(
+            &self.authority,
+            &self.client_id,
+            self.scopes.iter().map(String::as_str),
+            state,
+        );
+    }
+}
+
+/// A key borrowed from a caller's arguments, equal (and hashing equal) to the [`CacheKey`]
+/// built from the same arguments, built without allocating.
+#[derive(Debug)]
+pub(crate) struct KeyRef<'a> {
+    authority: &'a str,
+    client_id: &'a str,
+    /// Trimmed, sorted by their lower-cased bytes, de-duplicated without regard to case.
+    scopes: [&'a str; INLINE_SCOPES],
+    len: usize,
+}
+
+impl<'a> KeyRef<'a> {
+    /// `None` when there are more than [`INLINE_SCOPES`] scopes.
+    pub(crate) fn new<S: AsRef<str>>(
+        authority: &'a str,
+        client_id: &'a str,
+        scopes: &'a [S],
+    ) -> Option<Self> {
+        if scopes.len() > INLINE_SCOPES {
+            return None;
+        }
+        let mut sorted = [""; INLINE_SCOPES];
+        let mut len = 0;
+        for scope in scopes {
+            let scope = scope.as_ref().trim();
+            // Insertion sort (a handful of scopes), skipping duplicates.
+            let mut at = len;
+            let mut duplicate = false;
+            while at > 0 {
+                match cmp_lower(sorted[at - 1], scope) {
+                    std::cmp::Ordering::Greater => at -= 1,
+                    std::cmp::Ordering::Equal => {
+                        duplicate = true;
+                        break;
+                    }
+                    std::cmp::Ordering::Less => break,
+                }
+            }
+            if duplicate {
+                continue;
+            }
+            sorted.copy_within(at..len, at + 1);
+            sorted[at] = scope;
+            len += 1;
+        }
+        Some(Self {
+            authority,
+            client_id,
+            scopes: sorted,
+            len,
+        })
+    }
+
+    fn scopes(&self) -> &[&'a str] {
+        &self.scopes[..self.len]
+    }
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(
+            self.authority,
+            self.client_id,
+            self.scopes().iter().copied(),
+            state,
+        );
+    }
+}
+
+impl quick_cache::Equivalent<CacheKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &CacheKey) -> bool {
+        self.len == key.scopes.len()
+            && eq_lower(self.authority, &key.authority)
+            && eq_lower(self.client_id, &key.client_id)
+            && self
+                .scopes()
+                .iter()
+                .zip(&key.scopes)
+                .all(|(a, b)| eq_lower(a, b))
+    }
+}
+
+/// Compares two strings by their ASCII-lower-cased bytes (the order of the lower-cased
+/// `String`s the owned key sorts).
+fn cmp_lower(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+/// One hashing of a key for the owned and the borrowed form: each part lower-cased, in
+/// 32-byte chunks (lower-cased on the stack only when a chunk has an upper-case letter), and
+/// terminated, then the number of scopes.
+fn hash_key<'s, H: Hasher>(
+    authority: &str,
+    client_id: &str,
+    scopes: impl ExactSizeIterator<Item = &'s str>,
+    state: &mut H,
+) {
+    hash_lower(authority, state);
+    hash_lower(client_id, state);
+    state.write_usize(scopes.len());
+    for scope in scopes {
+        hash_lower(scope, state);
+    }
+}
+
+fn hash_lower<H: Hasher>(part: &str, state: &mut H) {
+    for chunk in part.as_bytes().chunks(32) {
+        // Branch-free, so that it vectorises: a bytewise scan costs more than the hash.
+        let mut lower = [0u8; 32];
+        for (to, &from) in lower.iter_mut().zip(chunk) {
+            *to = from | (u8::from(from.wrapping_sub(b'A') < 26) << 5);
+        }
+        state.write(&lower[..chunk.len()]);
+    }
+    state.write_u8(0xff);
+}
+
+/// `a.eq_ignore_ascii_case(b)` where `b` is lower-case: a plain comparison first (what
+/// callers pass is nearly always already lower-case).
+fn eq_lower(a: &str, lower: &str) -> bool {
+    a == lower || a.eq_ignore_ascii_case(lower)
 }
 
 /// One slot.
@@ -136,73 +281,68 @@ impl Slot {
     }
 }
 
-/// A bounded map of slots; lookups are lock-free (the map itself is behind an `ArcSwap` and
-/// replaced on insert, which happens once per new scope set).
+/// Keeps a slot that has a token request in flight: evicting it would let the next caller
+/// start a second request for the same key.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeepInFlight;
+
+impl quick_cache::Lifecycle<CacheKey, Arc<Slot>> for KeepInFlight {
+    type RequestState = ();
+
+    fn is_pinned(&self, _key: &CacheKey, slot: &Arc<Slot>) -> bool {
+        slot.flight.try_lock().is_err()
+    }
+}
+
+type Slots = quick_cache::sync::Cache<
+    CacheKey,
+    Arc<Slot>,
+    quick_cache::UnitWeighter,
+    quick_cache::DefaultHashBuilder,
+    KeepInFlight,
+>;
+
+/// A bounded map of slots: sharded (`quick_cache`), a hit takes one shard's read lock and
+/// allocates nothing; an insert (once per new scope set) is O(1); past `max_entries` the
+/// slot least asked for lately goes (CLOCK-PRO), never one with a request in flight.
 #[derive(Debug)]
 pub(crate) struct TokenCache {
-    slots: ArcSwap<HashMap<CacheKey, Arc<Slot>>>,
-    insert: Mutex<()>,
-    max_entries: usize,
+    slots: Slots,
 }
 
 impl TokenCache {
     pub(crate) fn new(max_entries: usize) -> Self {
+        let max_entries = max_entries.max(1);
         Self {
-            slots: ArcSwap::from_pointee(HashMap::new()),
-            insert: Mutex::new(()),
-            max_entries: max_entries.max(1),
+            slots: Slots::with(
+                max_entries,
+                u64::try_from(max_entries).unwrap_or(u64::MAX),
+                quick_cache::UnitWeighter,
+                quick_cache::DefaultHashBuilder::default(),
+                KeepInFlight,
+            ),
         }
     }
 
-    /// The slot for `key`, created if needed. When the cache is full, slots whose token has
-    /// expired go first, then the one expiring soonest.
-    pub(crate) fn slot(&self, key: &CacheKey, now: SystemTime) -> Arc<Slot> {
-        if let Some(slot) = self.slots.load().get(key) {
-            return Arc::clone(slot);
-        }
-        let _guard = self
-            .insert
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let current = self.slots.load_full();
-        if let Some(slot) = current.get(key) {
-            return Arc::clone(slot);
-        }
-        let mut next: HashMap<CacheKey, Arc<Slot>> = (*current).clone();
-        if next.len() >= self.max_entries {
-            next.retain(|_, slot| {
-                slot.token
-                    .load()
-                    .as_ref()
-                    .is_some_and(|t| t.usable_at(now, EXPIRY_MARGIN))
-            });
-        }
-        while next.len() >= self.max_entries {
-            let victim = next
-                .iter()
-                .min_by_key(|(_, slot)| {
-                    slot.token
-                        .load()
-                        .as_ref()
-                        .map_or(0, |t| unix_millis(t.expires_on()))
-                })
-                .map(|(k, _)| k.clone());
-            match victim {
-                Some(victim) => {
-                    next.remove(&victim);
-                }
-                None => break,
-            }
-        }
-        let slot = Arc::new(Slot::default());
-        next.insert(key.clone(), Arc::clone(&slot));
-        self.slots.store(Arc::new(next));
-        slot
+    /// The slot for `key`, if there is one (the hit path: no allocation).
+    pub(crate) fn get(&self, key: &KeyRef<'_>) -> Option<Arc<Slot>> {
+        self.slots.get(key)
     }
 
-    #[cfg(test)]
+    /// The slot for `key`, created if needed; callers asking at once get the same slot.
+    pub(crate) fn slot(&self, key: &CacheKey, _now: SystemTime) -> Arc<Slot> {
+        match self
+            .slots
+            .get_or_insert_with(key, || Ok::<_, std::convert::Infallible>(Arc::default()))
+        {
+            Ok(slot) => slot,
+            Err(never) => match never {},
+        }
+    }
+
+    /// How many slots are held.
     pub(crate) fn len(&self) -> usize {
-        self.slots.load().len()
+        self.slots.len()
     }
 }
 
@@ -269,6 +409,200 @@ mod tests {
             );
             assert!(cache.len() <= 3, "after {i}: {}", cache.len());
         }
+    }
+
+    #[test]
+    fn a_borrowed_key_finds_the_slot_of_the_equal_owned_key() {
+        struct Case {
+            name: &'static str,
+            stored: &'static [&'static str],
+            asked: &'static [&'static str],
+            found: bool,
+        }
+        let cases = [
+            Case {
+                name: "as stored",
+                stored: &["api://x/.default"],
+                asked: &["api://x/.default"],
+                found: true,
+            },
+            Case {
+                name: "order",
+                stored: &["a/.default", "b/.default", "c/.default"],
+                asked: &["c/.default", "a/.default", "b/.default"],
+                found: true,
+            },
+            Case {
+                name: "case",
+                stored: &["api://x/.default"],
+                asked: &["API://X/.default"],
+                found: true,
+            },
+            Case {
+                name: "duplicates, in other case",
+                stored: &["a/.default", "b/.default"],
+                asked: &["b/.default", "A/.default", "a/.default", "B/.default"],
+                found: true,
+            },
+            Case {
+                name: "surrounding spaces",
+                stored: &["a/.default"],
+                asked: &[" a/.default\t"],
+                found: true,
+            },
+            Case {
+                name: "a longer scope than one hashing chunk, in other case",
+                stored: &[
+                    "api://a-very-long-application-id-uri.contoso.example.com/weather/.default",
+                ],
+                asked: &[
+                    "API://A-Very-Long-Application-Id-Uri.Contoso.Example.com/Weather/.default",
+                ],
+                found: true,
+            },
+            Case {
+                name: "another scope",
+                stored: &["a/.default"],
+                asked: &["b/.default"],
+                found: false,
+            },
+            Case {
+                name: "a subset",
+                stored: &["a/.default", "b/.default"],
+                asked: &["a/.default"],
+                found: false,
+            },
+            Case {
+                name: "a superset",
+                stored: &["a/.default"],
+                asked: &["a/.default", "b/.default"],
+                found: false,
+            },
+            Case {
+                name: "no scope against one",
+                stored: &["a/.default"],
+                asked: &[],
+                found: false,
+            },
+        ];
+        let now = SystemTime::now();
+        for case in cases {
+            let cache = TokenCache::new(16);
+            let slot = cache.slot(&CacheKey::new("https://A/t/", "Client", case.stored), now);
+            let owned = CacheKey::new("https://a/T/", "client", case.asked);
+            let borrowed = KeyRef::new("https://a/T/", "client", case.asked).unwrap();
+            let hasher = quick_cache::DefaultHashBuilder::default();
+            assert_eq!(
+                std::hash::BuildHasher::hash_one(&hasher, &owned),
+                std::hash::BuildHasher::hash_one(&hasher, &borrowed),
+                "{}: the two forms hash alike",
+                case.name
+            );
+            let found = cache.get(&borrowed);
+            assert_eq!(found.is_some(), case.found, "{}", case.name);
+            if let Some(found) = found {
+                assert!(Arc::ptr_eq(&found, &slot), "{}: the same slot", case.name);
+            }
+        }
+    }
+
+    #[test]
+    fn more_scopes_than_fit_on_the_stack_take_the_owned_path() {
+        let many: Vec<String> = (0..=INLINE_SCOPES)
+            .map(|i| format!("s{i}/.default"))
+            .collect();
+        assert!(KeyRef::new("a", "c", &many).is_none());
+        assert!(KeyRef::new("a", "c", &many[..INLINE_SCOPES]).is_some());
+    }
+
+    #[test]
+    fn callers_asking_at_once_share_one_slot() {
+        let cache = TokenCache::new(64);
+        let key = CacheKey::new("a", "c", &["s/.default"]);
+        let now = SystemTime::now();
+        let slots: Vec<Arc<Slot>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| cache.slot(&key, now)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(slots.iter().all(|s| Arc::ptr_eq(s, &slots[0])));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_slot_with_a_request_in_flight_is_not_evicted() {
+        let cache = TokenCache::new(4);
+        let now = SystemTime::now();
+        let key = CacheKey::new("a", "c", &["busy/.default"]);
+        let busy = cache.slot(&key, now);
+        let flight = busy.flight.try_lock().unwrap();
+        for i in 0..100 {
+            cache.slot(&CacheKey::new("a", "c", &[format!("s{i}/.default")]), now);
+            assert!(cache.len() <= 4, "after {i}: {}", cache.len());
+        }
+        let borrowed = KeyRef::new("a", "c", &["busy/.default"]).unwrap();
+        assert!(
+            cache.get(&borrowed).is_some_and(|s| Arc::ptr_eq(&s, &busy)),
+            "kept while its request runs"
+        );
+        drop(flight);
+    }
+
+    #[test]
+    fn slots_asked_for_stay_while_new_keys_stream_through() {
+        // A scan of one-off keys does not push out the keys in use (CLOCK-PRO).
+        let cache = TokenCache::new(64);
+        let now = SystemTime::now();
+        let hot: Vec<CacheKey> = (0..8)
+            .map(|i| CacheKey::new("a", "c", &[format!("hot{i}/.default")]))
+            .collect();
+        for key in &hot {
+            cache.slot(key, now);
+        }
+        for i in 0..10_000 {
+            for key in &hot {
+                let scopes = [key.scopes[0].as_str()];
+                assert!(
+                    cache
+                        .get(&KeyRef::new("a", "c", &scopes).unwrap())
+                        .is_some(),
+                    "hot key {key:?} at {i}"
+                );
+            }
+            cache.slot(
+                &CacheKey::new("a", "c", &[format!("cold{i}/.default")]),
+                now,
+            );
+            assert!(cache.len() <= 64);
+        }
+    }
+
+    #[test]
+    fn a_cache_of_two_holds_two_and_a_third_evicts() {
+        // What tests/tests/it/load_safety.rs relies on through `max_cache_entries(2)`.
+        let cache = TokenCache::new(2);
+        let now = SystemTime::now();
+        let keys: Vec<CacheKey> = (0..3)
+            .map(|i| CacheKey::new("a", "c", &[format!("s{i}/.default")]))
+            .collect();
+        let first: Vec<Arc<Slot>> = keys[..2].iter().map(|k| cache.slot(k, now)).collect();
+        for (key, slot) in keys[..2].iter().zip(&first) {
+            assert!(Arc::ptr_eq(slot, &cache.slot(key, now)), "both fit");
+        }
+        cache.slot(&keys[2], now);
+        assert!(cache.len() <= 2);
+        let kept = keys[..2]
+            .iter()
+            .zip(&first)
+            .filter(|(key, slot)| {
+                let scopes = [key.scopes[0].as_str()];
+                cache
+                    .get(&KeyRef::new("a", "c", &scopes).unwrap())
+                    .is_some_and(|s| Arc::ptr_eq(&s, slot))
+            })
+            .count();
+        assert!(kept < 2, "the third evicted one of the two");
     }
 
     #[test]

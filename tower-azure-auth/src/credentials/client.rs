@@ -34,7 +34,10 @@ use crate::telemetry::{CacheRefreshReason, Telemetry};
 const TARGET: &str = "tower_azure_auth::credentials";
 
 mod builder;
+mod hit;
 mod options;
+
+use self::hit::has_whitespace;
 
 pub use self::builder::ConfidentialClientBuilder;
 pub use self::options::AcquireTokenOptions;
@@ -174,6 +177,9 @@ impl ConfidentialClient {
         &self,
         scopes: &[S],
     ) -> Result<AccessToken, TokenError> {
+        if let Some(token) = self.inner.cached_token(scopes) {
+            return Ok(token);
+        }
         self.acquire_token_for_client_with(scopes, &AcquireTokenOptions::new())
             .await
     }
@@ -257,6 +263,10 @@ impl TokenSource for ConfidentialClient {
     fn requires_default_scope(&self) -> bool {
         self.inner.authority.is_entra()
     }
+
+    fn cached_token(&self, scopes: &[String]) -> Option<AccessToken> {
+        self.inner.cached_token(scopes)
+    }
 }
 
 /// How [`ClientInner::acquire`] treats the cached token.
@@ -283,23 +293,23 @@ impl ClientInner {
         self.context.clock.now()
     }
 
-    fn check_scopes(&self, scopes: &[String]) -> Result<(), TokenError> {
+    fn check_scopes<S: AsRef<str>>(&self, scopes: &[S]) -> Result<(), TokenError> {
         if scopes.is_empty() {
             return Err(TokenError::InvalidScope {
                 scope: String::new(),
                 reason: "at least one scope is required, e.g. api://{api client id}/.default",
             });
         }
-        for scope in scopes {
-            if scope.trim().is_empty() || scope.contains(char::is_whitespace) {
+        for scope in scopes.iter().map(AsRef::as_ref) {
+            if scope.trim().is_empty() || has_whitespace(scope) {
                 return Err(TokenError::InvalidScope {
-                    scope: scope.clone(),
+                    scope: scope.to_owned(),
                     reason: "a scope must be one non-empty word",
                 });
             }
             if self.authority.is_entra() && !scope.ends_with("/.default") {
                 return Err(TokenError::InvalidScope {
-                    scope: scope.clone(),
+                    scope: scope.to_owned(),
                     reason: "client credential scopes must end with `/.default` (e.g. api://{api client id}/.default; IDW10404)",
                 });
             }

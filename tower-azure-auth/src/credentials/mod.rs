@@ -87,6 +87,8 @@
 
 mod assertion;
 mod cache;
+#[doc(hidden)]
+pub mod cache_bench;
 mod certificate;
 mod claims;
 mod client;

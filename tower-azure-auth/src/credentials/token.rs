@@ -27,6 +27,8 @@ struct TokenInner {
     ext_expires_on: Option<SystemTime>,
     acquired_on: SystemTime,
     scopes: Vec<String>,
+    /// `Bearer …`, built the first time a layer or middleware sends the token.
+    header: std::sync::OnceLock<http::HeaderValue>,
 }
 
 impl AccessToken {
@@ -62,6 +64,7 @@ impl AccessToken {
                 ext_expires_on,
                 acquired_on,
                 scopes,
+                header: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -107,6 +110,19 @@ impl AccessToken {
     #[must_use]
     pub fn scopes(&self) -> &[String] {
         &self.inner.scopes
+    }
+
+    /// The `Authorization` value, built by `build` on the first call and cloned after that
+    /// (a reference count: `HeaderValue` shares its bytes).
+    pub(crate) fn bearer_header(
+        &self,
+        build: impl FnOnce() -> Result<http::HeaderValue, TokenError>,
+    ) -> Result<http::HeaderValue, TokenError> {
+        if let Some(header) = self.inner.header.get() {
+            return Ok(header.clone());
+        }
+        let header = build()?;
+        Ok(self.inner.header.get_or_init(|| header).clone())
     }
 
     /// Whether the token has more than `margin` left at `now`.

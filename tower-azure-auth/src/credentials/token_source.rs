@@ -57,6 +57,15 @@ pub trait TokenSource: Send + Sync + fmt::Debug + 'static {
     fn requires_default_scope(&self) -> bool {
         false
     }
+
+    /// The token for `scopes` when the source has it at hand (a cache hit that needs no
+    /// refresh), without a future; `None` (the default) means "ask [`token`](Self::token)".
+    /// The layer and the middleware try this first, so a cache hit boxes no future.
+    /// [`ConfidentialClient`](crate::credentials::ConfidentialClient) answers from its cache.
+    fn cached_token(&self, scopes: &[String]) -> Option<AccessToken> {
+        let _ = scopes;
+        None
+    }
 }
 
 impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
@@ -78,6 +87,10 @@ impl<T: TokenSource + ?Sized> TokenSource for Arc<T> {
 
     fn requires_default_scope(&self) -> bool {
         (**self).requires_default_scope()
+    }
+
+    fn cached_token(&self, scopes: &[String]) -> Option<AccessToken> {
+        (**self).cached_token(scopes)
     }
 }
 
@@ -258,10 +271,12 @@ impl BearerAuthBuilder {
             .iter()
             .map(|origin| parse_origin(origin, self.allow_http))
             .collect::<Result<Vec<_>, _>>()?;
+        let spelled = origins.iter().flat_map(spellings).collect();
         Ok(BearerAuth {
             source: self.source,
             scopes: self.scopes.into(),
             origins: origins.into(),
+            spelled,
         })
     }
 }
@@ -298,6 +313,19 @@ fn parse_origin(value: &str, allow_http: bool) -> Result<Origin, ConfigError> {
 }
 
 /// The origin of an absolute request URI; `None` for a relative one.
+/// How a request URI spells `origin`: its scheme and `host:port`, and `host` alone when the
+/// port is the scheme's default.
+fn spellings(origin: &Origin) -> Vec<(String, String)> {
+    let Origin::Tuple(scheme, host, port) = origin else {
+        return Vec::new();
+    };
+    let mut spelled = vec![(scheme.clone(), format!("{host}:{port}"))];
+    if matches!((scheme.as_str(), port), ("https", 443) | ("http", 80)) {
+        spelled.push((scheme.clone(), host.to_string()));
+    }
+    spelled
+}
+
 fn uri_origin(uri: &Uri) -> Option<Origin> {
     let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
     Url::parse(&format!("{scheme}://{authority}/"))
@@ -312,6 +340,9 @@ pub(crate) struct BearerAuth {
     source: Arc<dyn TokenSource>,
     scopes: Arc<[String]>,
     origins: Arc<[Origin]>,
+    /// The origins as a request URI spells them (scheme, `host[:port]`): a URI that matches
+    /// one, ignoring ASCII case, is allowed without parsing it.
+    spelled: Arc<[(String, String)]>,
 }
 
 impl BearerAuth {
@@ -324,6 +355,13 @@ impl BearerAuth {
     /// Whether a request to `uri` gets the token (a relative URI never does); logs the
     /// refusal at debug.
     pub(crate) fn allows_uri(&self, uri: &Uri) -> bool {
+        if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
+            if self.spelled.iter().any(|(s, a)| {
+                s.eq_ignore_ascii_case(scheme) && a.eq_ignore_ascii_case(authority.as_str())
+            }) {
+                return true;
+            }
+        }
         self.allows(uri_origin(uri))
     }
 
@@ -363,19 +401,28 @@ impl BearerAuth {
 
     /// `Bearer …`, marked sensitive.
     pub(crate) async fn header(&self, force_refresh: bool) -> Result<HeaderValue, TokenError> {
+        if !force_refresh {
+            if let Some(token) = self.source.cached_token(&self.scopes) {
+                return bearer_header(&token);
+            }
+        }
         let token = self.source.token(&self.scopes, force_refresh).await?;
         bearer_header(&token)
     }
 }
 
+/// `Bearer …`, marked sensitive; built once per token (a clone after that).
 pub(crate) fn bearer_header(token: &AccessToken) -> Result<HeaderValue, TokenError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
-        TokenError::BadResponse {
-            reason: "the access token cannot be sent in a header".into(),
-        }
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+    token.bearer_header(|| {
+        let mut value =
+            HeaderValue::try_from(format!("Bearer {}", token.secret())).map_err(|_| {
+                TokenError::BadResponse {
+                    reason: "the access token cannot be sent in a header".into(),
+                }
+            })?;
+        value.set_sensitive(true);
+        Ok(value)
+    })
 }
 
 /// Whether a response says the token was refused as invalid (401, or gRPC's `UNAUTHENTICATED`
@@ -402,6 +449,52 @@ pub(crate) fn is_invalid_token(status: StatusCode, headers: &HeaderMap) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct NoTokens;
+
+    impl TokenSource for NoTokens {
+        fn token<'a>(
+            &'a self,
+            _scopes: &'a [String],
+            _force_refresh: bool,
+        ) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+            Box::pin(async {
+                Err(TokenError::BadResponse {
+                    reason: "none".into(),
+                })
+            })
+        }
+    }
+
+    #[test]
+    fn request_uris_are_matched_to_the_origins_with_and_without_parsing() {
+        let mut builder = BearerAuthBuilder::new(Arc::new(NoTokens), ["api://x/.default"]);
+        builder.add_origin("https://Weather.Example.com/api/".to_owned());
+        builder.add_origin("http://127.0.0.1:8080".to_owned());
+        builder.add_origin("https://[::1]:8443".to_owned());
+        let auth = builder.build().unwrap();
+        for (uri, allowed) in [
+            ("https://weather.example.com/weatherforecast", true),
+            ("https://WEATHER.example.com/weatherforecast", true),
+            ("HTTPS://weather.example.com:443/x", true),
+            ("https://user@weather.example.com/x", true),
+            ("http://127.0.0.1:8080/x", true),
+            ("https://[::1]:8443/x", true),
+            ("https://weather.example.com:444/x", false),
+            ("http://weather.example.com/x", false),
+            ("https://weather.example.com.evil.org/x", false),
+            ("http://127.0.0.1/x", false),
+            ("http://127.0.0.1:8081/x", false),
+            ("/weatherforecast", false),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(auth.allows_uri(&uri), allowed, "{uri}");
+            // The answer is the one the parsed origin gives.
+            let parsed = uri_origin(&uri).is_some_and(|o| auth.origins.contains(&o));
+            assert_eq!(parsed, allowed, "{uri} (parsed)");
+        }
+    }
 
     #[test]
     fn invalid_token_challenges() {
