@@ -181,6 +181,7 @@ mod assertion;
 mod builder;
 mod entra_error;
 mod error;
+mod files;
 mod key_vault;
 mod keys;
 mod managed_identity;
