@@ -189,6 +189,7 @@ mod options;
 mod registration;
 mod server;
 mod state;
+mod testing;
 
 use std::fmt;
 use std::net::SocketAddr;
