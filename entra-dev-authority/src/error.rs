@@ -28,6 +28,25 @@ pub enum DevAuthorityError {
         #[source]
         source: std::io::Error,
     },
+    /// A certificate file named by a registration (`certificateFiles`) could not be read;
+    /// the message says how to create it when it does not exist.
+    #[error("cannot read the certificate file `{}` of the registration{}", path.display(), create_hint(path, source))]
+    CertificateFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written (a generated certificate or key).
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        /// The file (or the directory that could not be created).
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A registration file is not JSON of the expected shape.
     #[error("cannot parse the registration file `{}`", path.display())]
     Json {
@@ -55,4 +74,16 @@ pub enum DevAuthorityError {
         /// The library's reason.
         reason: String,
     },
+}
+
+/// For a certificate file that does not exist: the command that creates it.
+fn create_hint(path: &std::path::Path, source: &std::io::Error) -> String {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            " (it does not exist; create it with `dev-authority --generate-certificate CN=<name> --out {}`)",
+            path.display()
+        )
+    } else {
+        String::new()
+    }
 }

@@ -182,6 +182,7 @@ mod builder;
 mod claims;
 mod entra_error;
 mod error;
+mod files;
 mod key_vault;
 mod keys;
 mod managed_identity;
@@ -189,6 +190,7 @@ mod options;
 mod registration;
 mod server;
 mod state;
+mod testing;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -2,7 +2,8 @@
 //! languages.
 //!
 //! ```text
-//! # once: make the client certificate the example registration points at
+//! # once: make the client certificate the example registration points at (PEM; --pfx FILE
+//! # [--pfx-password PW] also writes a PKCS#12; both are written with mode 0600)
 //! cargo run -p entra-dev-authority -- --generate-certificate CN=weather-client \
 //!     --out entra-dev-authority/certs/weather-client.pem
 //! # then
@@ -18,8 +19,10 @@
 //! ```
 //!
 //! The registration format is documented in the `entra_dev_authority` crate docs
-//! "Registration file"). Runs until Ctrl-C.
+//! "Registration file"). Runs until Ctrl-C. Logs go to stderr, coloured only when it is a
+//! terminal (and `NO_COLOR` is not set).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,12 +30,14 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use entra_dev_authority::{
     generate_certificate, generate_tls_certificate, AssertionReuse, DevAuthority,
+    GeneratedCertificate,
 };
 use tower_azure_auth::error::error_chain;
 
 /// A local Microsoft Entra ID (client credentials, v1 and v2 metadata, keys and tokens).
 #[derive(Debug, Parser)]
 #[command(name = "dev-authority")]
+#[command(group(clap::ArgGroup::new("certificate_output").args(["out", "pfx"]).multiple(true)))]
 struct Args {
     /// The registration file (JSON): tenant, APIs, applications.
     #[arg(long, value_name = "FILE", required_unless_present_any = ["generate_certificate", "generate_tls_certificate"])]
@@ -51,11 +56,12 @@ struct Args {
     /// file's `assertionReuse`; within-lifetime by default.
     #[arg(long, value_name = "MODE", value_enum)]
     assertion_reuse: Option<Reuse>,
-    /// Write a new client certificate and key (RSA 2048, PEM) for SUBJECT to --out, and exit.
+    /// Write a new client certificate and key (RSA 2048) for SUBJECT to --out (PEM) and/or
+    /// --pfx (PKCS#12), and exit.
     #[arg(
         long,
         value_name = "SUBJECT",
-        requires = "out",
+        requires = "certificate_output",
         conflicts_with = "config"
     )]
     generate_certificate: Option<String>,
@@ -63,9 +69,29 @@ struct Args {
     /// and exit.
     #[arg(long, value_name = "NAMES", requires = "out", conflicts_with_all = ["config", "generate_certificate"])]
     generate_tls_certificate: Option<String>,
-    /// Where --generate-certificate / --generate-tls-certificate write the PEM.
+    /// Where --generate-certificate / --generate-tls-certificate write the PEM (certificate,
+    /// then private key; mode 0600).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Where --generate-certificate writes a PKCS#12 (.pfx) of the certificate and its key
+    /// (mode 0600), for `SourceType: Path` with `CertificatePassword`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "generate_certificate",
+        conflicts_with = "generate_tls_certificate"
+    )]
+    pfx: Option<PathBuf>,
+    /// The --pfx file's password (empty when left out).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "DEV_AUTHORITY_PFX_PASSWORD",
+        hide_env_values = true,
+        requires = "pfx",
+        default_value = ""
+    )]
+    pfx_password: String,
 }
 
 /// `--assertion-reuse`.
@@ -93,6 +119,11 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,entra_dev_authority=debug".into()),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(colours(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").is_some(),
+        ))
         .init();
     match run(Args::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,15 +134,22 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Colours in the logs: only on a terminal, and never when `NO_COLOR` is set.
+fn colours(terminal: bool, no_color: bool) -> bool {
+    terminal && !no_color
+}
+
 async fn run(args: Args) -> Result<(), String> {
-    if let Some(pem) = generated_pem(&args)? {
-        let out = args.out.as_ref().ok_or("--out is required")?;
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if let Some(cert) = generated(&args)? {
+        if let Some(out) = &args.out {
+            cert.write_pem(out).map_err(|e| error_chain(&e))?;
+            println!("wrote {}", out.display());
         }
-        std::fs::write(out, pem).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        println!("wrote {}", out.display());
+        if let Some(pfx) = &args.pfx {
+            cert.write_pkcs12(pfx, &args.pfx_password)
+                .map_err(|e| error_chain(&e))?;
+            println!("wrote {}", pfx.display());
+        }
         return Ok(());
     }
     let authority = start(&args).await?;
@@ -123,12 +161,12 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The PEM (certificate + private key) asked for by a --generate-* flag, if any.
-fn generated_pem(args: &Args) -> Result<Option<String>, String> {
+/// The certificate (with its private key) asked for by a --generate-* flag, if any.
+fn generated(args: &Args) -> Result<Option<GeneratedCertificate>, String> {
     if let Some(subject) = &args.generate_certificate {
         let cert = generate_certificate(subject).map_err(|e| e.to_string())?;
         println!("x5t: {}\nx5t#S256: {}", cert.x5t, cert.x5t_s256);
-        return Ok(Some(cert.combined_pem()));
+        return Ok(Some(cert));
     }
     if let Some(names) = &args.generate_tls_certificate {
         let names: Vec<&str> = names
@@ -137,7 +175,7 @@ fn generated_pem(args: &Args) -> Result<Option<String>, String> {
             .filter(|n| !n.is_empty())
             .collect();
         let cert = generate_tls_certificate(names).map_err(|e| e.to_string())?;
-        return Ok(Some(cert.combined_pem()));
+        return Ok(Some(cert));
     }
     Ok(None)
 }
@@ -236,11 +274,61 @@ mod tests {
                 argv: &["--generate-certificate", "CN=x"],
                 ok: false,
             },
+            Case {
+                name: "generate a PKCS#12 only",
+                argv: &["--generate-certificate", "CN=x", "--pfx", "x.pfx"],
+                ok: true,
+            },
+            Case {
+                name: "generate PEM and PKCS#12 with a password",
+                argv: &[
+                    "--generate-certificate",
+                    "CN=x",
+                    "--out",
+                    "x.pem",
+                    "--pfx",
+                    "x.pfx",
+                    "--pfx-password",
+                    "pw",
+                ],
+                ok: true,
+            },
+            Case {
+                name: "a password without --pfx",
+                argv: &[
+                    "--generate-certificate",
+                    "CN=x",
+                    "--out",
+                    "x.pem",
+                    "--pfx-password",
+                    "pw",
+                ],
+                ok: false,
+            },
+            Case {
+                name: "--pfx is for client certificates",
+                argv: &[
+                    "--generate-tls-certificate",
+                    "localhost",
+                    "--out",
+                    "t.pem",
+                    "--pfx",
+                    "t.pfx",
+                ],
+                ok: false,
+            },
         ];
         for case in cases {
             let argv = std::iter::once("dev-authority").chain(case.argv.iter().copied());
             assert_eq!(Args::try_parse_from(argv).is_ok(), case.ok, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colours(true, false));
+        assert!(!colours(false, false), "piped output is plain");
+        assert!(!colours(true, true), "NO_COLOR wins");
     }
 
     /// The shipped registration file works once its certificate exists.

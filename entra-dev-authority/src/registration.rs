@@ -562,10 +562,11 @@ impl RegistrationFile {
             app.object_id = entry.object_id;
             for file in entry.certificate_files {
                 let path = base_dir.join(&file);
-                let pem = std::fs::read(&path).map_err(|source| DevAuthorityError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                let pem =
+                    std::fs::read(&path).map_err(|source| DevAuthorityError::CertificateFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let der = first_certificate_der(&pem).map_err(|e| DevAuthorityError::Invalid {
                     key: "applications[].certificateFiles".into(),
                     reason: format!("{}: {e}", path.display()),

@@ -2,6 +2,9 @@
 //! one by one, MSAL-shaped assertions, token claims (verified against the published keys),
 //! key rotation, fault hooks, TLS and registration files.
 
+#[path = "dev_authority/cli.rs"]
+mod cli;
+
 use std::sync::Arc;
 use std::time::Duration;
 

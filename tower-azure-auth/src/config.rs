@@ -424,13 +424,26 @@ impl fmt::Debug for CallApiOptions {
 }
 
 impl AzureAdOptions {
-    /// Loads the `AzureAd` section from an optional JSON file and the process environment.
+    /// Loads the `AzureAd` section from an optional JSON file (with its environment's file
+    /// beside it, see [`ConfigSource::load_file`]) and the process environment.
     ///
     /// # Errors
     ///
     /// When the file cannot be read or parsed, or a value has the wrong shape.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         ConfigSource::load(file)?.section("AzureAd")
+    }
+
+    /// Loads the `AzureAd` section from `file`, the environment's file beside it
+    /// (`appsettings.{Environment}.json`) and the process environment
+    /// ([`ConfigSource::load_file`]).
+    ///
+    /// # Errors
+    ///
+    /// When a file cannot be read or parsed (the error names it), or a value has the wrong
+    /// shape.
+    pub fn load_file(file: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        ConfigSource::load_file(file)?.section("AzureAd")
     }
 
     /// `ValidAlgorithms` read as [`SignatureAlgorithm`]s: JOSE names (`RS256`, `PS256`…),
@@ -484,13 +497,25 @@ fn parse_signature_algorithm(name: &str, key: &str) -> Result<SignatureAlgorithm
 }
 
 impl CallApiOptions {
-    /// Loads the `CallApi` section from an optional JSON file and the process environment.
+    /// Loads the `CallApi` section from an optional JSON file (with its environment's file
+    /// beside it, see [`ConfigSource::load_file`]) and the process environment.
     ///
     /// # Errors
     ///
     /// When the file cannot be read or parsed, or a value has the wrong shape.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         ConfigSource::load(file)?.section("CallApi")
+    }
+
+    /// Loads the `CallApi` section from `file`, the environment's file beside it and the
+    /// process environment ([`ConfigSource::load_file`]).
+    ///
+    /// # Errors
+    ///
+    /// When a file cannot be read or parsed (the error names it), or a value has the wrong
+    /// shape.
+    pub fn load_file(file: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        ConfigSource::load_file(file)?.section("CallApi")
     }
 }
 

@@ -85,23 +85,30 @@ impl ConfigError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CertificateError {
-    /// A file could not be read.
-    #[error("cannot read `{path}`")]
+    /// A file could not be read: `cannot read certs/caller.pfx: No such file or directory (os
+    /// error 2)`.
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's cause (also in the message).
+        cause: std::io::Error,
     },
     /// The PKCS#12 password is wrong (or the file is damaged).
-    #[error("the PKCS#12 password is wrong (or the file is damaged)")]
-    WrongPassword,
+    #[error("{}the PKCS#12 password is wrong (or the file is damaged)", file_prefix(file.as_deref()))]
+    WrongPassword {
+        /// The file, when the archive was read from one.
+        file: Option<String>,
+    },
     /// The PKCS#12 file is protected by a password and none was given.
     #[error(
-        "the PKCS#12 file is protected by a password and none was given (set CertificatePassword)"
+        "the PKCS#12 file{} is protected by a password and none was given (set CertificatePassword)",
+        named(file.as_deref())
     )]
-    PasswordRequired,
+    PasswordRequired {
+        /// The file, when the archive was read from one.
+        file: Option<String>,
+    },
     /// The data is not a PKCS#12 file.
     #[error("not a PKCS#12 (.pfx/.p12) file: {reason}")]
     NotPkcs12 {
@@ -431,6 +438,16 @@ pub(crate) fn quoted_string(s: &str) -> String {
             _ => '?',
         })
         .collect()
+}
+
+/// `certs/caller.pfx: `, or nothing when the archive did not come from a file.
+fn file_prefix(file: Option<&str>) -> String {
+    file.map(|f| format!("{f}: ")).unwrap_or_default()
+}
+
+/// ` certs/caller.pfx`, or nothing when the archive did not come from a file.
+fn named(file: Option<&str>) -> String {
+    file.map(|f| format!(" {f}")).unwrap_or_default()
 }
 
 #[cfg(test)]

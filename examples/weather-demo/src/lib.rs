@@ -10,20 +10,27 @@
 //!    authenticated with a secret instead of the certificate (403, `azpacr` 1), a client
 //!    without the `service-api` role (403).
 //!
-//! [`run`] returns a [`Report`]; the binary prints it and exits 0 only when every outcome was
-//! the expected one. The end-to-end tests run it too. At the end it reads a few figures from
+//! [`run`] returns a [`Report`] that narrates each step (the certificate and its thumbprints,
+//! the registrations, the token and its algorithms, each call and its answer) and how long
+//! the flow took; the binary prints it, ends with what to do next, and exits 0 only when
+//! every outcome was the expected one. The end-to-end tests run it too. At the end it reads a few figures from
 //! the API's `/metrics` (the OpenTelemetry SDK with the Prometheus exporter, shared by the API
 //! and the demo's clients): validations by reason, authorization decisions, token
 //! acquisitions by source, key refreshes.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
 
 use entra_dev_authority::{generate_certificate, DevApi, DevApplication, DevAuthority};
 use reqwest::StatusCode;
 use tower_azure_auth::claims::TokenVersion;
 use tower_azure_auth::config::ConfigSource;
-use tower_azure_auth::credentials::{ClientCertificate, ConfidentialClient, TokenError};
+use tower_azure_auth::credentials::{
+    AssertionAlgorithm, ClientCertificate, ConfidentialClient, TokenError,
+};
 use tower_azure_auth::middleware::AccessTokenMiddleware;
 use tower_azure_auth::{Authority, AzureAdOptions, ConfigError};
 
@@ -85,6 +92,66 @@ pub struct Report {
     /// A few series from the API's `/metrics` at the end (Prometheus text, the
     /// instrumentation-scope labels left out).
     pub figures: Vec<String>,
+    /// What the demo set up, step by step, in plain language (never a token, key or secret);
+    /// the calls and their answers are [`outcomes`](Self::outcomes).
+    pub steps: Vec<String>,
+    /// How long the whole flow took, from the first certificate to the last call.
+    pub elapsed: Duration,
+}
+
+/// What to read or run after the demo, printed at its end.
+pub const WHAT_NEXT: [(&str, &str); 4] = [
+    (
+        "protect your own API",
+        "examples/weather-api-axum (ValidateAccessTokenLayer + RequirePolicyLayer, \
+         AzureAdOptions from appsettings.json), or examples/weather-api-actix",
+    ),
+    (
+        "call it",
+        "examples/weather-client (ConfidentialClient with a certificate, the token attached \
+         by AddAccessTokenLayer or the reqwest middleware)",
+    ),
+    (
+        "test against the dev authority",
+        "entra_dev_authority::DevAuthority in your tests: authority.api_validator(API_CLIENT_ID) \
+         and authority.confidential_client(CLIENT_ID, &certificate); or run it: \
+         cargo run -p entra-dev-authority -- --config registration.json",
+    ),
+    (
+        "when a token is refused",
+        "entra-doctor token <JWT> --config appsettings.json: each check the API runs, \
+         expected vs actual, and what to change",
+    ),
+];
+
+/// The SHA-1 thumbprint in upper-case hex, as the Azure portal shows it, from an `x5t`.
+fn portal_thumbprint(x5t: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(x5t)
+        .map(|sha1| sha1.iter().map(|b| format!("{b:02X}")).collect())
+        .unwrap_or_default()
+}
+
+/// The `alg` and `kid` of a JWS's header (the token itself is never shown).
+fn header_alg_kid(jws: &str) -> (String, String) {
+    let header = jws
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .unwrap_or_default();
+    let field = |name: &str| header[name].as_str().unwrap_or("?").to_owned();
+    (field("alg"), field("kid"))
+}
+
+fn seconds_left(expires_on: SystemTime) -> u64 {
+    expires_on
+        .duration_since(SystemTime::now())
+        .map_or(0, |left| left.as_secs())
 }
 
 /// The series the demo shows at the end.
@@ -200,10 +267,21 @@ fn reason(challenge: &str, body: &str) -> String {
 ///
 /// When something could not be set up; refused calls are outcomes, not errors.
 pub async fn run() -> Result<Report, DemoError> {
+    let started = Instant::now();
+    let mut steps = Vec::new();
     // The certificates (in the seed: created in Key Vault, public part uploaded to the app
     // registration).
     let service_certificate = generate_certificate("CN=weather-service")?;
     let reporting_certificate = generate_certificate("CN=reporting-service")?;
+    for certificate in [&service_certificate, &reporting_certificate] {
+        steps.push(format!(
+            "generated the certificate {} (RSA 2048, self-signed): SHA-1 thumbprint {} \
+             (as the Azure portal shows it), x5t#S256 {}",
+            certificate.subject,
+            portal_thumbprint(&certificate.x5t),
+            certificate.x5t_s256
+        ));
+    }
     let weather_api_uri = format!("api://{SERVICE_CLIENT_ID}");
 
     // The app registrations of the seed, on a local Entra ID.
@@ -239,6 +317,19 @@ pub async fn run() -> Result<Report, DemoError> {
         )
         .start()
         .await?;
+    steps.push(format!(
+        "started the dev authority (a local Entra ID) at {} for tenant {TENANT_ID}",
+        authority.authority()
+    ));
+    steps.push(format!(
+        "registered the application \"weather service\" ({SERVICE_CLIENT_ID}): API \
+         {weather_api_uri} with app roles service-api and weather.read, v2 tokens; its \
+         certificate CN=weather-service and a client secret; granted service-api"
+    ));
+    steps.push(format!(
+        "registered the application \"reporting\" ({REPORTING_CLIENT_ID}): certificate \
+         CN=reporting-service; granted only weather.read on {weather_api_uri}"
+    ));
 
     // The weather API, configured as the seed's `AzureAd` section (plus the reporting app as
     // an allowed caller, so that its refusal is about the role alone).
@@ -270,6 +361,10 @@ pub async fn run() -> Result<Report, DemoError> {
     let forecast_url = format!("{api}/weatherforecast");
     let scope = format!("{weather_api_uri}/.default");
     let entra = Authority::entra(&authority.instance(), TENANT_ID)?;
+    steps.push(format!(
+        "started the weather API at {api}: GET /weatherforecast requires a valid token with \
+         the service-api role, azp {SERVICE_CLIENT_ID} and azpacr 2 (a certificate)"
+    ));
 
     // The seed's client: ConfidentialClientApplicationBuilder.Create(ClientId)
     //   .WithAuthority(Instance + TenantId).WithCertificate(cert).Build()
@@ -279,9 +374,19 @@ pub async fn run() -> Result<Report, DemoError> {
             .certificate(ClientCertificate::from_pem(
                 service_certificate.combined_pem().as_bytes(),
             )?)
+            .assertion_algorithm(AssertionAlgorithm::Ps256)
             .meter(metrics.meter())
             .build()?,
     );
+    let token = client.acquire_token_for_client(&[&scope]).await?;
+    let (alg, kid) = header_alg_kid(token.secret());
+    steps.push(format!(
+        "acquired a token for {scope} with the certificate: client assertion signed {} with \
+         x5t#S256 (RFC 7523, as MSAL sends it to Entra ID); the access token is signed {alg} \
+         by the authority's key {kid} and expires in {} s",
+        AssertionAlgorithm::Ps256.as_str(),
+        seconds_left(token.expires_on())
+    ));
     // ... and the token attached by the reqwest middleware.
     let http = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
         .with(AccessTokenMiddleware::new(
@@ -366,6 +471,8 @@ pub async fn run() -> Result<Report, DemoError> {
         forecast,
         outcomes,
         figures: figures(&text),
+        steps,
+        elapsed: started.elapsed(),
     };
     authority.shutdown().await;
     Ok(report)

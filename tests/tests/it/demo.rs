@@ -32,6 +32,23 @@ async fn the_weather_demo_gets_the_forecast_and_the_four_refusals() {
         report.outcomes[4].reason
     );
     assert!(report.all_as_expected());
+    // The narration: the certificates with their thumbprints, the registrations, the token
+    // and its algorithms (a new user could not tell what the demo had done).
+    let steps = report.steps.join("\n");
+    for needle in [
+        "generated the certificate CN=weather-service",
+        "generated the certificate CN=reporting-service",
+        "started the dev authority (a local Entra ID) at http://127.0.0.1:",
+        "registered the application \"weather service\" (b178f3a5-7588-492a-924f-72d7887b7e48)",
+        "registered the application \"reporting\"",
+        "started the weather API at http://127.0.0.1:",
+        "client assertion signed PS256 with x5t#S256",
+        "the access token is signed RS256 by the authority's key ",
+    ] {
+        assert!(steps.contains(needle), "`{needle}` not in:\n{steps}");
+    }
+    assert!(!steps.contains("eyJ"), "a token in the narration:\n{steps}");
+    assert!(report.elapsed > std::time::Duration::ZERO);
     // The figures read from the API's /metrics at the end: the calls above, by reason.
     let figure = |name: &str, labels: &[&str]| -> Option<f64> {
         report

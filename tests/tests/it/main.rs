@@ -10,4 +10,5 @@ mod grpc;
 mod load_safety;
 mod monitoring;
 mod promises;
+mod readme;
 mod weather_api;

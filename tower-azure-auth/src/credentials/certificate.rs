@@ -330,7 +330,21 @@ impl CertificateLoader {
         if pem_extension || looks_like_pem(&data) {
             self.from_pem(&data)
         } else {
+            // A password error names the file: a service with several certificates says which.
             self.from_pkcs12(&data, password)
+                .map_err(|error| match error {
+                    CertificateError::WrongPassword { file: None } => {
+                        CertificateError::WrongPassword {
+                            file: Some(path.display().to_string()),
+                        }
+                    }
+                    CertificateError::PasswordRequired { file: None } => {
+                        CertificateError::PasswordRequired {
+                            file: Some(path.display().to_string()),
+                        }
+                    }
+                    other => other,
+                })
         }
     }
 
@@ -459,9 +473,9 @@ impl CertificateLoader {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CertificateError> {
-    std::fs::read(path).map_err(|source| CertificateError::Io {
+    std::fs::read(path).map_err(|cause| CertificateError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     })
 }
 
@@ -470,9 +484,9 @@ fn pkcs12_error(error: &p12_keystore::error::Error, password_given: bool) -> Cer
     match error {
         E::MacError(_) | E::UnpadError | E::Pkcs5Error(_) => {
             if password_given {
-                CertificateError::WrongPassword
+                CertificateError::WrongPassword { file: None }
             } else {
-                CertificateError::PasswordRequired
+                CertificateError::PasswordRequired { file: None }
             }
         }
         E::DerError(_) | E::InvalidVersion | E::UnsupportedContentType => CertificateError::NotPkcs12 {

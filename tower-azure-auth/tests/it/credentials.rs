@@ -186,6 +186,84 @@ fn separate_pem_files_and_from_file() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A new user's `cannot read `certs/caller.pfx`` said neither why nor, for a wrong password,
+/// which file: the message now names the file and carries the operating system's cause.
+#[test]
+fn certificate_file_errors_name_the_file_and_the_os_cause() {
+    let good = rsa_cert("caller");
+    let dir = std::env::temp_dir().join(format!("taa-pfx-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pfx = dir.join("caller.pfx");
+    std::fs::write(
+        &pfx,
+        pkcs12(
+            &good.cert_der,
+            Some(&good.key_pkcs8_der),
+            "right",
+            EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
+        ),
+    )
+    .unwrap();
+    let missing = dir.join("missing.pfx");
+    let os_cause = std::fs::read(&missing).unwrap_err().to_string();
+
+    struct Case {
+        name: &'static str,
+        result: Result<ClientCertificate, CertificateError>,
+        message: String,
+    }
+    let cases = [
+        Case {
+            name: "missing file",
+            result: ClientCertificate::from_file(&missing, None),
+            message: format!("cannot read {}: {os_cause}", missing.display()),
+        },
+        Case {
+            name: "missing key file of a PEM pair",
+            result: loader().from_pem_files(&pfx, &missing),
+            message: format!("cannot read {}: {os_cause}", missing.display()),
+        },
+        Case {
+            name: "wrong password",
+            result: loader().from_file(&pfx, Some("wrong")),
+            message: format!(
+                "{}: the PKCS#12 password is wrong (or the file is damaged)",
+                pfx.display()
+            ),
+        },
+        Case {
+            name: "no password",
+            result: loader().from_file(&pfx, None),
+            message: format!(
+                "the PKCS#12 file {} is protected by a password and none was given (set CertificatePassword)",
+                pfx.display()
+            ),
+        },
+    ];
+    for case in cases {
+        let error = case.result.expect_err(case.name);
+        assert_eq!(error.to_string(), case.message, "{}", case.name);
+    }
+    // The OS cause is in the message, so it is not also the source (printed twice otherwise).
+    let error = ClientCertificate::from_file(&missing, None).unwrap_err();
+    assert!(std::error::Error::source(&error).is_none(), "{error:?}");
+    assert!(
+        matches!(&error, CertificateError::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound),
+        "{error:?}"
+    );
+    // In memory there is no file to name.
+    let der = std::fs::read(&pfx).unwrap();
+    assert_eq!(
+        loader()
+            .from_pkcs12(&der, Some("wrong"))
+            .unwrap_err()
+            .to_string(),
+        "the PKCS#12 password is wrong (or the file is damaged)"
+    );
+    assert!(loader().from_file(&pfx, Some("right")).is_ok());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn pkcs12_formats_and_refusals() {
     let good = rsa_cert("pfx-client");
