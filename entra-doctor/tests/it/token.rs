@@ -65,7 +65,7 @@ fn foreign_jwks(kid: &str) -> String {
 
 /// What the library says about the case: validation, then the policy.
 async fn library_accepts(world: &World, case: &Case) -> bool {
-    let source = ConfigSource::from_file(&world.config())
+    let source = ConfigSource::from_file(world.config())
         .unwrap()
         .with_env(case.env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let options: AzureAdOptions = source.section("AzureAd").unwrap();
