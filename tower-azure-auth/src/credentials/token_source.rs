@@ -18,7 +18,7 @@ const TARGET: &str = "tower_azure_auth::credentials";
 const ORIGIN_KEY: &str = "CallApi:ApiBaseAddress";
 
 /// The configuration key named in errors about the scopes.
-const SCOPES_KEY: &str = "CallApi:Scopes";
+const SCOPES_KEY: &str = "CallApi:ScopeForAccessToken";
 
 /// A source of access tokens, shared by
 /// [`AddAccessTokenLayer`](crate::layers::AddAccessTokenLayer) and the reqwest
