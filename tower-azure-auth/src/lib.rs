@@ -23,8 +23,15 @@
 //!   of expiry with one request however many callers wait and rides out an outage of the
 //!   authority inside the token's extended lifetime (`ext_expires_in`); Entra's public,
 //!   US Government, China, Bleu, Delos and GovSG clouds and External ID (`*.ciamlogin.com`);
+//!   per-call options as MSAL's ([`AcquireTokenOptions`](credentials::AcquireTokenOptions):
+//!   a tenant per request, cached per tenant; claims; a forced refresh); continuous access
+//!   evaluation (`client_capabilities(["cp1"])`, claims challenges answered once);
+//!   background-refresh events (`on_background_refresh`).
 //!   [`AddAccessTokenLayer`](layers::AddAccessTokenLayer) attaches the token to requests to
 //!   the API's origin, and only there.
+//! - **Diagnosis**: [`TokenValidator::diagnose`] runs every check on a token and reports each
+//!   one with what it expected and what the token holds (the `entra-doctor` CLI is built on
+//!   it).
 //! - **Configuration** with Microsoft.Identity.Web's `appsettings.json` shape and key names
 //!   ([`AzureAdOptions`], [`CallApiOptions`]), environment variables overriding the file.
 //!
