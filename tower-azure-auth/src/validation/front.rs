@@ -14,7 +14,6 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::cache::CachedToken;
 use crate::claims::Claims;
 
 /// Tokens kept per thread (direct-mapped by the token's last bytes).
@@ -83,7 +82,7 @@ pub(crate) fn get(owner: u64, token: &str) -> Option<(Claims, u64)> {
 /// Keeps `token`, just found in the shared cache `owner`, in this thread's front with a
 /// copy of its claims of its own, when it was also the last token found there for its slot
 /// (its second hit in a row).
-pub(crate) fn put(owner: u64, token: &str, hit: &CachedToken) {
+pub(crate) fn put(owner: u64, token: &str, claims: &Claims, key_id: u64) {
     let _ = FRONT.try_with(|front| {
         if let Ok(mut front) = front.try_borrow_mut() {
             let slot = slot_of(token);
@@ -95,8 +94,8 @@ pub(crate) fn put(owner: u64, token: &str, hit: &CachedToken) {
             front.slots[slot] = Some(Slot {
                 owner,
                 token: token.into(),
-                claims: hit.claims.deep_copy(),
-                key_id: hit.key_id,
+                claims: claims.deep_copy(),
+                key_id,
             });
         }
     });

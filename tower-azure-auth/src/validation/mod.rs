@@ -405,7 +405,7 @@ impl TokenValidator {
                     // A caller built the claims map since: count it against the budget.
                     cache.insert(token, &hit.claims, hit.key_id);
                 }
-                front::put(owner, token, &hit);
+                front::put(owner, token, &hit.claims, hit.key_id);
                 Some((hit.claims, hit.key_id))
             });
             if let Some((claims, key_id)) = hit {
