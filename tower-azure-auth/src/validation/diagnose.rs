@@ -221,7 +221,7 @@ impl TokenValidator {
 
         let size_error = (token.len() > inner.max_token_size).then(|| {
             AuthError::new(
-                crate::AuthErrorKind::TokenTooLarge,
+                crate::error::AuthErrorKind::TokenTooLarge,
                 format!(
                     "the token is {} bytes, more than the {} allowed",
                     token.len(),
