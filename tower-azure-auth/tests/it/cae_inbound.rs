@@ -51,6 +51,26 @@ fn validator(authority: &DevAuthority, challenge: bool) -> TokenValidator {
         .unwrap()
 }
 
+/// The same validator from the `AzureAd` section, `Revocation:ClaimsChallenge` on.
+fn validator_from_config(authority: &DevAuthority) -> TokenValidator {
+    let json = format!(
+        r#"{{"AzureAd": {{"Instance": "{}", "TenantId": "{}", "ClientId": "{API}",
+            "Audiences": ["{API}", "api://weather"], "Revocation": {{"ClaimsChallenge": true}}}}}}"#,
+        authority.instance(),
+        authority.tenant_id()
+    );
+    let options: tower_azure_auth::config::AzureAdOptions =
+        tower_azure_auth::config::ConfigSource::from_json_str(&json)
+            .unwrap()
+            .section("AzureAd")
+            .unwrap();
+    assert_eq!(
+        options.revocation.as_ref().and_then(|r| r.claims_challenge),
+        Some(true)
+    );
+    TokenValidator::new(&options).unwrap()
+}
+
 fn payload(token: &str) -> Value {
     let middle = token.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&b64_decode(middle)).unwrap()
@@ -239,9 +259,10 @@ async fn a_token_without_cp1_keeps_invalid_token_and_the_option_off_changes_noth
 
 #[tokio::test]
 async fn a_client_wide_revocation_is_challenged_once_and_the_second_refusal_returned() {
+    // The validator comes from the AzureAd section (`Revocation:ClaimsChallenge`).
     let (authority, certificate) = dev_authority().await;
     let client = client(&authority, certificate, true);
-    let validator = validator(&authority, true);
+    let validator = validator_from_config(&authority);
     let api = api(validator.clone()).await;
     let mut service = tower::ServiceBuilder::new()
         .layer(AddAccessTokenLayer::new(client, [SCOPE], &api.url).unwrap())
