@@ -7,7 +7,10 @@
 //! `"xms_cc":["cp1"]`; an `acrs` request (`{"access_token":{"acrs":{"essential":true,
 //! "value":"c25"}}}`, what a resource's challenge asks for) comes back as the token's
 //! `"acrs":["c25"]` claim. A `claims` value that is not a JSON object is refused with
-//! `invalid_request` (AADSTS9002313).
+//! `invalid_request` (AADSTS9002313). An `nbf` request (`{"access_token":{"nbf":{"essential":
+//! true,"value":"1604106651"}}}`, what a CAE resource asks for when it refuses a revoked
+//! token) gets a token with `iat` and `nbf` at that time or later (never after the time of
+//! issue).
 //!
 //! A resource (the test's API) refuses a token with [`insufficient_claims_challenge`]: the
 //! `WWW-Authenticate` value of a `401` as Microsoft services send it.
@@ -30,6 +33,8 @@ pub(crate) struct ClaimsRequest {
     pub(crate) cae: bool,
     /// Claims to put into the token (`xms_cc`, `acrs`).
     pub(crate) extra: Map<String, Value>,
+    /// The earliest `iat`/`nbf` asked for (Unix seconds), from an `nbf` request.
+    pub(crate) not_before: Option<i64>,
 }
 
 /// Reads the `claims` form parameter (absent: nothing asked).
@@ -61,6 +66,15 @@ pub(crate) fn parse_claims(param: Option<&str>) -> Result<ClaimsRequest, EntraEr
                 .extra
                 .insert("xms_cc".into(), Value::Array(vec!["cp1".into()]));
         }
+    }
+    if let Some(value) = access_token.get("nbf").and_then(|n| n.get("value")) {
+        // Microsoft sends the time as a string of digits; a number is read too.
+        request.not_before = match value {
+            Value::String(text) => text.trim().parse::<i64>().ok(),
+            Value::Number(number) => number.as_i64(),
+            _ => None,
+        }
+        .filter(|seconds| *seconds > 0);
     }
     if let Some(acrs) = access_token.get("acrs") {
         let mut values: Vec<Value> = Vec::new();
@@ -115,6 +129,13 @@ mod tests {
         let other =
             parse_claims(Some(r#"{"access_token":{"xms_cc":{"values":["cp2"]}}}"#)).unwrap();
         assert!(!other.cae && other.extra.is_empty());
+        let nbf = parse_claims(Some(
+            r#"{"access_token":{"nbf":{"essential":true,"value":"1604106651"}}}"#,
+        ))
+        .unwrap();
+        assert_eq!(nbf.not_before, Some(1_604_106_651));
+        let garbage = parse_claims(Some(r#"{"access_token":{"nbf":{"value":"soon"}}}"#)).unwrap();
+        assert_eq!(garbage.not_before, None, "not a time: nothing asked");
         for bad in ["[1]", "nope", "\"x\""] {
             assert!(parse_claims(Some(bad)).is_err(), "{bad}");
         }

@@ -292,6 +292,8 @@ pub struct AuthError {
     reason: Cow<'static, str>,
     detail: Option<Box<str>>,
     detail_in_response: bool,
+    /// The claims challenge (`WWW-Authenticate`) answering a revoked CAE token.
+    challenge: Option<HeaderValue>,
 }
 
 impl AuthError {
@@ -302,6 +304,7 @@ impl AuthError {
             reason: reason.into(),
             detail: None,
             detail_in_response: false,
+            challenge: None,
         }
     }
 
@@ -318,6 +321,21 @@ impl AuthError {
     pub fn with_detail_in_response(mut self, include: bool) -> Self {
         self.detail_in_response = include;
         self
+    }
+
+    /// Answers with this claims challenge (`error="insufficient_claims"`) instead of
+    /// `invalid_token`.
+    pub(crate) fn with_claims_challenge(mut self, challenge: HeaderValue) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    /// Whether the refusal is a claims challenge (`WWW-Authenticate: Bearer
+    /// error="insufficient_claims", claims="…"`): a revoked token of a client that declared
+    /// continuous access evaluation, with the validator's `claims_challenge_on_revocation` on.
+    #[must_use]
+    pub fn is_claims_challenge(&self) -> bool {
+        self.challenge.is_some()
     }
 
     /// No bearer token was presented.
@@ -367,9 +385,13 @@ impl AuthError {
     /// The RFC 6750 `WWW-Authenticate` value: a bare `Bearer` challenge when no token was
     /// presented, `Bearer error="invalid_request"` for a malformed header, otherwise
     /// `Bearer error="invalid_token", error_description="…"` with the
-    /// [`description`](Self::description). `None` for 503.
+    /// [`description`](Self::description); the claims challenge of a
+    /// [`is_claims_challenge`](Self::is_claims_challenge) refusal. `None` for 503.
     #[must_use]
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
+        if let Some(challenge) = &self.challenge {
+            return Some(challenge.clone());
+        }
         let value = match self.kind {
             AuthErrorKind::KeysUnavailable => return None,
             AuthErrorKind::MissingToken => return Some(HeaderValue::from_static("Bearer")),

@@ -103,6 +103,7 @@ impl Rejection {
             AuthErrorKind::MissingToken => "unauthorized",
             AuthErrorKind::MalformedHeader => "invalid_request",
             AuthErrorKind::KeysUnavailable => "temporarily_unavailable",
+            _ if error.is_claims_challenge() => "insufficient_claims",
             _ => "invalid_token",
         };
         let mut rejection = Self::json(

@@ -5,7 +5,8 @@
 //! ```json
 //! "AzureAd": {
 //!   "LastKnownGoodKeys": { "Path": "/var/lib/weather-api/signing-keys.json", "MaxAgeSeconds": 86400 },
-//!   "Revocation": { "Redis": { "ConnectionString": "rediss://:secret@redis:6380/", "KeyPrefix": "weather-prod:" } }
+//!   "Revocation": { "Redis": { "ConnectionString": "rediss://:secret@redis:6380/", "KeyPrefix": "weather-prod:" },
+//!                   "ClaimsChallenge": true }
 //! }
 //! ```
 
@@ -13,7 +14,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::de_opt_u64;
+use super::{de_opt_bool, de_opt_u64};
 
 /// `AzureAd:LastKnownGoodKeys`: where the validator keeps the metadata and keys it fetched, to
 /// start with them when the authority cannot be reached (see
@@ -38,6 +39,11 @@ pub struct LastKnownGoodOptions {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[non_exhaustive]
 pub struct RevocationOptions {
+    /// `ClaimsChallenge`: answer a revoked token of a client that declared continuous access
+    /// evaluation (`cp1`) with a claims challenge instead of `invalid_token` (default false;
+    /// see [`TokenValidatorBuilder::claims_challenge_on_revocation`](crate::validation::TokenValidatorBuilder::claims_challenge_on_revocation)).
+    #[serde(rename = "claimschallenge", default, deserialize_with = "de_opt_bool")]
+    pub claims_challenge: Option<bool>,
     /// `Redis`: pub/sub and a persisted sorted set on this Redis (feature `redis`).
     #[serde(rename = "redis")]
     pub redis: Option<RedisSection>,

@@ -31,6 +31,7 @@ pub struct TokenValidatorBuilder {
     last_known_good: Option<Arc<dyn LastKnownGoodStore>>,
     last_known_good_max_age: Duration,
     revocation_channel: Option<Arc<dyn RevocationChannel>>,
+    claims_challenge_on_revocation: bool,
     #[cfg(feature = "opentelemetry")]
     meter: Option<opentelemetry::metrics::Meter>,
 }
@@ -287,6 +288,20 @@ impl TokenValidatorBuilder {
         self
     }
 
+    /// Answers a revoked token ([`TokenValidator::revoke`]) whose client declared continuous
+    /// access evaluation (`xms_cc` holds `cp1`) with a claims challenge instead of
+    /// `invalid_token`, as Microsoft's CAE resources do: `401` with `WWW-Authenticate: Bearer
+    /// realm="", authorization_uri="{authority}/oauth2/authorize", error="insufficient_claims",
+    /// claims="<base64 of {"access_token":{"nbf":{"essential":true,"value":"<refusal time>"}}}>"`
+    /// (gRPC: `UNAUTHENTICATED` with that `www-authenticate` metadata) and the JSON error
+    /// `insufficient_claims`. The client acquires a token issued since and retries. Tokens
+    /// without `cp1` keep the `invalid_token` refusal (their client cannot answer a
+    /// challenge). Default: off. See [`revocation`](super::revocation).
+    pub fn claims_challenge_on_revocation(mut self, enable: bool) -> Self {
+        self.claims_challenge_on_revocation = enable;
+        self
+    }
+
     /// Uses this fixed key set and issuer instead of OpenID Connect discovery: nothing is
     /// ever fetched (no background refresh, no refresh on an unknown `kid`, which is then
     /// simply refused), and [`TokenValidator::refresh`] does nothing. For offline tests, fuzzing, and
@@ -405,6 +420,9 @@ impl TokenValidatorBuilder {
             .host_str()
             .unwrap_or_default()
             .to_owned();
+        let claims_challenge = self
+            .claims_challenge_on_revocation
+            .then(|| claims_challenge::ClaimsChallenge::new(&self.authority));
         let keys = KeyRefresh::new(
             self.authority,
             http,
@@ -443,6 +461,7 @@ impl TokenValidatorBuilder {
             max_token_size: self.max_token_size,
             cache,
             revoker,
+            claims_challenge,
             revocation_channel: self.revocation_channel,
             telemetry,
         });
@@ -478,6 +497,7 @@ impl TokenValidatorBuilder {
             last_known_good: None,
             last_known_good_max_age: Duration::from_secs(24 * 3600),
             revocation_channel: None,
+            claims_challenge_on_revocation: false,
             #[cfg(feature = "opentelemetry")]
             meter: None,
         }

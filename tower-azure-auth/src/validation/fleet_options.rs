@@ -40,6 +40,9 @@ pub(super) fn apply(
         }
     }
     if let Some(revocation) = &options.revocation {
+        if let Some(challenge) = revocation.claims_challenge {
+            builder = builder.claims_challenge_on_revocation(challenge);
+        }
         if let Some(url) = connection_string(revocation.redis.as_ref()) {
             builder = redis_revocations(builder, url, revocation.redis.as_ref())?;
         }

@@ -50,6 +50,7 @@
 
 mod builder;
 mod cache;
+mod claims_challenge;
 mod diagnose;
 #[cfg(feature = "redis")]
 pub mod fleet;
@@ -110,8 +111,21 @@ struct Inner {
     max_token_size: usize,
     cache: Option<Arc<VerifiedTokens>>,
     revoker: Arc<Revoker>,
+    /// Answers revoked `cp1` tokens with a claims challenge, when on.
+    claims_challenge: Option<claims_challenge::ClaimsChallenge>,
     revocation_channel: Option<Arc<dyn RevocationChannel>>,
     telemetry: Telemetry,
+}
+
+impl Inner {
+    /// A revocation refusal, as a claims challenge when that option is on.
+    #[cold]
+    fn challenge(&self, error: AuthError, claims: &Claims, now: u64) -> AuthError {
+        match &self.claims_challenge {
+            Some(challenge) => challenge.answer(error, claims, now),
+            None => error,
+        }
+    }
 }
 
 impl fmt::Debug for TokenValidator {
@@ -419,7 +433,10 @@ impl TokenValidator {
                         cache.remove(token);
                         return Err(error);
                     }
-                    inner.revoker.check(&claims, now)?;
+                    inner
+                        .revoker
+                        .check(&claims, now)
+                        .map_err(|e| inner.challenge(e, &claims, now))?;
                     return Ok(claims);
                 }
                 front::remove(owner, token);
@@ -433,7 +450,11 @@ impl TokenValidator {
         if let Some(cache) = &inner.cache {
             cache.insert(token, &claims, key_id);
         }
-        inner.revoker.check(&claims, inner.clock.unix_seconds())?;
+        let now = inner.clock.unix_seconds();
+        inner
+            .revoker
+            .check(&claims, now)
+            .map_err(|e| inner.challenge(e, &claims, now))?;
         Ok(claims)
     }
 

@@ -14,6 +14,7 @@ mod azure_core_credential;
 #[cfg(feature = "azure-core")]
 mod azure_sdk;
 mod cae;
+mod cae_inbound;
 mod claims_payload;
 mod credential_errors;
 mod credentials;
