@@ -188,23 +188,6 @@ fn invalid(reason: impl Into<String>) -> DevAuthorityError {
     }
 }
 
-fn pkcs12(certificate: &GeneratedCertificate) -> Result<Vec<u8>, DevAuthorityError> {
-    let cert = p12_keystore::Certificate::from_der(&certificate.cert_der)
-        .map_err(|e| invalid(format!("certificate: {e:?}")))?;
-    let key = p12_keystore::PrivateKey::from_der(&certificate.key_der)
-        .map_err(|e| invalid(format!("private key: {e:?}")))?;
-    let chain = p12_keystore::PrivateKeyChain::new(b"kv-1".to_vec(), key, [cert]);
-    let mut store = p12_keystore::KeyStore::new();
-    store.add_entry(
-        &certificate.subject,
-        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
-    );
-    store
-        .writer("")
-        .write()
-        .map_err(|e| invalid(format!("cannot write PKCS#12: {e:?}")))
-}
-
 impl Vault {
     pub(crate) fn new(config: Option<DevKeyVault>, now: i64) -> Result<Self, DevAuthorityError> {
         let vault = Self {
@@ -246,7 +229,7 @@ impl Vault {
         let (value, content_type) = match (exportable, content_type) {
             (Exportable::No, _) => (certificate.cert_pem.clone(), ContentType::Pem),
             (Exportable::Yes, ContentType::Pkcs12) => {
-                (STANDARD.encode(pkcs12(certificate)?), content_type)
+                (STANDARD.encode(certificate.to_pkcs12("")?), content_type)
             }
             (Exportable::Yes, ContentType::Pem) => (
                 format!("{}{}", certificate.key_pem, certificate.cert_pem),
