@@ -100,6 +100,8 @@ pub(crate) async fn keep_body<B>(request: Request<B>) -> (Request<B>, Option<Byt
 }
 
 /// The body of a replayed request: the kept bytes, or `B::default()` (empty).
+// Without `tonic` the bytes are never kept, so the value is only dropped.
+#[cfg_attr(not(feature = "tonic"), allow(clippy::needless_pass_by_value))]
 pub(crate) fn replay_body<B: Default + 'static>(kept: Option<Bytes>) -> B {
     #[cfg(feature = "tonic")]
     if let Some(bytes) = kept {
