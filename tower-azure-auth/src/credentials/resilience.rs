@@ -1,6 +1,7 @@
 //! Outage resilience: a cached token past its usable point but inside the extended lifetime
 //! Entra sends (`ext_expires_in`) keeps being served while the token endpoint fails with a
-//! retryable error (5xx, 429, timeout, no connection), and is refreshed in the background
+//! retryable error ([`TokenError::is_transient`]: 5xx, 408, 429, timeout, no connection), and
+//! is refreshed in the background
 //! with exponential backoff until the authority answers again.
 //!
 //! The decisions are plain functions over a [`Slot`] and the clock so that they are tested
@@ -27,13 +28,6 @@ pub(crate) const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The longest wait between two background retries during an outage.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(120);
-
-/// Whether a failed token request is an outage the cached token may ride out: the same
-/// errors [`TokenError::is_transient`] calls transient (5xx, 429 and `Retry-After`, transport
-/// failures and timeouts, a credential source or signer that failed transiently), and 408.
-pub(crate) fn is_outage(error: &TokenError) -> bool {
-    error.is_transient() || error.authority_error().is_some_and(|e| e.status == 408)
-}
 
 /// The wait before background retry number `failures` (1-based) during an outage.
 pub(crate) fn backoff(failures: u32) -> Duration {
@@ -90,7 +84,7 @@ impl ExtendedLifetime {
         now: SystemTime,
         telemetry: &Telemetry,
     ) -> Result<AccessToken, TokenError> {
-        if !self.enabled || force || !is_outage(&error) {
+        if !self.enabled || force || !error.is_transient() {
             return Err(error);
         }
         let Some(token) = slot.token.load_full() else {
@@ -114,7 +108,7 @@ impl ExtendedLifetime {
     /// token past its usable point but inside its extended lifetime) the next one waits for
     /// the exponential backoff instead of the cache's fixed one.
     pub(crate) fn refresh_failed(self, slot: &Slot, error: &TokenError, now: SystemTime) {
-        if !self.enabled || !is_outage(error) {
+        if !self.enabled || !error.is_transient() {
             return;
         }
         let in_outage = slot.outage_failures.load(Ordering::SeqCst) > 0;
@@ -236,7 +230,7 @@ mod tests {
             },
         ];
         for case in cases {
-            assert_eq!(is_outage(&case.error), case.outage, "{}", case.name);
+            assert_eq!(case.error.is_transient(), case.outage, "{}", case.name);
         }
     }
 

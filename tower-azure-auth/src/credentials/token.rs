@@ -576,8 +576,8 @@ impl TokenError {
         }
     }
 
-    /// Whether trying again later may succeed (throttling, 5xx, transport, a credential
-    /// source that failed transiently).
+    /// Whether trying again later may succeed (throttling, 408, 5xx, transport, a credential
+    /// source that failed transiently), as MSAL.NET's `MsalServiceException.IsRetryable`.
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
@@ -585,7 +585,7 @@ impl TokenError {
             Self::Transport(FetchError::Redirected { .. })
             | Self::Metadata(FetchError::Redirected { .. }) => false,
             Self::Throttled { .. } | Self::Transport(_) | Self::Metadata(_) => true,
-            Self::Rejected(e) => e.status >= 500 || e.status == 429,
+            Self::Rejected(e) => e.status >= 500 || matches!(e.status, 408 | 429),
             Self::Signing(e) => e.is_transient(),
             _ => false,
         }
