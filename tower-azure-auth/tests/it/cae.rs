@@ -24,9 +24,9 @@ use tower_azure_auth::Authority;
 
 use crate::support::{b64_decode, serve};
 
-const CLIENT: &str = "0b7c5d2e-0000-4000-8000-0000000000c1";
-const API: &str = "6f8a1c52-0000-4000-8000-0000000000a1";
-const SCOPE: &str = "api://weather/.default";
+pub(crate) const CLIENT: &str = "0b7c5d2e-0000-4000-8000-0000000000c1";
+pub(crate) const API: &str = "6f8a1c52-0000-4000-8000-0000000000a1";
+pub(crate) const SCOPE: &str = "api://weather/.default";
 const STEP_UP: &str = r#"{"access_token":{"acrs":{"essential":true,"value":"c25"}}}"#;
 
 pub(crate) async fn dev_authority() -> (DevAuthority, ClientCertificate) {
@@ -53,7 +53,7 @@ pub(crate) async fn dev_authority() -> (DevAuthority, ClientCertificate) {
     )
 }
 
-fn client(
+pub(crate) fn client(
     authority: &DevAuthority,
     certificate: ClientCertificate,
     cae: bool,

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -14,33 +14,14 @@ use base64::Engine as _;
 use entra_dev_authority::{DevAuthority, Endpoint};
 use serde_json::{json, Value};
 use tower::{Service, ServiceExt};
-use tower_azure_auth::credentials::{ClientCertificate, ConfidentialClient};
 use tower_azure_auth::layers::{AddAccessTokenLayer, ValidateAccessTokenLayer};
 use tower_azure_auth::validation::revocation::Revocation;
 use tower_azure_auth::{Authority, TokenValidator};
 
-use crate::cae::dev_authority;
+use crate::cae::{client, dev_authority, API, CLIENT, SCOPE};
 use crate::support::{b64_decode, serve};
 
-const CLIENT: &str = "0b7c5d2e-0000-4000-8000-0000000000c1";
-const API: &str = "6f8a1c52-0000-4000-8000-0000000000a1";
-const SCOPE: &str = "api://weather/.default";
 const GRPC_METHOD: &str = "/weather.Weather/Forecast";
-
-fn client(
-    authority: &DevAuthority,
-    certificate: ClientCertificate,
-    cae: bool,
-) -> ConfidentialClient {
-    let mut builder = ConfidentialClient::builder(CLIENT)
-        .authority(Authority::entra(&authority.instance(), authority.tenant_id()).unwrap())
-        .certificate(certificate)
-        .retry_delay(Duration::ZERO);
-    if cae {
-        builder = builder.client_capabilities(["cp1"]);
-    }
-    builder.build().unwrap()
-}
 
 fn validator(authority: &DevAuthority, challenge: bool) -> TokenValidator {
     TokenValidator::builder(Authority::entra(&authority.instance(), authority.tenant_id()).unwrap())
