@@ -3,9 +3,10 @@
 //!
 //! The slots live in a sharded, bounded `quick_cache` map (CLOCK-PRO eviction: a slot that is
 //! not asked for goes before one that is, whatever its token's expiry), so an insert costs
-//! O(1) at any size. A hit looks the slot up by a borrowed [`KeyRef`]: the caller's scopes are
-//! trimmed, compared without regard to case, sorted and de-duplicated on the stack and hashed
-//! as the owned [`CacheKey`] is, so a hit allocates nothing.
+//! O(1) at any size. A key is one contiguous run of normalised bytes. A hit looks the slot up
+//! by a borrowed [`KeyRef`]: the caller's scopes are trimmed, compared without regard to
+//! case, sorted and de-duplicated, and the key's bytes written on the stack, so a hit
+//! allocates nothing and hashes and compares one run of bytes.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -31,16 +32,25 @@ pub(crate) const FORCED_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const REFRESH_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The most scopes a [`KeyRef`] normalises on the stack; a call with more takes the owned
-/// key's path (one allocation per scope).
+/// key's path (one allocation).
 pub(crate) const INLINE_SCOPES: usize = 8;
 
-/// The cache key: authority, client id, sorted and de-duplicated scopes (lower-cased, as
-/// MSAL keys them).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The most bytes a [`KeyRef`] holds on the stack (authority, client id and scopes, each
+/// with its separator); a longer key takes the owned key's path. A real key (a 70-byte
+/// authority, a 36-byte client id, one `api://{guid}/.default`) takes about 160.
+const INLINE_KEY_BYTES: usize = 512;
+
+/// Ends each part of a key. Never a byte of UTF-8 text, so no two different keys (however
+/// their parts are split) have the same bytes.
+const SEPARATOR: u8 = 0xff;
+
+/// The cache key: authority, client id, sorted and de-duplicated scopes (trimmed and
+/// lower-cased, as MSAL keys them), as one contiguous run of bytes, each part followed by
+/// [`SEPARATOR`]. One allocation, one comparison and, in a large cache, one memory miss per
+/// probe: a key of separate strings cost a dependent load per part.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct CacheKey {
-    pub(crate) authority: String,
-    pub(crate) client_id: String,
-    pub(crate) scopes: Vec<String>,
+    bytes: Box<[u8]>,
 }
 
 impl CacheKey {
@@ -51,52 +61,75 @@ impl CacheKey {
             .collect();
         scopes.sort();
         scopes.dedup();
-        Self {
-            authority: authority.to_ascii_lowercase(),
-            client_id: client_id.to_ascii_lowercase(),
-            scopes,
+        let len = authority.len() + client_id.len() + scopes.iter().map(String::len).sum::<usize>();
+        let mut bytes = Vec::with_capacity(len + 2 + scopes.len());
+        for part in [authority, client_id]
+            .into_iter()
+            .chain(scopes.iter().map(String::as_str))
+        {
+            bytes.extend(part.bytes().map(|b| b.to_ascii_lowercase()));
+            bytes.push(SEPARATOR);
         }
+        Self {
+            bytes: bytes.into_boxed_slice(),
+        }
+    }
+
+    /// The parts, in order: authority, client id, then each scope (normalised).
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        let body = self.bytes.strip_suffix(&[SEPARATOR]).unwrap_or(&self.bytes);
+        body.split(|&b| b == SEPARATOR)
+    }
+}
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut list = f.debug_list();
+        for part in self.parts() {
+            list.entry(&String::from_utf8_lossy(part));
+        }
+        list.finish()
     }
 }
 
 impl Hash for CacheKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_key(
-            &self.authority,
-            &self.client_id,
-            self.scopes.iter().map(String::as_str),
-            state,
-        );
+        // One write of the whole key; `KeyRef` writes the same bytes.
+        state.write(&self.bytes);
     }
 }
 
 /// A key borrowed from a caller's arguments, equal (and hashing equal) to the [`CacheKey`]
-/// built from the same arguments, built without allocating.
-#[derive(Debug)]
-pub(crate) struct KeyRef<'a> {
-    authority: &'a str,
-    client_id: &'a str,
-    /// Trimmed, sorted by their lower-cased bytes, de-duplicated without regard to case.
-    scopes: [&'a str; INLINE_SCOPES],
+/// built from the same arguments: the same bytes, normalised on the stack, so a hit
+/// allocates nothing.
+pub(crate) struct KeyRef {
+    bytes: [u8; INLINE_KEY_BYTES],
     len: usize,
 }
 
-impl<'a> KeyRef<'a> {
-    /// `None` when there are more than [`INLINE_SCOPES`] scopes.
-    pub(crate) fn new<S: AsRef<str>>(
-        authority: &'a str,
-        client_id: &'a str,
-        scopes: &'a [S],
-    ) -> Option<Self> {
+impl std::fmt::Debug for KeyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("KeyRef")
+            .field(&String::from_utf8_lossy(self.bytes()))
+            .finish()
+    }
+}
+
+impl KeyRef {
+    /// `None` when there are more than [`INLINE_SCOPES`] scopes or the key is longer than
+    /// the stack buffer.
+    pub(crate) fn new<S: AsRef<str>>(authority: &str, client_id: &str, scopes: &[S]) -> Option<Self> {
         if scopes.len() > INLINE_SCOPES {
             return None;
         }
+        // Trimmed, sorted by their lower-cased bytes, de-duplicated without regard to case
+        // (the order and set of the owned key's lower-cased strings).
         let mut sorted = [""; INLINE_SCOPES];
-        let mut len = 0;
+        let mut count = 0;
         for scope in scopes {
             let scope = scope.as_ref().trim();
             // Insertion sort (a handful of scopes), skipping duplicates.
-            let mut at = len;
+            let mut at = count;
             let mut duplicate = false;
             while at > 0 {
                 match cmp_lower(sorted[at - 1], scope) {
@@ -111,44 +144,49 @@ impl<'a> KeyRef<'a> {
             if duplicate {
                 continue;
             }
-            sorted.copy_within(at..len, at + 1);
+            sorted.copy_within(at..count, at + 1);
             sorted[at] = scope;
-            len += 1;
+            count += 1;
         }
-        Some(Self {
-            authority,
-            client_id,
-            scopes: sorted,
-            len,
-        })
+        let mut key = Self {
+            bytes: [0; INLINE_KEY_BYTES],
+            len: 0,
+        };
+        key.push(authority)?;
+        key.push(client_id)?;
+        for scope in &sorted[..count] {
+            key.push(scope)?;
+        }
+        Some(key)
     }
 
-    fn scopes(&self) -> &[&'a str] {
-        &self.scopes[..self.len]
+    /// Appends `part` lower-cased and its separator; `None` when it does not fit.
+    fn push(&mut self, part: &str) -> Option<()> {
+        let end = self.len.checked_add(part.len())?;
+        let to = self.bytes.get_mut(self.len..end)?;
+        // Branch-free, so that it vectorises.
+        for (to, &from) in to.iter_mut().zip(part.as_bytes()) {
+            *to = from | (u8::from(from.wrapping_sub(b'A') < 26) << 5);
+        }
+        *self.bytes.get_mut(end)? = SEPARATOR;
+        self.len = end + 1;
+        Some(())
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
-impl Hash for KeyRef<'_> {
+impl Hash for KeyRef {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_key(
-            self.authority,
-            self.client_id,
-            self.scopes().iter().copied(),
-            state,
-        );
+        state.write(self.bytes());
     }
 }
 
-impl quick_cache::Equivalent<CacheKey> for KeyRef<'_> {
+impl quick_cache::Equivalent<CacheKey> for KeyRef {
     fn equivalent(&self, key: &CacheKey) -> bool {
-        self.len == key.scopes.len()
-            && eq_lower(self.authority, &key.authority)
-            && eq_lower(self.client_id, &key.client_id)
-            && self
-                .scopes()
-                .iter()
-                .zip(&key.scopes)
-                .all(|(a, b)| eq_lower(a, b))
+        *self.bytes() == *key.bytes
     }
 }
 
@@ -158,41 +196,6 @@ fn cmp_lower(a: &str, b: &str) -> std::cmp::Ordering {
     a.bytes()
         .map(|c| c.to_ascii_lowercase())
         .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
-}
-
-/// One hashing of a key for the owned and the borrowed form: each part lower-cased, in
-/// 32-byte chunks (lower-cased on the stack only when a chunk has an upper-case letter), and
-/// terminated, then the number of scopes.
-fn hash_key<'s, H: Hasher>(
-    authority: &str,
-    client_id: &str,
-    scopes: impl ExactSizeIterator<Item = &'s str>,
-    state: &mut H,
-) {
-    hash_lower(authority, state);
-    hash_lower(client_id, state);
-    state.write_usize(scopes.len());
-    for scope in scopes {
-        hash_lower(scope, state);
-    }
-}
-
-fn hash_lower<H: Hasher>(part: &str, state: &mut H) {
-    for chunk in part.as_bytes().chunks(32) {
-        // Branch-free, so that it vectorises: a bytewise scan costs more than the hash.
-        let mut lower = [0u8; 32];
-        for (to, &from) in lower.iter_mut().zip(chunk) {
-            *to = from | (u8::from(from.wrapping_sub(b'A') < 26) << 5);
-        }
-        state.write(&lower[..chunk.len()]);
-    }
-    state.write_u8(0xff);
-}
-
-/// `a.eq_ignore_ascii_case(b)` where `b` is lower-case: a plain comparison first (what
-/// callers pass is nearly always already lower-case).
-fn eq_lower(a: &str, lower: &str) -> bool {
-    a == lower || a.eq_ignore_ascii_case(lower)
 }
 
 /// One slot.
@@ -325,7 +328,7 @@ impl TokenCache {
     }
 
     /// The slot for `key`, if there is one (the hit path: no allocation).
-    pub(crate) fn get(&self, key: &KeyRef<'_>) -> Option<Arc<Slot>> {
+    pub(crate) fn get(&self, key: &KeyRef) -> Option<Arc<Slot>> {
         self.slots.get(key)
     }
 
@@ -451,7 +454,7 @@ mod tests {
                 found: true,
             },
             Case {
-                name: "a longer scope than one hashing chunk, in other case",
+                name: "a long scope, in other case",
                 stored: &[
                     "api://a-very-long-application-id-uri.contoso.example.com/weather/.default",
                 ],
@@ -459,6 +462,24 @@ mod tests {
                     "API://A-Very-Long-Application-Id-Uri.Contoso.Example.com/Weather/.default",
                 ],
                 found: true,
+            },
+            Case {
+                name: "non-ASCII text is kept as it is",
+                stored: &["api://wetter-é/.default"],
+                asked: &["API://Wetter-é/.default"],
+                found: true,
+            },
+            Case {
+                name: "non-ASCII letters are not folded (ASCII case only, as before)",
+                stored: &["api://wetter-é/.default"],
+                asked: &["api://wetter-É/.default"],
+                found: false,
+            },
+            Case {
+                name: "scope boundaries are not ambiguous",
+                stored: &["a/.default", "b/.default"],
+                asked: &["a/.defaultb/.default"],
+                found: false,
             },
             Case {
                 name: "another scope",
@@ -513,6 +534,32 @@ mod tests {
             .collect();
         assert!(KeyRef::new("a", "c", &many).is_none());
         assert!(KeyRef::new("a", "c", &many[..INLINE_SCOPES]).is_some());
+    }
+
+    #[test]
+    fn a_key_longer_than_the_stack_buffer_takes_the_owned_path() {
+        let now = SystemTime::now();
+        let cache = TokenCache::new(16);
+        let long = format!("api://{}/.default", "x".repeat(INLINE_KEY_BYTES));
+        cache.slot(&CacheKey::new("https://a/t", "c", &[&long]), now);
+        assert!(KeyRef::new("https://a/t", "c", &[&long]).is_none());
+        // One that just fits: authority, client id and scope, each with its separator.
+        let fits = "s".repeat(INLINE_KEY_BYTES - "https://a/t".len() - "c".len() - 3);
+        let slot = cache.slot(&CacheKey::new("https://a/t", "c", &[&fits]), now);
+        let found = cache
+            .get(&KeyRef::new("https://a/t", "c", &[&fits]).expect("it fits"))
+            .expect("found");
+        assert!(Arc::ptr_eq(&found, &slot));
+        assert!(KeyRef::new("https://a/t", "c", &[format!("{fits}s")]).is_none());
+    }
+
+    #[test]
+    fn a_key_shows_its_parts_in_debug() {
+        let key = CacheKey::new("https://A/t", "Client", &["Y/.default", "x/.default"]);
+        assert_eq!(
+            format!("{key:?}"),
+            r#"["https://a/t", "client", "x/.default", "y/.default"]"#
+        );
     }
 
     #[test]

@@ -301,7 +301,8 @@ impl ClientInner {
             });
         }
         for scope in scopes.iter().map(AsRef::as_ref) {
-            if scope.trim().is_empty() || has_whitespace(scope) {
+            // Without whitespace, `trim` changes nothing: an empty scope is the only blank one.
+            if scope.is_empty() || has_whitespace(scope) {
                 return Err(TokenError::InvalidScope {
                     scope: scope.to_owned(),
                     reason: "a scope must be one non-empty word",

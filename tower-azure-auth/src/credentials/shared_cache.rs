@@ -216,15 +216,15 @@ impl SharedTokenCache {
 
     /// The store keys of a cache entry: `{prefix}token:{sha256}` and `{prefix}lease:{sha256}`.
     pub(crate) fn store_keys(&self, key: &CacheKey) -> StoreKeys {
-        let mut material = String::new();
-        for part in [key.authority.as_str(), key.client_id.as_str()]
-            .into_iter()
-            .chain(key.scopes.iter().map(String::as_str))
-        {
+        let mut material = Vec::new();
+        for part in key.parts() {
             // Length-prefixed: no two different keys share the material.
-            material.push_str(&format!("{}:{part};", part.len()));
+            material.extend_from_slice(part.len().to_string().as_bytes());
+            material.push(b':');
+            material.extend_from_slice(part);
+            material.push(b';');
         }
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, material.as_bytes());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
         let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         StoreKeys {
             entry: format!("{}token:{hex}", self.prefix),

@@ -378,7 +378,11 @@ pub(crate) fn short(value: &str) -> String {
 /// External ID's issuer may name the tenant twice, `https://{tenantid}.ciamlogin.com/{tenantid}/v2.0`).
 pub(crate) fn matches_issuer(template: &str, tid: Option<&str>, iss: &str) -> bool {
     match tid {
-        _ if !template.contains("{tenantid}") => template == iss,
+        // A byte scan first: a single-tenant issuer has no `{`, and a substring search
+        // costs about 1 % of a whole fresh-token validation (perf).
+        _ if !(template.as_bytes().contains(&b'{') && template.contains("{tenantid}")) => {
+            template == iss
+        }
         Some(tid) => {
             let mut rest = iss;
             let mut parts = template.split("{tenantid}").peekable();

@@ -188,6 +188,12 @@ fn store_keys_are_prefixed_hashed_and_name_no_client() {
         let other = cache.store_keys(&case.other);
         assert_eq!(other.entry == keys.entry, case.same, "{}", case.name);
     }
+    // Replicas of different versions share one store: the key's material may not change.
+    // SHA-256 of `12:https://a/t1;8:client-a;10:x/.default;10:y/.default;`.
+    assert_eq!(
+        keys.entry,
+        "env-a:token:e94deffc3081242c1fa35269915baf22b2ef446a073c010b8a210328a4095fdb"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
