@@ -118,7 +118,11 @@ impl std::fmt::Debug for KeyRef {
 impl KeyRef {
     /// `None` when there are more than [`INLINE_SCOPES`] scopes or the key is longer than
     /// the stack buffer.
-    pub(crate) fn new<S: AsRef<str>>(authority: &str, client_id: &str, scopes: &[S]) -> Option<Self> {
+    pub(crate) fn new<S: AsRef<str>>(
+        authority: &str,
+        client_id: &str,
+        scopes: &[S],
+    ) -> Option<Self> {
         if scopes.len() > INLINE_SCOPES {
             return None;
         }
@@ -596,6 +600,11 @@ mod tests {
         drop(flight);
     }
 
+    /// The one scope of a test key, as text.
+    fn key_scope(key: &CacheKey) -> String {
+        String::from_utf8(key.parts().nth(2).expect("a scope").to_vec()).unwrap()
+    }
+
     #[test]
     fn slots_asked_for_stay_while_new_keys_stream_through() {
         // A scan of one-off keys does not push out the keys in use (CLOCK-PRO).
@@ -609,7 +618,7 @@ mod tests {
         }
         for i in 0..10_000 {
             for key in &hot {
-                let scopes = [key.scopes[0].as_str()];
+                let scopes = [key_scope(key)];
                 assert!(
                     cache
                         .get(&KeyRef::new("a", "c", &scopes).unwrap())
@@ -643,7 +652,7 @@ mod tests {
             .iter()
             .zip(&first)
             .filter(|(key, slot)| {
-                let scopes = [key.scopes[0].as_str()];
+                let scopes = [key_scope(key)];
                 cache
                     .get(&KeyRef::new("a", "c", &scopes).unwrap())
                     .is_some_and(|s| Arc::ptr_eq(&s, slot))
