@@ -99,26 +99,36 @@ impl Hash for CacheKey {
     }
 }
 
-/// A key borrowed from a caller's arguments, equal (and hashing equal) to the [`CacheKey`]
-/// built from the same arguments: the same bytes, normalised on the stack, so a hit
-/// allocates nothing.
-pub(crate) struct KeyRef {
-    bytes: [u8; INLINE_KEY_BYTES],
-    len: usize,
+/// The stack buffer a [`KeyRef`] is written into (the caller's, so that the key is never
+/// moved: a 512-byte return value cost a `memmove` per hit).
+pub(crate) struct KeyBuf([u8; INLINE_KEY_BYTES]);
+
+impl KeyBuf {
+    pub(crate) fn new() -> Self {
+        Self([0; INLINE_KEY_BYTES])
+    }
 }
 
-impl std::fmt::Debug for KeyRef {
+/// A key borrowed from a caller's arguments, equal (and hashing equal) to the [`CacheKey`]
+/// built from the same arguments: the same bytes, normalised into a [`KeyBuf`] on the
+/// caller's stack, so a hit allocates nothing.
+pub(crate) struct KeyRef<'b> {
+    bytes: &'b [u8],
+}
+
+impl std::fmt::Debug for KeyRef<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("KeyRef")
-            .field(&String::from_utf8_lossy(self.bytes()))
+            .field(&String::from_utf8_lossy(self.bytes))
             .finish()
     }
 }
 
-impl KeyRef {
+impl<'b> KeyRef<'b> {
     /// `None` when there are more than [`INLINE_SCOPES`] scopes or the key is longer than
-    /// the stack buffer.
+    /// the buffer.
     pub(crate) fn new<S: AsRef<str>>(
+        buf: &'b mut KeyBuf,
         authority: &str,
         client_id: &str,
         scopes: &[S],
@@ -152,45 +162,36 @@ impl KeyRef {
             sorted[at] = scope;
             count += 1;
         }
-        let mut key = Self {
-            bytes: [0; INLINE_KEY_BYTES],
-            len: 0,
-        };
-        key.push(authority)?;
-        key.push(client_id)?;
-        for scope in &sorted[..count] {
-            key.push(scope)?;
+        let buf = &mut buf.0;
+        let mut len = 0;
+        for part in [authority, client_id]
+            .into_iter()
+            .chain(sorted[..count].iter().copied())
+        {
+            let end = len + part.len();
+            buf.get_mut(len..end)?.copy_from_slice(part.as_bytes());
+            *buf.get_mut(end)? = SEPARATOR;
+            len = end + 1;
         }
-        Some(key)
-    }
-
-    /// Appends `part` lower-cased and its separator; `None` when it does not fit.
-    fn push(&mut self, part: &str) -> Option<()> {
-        let end = self.len.checked_add(part.len())?;
-        let to = self.bytes.get_mut(self.len..end)?;
-        // Branch-free, so that it vectorises.
-        for (to, &from) in to.iter_mut().zip(part.as_bytes()) {
-            *to = from | (u8::from(from.wrapping_sub(b'A') < 26) << 5);
+        let bytes = &mut buf[..len];
+        // One branch-free pass over the whole key, so that it vectorises (the separator,
+        // 0xff, stays as it is).
+        for byte in bytes.iter_mut() {
+            *byte |= u8::from(byte.wrapping_sub(b'A') < 26) << 5;
         }
-        *self.bytes.get_mut(end)? = SEPARATOR;
-        self.len = end + 1;
-        Some(())
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        Some(Self { bytes })
     }
 }
 
-impl Hash for KeyRef {
+impl Hash for KeyRef<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(self.bytes());
+        state.write(self.bytes);
     }
 }
 
-impl quick_cache::Equivalent<CacheKey> for KeyRef {
+impl quick_cache::Equivalent<CacheKey> for KeyRef<'_> {
     fn equivalent(&self, key: &CacheKey) -> bool {
-        *self.bytes() == *key.bytes
+        *self.bytes == *key.bytes
     }
 }
 
@@ -332,7 +333,7 @@ impl TokenCache {
     }
 
     /// The slot for `key`, if there is one (the hit path: no allocation).
-    pub(crate) fn get(&self, key: &KeyRef) -> Option<Arc<Slot>> {
+    pub(crate) fn get(&self, key: &KeyRef<'_>) -> Option<Arc<Slot>> {
         self.slots.get(key)
     }
 
@@ -515,7 +516,8 @@ mod tests {
             let cache = TokenCache::new(16);
             let slot = cache.slot(&CacheKey::new("https://A/t/", "Client", case.stored), now);
             let owned = CacheKey::new("https://a/T/", "client", case.asked);
-            let borrowed = KeyRef::new("https://a/T/", "client", case.asked).unwrap();
+            let mut buf = KeyBuf::new();
+            let borrowed = KeyRef::new(&mut buf, "https://a/T/", "client", case.asked).unwrap();
             let hasher = quick_cache::DefaultHashBuilder::default();
             assert_eq!(
                 std::hash::BuildHasher::hash_one(&hasher, &owned),
@@ -536,8 +538,8 @@ mod tests {
         let many: Vec<String> = (0..=INLINE_SCOPES)
             .map(|i| format!("s{i}/.default"))
             .collect();
-        assert!(KeyRef::new("a", "c", &many).is_none());
-        assert!(KeyRef::new("a", "c", &many[..INLINE_SCOPES]).is_some());
+        assert!(KeyRef::new(&mut KeyBuf::new(), "a", "c", &many).is_none());
+        assert!(KeyRef::new(&mut KeyBuf::new(), "a", "c", &many[..INLINE_SCOPES]).is_some());
     }
 
     #[test]
@@ -546,15 +548,21 @@ mod tests {
         let cache = TokenCache::new(16);
         let long = format!("api://{}/.default", "x".repeat(INLINE_KEY_BYTES));
         cache.slot(&CacheKey::new("https://a/t", "c", &[&long]), now);
-        assert!(KeyRef::new("https://a/t", "c", &[&long]).is_none());
+        assert!(KeyRef::new(&mut KeyBuf::new(), "https://a/t", "c", &[&long]).is_none());
         // One that just fits: authority, client id and scope, each with its separator.
         let fits = "s".repeat(INLINE_KEY_BYTES - "https://a/t".len() - "c".len() - 3);
         let slot = cache.slot(&CacheKey::new("https://a/t", "c", &[&fits]), now);
         let found = cache
-            .get(&KeyRef::new("https://a/t", "c", &[&fits]).expect("it fits"))
+            .get(&KeyRef::new(&mut KeyBuf::new(), "https://a/t", "c", &[&fits]).expect("it fits"))
             .expect("found");
         assert!(Arc::ptr_eq(&found, &slot));
-        assert!(KeyRef::new("https://a/t", "c", &[format!("{fits}s")]).is_none());
+        assert!(KeyRef::new(
+            &mut KeyBuf::new(),
+            "https://a/t",
+            "c",
+            &[format!("{fits}s")]
+        )
+        .is_none());
     }
 
     #[test]
@@ -592,7 +600,8 @@ mod tests {
             cache.slot(&CacheKey::new("a", "c", &[format!("s{i}/.default")]), now);
             assert!(cache.len() <= 4, "after {i}: {}", cache.len());
         }
-        let borrowed = KeyRef::new("a", "c", &["busy/.default"]).unwrap();
+        let mut buf = KeyBuf::new();
+        let borrowed = KeyRef::new(&mut buf, "a", "c", &["busy/.default"]).unwrap();
         assert!(
             cache.get(&borrowed).is_some_and(|s| Arc::ptr_eq(&s, &busy)),
             "kept while its request runs"
@@ -621,7 +630,7 @@ mod tests {
                 let scopes = [key_scope(key)];
                 assert!(
                     cache
-                        .get(&KeyRef::new("a", "c", &scopes).unwrap())
+                        .get(&KeyRef::new(&mut KeyBuf::new(), "a", "c", &scopes).unwrap())
                         .is_some(),
                     "hot key {key:?} at {i}"
                 );
@@ -654,7 +663,7 @@ mod tests {
             .filter(|(key, slot)| {
                 let scopes = [key_scope(key)];
                 cache
-                    .get(&KeyRef::new("a", "c", &scopes).unwrap())
+                    .get(&KeyRef::new(&mut KeyBuf::new(), "a", "c", &scopes).unwrap())
                     .is_some_and(|s| Arc::ptr_eq(&s, slot))
             })
             .count();

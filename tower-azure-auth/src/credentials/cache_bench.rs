@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use super::cache::{CacheKey, KeyRef, TokenCache, EXPIRY_MARGIN};
+use super::cache::{CacheKey, KeyBuf, KeyRef, TokenCache, EXPIRY_MARGIN};
 use super::token::AccessToken;
 
 /// [`ConfidentialClient`](super::ConfidentialClient)'s token cache: the same map, key and
@@ -46,9 +46,12 @@ impl OutboundTokenCache {
         scopes: &[S],
         now: SystemTime,
     ) -> Option<AccessToken> {
-        let slot = self
-            .cache
-            .get(&KeyRef::new(authority, client_id, scopes)?)?;
+        let slot = self.cache.get(&KeyRef::new(
+            &mut KeyBuf::new(),
+            authority,
+            client_id,
+            scopes,
+        )?)?;
         let current = slot.token.load();
         current
             .as_deref()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::ClientInner;
 #[cfg(doc)]
 use super::ConfidentialClient;
-use crate::credentials::cache::{KeyRef, EXPIRY_MARGIN};
+use crate::credentials::cache::{KeyBuf, KeyRef, EXPIRY_MARGIN};
 use crate::credentials::observe::Acquisition;
 use crate::credentials::token::AccessToken;
 
@@ -22,7 +22,8 @@ impl ClientInner {
     ) -> Option<AccessToken> {
         let acquisition = Acquisition::start(&self.telemetry);
         self.check_scopes(scopes).ok()?;
-        let key = KeyRef::new(&self.authority_key, &self.client_id, scopes)?;
+        let mut buf = KeyBuf::new();
+        let key = KeyRef::new(&mut buf, &self.authority_key, &self.client_id, scopes)?;
         let slot = self.cache.get(&key)?;
         let now = self.now();
         let token = {
