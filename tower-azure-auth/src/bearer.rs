@@ -96,9 +96,54 @@ where
     Ok(token)
 }
 
+/// The credential of a lone `Authorization: Bearer <credential>` header, split off without
+/// the byte checks of [`bearer_token`], for looking it up among tokens already verified
+/// (whose bytes are base64url and dots only, so [`bearer_token`] would return the same
+/// credential for them). `None` for anything else, which then takes [`bearer_token`].
+pub(crate) fn bearer_candidate<'a, I>(values: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut values = values.into_iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let (scheme, credential) = value.split_at_checked(b"Bearer ".len())?;
+    if !scheme.eq_ignore_ascii_case(b"Bearer ") {
+        return None;
+    }
+    std::str::from_utf8(credential).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_candidate_is_what_bearer_token_returns_for_a_verified_token() {
+        // A verified token's bytes: base64url and dots.
+        let token = "eyJhbGciOiJSUzI1NiJ9.eyJhIjoiYiJ9.c2ln-_";
+        for value in [
+            format!("Bearer {token}"),
+            format!("bearer {token}"),
+            format!("BeArEr {token}"),
+        ] {
+            assert_eq!(bearer_candidate([value.as_bytes()]), Some(token), "{value}");
+            assert_eq!(bearer_token([value.as_bytes()]).unwrap(), token, "{value}");
+        }
+        let one = format!("Bearer {token}");
+        for (name, values) in [
+            ("no header", vec![]),
+            ("two headers", vec![one.as_bytes(), one.as_bytes()]),
+            ("another scheme", vec![b"Basic abc".as_slice()]),
+            ("scheme only", vec![b"Bearer".as_slice()]),
+            ("a tab", vec![b"Bearer\tabc".as_slice()]),
+            ("not UTF-8", vec![b"Bearer \xff".as_slice()]),
+        ] {
+            assert_eq!(bearer_candidate(values), None, "{name}");
+        }
+    }
 
     #[test]
     fn byte_classes_match_their_definitions() {

@@ -256,6 +256,25 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         mark_authorization_sensitive(request.headers_mut());
         let grpc = is_grpc_request(request.headers());
+        // A token verified before (the common case) skips the header's byte checks, which
+        // could not refuse it; any other credential takes the full parse below.
+        let known = crate::bearer::bearer_candidate(
+            request
+                .headers()
+                .get_all(AUTHORIZATION)
+                .iter()
+                .map(|v| v.as_bytes()),
+        )
+        .and_then(|token| self.validator.validate_cached(token));
+        match known {
+            Some(Ok(claims)) => {
+                request.extensions_mut().insert(claims);
+                return ResponseFuture::inner(self.inner.call(request));
+            }
+            // Expired or revoked since it was verified (the validator logged why).
+            Some(Err(error)) => return self.refuse(request, error, grpc),
+            None => {}
+        }
         let token = bearer_token(
             request
                 .headers()

@@ -410,38 +410,11 @@ impl TokenValidator {
                 ),
             ));
         }
-        if let Some(cache) = &inner.cache {
-            // This thread's front first (no shared write), then the shared cache.
-            let owner = cache.owner();
-            let hit = front::get(owner, token).or_else(|| {
-                let hit = cache.get(token)?;
-                if hit.weight_is_stale() {
-                    // A caller built the claims map since: count it against the budget.
-                    cache.insert(token, &hit.claims, hit.key_id);
-                }
-                front::put(owner, token, &hit.claims, hit.key_id);
-                Some((hit.claims, hit.key_id))
-            });
-            if let Some((claims, key_id)) = hit {
-                let current = inner.keys.snapshot.load();
-                if current.as_ref().is_some_and(|s| s.keys.holds(key_id)) {
-                    inner.telemetry.token_cache_lookup(true);
-                    *cached = true;
-                    let now = inner.clock.unix_seconds();
-                    if let Err(error) = inner.rules.check_lifetime(&claims, now) {
-                        front::remove(owner, token);
-                        cache.remove(token);
-                        return Err(error);
-                    }
-                    inner
-                        .revoker
-                        .check(&claims, now)
-                        .map_err(|e| inner.challenge(e, &claims, now))?;
-                    return Ok(claims);
-                }
-                front::remove(owner, token);
-                cache.remove(token);
-            }
+        if let Some(result) = self.check_cached(token) {
+            *cached = true;
+            return result;
+        }
+        if inner.cache.is_some() {
             inner.telemetry.token_cache_lookup(false);
         }
         let (claims, key_id) = self.check_uncached(token)?;
@@ -456,6 +429,65 @@ impl TokenValidator {
             .check(&claims, now)
             .map_err(|e| inner.challenge(e, &claims, now))?;
         Ok(claims)
+    }
+
+    /// The hit path of [`check`](Self::check): the result for a token this validator
+    /// verified and still caches, under a key it still holds (lifetime and revocation
+    /// checked again); `None` when it has no such token.
+    fn check_cached(&self, token: &str) -> Option<Result<Claims, AuthError>> {
+        let inner = &*self.inner;
+        let cache = inner.cache.as_ref()?;
+        // This thread's front first (no shared write), then the shared cache.
+        let owner = cache.owner();
+        let (claims, key_id) = front::get(owner, token).or_else(|| {
+            let hit = cache.get(token)?;
+            if hit.weight_is_stale() {
+                // A caller built the claims map since: count it against the budget.
+                cache.insert(token, &hit.claims, hit.key_id);
+            }
+            front::put(owner, token, &hit.claims, hit.key_id);
+            Some((hit.claims, hit.key_id))
+        })?;
+        let current = inner.keys.snapshot.load();
+        if !current.as_ref().is_some_and(|s| s.keys.holds(key_id)) {
+            front::remove(owner, token);
+            cache.remove(token);
+            return None;
+        }
+        inner.telemetry.token_cache_lookup(true);
+        let now = inner.clock.unix_seconds();
+        if let Err(error) = inner.rules.check_lifetime(&claims, now) {
+            front::remove(owner, token);
+            cache.remove(token);
+            return Some(Err(error));
+        }
+        if let Err(error) = inner.revoker.check(&claims, now) {
+            return Some(Err(inner.challenge(error, &claims, now)));
+        }
+        Some(Ok(claims))
+    }
+
+    /// [`validate_with_current_keys`](Self::validate_with_current_keys) for a token this
+    /// validator verified and still caches, reported the same way; `None`, with nothing
+    /// reported, when it is not cached (the caller then validates it in full).
+    ///
+    /// The inbound layer looks a bearer credential up here before checking its bytes: a
+    /// cached token is byte for byte one that passed base64url decoding, so those checks
+    /// could not refuse it (they were a third of the layer's cost on a cached token).
+    pub(crate) fn validate_cached(&self, token: &str) -> Option<Result<Claims, AuthError>> {
+        if token.len() > self.inner.max_token_size {
+            return None;
+        }
+        let started = self.inner.telemetry.start();
+        let result = self.check_cached(token)?;
+        let span = spans::validation();
+        if let Err(error) = &result {
+            span.in_scope(|| {
+                tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), detail = error.detail(), "token rejected");
+            });
+        }
+        self.observe(&span, &result, true, started);
+        Some(result)
     }
 
     /// The signature ([`jws`]), then the claim rules ([`rules`]).

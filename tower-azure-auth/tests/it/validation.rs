@@ -102,6 +102,72 @@ async fn accepted_token_reaches_the_handler_with_claims() {
     assert_eq!(body, CALLER);
 }
 
+/// A cached token skips the header's byte checks (`bearer_candidate`): every way of
+/// sending it that the full parse accepts or refuses gets the same answer once it is cached,
+/// and an expiry after caching is still refused.
+#[tokio::test]
+async fn a_cached_token_gets_the_answers_of_the_full_header_parse() {
+    let f = fixture().await;
+    let token = f.key.token(&claims_v2(&f.idp));
+    let (status, challenge, _) = call(&f.url, Some(&token)).await;
+    assert_eq!(status, 200, "first, uncached: {challenge:?}");
+    assert_eq!(f.validator.cached_tokens(), 1);
+    let client = reqwest::Client::new();
+    let send = |values: Vec<String>| {
+        let mut request = client.get(format!("{}/whoami", f.url));
+        for value in values {
+            request = request.header("authorization", value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, challenge)
+        }
+    };
+    let cases: Vec<(&str, Vec<String>, u16)> = vec![
+        ("as sent", vec![format!("Bearer {token}")], 200),
+        ("lower-case scheme", vec![format!("bearer {token}")], 200),
+        ("upper-case scheme", vec![format!("BEARER {token}")], 200),
+        ("two spaces", vec![format!("Bearer  {token}")], 200),
+        ("padding", vec![format!("Bearer {token}==")], 401),
+        (
+            "a character after it",
+            vec![format!("Bearer {token}!")],
+            401,
+        ),
+        ("another scheme", vec![format!("Basic {token}")], 401),
+        (
+            "two Authorization headers",
+            vec![format!("Bearer {token}"), format!("Bearer {token}")],
+            401,
+        ),
+    ];
+    for (name, values, expected) in cases {
+        let (status, challenge) = send(values).await;
+        assert_eq!(status, expected, "{name}: {challenge:?}");
+    }
+    let (_, challenge) = send(vec![format!("Bearer {token}"), format!("Bearer {token}")]).await;
+    assert!(
+        challenge
+            .as_deref()
+            .is_some_and(|c| c.contains("invalid_request") || c.contains("invalid_token")),
+        "{challenge:?}"
+    );
+    // Expired while cached: refused on the fast path too, and dropped from the cache.
+    f.clock.advance(std::time::Duration::from_secs(3600 + 301));
+    let (status, challenge, _) = call(&f.url, Some(&token)).await;
+    assert_eq!(status, 401, "{challenge:?}");
+    assert!(
+        challenge.as_deref().is_some_and(|c| c.contains("expired")),
+        "{challenge:?}"
+    );
+    assert_eq!(f.validator.cached_tokens(), 0);
+}
+
 #[tokio::test]
 async fn v1_token_with_api_uri_audience_is_accepted() {
     let f = fixture().await;
