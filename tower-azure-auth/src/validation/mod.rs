@@ -140,6 +140,12 @@ impl fmt::Debug for TokenValidator {
     }
 }
 
+/// A refused token, logged at debug (the detail, expected and actual values, exists only
+/// with PII logging on).
+fn log_refusal(error: &AuthError) {
+    tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), detail = error.detail(), "token rejected");
+}
+
 impl TokenValidator {
     /// A builder for the given authority.
     pub fn builder(authority: Authority) -> TokenValidatorBuilder {
@@ -391,8 +397,7 @@ impl TokenValidator {
     fn check_logged(&self, token: &str, cached: &mut bool) -> Result<Claims, AuthError> {
         let result = self.check(token, cached);
         if let Err(error) = &result {
-            // The detail (expected and actual values) exists only with PII logging on.
-            tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), detail = error.detail(), "token rejected");
+            log_refusal(error);
         }
         result
     }
@@ -482,9 +487,7 @@ impl TokenValidator {
         let result = self.check_cached(token)?;
         let span = spans::validation();
         if let Err(error) = &result {
-            span.in_scope(|| {
-                tracing::debug!(target: TARGET, kind = %error.kind(), reason = error.reason(), detail = error.detail(), "token rejected");
-            });
+            span.in_scope(|| log_refusal(error));
         }
         self.observe(&span, &result, true, started);
         Some(result)

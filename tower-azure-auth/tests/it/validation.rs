@@ -79,10 +79,16 @@ fn app(validator: TokenValidator) -> Router {
 }
 
 async fn call(url: &str, token: Option<&str>) -> (u16, Option<String>, String) {
+    let values: Vec<String> = token.map(|t| format!("Bearer {t}")).into_iter().collect();
+    call_with(url, &values).await
+}
+
+/// `GET /whoami` with these `Authorization` values (each its own header).
+async fn call_with(url: &str, authorization: &[String]) -> (u16, Option<String>, String) {
     let client = reqwest::Client::new();
     let mut request = client.get(format!("{url}/whoami"));
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    for value in authorization {
+        request = request.header("authorization", value);
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -112,22 +118,6 @@ async fn a_cached_token_gets_the_answers_of_the_full_header_parse() {
     let (status, challenge, _) = call(&f.url, Some(&token)).await;
     assert_eq!(status, 200, "first, uncached: {challenge:?}");
     assert_eq!(f.validator.cached_tokens(), 1);
-    let client = reqwest::Client::new();
-    let send = |values: Vec<String>| {
-        let mut request = client.get(format!("{}/whoami", f.url));
-        for value in values {
-            request = request.header("authorization", value);
-        }
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let challenge = response
-                .headers()
-                .get("www-authenticate")
-                .map(|v| v.to_str().unwrap().to_owned());
-            (status, challenge)
-        }
-    };
     let cases: Vec<(&str, Vec<String>, u16)> = vec![
         ("as sent", vec![format!("Bearer {token}")], 200),
         ("lower-case scheme", vec![format!("bearer {token}")], 200),
@@ -147,10 +137,14 @@ async fn a_cached_token_gets_the_answers_of_the_full_header_parse() {
         ),
     ];
     for (name, values, expected) in cases {
-        let (status, challenge) = send(values).await;
+        let (status, challenge, _) = call_with(&f.url, &values).await;
         assert_eq!(status, expected, "{name}: {challenge:?}");
     }
-    let (_, challenge) = send(vec![format!("Bearer {token}"), format!("Bearer {token}")]).await;
+    let (_, challenge, _) = call_with(
+        &f.url,
+        &[format!("Bearer {token}"), format!("Bearer {token}")],
+    )
+    .await;
     assert!(
         challenge
             .as_deref()
