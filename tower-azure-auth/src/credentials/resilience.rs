@@ -1,8 +1,7 @@
 //! Outage resilience: a cached token past its usable point but inside the extended lifetime
 //! Entra sends (`ext_expires_in`) keeps being served while the token endpoint fails with a
 //! retryable error ([`TokenError::is_transient`]: 5xx, 408, 429, timeout, no connection), and
-//! is refreshed in the background
-//! with exponential backoff until the authority answers again.
+//! is refreshed in the background with exponential backoff until the authority answers again.
 //!
 //! The decisions are plain functions over a [`Slot`] and the clock so that they are tested
 //! without futures; [`ConfidentialClient`](super::ConfidentialClient) calls them at two
